@@ -1,0 +1,288 @@
+"""Experiment schema and YAML loading.
+
+Every section of an experiment is a dataclass that lives beside the code that uses it
+(`mobility.config`, `channel.config`, `fl.config`, `strategies.config`); this module composes
+them and turns a YAML file into typed, validated objects. Every error names the file and the
+dotted field, and says what was expected.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from iovsim.channel.config import ChannelConfig, DeviceTier, default_device_tiers
+from iovsim.fl.config import FlConfig
+from iovsim.mobility.config import MobilityConfig, RsuConfig
+from iovsim.strategies.config import StrategyConfig
+
+
+class ConfigError(ValueError):
+    """A config problem, already phrased for the user: `FILE: field X: expected Y, got Z`."""
+
+    def __init__(self, source: str | Path | None, field_path: str, message: str):
+        self.source = str(source) if source is not None else "<config>"
+        self.field_path = field_path
+        self.message = message
+        where = f"field '{field_path}': " if field_path else ""
+        super().__init__(f"{self.source}: {where}{message}")
+
+
+@dataclass
+class OutputConfig:
+    runs_dir: str = "runs"
+    """Folder under which each run gets its own folder (relative to the working directory)."""
+    run_name: str = ""
+    """Name of the run folder; empty means `<experiment name>-<timestamp>`."""
+    checkpoint_every: int = 1
+    """Write a checkpoint after every N rounds (and always after the last)."""
+    report: bool = True
+    """Write figures and the HTML report at the end of the run."""
+
+    def validate(self, err):
+        if self.checkpoint_every < 1:
+            err("checkpoint_every", f"expected an integer >= 1, got {self.checkpoint_every}")
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    seed: int = 0
+    """One seed for SUMO, channel randomness, data partition and training."""
+    mobility: MobilityConfig = field(default_factory=MobilityConfig)
+    rsu: RsuConfig = field(default_factory=RsuConfig)
+    channel: ChannelConfig = field(default_factory=ChannelConfig)
+    devices: list[DeviceTier] = field(default_factory=default_device_tiers)
+    fl: FlConfig = field(default_factory=FlConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    # Where the config came from; relative paths inside it resolve against this folder.
+    source_path: str = field(default="", metadata={"internal": True})
+
+    def validate(self, err):
+        if not self.devices:
+            err("devices", "expected at least one device tier")
+        share = sum(t.share for t in self.devices)
+        if abs(share - 1.0) > 1e-6:
+            err("devices", f"expected tier shares summing to 1, got {share:g}")
+
+    @property
+    def base_dir(self) -> Path:
+        return Path(self.source_path).resolve().parent if self.source_path else Path.cwd()
+
+    def resolve_path(self, value: str | Path) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)
+
+
+# ----------------------------------------------------------------------------- loading
+
+def _type_name(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin in (list, tuple):
+        args = typing.get_args(tp)
+        return f"a list of {_type_name(args[0])}" if args else "a list"
+    if origin is dict:
+        return "a mapping"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    if tp is type(None):
+        return "null"
+    if tp is float:
+        return "a number"
+    return {int: "an integer", str: "a string", bool: "true or false"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _coerce(value: Any, tp, path: str, source) -> Any:
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(value, arg, path, source)
+            except ConfigError as e:
+                errors.append(e)
+        raise ConfigError(source, path, f"expected {_type_name(tp)}, got {value!r}")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise ConfigError(source, path, f"expected null, got {value!r}")
+    if typing.get_origin(tp) is typing.Literal:
+        allowed = typing.get_args(tp)
+        if value in allowed:
+            return value
+        raise ConfigError(source, path, f"expected one of {', '.join(map(str, allowed))}; got {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(source, path, f"expected a mapping, got {value!r}")
+        return build_dataclass(tp, value, source, path)
+    if origin in (list, tuple):
+        (item_tp,) = typing.get_args(tp)[:1] or (Any,)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(source, path, f"expected {_type_name(tp)}, got {value!r}")
+        return [_coerce(v, item_tp, f"{path}[{i}]", source) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(source, path, f"expected a mapping, got {value!r}")
+        args = typing.get_args(tp)
+        if args:
+            return {str(k): _coerce(v, args[1], f"{path}.{k}", source) for k, v in value.items()}
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(source, path, f"expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(source, path, f"expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:  # YAML reads 1e9 (no dot) as a string
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(source, path, f"expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(source, path, f"expected a string, got {value!r}")
+    return value
+
+
+def build_dataclass(cls, data: dict, source=None, path: str = ""):
+    """Build dataclass `cls` from a mapping, rejecting unknown keys and wrong types, then validate."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    kwargs = {}
+    for key, value in data.items():
+        sub = f"{path}.{key}" if path else str(key)
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(source, sub, f"unknown key; known keys here: {known}")
+        kwargs[key] = _coerce(value, hints[key], sub, source)
+    obj = cls(**kwargs)
+    validate_tree(obj, source, path)
+    return obj
+
+
+def validate_tree(obj, source=None, path: str = ""):
+    """Run `validate(err)` of this dataclass (children are validated when they are built)."""
+    check = getattr(obj, "validate", None)
+    if check is None:
+        return
+
+    def err(field_name: str, message: str):
+        raise ConfigError(source, f"{path}.{field_name}" if path else field_name, message)
+
+    check(err)
+
+
+def to_dict(obj) -> Any:
+    """Plain-data form of a config (for the resolved config.yaml in the run folder)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if not f.metadata.get("internal")}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentConfig:
+    """Read, type-check and validate an experiment YAML; raise ConfigError on any problem."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(path, "", "config file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(path, "", f"not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(path, "", "expected a mapping at the top level")
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(data, dotted, value)
+    cfg = build_dataclass(ExperimentConfig, data, path)
+    cfg.source_path = str(path.resolve())
+    check_files(cfg, path)
+    return cfg
+
+
+def config_from_dict(data: dict, source: str | Path = "<dict>", base_dir: str | Path | None = None) -> ExperimentConfig:
+    """Same as load_config for a mapping built in code (tests, compare)."""
+    cfg = build_dataclass(ExperimentConfig, data, source)
+    if base_dir is not None:
+        cfg.source_path = str(Path(base_dir).resolve() / "config.yaml")
+    check_files(cfg, source)
+    return cfg
+
+
+def _set_dotted(data: dict, dotted: str, value):
+    keys = dotted.split(".")
+    node = data
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+    node[keys[-1]] = value
+
+
+def check_files(cfg: ExperimentConfig, source):
+    """Every file a config names must exist; say which field names a missing one."""
+    for field_path, value in cfg.mobility.file_fields():
+        if value and not value.startswith("sumo:") and not cfg.resolve_path(value).exists():
+            raise ConfigError(source, f"mobility.{field_path}", f"file not found: {value}")
+    if cfg.rsu.file and not cfg.resolve_path(cfg.rsu.file).exists():
+        raise ConfigError(source, "rsu.file", f"file not found: {cfg.rsu.file}")
+
+
+def save_config(cfg: ExperimentConfig, path: Path):
+    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def field_docs(cls) -> list[tuple[str, str, str]]:
+    """(name, default, doc) for each field of a config dataclass, from its attribute docstrings."""
+    import ast
+    import inspect
+
+    docs: dict[str, str] = {}
+    try:
+        tree = ast.parse(inspect.getsource(cls))
+        body = tree.body[0].body
+        for node, nxt in zip(body, body[1:] + [None]):
+            if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(getattr(nxt, "value", None), ast.Constant):
+                docs[node.target.id] = str(nxt.value.value).strip()
+    except (OSError, TypeError):
+        pass
+    out = []
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("internal"):
+            continue
+        if f.default is not dataclasses.MISSING:
+            default = repr(f.default)
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = "(see below)" if dataclasses.is_dataclass(f.default_factory()) else repr(f.default_factory())
+        else:
+            default = "required"
+        out.append((f.name, default, docs.get(f.name, "")))
+    return out

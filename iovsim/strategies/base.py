@@ -1,0 +1,168 @@
+"""The strategy interface: a small object with a few verbs.
+
+A strategy sees a `RoundState` (plain numbers: positions, links, handover windows, devices,
+budgets) and returns a `Plan` (who trains, with which rank, power, bandwidth share, steps). After
+the round it gets a `RoundFeedback`. It also owns the aggregation rule for adapters. It never talks
+to SUMO or to a torch model; adapter states are plain dicts of tensors with predictable names:
+
+    <module>.lora_A   (rank, in_features)     e.g. encoder.layer.0.attention.self.query.lora_A
+    <module>.lora_B   (out_features, rank)
+    <module>.delta    (out_features, in_features), optional: merged into the frozen base weight
+    head.weight, head.bias                     the task head
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+StateDict = dict  # name -> torch.Tensor
+
+
+class CostModel(Protocol):
+    """Latency/energy estimates a strategy may call while planning (numbers in, numbers out)."""
+
+    def flops_per_step(self, rank: int) -> float: ...
+    def adapter_bits(self, rank: int) -> float: ...
+    def compute_time_s(self, vehicle: np.ndarray, rank: np.ndarray, steps: np.ndarray) -> np.ndarray: ...
+    def compute_energy_j(self, vehicle: np.ndarray, rank: np.ndarray, steps: np.ndarray) -> np.ndarray: ...
+    def upload_rate_bps(self, vehicle: np.ndarray, tx_power_w: np.ndarray, bandwidth_hz: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class RoundState:
+    """What a strategy sees at the start of a round. Arrays are indexed by vehicle (N,) or RSU (M,)."""
+
+    round_index: int
+    time_s: float
+    vehicle_ids: list[str]
+    task: np.ndarray                 # (N,) task index of each vehicle
+    task_names: list[str]
+    rsu: np.ndarray                  # (N,) serving RSU index, -1 = not connected
+    num_rsus: int
+    x_m: np.ndarray
+    y_m: np.ndarray
+    speed_mps: np.ndarray
+    sinr_db: np.ndarray              # (N,) uplink SINR at the default transmit power
+    uplink_rate_bps: np.ndarray      # (N,) with the default power and an equal bandwidth share
+    downlink_rate_bps: np.ndarray    # (N,)
+    dwell_time_s: np.ndarray         # (N,) predicted time left in the serving cell (inf = unknown/long)
+    tier: np.ndarray                 # (N,) device tier index
+    device_flops_per_s: np.ndarray   # (N,)
+    device_power_w: np.ndarray       # (N,)
+    device_memory_bytes: np.ndarray  # (N,)
+    num_samples: np.ndarray          # (N,) local training examples
+    rsu_bandwidth_hz: np.ndarray     # (M,)
+    rsu_load: np.ndarray             # (M,) FL vehicles connected to each RSU
+    energy_budget_j: np.ndarray      # (T,) per-round energy budget per task (inf = unbounded)
+    max_participants: int
+    local_steps: int
+    default_rank: int
+    ranks: list[int]
+    default_tx_power_w: float
+    max_tx_power_w: float
+    round_deadline_s: float
+    costs: Any = None                # a CostModel
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def num_vehicles(self) -> int:
+        return len(self.vehicle_ids)
+
+    def connected(self) -> np.ndarray:
+        return np.flatnonzero(self.rsu >= 0)
+
+
+@dataclass
+class Plan:
+    """What a strategy decides for a round. Arrays are indexed by participant (K,)."""
+
+    participants: np.ndarray                     # (K,) indices into RoundState.vehicle_ids
+    rank: np.ndarray                             # (K,) LoRA rank each participant trains
+    local_steps: np.ndarray | None = None        # (K,) None = RoundState.local_steps
+    tx_power_w: np.ndarray | None = None         # (K,) None = default power
+    bandwidth_share: np.ndarray | None = None    # (K,) fraction of the serving RSU's bandwidth; None = equal share
+    train_options: list[dict] | None = None      # (K,) per-participant options for local training
+    extra: dict = field(default_factory=dict)    # strategy-specific decisions logged per round
+
+    def __post_init__(self):
+        self.participants = np.asarray(self.participants, dtype=int)
+        self.rank = np.broadcast_to(np.asarray(self.rank, dtype=int), self.participants.shape).copy()
+
+
+@dataclass
+class Update:
+    """One adapter update entering aggregation (from a vehicle, or an RSU's aggregate)."""
+
+    state: StateDict
+    weight: float                    # samples behind it (FedAvg weight)
+    rank: int
+    source: str = ""                 # vehicle id or rsu id
+    info: dict = field(default_factory=dict)
+
+
+@dataclass
+class RoundFeedback:
+    """What happened in a round, per participant (K,) and per task (T,)."""
+
+    round_index: int
+    time_s: float
+    vehicle_ids: list[str]
+    task: np.ndarray
+    rank: np.ndarray
+    status: list[str]                # ok | lost_handover | lost_left | lost_deadline
+    compute_time_s: np.ndarray
+    upload_time_s: np.ndarray
+    latency_s: np.ndarray
+    energy_j: np.ndarray
+    train_loss_before: np.ndarray    # nan where not trained
+    train_loss_after: np.ndarray
+    task_accuracy: np.ndarray        # (T,) after aggregation
+    task_loss: np.ndarray            # (T,)
+    task_energy_j: np.ndarray        # (T,)
+    round_latency_s: float
+    extra: dict = field(default_factory=dict)
+
+
+class Strategy:
+    """Base class. Override `configure`; override `aggregate` / `client_state` for non-FedAvg methods.
+
+    Subclasses set `name`, take their parameters as keyword arguments (from `strategy.params` in
+    the config), and keep any memory they need between rounds as JSON-able data returned by
+    `state_dict()` so a resumed run continues exactly.
+    """
+
+    name = "base"
+
+    def __init__(self, **params):
+        if params:
+            raise TypeError(f"unknown parameter(s): {', '.join(sorted(params))}")
+
+    def setup(self, num_tasks: int, seed: int) -> None:
+        """Called once before round 1."""
+        self.rng = np.random.default_rng(seed)
+
+    def configure(self, state: RoundState) -> Plan:
+        raise NotImplementedError
+
+    def client_state(self, global_state: StateDict, rank: int) -> StateDict:
+        """The adapter a participant of rank `rank` starts from (default: the global one as is)."""
+        return global_state
+
+    def aggregate(self, updates: list[Update], global_state: StateDict) -> Update:
+        """Combine updates (vehicles at an RSU, or RSUs at the cloud). Default: sample-weighted FedAvg."""
+        from iovsim.fl.aggregate import fedavg
+
+        return fedavg(updates)
+
+    def observe(self, feedback: RoundFeedback) -> dict:
+        """Learn from the round; return numbers to log in strategy.csv (may be empty)."""
+        return {}
+
+    def state_dict(self) -> dict:
+        """JSON-able memory for checkpoints."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
