@@ -27,9 +27,11 @@ class MobilityConfig:
     end_s: float = 3600.0
     """SUMO end time; the experiment stops when it is reached."""
     fl_vehicles: int = 40
-    """How many vehicles take part in federated learning (0 = every vehicle). The others are background traffic."""
+    """How many federated vehicles are on the map at once (0 = every vehicle); a vehicle inserted
+    while fewer are present joins, so the fleet is replenished as vehicles leave. The others are
+    background traffic."""
     enrol: str = "first"
-    """Which vehicles take part: `first` (the first `fl_vehicles` inserted after warm-up) or `random` (each inserted vehicle with `enrol_probability`)."""
+    """Which inserted vehicles join: `first` (every one while there is room) or `random` (each with `enrol_probability`)."""
     enrol_probability: float = 0.2
     """With `enrol: random`, the chance that an inserted vehicle takes part."""
     scale: float = 1.0

@@ -1,0 +1,105 @@
+"""RSU deployment on a SUMO net, and RSUs as SUMO additional files (POIs and coverage polygons)."""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+
+# A qualitative palette; RSU i gets colour i mod len (also used by the GUI and the plots).
+RSU_COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+              (140, 86, 75), (227, 119, 194), (188, 189, 34), (23, 190, 207), (127, 127, 127)]
+
+
+@dataclass
+class RsuSite:
+    id: str
+    x_m: float
+    y_m: float
+    lon: float = float("nan")
+    lat: float = float("nan")
+
+
+def _road_points(net, spacing_m: float):
+    """Points every spacing_m/4 along the edges, with a weight favouring big, fast roads."""
+    pts, weight = [], []
+    for edge in net.getEdges():
+        if edge.getFunction() == "internal" or not edge.allows("passenger"):
+            continue
+        shape = np.asarray(edge.getShape(), dtype=float)
+        if len(shape) < 2:
+            continue
+        seg = np.linalg.norm(np.diff(shape, axis=0), axis=1)
+        length = seg.sum()
+        if length <= 0:
+            continue
+        cum = np.concatenate([[0.0], np.cumsum(seg)])
+        for s in np.arange(0.0, length, spacing_m / 4.0):
+            x = np.interp(s, cum, shape[:, 0])
+            y = np.interp(s, cum, shape[:, 1])
+            pts.append((x, y))
+            weight.append(edge.getSpeed() * edge.getLaneNumber())
+    return np.asarray(pts), np.asarray(weight)
+
+
+def place_regular(net, count: int, spacing_m: float) -> list[RsuSite]:
+    """Greedy placement along the busiest roads (speed x lanes): at least spacing_m apart, at most count."""
+    pts, weight = _road_points(net, spacing_m)
+    if len(pts) == 0:
+        raise ValueError("the net has no road a passenger car may use")
+    order = np.lexsort((pts[:, 1], pts[:, 0], -weight))  # deterministic tie-break by position
+    chosen: list[np.ndarray] = []
+    for i in order:
+        p = pts[i]
+        if all(np.hypot(*(p - c)) >= spacing_m for c in chosen):
+            chosen.append(p)
+            if len(chosen) >= count:
+                break
+    return [RsuSite(f"rsu{i}", float(p[0]), float(p[1])) for i, p in enumerate(chosen)]
+
+
+def add_lonlat(net, sites: list[RsuSite]) -> list[RsuSite]:
+    """Fill lon/lat from the net's geo-reference (where the net has one)."""
+    if not net.hasGeoProj():
+        return sites
+    for s in sites:
+        s.lon, s.lat = net.convertXY2LonLat(s.x_m, s.y_m)
+    return sites
+
+
+def circle(x: float, y: float, r: float, n: int = 36) -> list[tuple[float, float]]:
+    a = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    return [(x + r * np.cos(t), y + r * np.sin(t)) for t in a]
+
+
+def write_rsu_additional(path: Path, sites: list[RsuSite], radius_m: float | list[float]):
+    """SUMO additional file: a POI per RSU and a coverage polygon (sumo-gui and netedit show both)."""
+    radii = radius_m if isinstance(radius_m, (list, tuple, np.ndarray)) else [radius_m] * len(sites)
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>', "<!-- RSUs written by iovsim -->", "<additional>"]
+    for i, (s, r) in enumerate(zip(sites, radii)):
+        c = RSU_COLORS[i % len(RSU_COLORS)]
+        lines.append(f'    <poi id={quoteattr(s.id)} type="RSU {s.id}" color="{c[0]},{c[1]},{c[2]}" layer="10" '
+                     f'x="{s.x_m:.2f}" y="{s.y_m:.2f}" width="12" height="12"/>')
+        shape = " ".join(f"{x:.2f},{y:.2f}" for x, y in circle(s.x_m, s.y_m, float(r)))
+        lines.append(f'    <poly id={quoteattr(s.id + "_coverage")} type="coverage" color="{c[0]},{c[1]},{c[2]},60" '
+                     f'fill="1" layer="-1" shape="{shape}"/>')
+    lines.append("</additional>")
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
+def write_rsu_csv(path: Path, sites: list[RsuSite], radius_m: float | list[float]):
+    radii = radius_m if isinstance(radius_m, (list, tuple, np.ndarray)) else [radius_m] * len(sites)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "x_m", "y_m", "lon", "lat", "radius_m"])
+        for s, r in zip(sites, radii):
+            w.writerow([s.id, f"{s.x_m:.3f}", f"{s.y_m:.3f}", f"{s.lon:.7f}", f"{s.lat:.7f}", f"{float(r):.1f}"])
+
+
+def read_rsu_csv(path: Path) -> list[RsuSite]:
+    """Read rsus.csv as written by write_rsu_csv (x_m, y_m in net coordinates)."""
+    with open(path, newline="") as f:
+        return [RsuSite(r["id"], float(r["x_m"]), float(r["y_m"]), float(r.get("lon") or "nan"),
+                        float(r.get("lat") or "nan")) for r in csv.DictReader(f)]
