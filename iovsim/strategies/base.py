@@ -125,6 +125,31 @@ class RoundFeedback:
     extra: dict = field(default_factory=dict)
 
 
+def state_rank(state: StateDict) -> int:
+    """Rank of an adapter state dict (rows of its first lora_A)."""
+    for k, v in state.items():
+        if k.endswith(".lora_A"):
+            return int(v.shape[0])
+    raise ValueError("state dict has no lora_A")
+
+
+def fit_rank(state: StateDict, rank: int) -> StateDict:
+    """Truncate (first `rank` components) or zero-pad an adapter to `rank`; other entries unchanged."""
+    import torch
+
+    out = {}
+    for k, v in state.items():
+        if k.endswith(".lora_A"):
+            r = v.shape[0]
+            out[k] = v[:rank].clone() if r >= rank else torch.cat([v, v.new_zeros(rank - r, v.shape[1])], 0)
+        elif k.endswith(".lora_B"):
+            r = v.shape[1]
+            out[k] = v[:, :rank].clone() if r >= rank else torch.cat([v, v.new_zeros(v.shape[0], rank - r)], 1)
+        else:
+            out[k] = v
+    return out
+
+
 class Strategy:
     """Base class. Override `configure`; override `aggregate` / `client_state` for non-FedAvg methods.
 
@@ -147,8 +172,12 @@ class Strategy:
         raise NotImplementedError
 
     def client_state(self, global_state: StateDict, rank: int) -> StateDict:
-        """The adapter a participant of rank `rank` starts from (default: the global one as is)."""
-        return global_state
+        """The adapter a participant of rank `rank` starts from.
+
+        Default: the global adapter fitted to `rank` (first `rank` rows of A and columns of B, or
+        zero-padded). The cloud keeps whatever `aggregate` returns as the next global adapter.
+        """
+        return fit_rank(global_state, rank)
 
     def aggregate(self, updates: list[Update], global_state: StateDict) -> Update:
         """Combine updates (vehicles at an RSU, or RSUs at the cloud). Default: sample-weighted FedAvg."""
