@@ -58,6 +58,12 @@ class Scenario:
     name: str = ""
     replay: dict = field(default_factory=dict)
     """Exact trajectory replay (`{"file": ..., "mode": "exact"}`), handled by mobility.replay."""
+    outputs: dict = field(default_factory=dict)
+    """Output files the source configuration names (option -> file as written there, e.g.
+    `tripinfo-output: tripinfos.xml`); `output_args` sends them into the run folder."""
+    output_options: list[str] = field(default_factory=list)
+    """Non-file options of the source configuration's <output> section (e.g. `--fcd-output.geo true`)."""
+    _additional_origin: dict = field(default_factory=dict, repr=False, compare=False)
 
     def command_args(self) -> list[str]:
         args = ["-n", str(self.net_file)]
@@ -67,6 +73,39 @@ class Scenario:
             args += ["-a", ",".join(str(p) for p in self.additional_files)]
         return args + list(self.sumo_options)
 
+    def output_args(self, out_dir: str | Path, *, skip: tuple[str, ...] = ("log", "log-file")) -> list[str]:
+        """SUMO options that write every output the scenario names into `out_dir`, never beside the inputs.
+
+        Output files of the source .sumocfg become `out_dir/<file name>`. Additional files that
+        write outputs (detectors, edgeData, timedEvent, ...) are replaced, in `additional_files`,
+        by rewritten copies under `out_dir/inputs/` whose outputs point into `out_dir` and whose
+        input references point back to the originals. `skip`: options the caller sets itself
+        (SumoSession writes `--log` into its out_dir).
+        """
+        out_dir = Path(out_dir).resolve()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        args: list[str] = []
+        used: set[str] = set()
+        for opt, value in self.outputs.items():
+            if opt in skip:
+                continue
+            files = []
+            for v in [x for x in str(value).replace(" ", ",").split(",") if x]:
+                name = Path(v).name
+                if name in used:  # two options naming one file would clobber each other
+                    name = f"{opt}_{name}"
+                used.add(name)
+                files.append(str(out_dir / name))
+            args += [f"--{opt}", ",".join(files)]
+        args += list(self.output_options)
+        for i, p in enumerate(self.additional_files):
+            origin = Path(self._additional_origin.get(str(p), p))
+            if additional_writes_outputs(origin):
+                copy = rewrite_additional_outputs(origin, out_dir, out_dir / "inputs")
+                self.additional_files[i] = copy
+                self._additional_origin[str(copy)] = str(origin)
+        return args
+
 
 def _list_attr(elem, tag: str) -> list[str]:
     node = elem.find(tag)
@@ -75,8 +114,53 @@ def _list_attr(elem, tag: str) -> list[str]:
     return [v for v in node.get("value").replace(" ", ",").split(",") if v]
 
 
+# Elements of SUMO additional files that write a file, and the attribute naming it.
+OUTPUT_ELEMENTS = {
+    "e1Detector": "file", "inductionLoop": "file", "instantInductionLoop": "file",
+    "e2Detector": "file", "laneAreaDetector": "file", "e3Detector": "file", "entryExitDetector": "file",
+    "edgeData": "file", "laneData": "file", "edgeRelation": "file", "tazRelation": "file",
+    "routeProbe": "file", "vTypeProbe": "file", "timedEvent": "dest", "calibrator": "output",
+    "routeCalibrator": "output", "laneCalibrator": "output", "chargingStation": "output",
+}
+# Options of a .sumocfg's <report> section that name files SUMO writes.
+REPORT_FILE_OPTIONS = {"log", "log-file", "error-log", "message-log"}
+
+
+def additional_writes_outputs(path: Path) -> bool:
+    """Whether an additional file has elements writing output files (detectors, edgeData, ...)."""
+    try:
+        for _, elem in ElementTree.iterparse(path, events=("start",)):
+            attr = OUTPUT_ELEMENTS.get(elem.tag)
+            if attr and elem.get(attr):
+                return True
+    except (ElementTree.ParseError, OSError):
+        return False
+    return False
+
+
+def rewrite_additional_outputs(path: Path, out_dir: Path, copy_dir: Path) -> Path:
+    """A copy of an additional file whose outputs go into out_dir (input references kept absolute)."""
+    path = Path(path).resolve()
+    tree = ElementTree.parse(path)
+    for elem in tree.getroot().iter():
+        out_attr = OUTPUT_ELEMENTS.get(elem.tag)
+        for attr, value in list(elem.attrib.items()):
+            if attr == out_attr and value:
+                if value.upper() in ("NUL", "/DEV/NULL"):
+                    continue
+                elem.set(attr, str(out_dir / Path(value).name))
+            elif attr in ("file", "href", "routes") and value and not Path(value).is_absolute() \
+                    and (path.parent / value).exists():
+                elem.set(attr, str(path.parent / value))  # an input (rerouter intervals, included files)
+    copy_dir.mkdir(parents=True, exist_ok=True)
+    copy = copy_dir / path.name
+    tree.write(copy, encoding="UTF-8", xml_declaration=True)
+    return copy
+
+
 def scenario_from_sumocfg(path: Path) -> Scenario:
-    """Read net, routes and additionals from a .sumocfg (outputs it names are not kept)."""
+    """Read net, routes and additionals from a .sumocfg; the outputs it names are recorded (not
+    applied): `Scenario.output_args(out_dir)` redirects them into the run folder."""
     try:
         root = ElementTree.parse(path).getroot()
     except (ElementTree.ParseError, OSError) as e:
@@ -96,8 +180,37 @@ def scenario_from_sumocfg(path: Path) -> Scenario:
         sl = time.find("step-length")
         if sl is not None and sl.get("value"):
             opts += ["--step-length", sl.get("value")]
+    outputs: dict[str, str] = {}
+    output_options: list[str] = []
+    out = root.find("output")
+    for child in (list(out) if out is not None else []):
+        value = child.get("value")
+        if value is None:
+            continue
+        if _is_file_value(child.tag, value):
+            if child.tag != "output-prefix":   # applied to plain names; absolute paths would break it
+                outputs[child.tag] = value
+        else:
+            output_options += [f"--{child.tag}", value]
+    rep = root.find("report")
+    for child in (list(rep) if rep is not None else []):
+        if child.tag in REPORT_FILE_OPTIONS and child.get("value"):
+            outputs[child.tag] = child.get("value")
     return Scenario(net_file=base / nets[0], route_files=routes, additional_files=adds,
-                    sumo_options=opts, name=path.stem)
+                    sumo_options=opts, name=path.stem, outputs=outputs, output_options=output_options)
+
+
+def _is_file_value(option: str, value: str) -> bool:
+    """An <output> option naming a file (e.g. tripinfo-output), as opposed to a flag or a number."""
+    if value.lower() in ("true", "false", "on", "off", "yes", "no"):
+        return False
+    try:
+        float(value)
+        return False
+    except ValueError:
+        pass
+    return option.endswith(("-output", "-dump", "-prefix")) or option in {"netstate-dump", "vehroutes", "tripinfo"} \
+        or "." in value or "/" in value
 
 
 def scenario_from_folder(folder: Path) -> Scenario:
