@@ -75,6 +75,7 @@ class SumoSession:
         self.enrolled: list[str] = []          # every vehicle ever enrolled, in order
         self._tracked: set[str] = set()
         self._enrol_open = False
+        self._pending: list[str] = []
         self._rng = np.random.default_rng([seed, 6])
         self.time_s = begin_s
 
@@ -123,7 +124,18 @@ class SumoSession:
 
     # ------------------------------------------------------------------ stepping
     def open_enrolment(self):
+        """Start enrolling: vehicles already on the map join first (in insertion order), then new ones."""
         self._enrol_open = True
+        for vid in self.api.vehicle.getIDList():
+            if self._maybe_enrol(vid):
+                self._subscribe(vid)
+                self._pending.append(vid)
+
+    def _subscribe(self, vid: str):
+        self.api.vehicle.subscribe(vid, SUBSCRIBED)
+        self.routes[vid] = tuple(self.api.vehicle.getRoute(vid))
+        self.enrolled.append(vid)
+        self._tracked.add(vid)
 
     def _maybe_enrol(self, vid: str) -> bool:
         if not self._enrol_open:
@@ -139,13 +151,10 @@ class SumoSession:
         api = self.api
         api.simulationStep()
         self.time_s = float(api.simulation.getTime())
-        departed = []
+        departed, self._pending = self._pending, []
         for vid in api.simulation.getDepartedIDList():
             if self._maybe_enrol(vid):
-                api.vehicle.subscribe(vid, SUBSCRIBED)
-                self.routes[vid] = tuple(api.vehicle.getRoute(vid))
-                self.enrolled.append(vid)
-                self._tracked.add(vid)
+                self._subscribe(vid)
                 departed.append(vid)
         arrived = [v for v in api.simulation.getArrivedIDList() if v in self._tracked]
         for vid in arrived:

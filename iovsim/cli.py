@@ -1,0 +1,236 @@
+"""`iovsim run | compare | scenario | trajectories | gui | report`."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+
+class CliError(Exception):
+    """Shown as one line, without a traceback."""
+
+
+def _user_errors():
+    from iovsim.config import ConfigError
+    from iovsim.experiment import RunError
+    from iovsim.fl.data import DataError
+    from iovsim.mobility.scenario import ScenarioError
+
+    return (ConfigError, RunError, DataError, ScenarioError, CliError, FileNotFoundError, ValueError)
+
+
+def _parse_set(items: list[str]) -> dict:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise CliError(f"--set {item}: expected FIELD=VALUE, e.g. --set fl.rounds=3")
+        key, value = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _load(config: str | None, overrides: dict):
+    from iovsim.config import load_config
+    from iovsim.experiment import default_config_path
+
+    path = Path(config) if config else default_config_path()
+    return load_config(path, overrides)
+
+
+def _progress(args):
+    from iovsim.viz.progress import Progress
+
+    return Progress(quiet=args.quiet, json_mode=args.json)
+
+
+def _report(run_dir: Path, progress):
+    try:
+        from iovsim.viz.report import write_report
+
+        path = write_report(run_dir)
+        progress.message(f"report: {path}")
+    except Exception as e:  # noqa: BLE001 - a figure problem must not lose a finished run
+        progress.message(f"report not written: {e}")
+
+
+def cmd_run(args) -> int:
+    from iovsim.experiment import Experiment, new_run_dir
+
+    progress = _progress(args)
+    if args.resume:
+        exp = Experiment.resume(Path(args.resume), progress=progress)
+    else:
+        cfg = _load(args.config, _parse_set(args.set))
+        if args.out:
+            cfg.output.runs_dir, cfg.output.run_name = str(Path(args.out).parent), Path(args.out).name
+        exp = Experiment(cfg, new_run_dir(cfg), progress=progress)
+    progress.message(f"run folder: {exp.run_dir}")
+    summary = exp.run()
+    if exp.cfg.output.report:
+        _report(exp.run_dir, progress)
+    progress.event("summary", **summary)
+    return 0
+
+
+def cmd_gui(args) -> int:
+    from iovsim.experiment import Experiment, new_run_dir
+
+    progress = _progress(args)
+    cfg = _load(args.config, _parse_set(args.set))
+    if args.out:
+        cfg.output.runs_dir, cfg.output.run_name = str(Path(args.out).parent), Path(args.out).name
+    exp = Experiment(cfg, new_run_dir(cfg), progress=progress, gui=True,
+                     screenshots_dir=Path(args.screenshots) if args.screenshots else None,
+                     screenshot_handovers=args.handover_screenshots)
+    progress.message(f"run folder: {exp.run_dir}")
+    exp.run()
+    if args.screenshots and args.gif:
+        from iovsim.viz.gui import frames_to_gif
+
+        frames = sorted(Path(args.screenshots).glob("round_*.png"))
+        if frames:
+            frames_to_gif(frames, Path(args.screenshots) / "rounds.gif")
+    if exp.cfg.output.report:
+        _report(exp.run_dir, progress)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from iovsim.viz.report import write_report
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "metrics.csv").exists():
+        raise CliError(f"{run_dir}: not a run folder (metrics.csv missing)")
+    print(write_report(run_dir))
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from iovsim.compare import run_compare
+
+    if args.list:
+        from iovsim.strategies import STRATEGIES
+
+        print("\n".join(sorted(STRATEGIES)))
+        return 0
+    if not args.config:
+        raise CliError("compare: a CONFIG.yaml is needed (or --list)")
+    cfg = _load(args.config, _parse_set(args.set))
+    names = [s.strip() for s in (args.strategies or "").split(",") if s.strip()]
+    if not names:
+        raise CliError("--strategies: expected a comma-separated list, e.g. homolora,hetlora,ucb_dual")
+    out = run_compare(cfg, names, out_dir=Path(args.out) if args.out else None, progress=_progress(args))
+    print(out)
+    return 0
+
+
+def cmd_scenario(args) -> int:
+    from iovsim.mobility.osm import from_osm
+
+    kwargs = {"seed": args.seed, "insertion_period_s": args.period, "end_s": args.end}
+    if args.routes:
+        kwargs["routes"] = [Path(r) for r in args.routes]
+    if args.rsu_placement:
+        kwargs["rsu_placement"] = args.rsu_placement
+    if args.rsu_count:
+        kwargs["rsu_count"] = args.rsu_count
+    path = from_osm(Path(args.osm), Path(args.out), **kwargs)
+    print(path)
+    return 0
+
+
+def cmd_trajectories(args) -> int:
+    from iovsim.mobility.trajectories import import_traces
+
+    report = import_traces([Path(p) for p in args.traces], Path(args.net), Path(args.out), fmt=args.format,
+                           columns=args.columns, time_compression=args.compress, begin_s=args.begin,
+                           max_speed_mps=args.max_speed, gap_s=args.gap)
+    print(report.summary() if hasattr(report, "summary") else report)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="iovsim", description="Federated LoRA fine-tuning in Internet-of-Vehicles networks, "
+                                "co-simulated with SUMO.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp, config=True):
+        if config:
+            sp.add_argument("config", nargs="?", help="experiment YAML (default: sumo_scenarios/default.yaml)")
+            sp.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a config field, e.g. fl.rounds=3")
+            sp.add_argument("--out", help="run folder to create (default: runs/<name>-<time>)")
+        sp.add_argument("--quiet", action="store_true", help="print nothing but errors")
+        sp.add_argument("--json", action="store_true", help="print one JSON object per event instead of tables")
+
+    r = sub.add_parser("run", help="run an experiment (default config when none is given)")
+    common(r)
+    r.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("compare", help="run several strategies on identical traffic, channel, data and init")
+    common(c)
+    c.add_argument("--strategies", help="comma-separated strategy names")
+    c.add_argument("--list", action="store_true", help="list the registered strategies")
+    c.set_defaults(func=cmd_compare)
+
+    g = sub.add_parser("gui", help="run an experiment in sumo-gui with RSUs, coverage and handovers drawn")
+    common(g)
+    g.add_argument("--screenshots", metavar="DIR", help="save a screenshot per round into DIR")
+    g.add_argument("--handover-screenshots", action="store_true", help="also a screenshot at each handover")
+    g.add_argument("--gif", action="store_true", help="make DIR/rounds.gif from the round screenshots")
+    g.set_defaults(func=cmd_gui)
+
+    rep = sub.add_parser("report", help="write figures and report.html for a run folder")
+    rep.add_argument("run_dir")
+    rep.set_defaults(func=cmd_report)
+
+    sc = sub.add_parser("scenario", help="build scenarios")
+    scs = sc.add_subparsers(dest="scenario_command", required=True)
+    fo = scs.add_parser("from-osm", help="OSM map -> SUMO net, demand, RSUs and a scenario YAML")
+    fo.add_argument("osm")
+    fo.add_argument("--out", required=True, help="scenario folder to write")
+    fo.add_argument("--period", type=float, default=2.0, help="randomTrips insertion period in seconds (default 2)")
+    fo.add_argument("--end", type=float, default=3600.0, help="last departure time of the demand in seconds")
+    fo.add_argument("--routes", nargs="*", help="your own route files instead of randomTrips")
+    fo.add_argument("--rsu-placement", choices=["regular", "junctions", "kmeans", "file"], help="RSU placement")
+    fo.add_argument("--rsu-count", type=int, help="number of RSUs")
+    fo.add_argument("--seed", type=int, default=0)
+    fo.set_defaults(func=cmd_scenario)
+
+    tr = sub.add_parser("trajectories", help="GPS traces")
+    trs = tr.add_subparsers(dest="traj_command", required=True)
+    ti = trs.add_parser("import", help="clean, map-match and write SUMO routes (and an exact-replay file)")
+    ti.add_argument("traces", nargs="+", help="trace files (CSV, Cabspotting .txt, FCD .xml)")
+    ti.add_argument("--net", required=True, help="SUMO net to match onto")
+    ti.add_argument("--out", required=True, help="folder to write")
+    ti.add_argument("--format", default="auto", choices=["auto", "csv", "cabspotting", "fcd"])
+    ti.add_argument("--columns", default="id,time,lat,lon", help="CSV columns for id,time,lat,lon")
+    ti.add_argument("--compress", type=float, default=1.0, help="time compression factor (24 = a day into an hour)")
+    ti.add_argument("--begin", type=float, default=0.0, help="first departure time in seconds")
+    ti.add_argument("--max-speed", type=float, default=60.0, help="drop jumps faster than this (m/s)")
+    ti.add_argument("--gap", type=float, default=180.0, help="split trips on gaps longer than this (s)")
+    ti.set_defaults(func=cmd_trajectories)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except _user_errors() as e:
+        if os.environ.get("IOVSIM_DEBUG"):
+            raise
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"iovsim: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("iovsim: interrupted; the run folder keeps its last checkpoint (iovsim run --resume RUN_DIR)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
