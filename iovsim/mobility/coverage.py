@@ -1,0 +1,60 @@
+"""RSU coverage: the share of vehicle-seconds spent within range of an RSU."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def covered(vehicle_xy: np.ndarray, rsu_xy: np.ndarray, radius_m: float | np.ndarray) -> np.ndarray:
+    """Boolean per vehicle: within `radius_m` (scalar or one per RSU) of at least one RSU."""
+    v = np.asarray(vehicle_xy, dtype=float).reshape(-1, 2)
+    r = np.asarray(rsu_xy, dtype=float).reshape(-1, 2)
+    if len(v) == 0 or len(r) == 0:
+        return np.zeros(len(v), dtype=bool)
+    d2 = ((v[:, None, :] - r[None, :, :]) ** 2).sum(-1)
+    rad = np.broadcast_to(np.asarray(radius_m, dtype=float), (len(r),))
+    return np.any(d2 <= rad[None, :] ** 2, axis=1)
+
+
+def coverage_share(vehicle_xy_over_time, rsu_xy, radius_m, step_length_s: float = 1.0) -> float:
+    """Vehicle-seconds within range of an RSU / all vehicle-seconds.
+
+    `vehicle_xy_over_time`: an iterable of (N_t, 2) arrays, one per step (equal step lengths), or
+    one (M, 2) array of all sampled positions. Returns 0.0 when there are no vehicles.
+    """
+    if isinstance(vehicle_xy_over_time, np.ndarray) and vehicle_xy_over_time.ndim == 2:
+        frames = [vehicle_xy_over_time]
+    else:
+        frames = list(vehicle_xy_over_time)
+    inside = total = 0
+    for xy in frames:
+        c = covered(xy, rsu_xy, radius_m)
+        inside += int(c.sum())
+        total += len(c)
+    return inside / total if total else 0.0
+
+
+@dataclass
+class CoverageMeter:
+    """Accumulates coverage step by step (call `add(snapshot.xy_m)` after each SUMO step)."""
+
+    rsu_xy: np.ndarray
+    radius_m: float | np.ndarray
+    step_length_s: float = 1.0
+    inside_s: float = 0.0
+    total_s: float = 0.0
+
+    def add(self, vehicle_xy: np.ndarray):
+        v = np.asarray(vehicle_xy, dtype=float).reshape(-1, 2)
+        c = covered(v, self.rsu_xy, self.radius_m)
+        self.inside_s += float(c.sum()) * self.step_length_s
+        self.total_s += len(c) * self.step_length_s
+
+    @property
+    def share(self) -> float:
+        return self.inside_s / self.total_s if self.total_s else 0.0
+
+    def report(self) -> dict:
+        return {"vehicle_seconds": self.total_s, "covered_vehicle_seconds": self.inside_s,
+                "coverage_share": self.share}
