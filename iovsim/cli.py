@@ -59,14 +59,14 @@ def _report(run_dir: Path, progress):
 def cmd_run(args) -> int:
     from iovsim.experiment import Experiment, new_run_dir
 
-    progress = _progress(args)
     if args.resume:
-        exp = Experiment.resume(Path(args.resume), progress=progress)
+        exp = Experiment.resume(Path(args.resume), progress=_progress(args))
     else:
         cfg = _load(args.config, _parse_set(args.set))
         if args.out:
             cfg.output.runs_dir, cfg.output.run_name = str(Path(args.out).parent), Path(args.out).name
-        exp = Experiment(cfg, new_run_dir(cfg), progress=progress)
+        exp = Experiment(cfg, new_run_dir(cfg), progress=_progress(args))
+    progress = exp.progress
     progress.message(f"run folder: {exp.run_dir}")
     summary = exp.run()
     if exp.cfg.output.report:
@@ -78,8 +78,8 @@ def cmd_run(args) -> int:
 def cmd_gui(args) -> int:
     from iovsim.experiment import Experiment, new_run_dir
 
-    progress = _progress(args)
     cfg = _load(args.config, _parse_set(args.set))
+    progress = _progress(args)
     if args.out:
         cfg.output.runs_dir, cfg.output.run_name = str(Path(args.out).parent), Path(args.out).name
     exp = Experiment(cfg, new_run_dir(cfg), progress=progress, gui=True,

@@ -148,6 +148,13 @@ def load_task(cfg, seed: int, base_dir: Path | None = None) -> TaskData:
         texts, labels, names, src = _user_csv(p if p.is_absolute() or base_dir is None else base_dir / p)
     else:
         raise DataError(f"unknown dataset {ds!r} (expected tweet_sentiment, bbc_news, sst2, qnli, hf:NAME or csv:PATH)")
+    # Exact duplicates (the BBC corpus and the tweets both have some) would leak into the test split.
+    seen, keep = set(), []
+    for i, t in enumerate(texts):
+        if t not in seen:
+            seen.add(t)
+            keep.append(i)
+    texts, labels = [texts[i] for i in keep], labels[keep]
     rng = np.random.default_rng([seed, 2, _stable_hash(cfg.name)])
     test_idx = _stratified_sample(labels, cfg.test_samples, rng)
     mask = np.ones(len(labels), dtype=bool)

@@ -1,0 +1,54 @@
+"""Shared fixtures: paths of the real data, a tiny experiment config, the real model (loaded once)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def shared_data() -> Path:
+    return Path(os.environ.get("IOVSIM_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    d = shared_data()
+    if not d.exists():
+        pytest.skip(f"shared data folder {d} absent (set IOVSIM_SHARED_DATA); CI has it")
+    return d
+
+
+A10KW_ROUTES = [f"sumo:tools/game/A10KW/{f}" for f in (
+    "osm.passenger.rou.xml", "osm.truck.rou.xml", "osm.passenger_mw.rou.xml", "osm.truck_mw.rou.xml",
+    "osm.passenger_mwb.rou.xml", "osm.truck_mwb.rou.xml")]
+
+
+def tiny_config(**over) -> dict:
+    """A few vehicles, two rounds, small data: real SUMO, real model, real data, in seconds."""
+    cfg = {
+        "name": "tiny", "seed": 7,
+        "mobility": {"net_file": "sumo:tools/game/A10KW/osm.net.xml", "route_files": A10KW_ROUTES,
+                     "warmup_s": 60, "end_s": 900, "fl_vehicles": 12,
+                     "sumo_args": ["--ignore-route-errors", "true", "--time-to-teleport", "300"]},
+        "rsu": {"count": 5, "spacing_m": 400},
+        "devices": [{"name": "slow", "share": 0.5, "flops_per_s": 1e10, "power_w": 8.0},
+                    {"name": "fast", "share": 0.5, "flops_per_s": 2e11, "power_w": 15.0}],
+        "fl": {"rounds": 2, "participants_per_round": 6, "local_steps": 2, "batch_size": 8,
+               "round_deadline_s": 30, "samples_per_vehicle": 40, "min_samples_per_vehicle": 8,
+               "tasks": [{"name": "tweets", "dataset": "tweet_sentiment", "max_samples": 600, "test_samples": 60, "max_length": 32},
+                         {"name": "bbc", "dataset": "bbc_news", "max_samples": 400, "test_samples": 60, "max_length": 48}]},
+        "strategy": {"name": "homolora"},
+        "output": {"report": False},
+    }
+    for dotted, value in over.items():
+        node = cfg
+        keys = dotted.split(".")
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+        node[keys[-1]] = value
+    return cfg

@@ -1,0 +1,70 @@
+"""Config loading: every error names the file and the field, and the CLI shows it as one line."""
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from iovsim.config import ConfigError, ExperimentConfig, load_config, to_dict
+from iovsim.experiment import default_config_path
+
+
+def write(tmp_path, data, name="exp.yaml"):
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+def test_default_config_loads_and_round_trips(tmp_path):
+    cfg = load_config(default_config_path())
+    assert cfg.fl.rounds >= 1 and len(cfg.fl.tasks) == 2
+    again = load_config(write(tmp_path, to_dict(cfg)))
+    assert to_dict(again) == to_dict(cfg)
+
+
+@pytest.mark.parametrize("data, field, words", [
+    ({"fl": {"roundz": 3}}, "fl.roundz", "unknown key"),
+    ({"fl": {"rounds": "many"}}, "fl.rounds", "expected an integer"),
+    ({"fl": {"rounds": 0}}, "fl.rounds", ">= 1"),
+    ({"mobility": {"backend": "carla"}}, "mobility.backend", "libsumo or traci"),
+    ({"mobility": {"net_file": "nowhere.net.xml"}}, "mobility.net_file", "file not found"),
+    ({"fl": {"tasks": [{"name": "a", "dirichlet_alpha": -1}]}}, "fl.tasks[0].dirichlet_alpha", "positive"),
+    ({"rsu": {"bandwidth_hz": "lots"}}, "rsu.bandwidth_hz", "expected a number"),
+    ({"devices": [{"name": "x", "share": 0.5}]}, "devices", "summing to 1"),
+])
+def test_errors_name_file_and_field(tmp_path, data, field, words):
+    p = write(tmp_path, data)
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    msg = str(e.value)
+    assert str(p) in msg and f"'{field}'" in msg and words in msg, msg
+    assert "\n" not in msg
+
+
+def test_scientific_notation_strings_are_numbers(tmp_path):
+    cfg = load_config(write(tmp_path, {"rsu": {"bandwidth_hz": "1e7"}}))
+    assert cfg.rsu.bandwidth_hz == 1e7
+
+
+def test_cli_reports_one_line_without_traceback(tmp_path):
+    p = write(tmp_path, {"fl": {"local_stepz": 2}})
+    out = subprocess.run([sys.executable, "-m", "iovsim.cli", "run", str(p)], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "fl.local_stepz" in lines[0] and str(p) in lines[0]
+
+
+def test_cli_missing_config_file(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "iovsim.cli", "run", str(tmp_path / "nope.yaml")],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "config file not found" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_defaults_are_documented():
+    from iovsim.config import field_docs
+    from iovsim.fl.config import FlConfig
+
+    docs = dict((n, d) for n, _, d in field_docs(FlConfig))
+    assert docs["local_steps"] and docs["lora_rank"]
+    assert ExperimentConfig().seed == 0
