@@ -627,8 +627,18 @@ def validate_routes(net_path: str | Path, routes_path: str | Path, out_dir: str 
 
 # ----------------------------------------------------------------------------- front door
 
+def parse_columns(columns: str, time_unit: str = "s") -> CsvFormat:
+    """CsvFormat from `id,time,lat,lon` column names (in that order), e.g. `taxi,timestamp,latitude,longitude`."""
+    names = [c.strip() for c in columns.split(",")]
+    if len(names) != 4 or not all(names):
+        raise TraceError(f"columns: expected four names 'id,time,lat,lon', got {columns!r}")
+    return CsvFormat(id_col=names[0], time_col=names[1], lat_col=names[2], lon_col=names[3], time_unit=time_unit)
+
+
 def import_traces(paths, net_path: str | Path, out_dir: str | Path, *, fmt: str = "auto",
-                  csv_format: CsvFormat | None = None, clean: CleanConfig | None = None,
+                  csv_format: CsvFormat | None = None, columns: str | None = None, time_unit: str = "s",
+                  clean: CleanConfig | None = None, max_speed_mps: float | None = None,
+                  gap_s: float | None = None, min_points: int | None = None,
                   begin_s: float = 0.0, time_compression: float = 1.0, max_trips: int | None = None,
                   delta_m: float = 50.0, fill_gaps_m: float = 2000.0, validate: bool = True,
                   net=None, write_scenario: bool = True) -> ImportReport:
@@ -636,9 +646,24 @@ def import_traces(paths, net_path: str | Path, out_dir: str | Path, *, fmt: str 
 
     Writes into `out_dir`: routes.rou.xml, replay.jsonl, cleaned.fcd.xml, import_report.json and
     (with `write_scenario`) scenario.yaml (routes mode) and scenario_exact.yaml (exact mode).
+    CSV columns: `csv_format`, or `columns="id,time,lat,lon"` names with `time_unit` (s, ms, iso).
+    Cleaning: `clean`, or the shortcuts `max_speed_mps`, `gap_s`, `min_points`.
     `max_trips` keeps only the first N in-bounds trips (in file order), for quick tests.
     """
     started = _time.perf_counter()
+    if csv_format is None and columns:
+        csv_format = parse_columns(columns, time_unit)
+    clean = clean or CleanConfig()
+    if max_speed_mps is not None:
+        clean.max_speed_mps = max_speed_mps
+    if gap_s is not None:
+        clean.max_gap_s = gap_s
+    if min_points is not None:
+        clean.min_points = min_points
+    if clean.max_speed_mps <= 0:
+        raise TraceError(f"max_speed_mps: expected a positive speed in m/s, got {clean.max_speed_mps}")
+    if clean.max_gap_s <= 0:
+        raise TraceError(f"gap_s: expected a positive time in seconds, got {clean.max_gap_s}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     net_path = Path(net_path).resolve()
