@@ -10,6 +10,7 @@ import contextlib
 import math
 import os
 import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -77,7 +78,9 @@ class AdapterModel:
 
         cfg = LoraConfig(r=rank, lora_alpha=self.lora_alpha, target_modules=self.target_modules, lora_dropout=0.0)
         if self.peft is None:
-            self.peft = get_peft_model(self.base, cfg, adapter_name=f"r{rank}")
+            with warnings.catch_warnings():  # transformers' deprecation notice raised inside peft
+                warnings.simplefilter("ignore", FutureWarning)
+                self.peft = get_peft_model(self.base, cfg, adapter_name=f"r{rank}")
         else:
             self.peft.add_adapter(f"r{rank}", cfg)
         self.ranks.add(rank)
