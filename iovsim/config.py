@@ -52,15 +52,23 @@ class OutputConfig:
 @dataclass
 class ExperimentConfig:
     name: str = "experiment"
+    """Experiment name (run folders are named after it)."""
     seed: int = 0
     """One seed for SUMO, channel randomness, data partition and training."""
     mobility: MobilityConfig = field(default_factory=MobilityConfig)
+    """Traffic: SUMO scenario, backend, warm-up, federated fleet."""
     rsu: RsuConfig = field(default_factory=RsuConfig)
+    """Road-side units: placement and radio parameters."""
     channel: ChannelConfig = field(default_factory=ChannelConfig)
+    """Propagation, association/handover, bandwidth allocation."""
     devices: list[DeviceTier] = field(default_factory=default_device_tiers)
+    """Device tiers of the federated vehicles (compute speed, power, memory)."""
     fl: FlConfig = field(default_factory=FlConfig)
+    """Federated learning: model, LoRA, tasks, rounds."""
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    """The algorithm that plans each round and aggregates."""
     output: OutputConfig = field(default_factory=OutputConfig)
+    """Run folder, checkpoints, report."""
 
     # Where the config came from; relative paths inside it resolve against this folder.
     source_path: str = field(default="", metadata={"internal": True})
@@ -281,7 +289,13 @@ def field_docs(cls) -> list[tuple[str, str, str]]:
         if f.default is not dataclasses.MISSING:
             default = repr(f.default)
         elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            default = "(see below)" if dataclasses.is_dataclass(f.default_factory()) else repr(f.default_factory())
+            value = f.default_factory()
+            if dataclasses.is_dataclass(value):
+                default = "(see below)"
+            elif isinstance(value, list) and value and dataclasses.is_dataclass(value[0]):
+                default = f"({len(value)} entries, see below)"
+            else:
+                default = repr(value)
         else:
             default = "required"
         out.append((f.name, default, docs.get(f.name, "")))
