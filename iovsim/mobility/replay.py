@@ -7,9 +7,11 @@ metres). The session calls, around every `simulationStep()`:
     replay = ExactReplay(path); replay.attach(api)
     ...  replay.before_step(t_next); api.simulationStep(); replay.after_step()
 
-`before_step(t)` adds the vehicles whose track has started by `t` and places every active vehicle
-at its track interpolated at `t` (the time the coming step reaches, so after the step SUMO reports
-exactly that position); `after_step()` removes the vehicles whose track has ended.
+`before_step(t)` adds the vehicles whose track starts within the coming step (SUMO inserts them on
+the lane nearest their first point) and places every inserted vehicle at its track interpolated at
+`t` (the time the coming step reaches, so after the step SUMO reports exactly that position,
+`keepRoute=2`: even off the lanes); `after_step()` removes the vehicles whose track has ended
+(as arrivals, so `simulation.getArrivedIDList()` reports them).
 """
 from __future__ import annotations
 
@@ -84,7 +86,8 @@ class ExactReplay:
         self.keep_route = keep_route   # 2: free placement, even off the lanes (the GPS position as it is)
         self.api = None
         self._next = 0                 # index of the next track to start
-        self.active: dict[str, ReplayTrack] = {}
+        self.pending: dict[str, ReplayTrack] = {}   # added, not yet inserted by SUMO
+        self.active: dict[str, ReplayTrack] = {}    # inserted, following their tracks
         self.finished: list[str] = []
         self.skipped: list[str] = []   # tracks SUMO refused (no route edge)
         self._last_t = -math.inf
@@ -95,38 +98,49 @@ class ExactReplay:
         self.api = api
         return self
 
-    def _route_for(self, tr: ReplayTrack) -> str | None:
-        edge = tr.route[0] if tr.route else None
+    def _add(self, tr: ReplayTrack) -> bool:
+        """Add the vehicle on the lane nearest to its first point (a normal SUMO insertion)."""
+        api = self.api
+        edge, pos, lane = (tr.route[0] if tr.route else None), None, None
+        try:
+            road, p, li = api.simulation.convertRoad(float(tr.x_m[0]), float(tr.y_m[0]), False, "passenger")
+            if road and not road.startswith(":"):
+                edge, pos, lane = road, p, li
+        except Exception:  # noqa: BLE001 - no road near the first point: fall back to the matched edge
+            pass
         if edge is None:
-            try:
-                edge = self.api.simulation.convertRoad(float(tr.x_m[0]), float(tr.y_m[0]), False, "passenger")[0]
-            except Exception:  # noqa: BLE001 - no road near the first point
-                return None
+            return False
         rid = f"replay_route_{tr.vehicle_id}"
         try:
-            self.api.route.add(rid, [edge])
-        except Exception:  # noqa: BLE001 - unknown edge
-            return None
-        return rid
+            api.route.add(rid, [edge])
+            if pos is not None:
+                api.vehicle.add(tr.vehicle_id, rid, typeID=self.vtype, depart="now", departLane=str(lane),
+                                departPos=f"{pos:.2f}", departSpeed="0")
+            else:
+                api.vehicle.add(tr.vehicle_id, rid, typeID=self.vtype, depart="now", departPos="base")
+        except Exception:  # noqa: BLE001 - unknown edge, duplicate id
+            return False
+        return True
 
     def before_step(self, time_s: float | None = None):
-        """Place the replay vehicles where their tracks are at `time_s` (default: now + one step)."""
+        """Place the replay vehicles where their tracks are at `time_s` (default: now + one step).
+
+        A vehicle is added one step before its track starts: SUMO inserts it on the lane nearest its
+        first point, and from the next step on it follows the track. (Moving a vehicle in the very
+        step it is inserted leaves it without a lane, and libsumo crashes when asked its road.)
+        """
         api = self.api
+        dt = float(api.simulation.getDeltaT())
         if time_s is None:
-            time_s = float(api.simulation.getTime()) + float(api.simulation.getDeltaT())
+            time_s = float(api.simulation.getTime()) + dt
         self._last_t = time_s
-        while self._next < len(self.tracks) and self.tracks[self._next].time_s[0] <= time_s + 1e-9:
+        while self._next < len(self.tracks) and self.tracks[self._next].time_s[0] < time_s + dt - 1e-9:
             tr = self.tracks[self._next]
             self._next += 1
-            if tr.time_s[-1] < time_s - 1e-9:
-                self.skipped.append(tr.vehicle_id)   # started and ended before this step (begin later than its track)
+            if tr.time_s[-1] < time_s - 1e-9 or not self._add(tr):
+                self.skipped.append(tr.vehicle_id)   # over before the simulation got there, or no road
                 continue
-            rid = self._route_for(tr)
-            if rid is None:
-                self.skipped.append(tr.vehicle_id)
-                continue
-            api.vehicle.add(tr.vehicle_id, rid, typeID=self.vtype, depart="now", departPos="base")
-            self.active[tr.vehicle_id] = tr
+            self.pending[tr.vehicle_id] = tr
         for vid, tr in self.active.items():
             x, y, angle = tr.position(time_s)
             if math.isnan(angle):
@@ -135,17 +149,32 @@ class ExactReplay:
             api.vehicle.moveToXY(vid, "", -1, x, y, angle, self.keep_route)
 
     def after_step(self) -> list[str]:
-        """Remove the vehicles whose track ended; returns their ids."""
+        """Start moving the vehicles SUMO inserted; remove those whose track ended. Returns the removed ids."""
+        api = self.api
+        if self.pending:
+            for vid in api.simulation.getDepartedIDList():
+                tr = self.pending.pop(vid, None)
+                if tr is not None:
+                    self.active[vid] = tr
+            for vid in [v for v, tr in self.pending.items() if tr.time_s[-1] <= self._last_t]:
+                self._remove(vid)                    # never got a free spot on the lane
+                del self.pending[vid]
+                self.skipped.append(vid)
         done = [vid for vid, tr in self.active.items() if tr.time_s[-1] <= self._last_t + 1e-9]
         for vid in done:
-            try:
-                self.api.vehicle.remove(vid, REMOVE_ARRIVED)
-            except Exception:  # noqa: BLE001 - SUMO already removed it (teleport, end)
-                pass
+            self._remove(vid)
             del self.active[vid]
             self._angle.pop(vid, None)
         self.finished += done
         return done
+
+    def _remove(self, vid: str):
+        try:
+            # a subscribed vehicle removed by TraCI makes the next step fail ("not known") in libsumo
+            self.api.vehicle.unsubscribe(vid)
+            self.api.vehicle.remove(vid, REMOVE_ARRIVED)
+        except Exception:  # noqa: BLE001 - SUMO already removed it (teleport, end)
+            pass
 
     @property
     def end_time_s(self) -> float:

@@ -554,11 +554,16 @@ def write_routes(path: Path, trips: list[Trip], departs: np.ndarray, *, vtype: s
 
 
 def write_replay(path: Path, trips: list[Trip], departs: np.ndarray) -> int:
-    """Exact-replay file: JSON lines {vehicle_id, route, time_s, x_m, y_m} in simulation time, net metres."""
+    """Exact-replay file: JSON lines {vehicle_id, route, time_s, x_m, y_m} in simulation time, net metres.
+
+    Only trips that were map-matched (a road within reach): SUMO cannot hold a vehicle far off its roads.
+    """
     n = 0
     with open(path, "w") as f:
         for i in np.argsort(departs, kind="stable"):
             tr = trips[i]
+            if tr.status not in ("matched", "truncated"):
+                continue
             times = departs[i] + (tr.time_s - tr.time_s[0])
             f.write(json.dumps({"vehicle_id": tr.trip_id, "route": tr.edges[:1] or [],
                                 "time_s": [round(float(v), 3) for v in times],
