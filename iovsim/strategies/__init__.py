@@ -1,0 +1,63 @@
+"""Strategy registry: `create(name, params)` builds a registered strategy or a user's `module:Class`."""
+from __future__ import annotations
+
+import importlib
+
+from iovsim.strategies.base import Strategy
+
+STRATEGIES: dict[str, type] = {}
+
+
+def register(name: str):
+    """Class decorator: make a Strategy subclass available under `name`."""
+
+    def deco(cls):
+        cls.name = name
+        STRATEGIES[name] = cls
+        return cls
+
+    return deco
+
+
+def _load_builtin() -> None:
+    # Imported lazily so a broken optional strategy file never breaks the registry import.
+    for mod in ("homolora", "hetlora", "flexlora", "flora", "ucb_dual", "lyapunov_switch", "split_lora"):
+        try:
+            importlib.import_module(f"iovsim.strategies.{mod}")
+        except ModuleNotFoundError as e:
+            if e.name != f"iovsim.strategies.{mod}":
+                raise
+
+
+def create(name: str, params: dict | None = None) -> Strategy:
+    """Build strategy `name` (registered, or "package.module:ClassName") with keyword `params`.
+
+    Raises ValueError with a one-line message for an unknown name or bad parameters.
+    """
+    _load_builtin()
+    params = dict(params or {})
+    if ":" in name:
+        mod_name, _, cls_name = name.partition(":")
+        try:
+            cls = getattr(importlib.import_module(mod_name), cls_name)
+        except (ImportError, AttributeError) as e:
+            raise ValueError(f"cannot load strategy {name!r}: {e}") from None
+        if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+            raise ValueError(f"strategy {name!r} is not a subclass of iovsim.strategies.base.Strategy")
+    else:
+        cls = STRATEGIES.get(name)
+        if cls is None:
+            raise ValueError(f"unknown strategy {name!r}; known: {', '.join(sorted(STRATEGIES))}")
+    try:
+        return cls(**params)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"bad parameters for strategy {name!r}: {e}") from None
+
+
+def names() -> list[str]:
+    """Registered strategy names."""
+    _load_builtin()
+    return sorted(STRATEGIES)
+
+
+__all__ = ["STRATEGIES", "register", "create", "names", "Strategy"]
