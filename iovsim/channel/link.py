@@ -1,0 +1,514 @@
+"""The vehicle-to-RSU channel: path loss + shadowing -> RSRP -> A3 association -> SINR -> rates.
+
+One `Channel.step` per SUMO step, vectorized over vehicles x RSUs. Per link it keeps two
+spatially consistent random processes along the vehicle's path, both driven by the distance the
+vehicle moved since the previous step:
+
+* shadow fading: a unit Gaussian AR(1) process g with correlation exp(-dd / d_corr)
+  (Gudmundson 1991, the exponential model of TR 38.901 §7.5/§7.6.3.1), scaled by the table's
+  standard deviation of the link's LOS state;
+* LOS state: a uniform variable u that is redrawn with probability 1 - exp(-dd / d_los), so that
+  P(unchanged after distance d) = exp(-d / d_los); the link is LOS when u < Pr_LOS(d2D)
+  (spatially consistent LOS state, TR 38.901 §7.6.3.3 with the correlation distance of
+  Table 7.6.3.1-2).
+
+All randomness comes from `np.random.default_rng([seed, 1])`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from iovsim.channel import pathloss as plm
+from iovsim.channel.config import ChannelConfig
+
+
+def dbm_to_w(dbm):
+    return 10.0 ** ((np.asarray(dbm, dtype=float) - 30.0) / 10.0)
+
+
+def w_to_dbm(w):
+    return 10.0 * np.log10(np.maximum(np.asarray(w, dtype=float), 1e-300)) + 30.0
+
+
+@dataclass
+class HandoverEvent:
+    time_s: float
+    vehicle_id: str
+    from_rsu: int
+    to_rsu: int
+    rsrp_from_dbm: float
+    rsrp_to_dbm: float
+    x_m: float
+    y_m: float
+    kind: str = "a3"
+    """`a3` (A3 event after time-to-trigger) or `rlf` (serving RSRP fell below min_rsrp_dbm and the
+    vehicle re-attached at once to the strongest RSU)."""
+    ping_pong: bool = False
+    """True when this handover returns to the RSU the vehicle left within ping_pong_window_s."""
+
+
+@dataclass
+class LinkState:
+    time_s: float
+    vehicle_ids: list[str]
+    xy_m: np.ndarray             # (N, 2)
+    serving: np.ndarray          # (N,) RSU index, -1 = not connected
+    rsrp_dbm: np.ndarray         # (N, M) downlink RSRP from every RSU
+    pathloss_db: np.ndarray      # (N, M) including shadowing
+    uplink_sinr_db: np.ndarray   # (N,) at the default vehicle power over the serving RSU's full bandwidth
+    downlink_sinr_db: np.ndarray  # (N,)
+    handovers: list[HandoverEvent]
+    los: np.ndarray | None = None                  # (N, M) bool LOS state of each link
+    serving_gain: np.ndarray | None = None         # (N,) linear channel gain to the serving RSU (0 if none)
+    uplink_interference_w_hz: np.ndarray | None = None    # (N,) interference PSD at the serving RSU
+    downlink_interference_w_hz: np.ndarray | None = None  # (N,) interference PSD at the vehicle
+    _index: dict | None = field(default=None, repr=False)
+
+    def index(self) -> dict[str, int]:
+        """vehicle id -> row."""
+        if self._index is None:
+            self._index = {v: i for i, v in enumerate(self.vehicle_ids)}
+        return self._index
+
+    @property
+    def num_vehicles(self) -> int:
+        return len(self.vehicle_ids)
+
+
+def assign_reuse_groups(rsu_xy_m: np.ndarray, reuse: int) -> np.ndarray:
+    """Greedy reuse-K colouring: each RSU takes the channel whose nearest user is farthest away."""
+    m = len(rsu_xy_m)
+    groups = np.zeros(m, dtype=int)
+    if reuse <= 1 or m == 0:
+        return groups
+    d = np.hypot(*(rsu_xy_m[:, None, :] - rsu_xy_m[None, :, :]).transpose(2, 0, 1))
+    groups[:] = -1
+    for i in range(m):  # once at construction, M is small
+        best, best_d = 0, -1.0
+        for g in range(reuse):
+            members = np.flatnonzero(groups == g)
+            dmin = math.inf if members.size == 0 else float(d[i, members].min())
+            if dmin > best_d:
+                best, best_d = g, dmin
+        groups[i] = best
+    return groups
+
+
+class Channel:
+    """Vehicle-to-RSU links for a fixed set of RSUs; call `step` once per SUMO step."""
+
+    def __init__(self, cfg: ChannelConfig, rsu_cfg, rsu_xy_m: np.ndarray, seed: int):
+        self.cfg = cfg
+        self.rsu_xy_m = np.asarray(rsu_xy_m, dtype=float).reshape(-1, 2)
+        m = self.num_rsus = len(self.rsu_xy_m)
+        self.rsu_height_m = np.broadcast_to(np.asarray(getattr(rsu_cfg, "height_m", 10.0), dtype=float), (m,)).copy()
+        self.rsu_tx_power_dbm = np.broadcast_to(np.asarray(getattr(rsu_cfg, "tx_power_dbm", 30.0), dtype=float), (m,)).copy()
+        self.rsu_bandwidth_hz = np.broadcast_to(np.asarray(getattr(rsu_cfg, "bandwidth_hz", 20e6), dtype=float), (m,)).copy()
+        self.rsu_noise_figure_db = np.broadcast_to(np.asarray(getattr(rsu_cfg, "noise_figure_db", 5.0), dtype=float), (m,)).copy()
+        self.rng = np.random.default_rng([seed, 1])
+        if cfg.reuse_groups:
+            if len(cfg.reuse_groups) != m:
+                raise ValueError(f"channel.reuse_groups has {len(cfg.reuse_groups)} entries for {m} RSUs")
+            self.reuse_group = np.asarray(cfg.reuse_groups, dtype=int)
+        else:
+            self.reuse_group = assign_reuse_groups(self.rsu_xy_m, cfg.frequency_reuse)
+        self.cochannel = self.reuse_group[:, None] == self.reuse_group[None, :]  # (M, M)
+        # Constants of the path loss in the form a + b log10(d3D), per RSU (heights may differ).
+        self._prepare_pathloss()
+        sf = plm.SHADOW_STD_DB[cfg.pathloss_model]
+        self.shadow_std_db = (cfg.shadowing_std_db or sf[0], cfg.shadowing_std_db or sf[1]) if cfg.shadowing else (0.0, 0.0)
+        dc = plm.SHADOW_DECORRELATION_M[cfg.pathloss_model]
+        self.shadow_decorrelation_m = (cfg.shadowing_decorrelation_m or dc[0], cfg.shadowing_decorrelation_m or dc[1])
+        self.noise_psd_w_hz = float(dbm_to_w(cfg.noise_psd_dbm_hz))
+        self.rsu_noise_psd_w_hz = self.noise_psd_w_hz * 10 ** (self.rsu_noise_figure_db / 10)
+        self.vehicle_noise_psd_w_hz = self.noise_psd_w_hz * 10 ** (cfg.vehicle_noise_figure_db / 10)
+        self.rsu_tx_psd_w_hz = dbm_to_w(self.rsu_tx_power_dbm) / self.rsu_bandwidth_hz
+        self.default_tx_power_w = float(dbm_to_w(cfg.vehicle_tx_power_dbm))
+        self.max_tx_power_w = float(dbm_to_w(cfg.vehicle_max_tx_power_dbm))
+        self.rsrp_offset_db = (10 * np.log10(self.rsu_bandwidth_hz / cfg.subcarrier_spacing_hz)
+                               if cfg.rsrp_per_resource_element else np.zeros(m))
+        self.snr_gap = 10 ** (cfg.snr_gap_db / 10)
+        self.min_sinr = 10 ** (cfg.min_sinr_db / 10)
+        # Per-vehicle memory (rows aligned with self._ids).
+        self._ids: list[str] = []
+        self._row: dict[str, int] = {}
+        self._xy = np.zeros((0, 2))
+        self._g = np.zeros((0, m))          # unit shadowing process
+        self._u = np.zeros((0, m))          # LOS uniform variable
+        self._meas = np.zeros((0, m))       # L3-filtered RSRP used for handover decisions
+        self._serving = np.zeros(0, dtype=int)
+        self._cand = np.zeros(0, dtype=int)
+        self._cand_since = np.zeros(0)
+        self._last_from = np.zeros(0, dtype=int)
+        self._last_to = np.zeros(0, dtype=int)
+        self._last_ho_s = np.zeros(0)
+        self.handover_count = 0
+        self.ping_pong_count = 0
+        self.rlf_count = 0
+        self.last: LinkState | None = None
+
+    # ------------------------------------------------------------------ path loss
+    def _prepare_pathloss(self):
+        cfg = self.cfg
+        model = cfg.pathloss_model
+        fc = cfg.carrier_frequency_hz / 1e9
+        h_bs, h_ut = self.rsu_height_m, cfg.vehicle_height_m
+        self._dh2 = (h_bs - h_ut) ** 2
+        self._dbp = plm.breakpoint_distance_m(cfg.carrier_frequency_hz, h_bs, h_ut)
+        lf = 20 * np.log10(fc)
+        if model == "umi":
+            self._los1 = (32.4 + lf, 21.0)
+            self._los2 = (32.4 + lf - 9.5 * np.log10(self._dbp ** 2 + self._dh2), 40.0)
+            self._nlos = (22.4 + 21.3 * np.log10(fc) - 0.3 * (h_ut - 1.5), 35.3)
+        elif model == "uma":
+            self._los1 = (28.0 + lf, 22.0)
+            self._los2 = (28.0 + lf - 9.0 * np.log10(self._dbp ** 2 + self._dh2), 40.0)
+            self._nlos = (13.54 + lf - 0.6 * (h_ut - 1.5), 39.08)
+        else:
+            fs = 20 * np.log10(4 * np.pi * cfg.carrier_frequency_hz / plm.C_MPS)
+            self._los1 = self._los2 = self._nlos = (fs, 20.0)
+
+    def _distances(self, xy: np.ndarray):
+        dx = xy[:, 0:1] - self.rsu_xy_m[None, :, 0]
+        dy = xy[:, 1:2] - self.rsu_xy_m[None, :, 1]
+        d2d = np.sqrt(dx * dx + dy * dy)
+        return d2d
+
+    def _los_nlos_db(self, d2d: np.ndarray):
+        """(PL_LOS, PL_NLOS) in dB for distances (P, M), the TR 38.901 formulas with constants folded."""
+        if self.cfg.pathloss_model == "freespace":
+            d3 = np.maximum(np.sqrt(d2d * d2d + self._dh2), 1.0)
+            pl = self._los1[0] + 20.0 * np.log10(d3)
+            return pl, pl
+        d2 = np.maximum(d2d, plm.MIN_D2D_M)
+        lg = np.log10(d2 * d2 + self._dh2) * 0.5  # log10(d3D)
+        pl_los = np.where(d2 <= self._dbp, self._los1[0] + self._los1[1] * lg, self._los2[0] + self._los2[1] * lg)
+        pl_nlos = np.maximum(pl_los, self._nlos[0] + self._nlos[1] * lg)
+        return pl_los, pl_nlos
+
+    def mean_pathloss_db(self, d2d_m: np.ndarray) -> np.ndarray:
+        """Path loss without shadowing: per the LOS model, `stochastic` and `expected` weighting
+        LOS and NLOS loss (dB) by the LOS probability."""
+        d2d = np.asarray(d2d_m, dtype=float)
+        pl_los, pl_nlos = self._los_nlos_db(d2d)
+        lm = self.cfg.los_model
+        if lm == "los":
+            return pl_los
+        if lm == "nlos":
+            return pl_nlos
+        p = plm.los_probability(self.cfg.pathloss_model, d2d, self.cfg.vehicle_height_m)
+        return p * pl_los + (1 - p) * pl_nlos
+
+    def coverage_radius_m(self) -> float:
+        """Distance at which the mean RSRP (no shadowing) of the first RSU falls to min_rsrp_dbm."""
+        if self.num_rsus == 0:
+            return 0.0
+        d = np.geomspace(1.0, 1e5, 4000)
+        pl = self.mean_pathloss_db(d[:, None] + 0 * self.rsu_xy_m[None, :1, 0])[:, 0]
+        rsrp = self.rsu_tx_power_dbm[0] - self.rsrp_offset_db[0] - pl
+        ok = np.flatnonzero(rsrp >= self.cfg.min_rsrp_dbm)
+        return float(d[ok.max()]) if ok.size else 0.0
+
+    # ------------------------------------------------------------------ step
+    def step(self, time_s: float, vehicle_ids: list[str], xy_m: np.ndarray, speed_mps: np.ndarray | None = None) -> LinkState:
+        """Advance the channel to `time_s` with the vehicles present; absent vehicles are forgotten."""
+        cfg = self.cfg
+        ids = list(vehicle_ids)
+        n, m = len(ids), self.num_rsus
+        xy = np.asarray(xy_m, dtype=float).reshape(n, 2)
+        get = self._row.get
+        prev = np.fromiter((get(v, -1) for v in ids), dtype=np.int64, count=n)
+        old = prev >= 0
+        pr = np.where(old, prev, 0)
+        has_prev = len(self._ids) > 0
+        moved = np.zeros(n)
+        if has_prev:
+            d = xy - self._xy[pr]
+            moved = np.where(old, np.sqrt((d * d).sum(1)), 0.0)
+        rng = self.rng
+        d2d = self._distances(xy)
+        pl_los, pl_nlos = self._los_nlos_db(d2d)
+
+        # LOS state (spatially consistent along the path).
+        lm = cfg.los_model
+        if lm == "stochastic" and cfg.pathloss_model != "freespace":
+            u_new = rng.random((n, m))
+            if has_prev:
+                keep = rng.random((n, m)) < np.exp(-moved / cfg.los_correlation_distance_m)[:, None]
+                keep &= old[:, None]
+                u = np.where(keep, self._u[pr] if m else u_new, u_new)
+            else:
+                u = u_new
+            los = u < plm.los_probability(cfg.pathloss_model, d2d, cfg.vehicle_height_m)
+            pl = np.where(los, pl_los, pl_nlos)
+        else:
+            u = np.zeros((n, m))
+            if lm == "nlos" and cfg.pathloss_model != "freespace":
+                los, pl = np.zeros((n, m), bool), pl_nlos
+            elif lm == "expected" and cfg.pathloss_model != "freespace":
+                p = plm.los_probability(cfg.pathloss_model, d2d, cfg.vehicle_height_m)
+                los, pl = p >= 0.5, p * pl_los + (1 - p) * pl_nlos
+            else:
+                los, pl = np.ones((n, m), bool), pl_los
+
+        # Shadow fading: AR(1) in the distance moved, per link.
+        if self.shadow_std_db[0] > 0 or self.shadow_std_db[1] > 0:
+            z = rng.standard_normal((n, m))
+            if has_prev and n:
+                dcor = np.where(los, self.shadow_decorrelation_m[0], self.shadow_decorrelation_m[1])
+                rho = np.exp(-moved[:, None] / dcor) * old[:, None]
+                g = rho * self._g[pr] + np.sqrt(1.0 - rho * rho) * z
+            else:
+                g = z
+            pl = pl + g * np.where(los, self.shadow_std_db[0], self.shadow_std_db[1])
+        else:
+            g = np.zeros((n, m))
+
+        rsrp = self.rsu_tx_power_dbm[None, :] - self.rsrp_offset_db[None, :] - pl
+        if cfg.rsrp_filter_k > 0 and has_prev:
+            a = 0.5 ** (cfg.rsrp_filter_k / 4.0)
+            meas = np.where(old[:, None], (1 - a) * self._meas[pr] + a * rsrp, rsrp)
+        else:
+            meas = rsrp
+
+        # Association: A3 with hysteresis + time-to-trigger; RLF below min_rsrp.
+        serving = np.where(old, self._serving[pr], -1) if has_prev else np.full(n, -1)
+        cand = np.where(old, self._cand[pr], -1) if has_prev else np.full(n, -1)
+        since = np.where(old, self._cand_since[pr], time_s) if has_prev else np.full(n, float(time_s))
+        last_from = np.where(old, self._last_from[pr], -1) if has_prev else np.full(n, -1)
+        last_to = np.where(old, self._last_to[pr], -1) if has_prev else np.full(n, -1)
+        last_t = np.where(old, self._last_ho_s[pr], -np.inf) if has_prev else np.full(n, -np.inf)
+        rows = np.arange(n)
+        events: list[HandoverEvent] = []
+        if m and n:
+            best = meas.argmax(1)
+            best_val = meas[rows, best]
+            conn = serving >= 0
+            s0 = np.maximum(serving, 0)
+            s_val = np.where(conn, meas[rows, s0], -np.inf)
+            cond = conn & (best != serving) & (best_val > s_val + cfg.handover_hysteresis_db + cfg.handover_offset_db) \
+                & (best_val >= cfg.min_rsrp_dbm)
+            since = np.where(cond & (cand == best), since, time_s)
+            cand = np.where(cond, best, -1)
+            fire = cond & (time_s - since >= cfg.time_to_trigger_s - 1e-9)
+            rlf = conn & ~fire & (s_val < cfg.min_rsrp_dbm)
+            rlf_ho = rlf & (best_val >= cfg.min_rsrp_dbm) & (best != serving)
+            ho = fire | rlf_ho
+            new_serving = serving.copy()
+            new_serving[ho] = best[ho]
+            new_serving[rlf & ~rlf_ho] = -1
+            attach = ~conn & (best_val >= cfg.min_rsrp_dbm)
+            new_serving[attach] = best[attach]
+            cand[ho] = -1
+            hi = np.flatnonzero(ho)
+            if hi.size:
+                frm, to = serving[hi], best[hi]
+                pp = (to == last_from[hi]) & (frm == last_to[hi]) & (time_s - last_t[hi] <= cfg.ping_pong_window_s + 1e-9)
+                self.handover_count += int(hi.size)
+                self.ping_pong_count += int(pp.sum())
+                self.rlf_count += int(rlf_ho[hi].sum())
+                for k, i in enumerate(hi.tolist()):
+                    events.append(HandoverEvent(float(time_s), ids[i], int(frm[k]), int(to[k]), float(meas[i, frm[k]]),
+                                                float(meas[i, to[k]]), float(xy[i, 0]), float(xy[i, 1]),
+                                                "rlf" if rlf_ho[i] else "a3", bool(pp[k])))
+                last_from[hi], last_to[hi], last_t[hi] = frm, to, time_s
+            serving = new_serving
+        else:
+            serving = np.full(n, -1)
+
+        link = self._link_state(time_s, ids, xy, serving, rsrp, pl, los, events)
+        # Remember.
+        self._ids, self._row = ids, {v: i for i, v in enumerate(ids)}
+        self._xy, self._g, self._u, self._meas = xy, g, u, meas
+        self._serving, self._cand, self._cand_since = serving, cand, np.asarray(since, dtype=float)
+        self._last_from, self._last_to, self._last_ho_s = last_from, last_to, last_t
+        self._pl_los, self._pl_nlos = pl_los, pl_nlos
+        self.last = link
+        return link
+
+    def _link_state(self, time_s, ids, xy, serving, rsrp, pl, los, events) -> LinkState:
+        cfg = self.cfg
+        n, m = len(ids), self.num_rsus
+        conn = serving >= 0
+        s0 = np.maximum(serving, 0)
+        rows = np.arange(n)
+        gain = 10.0 ** (-pl / 10.0) if n and m else np.zeros((n, m))
+        g_serv = np.where(conn, gain[rows, s0], 0.0) if m else np.zeros(n)
+        if cfg.interference and m > 1 and n:
+            # Downlink: every co-channel RSU other than the serving one, at its transmit PSD.
+            rx_psd = gain * self.rsu_tx_psd_w_hz[None, :]                      # (N, M)
+            group_onehot = (self.reuse_group[:, None] == np.unique(self.reuse_group)[None, :]).astype(float)
+            per_group = rx_psd @ group_onehot                                  # (N, K)
+            gidx = np.searchsorted(np.unique(self.reuse_group), self.reuse_group)
+            dl_i = cfg.interference_load * (per_group[rows, gidx[s0]] - rx_psd[rows, s0])
+            # Uplink: one vehicle of every loaded co-channel cell, its mean gain to our RSU.
+            onehot = np.zeros((n, m))
+            onehot[rows[conn], serving[conn]] = 1.0
+            count = onehot.sum(0)                                              # (M,) vehicles per cell
+            mean_gain = (onehot.T @ gain) / np.maximum(count, 1)[:, None]      # (cell j, RSU s)
+            psd = self.default_tx_power_w * mean_gain / self.rsu_bandwidth_hz[:, None]
+            mask = self.cochannel & ~np.eye(m, dtype=bool) & (count > 0)[:, None]
+            ul_rsu = cfg.interference_load * (psd * mask).sum(0)               # (M,) at each RSU
+            ul_i = ul_rsu[s0]
+            dl_i = np.where(conn, np.maximum(dl_i, 0.0), 0.0)
+            ul_i = np.where(conn, ul_i, 0.0)
+        else:
+            dl_i = np.zeros(n)
+            ul_i = np.zeros(n)
+        bw = self.rsu_bandwidth_hz[s0] if m else np.ones(n)
+        ul_sinr = self.default_tx_power_w * g_serv / (bw * (self.rsu_noise_psd_w_hz[s0] if m else 1.0) + bw * ul_i)
+        dl_sinr = (self.rsu_tx_psd_w_hz[s0] if m else 0.0) * g_serv / (self.vehicle_noise_psd_w_hz + dl_i)
+        with np.errstate(divide="ignore"):
+            ul_db = np.where(conn, 10 * np.log10(ul_sinr), -np.inf)
+            dl_db = np.where(conn, 10 * np.log10(dl_sinr), -np.inf)
+        return LinkState(float(time_s), ids, xy, serving, rsrp, pl, ul_db, dl_db, events, los=los,
+                         serving_gain=g_serv, uplink_interference_w_hz=ul_i, downlink_interference_w_hz=dl_i)
+
+    # ------------------------------------------------------------------ rates
+    def _shannon(self, bandwidth_hz, sinr):
+        cfg = self.cfg
+        se = np.log2(1.0 + sinr / self.snr_gap)
+        if cfg.max_spectral_efficiency_bps_hz > 0:
+            se = np.minimum(se, cfg.max_spectral_efficiency_bps_hz)
+        return np.where(sinr >= self.min_sinr, bandwidth_hz * se, 0.0)
+
+    def uplink_sinr(self, link: LinkState, idx, tx_power_w, bandwidth_hz) -> np.ndarray:
+        """Linear uplink SINR of vehicles `idx` sending `tx_power_w` over `bandwidth_hz` (0 if not connected)."""
+        idx = np.asarray(idx, dtype=int)
+        p = np.minimum(np.broadcast_to(np.asarray(tx_power_w, dtype=float), idx.shape), self.max_tx_power_w)
+        b = np.broadcast_to(np.asarray(bandwidth_hz, dtype=float), idx.shape)
+        s = np.asarray(link.serving)[idx]
+        conn = (s >= 0) & (b > 0)
+        s0 = np.maximum(s, 0)
+        noise = (self.rsu_noise_psd_w_hz[s0] + link.uplink_interference_w_hz[idx]) * np.where(b > 0, b, 1.0)
+        return np.where(conn, p * link.serving_gain[idx] / noise, 0.0)
+
+    def uplink_rate_bps(self, link: LinkState, idx: np.ndarray, tx_power_w: np.ndarray, bandwidth_hz: np.ndarray) -> np.ndarray:
+        """Shannon uplink rate b log2(1 + p g / (b (N0 NF + I)) / gap), capped; 0 where not connected.
+        The power is clipped to the vehicle maximum."""
+        idx = np.asarray(idx, dtype=int)
+        b = np.broadcast_to(np.asarray(bandwidth_hz, dtype=float), idx.shape)
+        sinr = self.uplink_sinr(link, idx, tx_power_w, b)
+        return np.where(sinr > 0, self._shannon(b, sinr), 0.0)
+
+    def downlink_rate_bps(self, link: LinkState, idx: np.ndarray, bandwidth_hz: np.ndarray) -> np.ndarray:
+        """Downlink rate over `bandwidth_hz` of the serving RSU (its transmit PSD is fixed)."""
+        idx = np.asarray(idx, dtype=int)
+        b = np.broadcast_to(np.asarray(bandwidth_hz, dtype=float), idx.shape)
+        s = np.asarray(link.serving)[idx]
+        conn = (s >= 0) & (b > 0)
+        sinr = np.where(conn, 10 ** (np.where(conn, link.downlink_sinr_db[idx], 0.0) / 10), 0.0)
+        return np.where(conn, self._shannon(b, sinr), 0.0)
+
+    # ------------------------------------------------------------------ handover window
+    def predict_dwell_s(self, link: LinkState, idx: np.ndarray, future_xy_m: list[np.ndarray],
+                        future_t_s: list[np.ndarray]) -> np.ndarray:
+        """Predicted time left in the serving cell for vehicles `idx`, from their predicted positions
+        `future_xy_m[k]` (T_k, 2) at relative times `future_t_s[k]` (T_k,).
+
+        At each future point the expected RSRP of every RSU is the mean path loss (LOS probability
+        conditioned on today's LOS state, which persists with probability exp(-d/d_los)) plus today's
+        shadowing decayed by exp(-d/d_corr) (its conditional mean), d being the distance driven along
+        the predicted path. The vehicle leaves when a neighbour beats the serving RSU by the A3
+        hysteresis + offset for time-to-trigger, or the serving RSRP falls below min_rsrp_dbm.
+        inf = stays within the horizon; 0 = not connected.
+        """
+        cfg = self.cfg
+        idx = np.asarray(idx, dtype=int)
+        k = idx.size
+        out = np.full(k, np.inf)
+        serving = np.asarray(link.serving)[idx]
+        out[serving < 0] = 0.0
+        if k == 0 or self.num_rsus == 0:
+            return out
+        lens = np.asarray([len(t) for t in future_t_s], dtype=int)
+        row = link.index()
+        # Current per-link state of these vehicles (if the link is the channel's last step).
+        same = self.last is link
+        chunk = max(1, int(4_000_000 // max(self.num_rsus, 1)))
+        start = 0
+        while start < k:
+            stop, tot = start, 0
+            while stop < k and (tot == 0 or tot + lens[stop] <= chunk):
+                tot += lens[stop]
+                stop += 1
+            self._dwell_chunk(link, idx, serving, future_xy_m, future_t_s, lens, start, stop, out, same, row)
+            start = stop
+        return out
+
+    def _dwell_chunk(self, link, idx, serving, fxy, ft, lens, a, b, out, same, row):
+        cfg = self.cfg
+        sel = [j for j in range(a, b) if serving[j] >= 0 and lens[j] > 0]
+        if not sel:
+            return
+        xy = np.concatenate([np.asarray(fxy[j], dtype=float).reshape(-1, 2) for j in sel])
+        t = np.concatenate([np.asarray(ft[j], dtype=float).reshape(-1) for j in sel])
+        owner = np.repeat(np.arange(len(sel)), lens[sel])
+        first = np.r_[True, owner[1:] != owner[:-1]]
+        # Distance driven along the predicted path from the current position.
+        cur = np.asarray(link.xy_m)[idx[sel]]
+        prev = np.where(first[:, None], cur[owner], np.roll(xy, 1, axis=0))
+        seg = np.sqrt(((xy - prev) ** 2).sum(1))
+        cs = np.cumsum(seg)
+        base = np.maximum.accumulate(np.where(first, cs - seg, 0.0))
+        dist = cs - base
+        d2d = self._distances(xy)
+        pl_los, pl_nlos = self._los_nlos_db(d2d)
+        lm = cfg.los_model
+        rows = idx[sel][owner]
+        if lm == "los" or cfg.pathloss_model == "freespace":
+            pl = pl_los
+        elif lm == "nlos":
+            pl = pl_nlos
+        else:
+            p = plm.los_probability(cfg.pathloss_model, d2d, cfg.vehicle_height_m)
+            if lm == "stochastic" and same and link.los is not None:
+                u = self._u[rows]
+                keep = np.exp(-dist / cfg.los_correlation_distance_m)[:, None]
+                p = keep * (u < p) + (1 - keep) * p
+            pl = p * pl_los + (1 - p) * pl_nlos
+        if same and (self.shadow_std_db[0] > 0 or self.shadow_std_db[1] > 0):
+            los_now = link.los[rows]
+            sh_now = self._g[rows] * np.where(los_now, self.shadow_std_db[0], self.shadow_std_db[1])
+            dcor = np.where(los_now, self.shadow_decorrelation_m[0], self.shadow_decorrelation_m[1])
+            pl = pl + sh_now * np.exp(-dist[:, None] / dcor)
+        rsrp = self.rsu_tx_power_dbm[None, :] - self.rsrp_offset_db[None, :] - pl
+        s = serving[sel][owner]
+        pr = np.arange(len(t))
+        s_val = rsrp[pr, s]
+        rsrp[pr, s] = -np.inf
+        best = rsrp.max(1)
+        a3 = (best > s_val + cfg.handover_hysteresis_db + cfg.handover_offset_db) & (best >= cfg.min_rsrp_dbm)
+        prev_a3 = np.r_[False, a3[:-1]] & ~first
+        run_start = np.maximum.accumulate(np.where(a3 & ~prev_a3, pr, 0))
+        fire = (a3 & (t - t[run_start] >= cfg.time_to_trigger_s - 1e-9)) | (s_val < cfg.min_rsrp_dbm)
+        res = np.full(len(sel), np.inf)
+        np.minimum.at(res, owner[fire], np.maximum(t[fire], 0.0))
+        out[np.asarray(sel)] = res
+
+
+def dwell_prediction_error(predicted_s, actual_s, ended_by_handover=None) -> dict:
+    """Error statistics of dwell-time predictions against the dwell times observed.
+
+    `predicted_s`, `actual_s`: per prediction; `ended_by_handover` (bool, optional) marks dwells that
+    ended with a handover (others ended because the vehicle left or the log stopped, so the actual
+    time is only a lower bound and they are excluded). Infinite predictions are counted apart.
+    """
+    pred = np.asarray(predicted_s, dtype=float)
+    act = np.asarray(actual_s, dtype=float)
+    use = np.isfinite(act)
+    if ended_by_handover is not None:
+        use &= np.asarray(ended_by_handover, dtype=bool)
+    fin = use & np.isfinite(pred)
+    err = pred[fin] - act[fin]
+    out = {"count": int(use.sum()), "finite_predictions": int(fin.sum()), "infinite_predictions": int((use & ~np.isfinite(pred)).sum())}
+    if err.size:
+        out.update(mean_error_s=float(err.mean()), mae_s=float(np.abs(err).mean()), rmse_s=float(np.sqrt((err ** 2).mean())),
+                   median_abs_error_s=float(np.median(np.abs(err))),
+                   mape=float(np.mean(np.abs(err) / np.maximum(act[fin], 1e-9))))
+    else:
+        out.update(mean_error_s=np.nan, mae_s=np.nan, rmse_s=np.nan, median_abs_error_s=np.nan, mape=np.nan)
+    return out

@@ -1,0 +1,157 @@
+"""Path loss, LOS probability and shadow-fading parameters (3GPP TR 38.901, TR 37.885, Friis).
+
+All functions take numpy arrays (any shape, broadcast) in SI units and return dB or probabilities.
+Distances below the tables' minimum are clamped to it (TR 38.901 is defined from d2D = 10 m).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+C_MPS = 299_792_458.0
+#: h_E, the effective environment height of TR 38.901 Note 1 (1 m for UMi; 1 m for UMa when h_UT < 13 m).
+EFFECTIVE_ENV_HEIGHT_M = 1.0
+MIN_D2D_M = 10.0
+
+#: TR 38.901 Table 7.4.1-1 shadow-fading standard deviations (dB): model -> (LOS, NLOS).
+SHADOW_STD_DB = {"umi": (4.0, 7.82), "uma": (4.0, 6.0), "freespace": (0.0, 0.0)}
+#: TR 38.901 Table 7.5-6 SF correlation distances in the horizontal plane (m): model -> (LOS, NLOS).
+SHADOW_DECORRELATION_M = {"umi": (10.0, 13.0), "uma": (37.0, 50.0), "freespace": (10.0, 13.0)}
+
+
+def breakpoint_distance_m(carrier_frequency_hz, h_bs_m, h_ut_m, h_e_m: float = EFFECTIVE_ENV_HEIGHT_M):
+    """d'_BP = 4 h'_BS h'_UT f_c / c with h' = h - h_E (TR 38.901 Table 7.4.1-1, Note 1)."""
+    return 4.0 * (np.asarray(h_bs_m) - h_e_m) * (np.asarray(h_ut_m) - h_e_m) * carrier_frequency_hz / C_MPS
+
+
+def freespace_db(d3d_m, carrier_frequency_hz):
+    """Friis free-space loss 20 log10(4 pi d f / c)."""
+    d = np.maximum(np.asarray(d3d_m, dtype=float), 1.0)
+    return 20.0 * np.log10(4.0 * np.pi * d * carrier_frequency_hz / C_MPS)
+
+
+def _d3d(d2d_m, h_bs_m, h_ut_m):
+    d2d = np.maximum(np.asarray(d2d_m, dtype=float), MIN_D2D_M)
+    return d2d, np.sqrt(d2d * d2d + (h_bs_m - h_ut_m) ** 2)
+
+
+def umi_los_db(d2d_m, carrier_frequency_hz, h_bs_m=10.0, h_ut_m=1.5):
+    """UMi-Street Canyon LOS (TR 38.901 Table 7.4.1-1): PL1 up to d'_BP, PL2 beyond."""
+    d2d, d3d = _d3d(d2d_m, h_bs_m, h_ut_m)
+    fc = carrier_frequency_hz / 1e9
+    dbp = breakpoint_distance_m(carrier_frequency_hz, h_bs_m, h_ut_m)
+    pl1 = 32.4 + 21.0 * np.log10(d3d) + 20.0 * np.log10(fc)
+    pl2 = 32.4 + 40.0 * np.log10(d3d) + 20.0 * np.log10(fc) - 9.5 * np.log10(dbp ** 2 + (h_bs_m - h_ut_m) ** 2)
+    return np.where(d2d <= dbp, pl1, pl2)
+
+
+def umi_nlos_db(d2d_m, carrier_frequency_hz, h_bs_m=10.0, h_ut_m=1.5):
+    """UMi-Street Canyon NLOS: max(PL_LOS, PL'_NLOS), PL'_NLOS = 35.3 log10 d3D + 22.4 + 21.3 log10 fc - 0.3 (h_UT - 1.5)."""
+    _, d3d = _d3d(d2d_m, h_bs_m, h_ut_m)
+    fc = carrier_frequency_hz / 1e9
+    nlos = 35.3 * np.log10(d3d) + 22.4 + 21.3 * np.log10(fc) - 0.3 * (h_ut_m - 1.5)
+    return np.maximum(umi_los_db(d2d_m, carrier_frequency_hz, h_bs_m, h_ut_m), nlos)
+
+
+def uma_los_db(d2d_m, carrier_frequency_hz, h_bs_m=25.0, h_ut_m=1.5):
+    """UMa LOS (TR 38.901 Table 7.4.1-1): 28.0 + 22 log10 d3D + 20 log10 fc, 40 log10 beyond d'_BP."""
+    d2d, d3d = _d3d(d2d_m, h_bs_m, h_ut_m)
+    fc = carrier_frequency_hz / 1e9
+    dbp = breakpoint_distance_m(carrier_frequency_hz, h_bs_m, h_ut_m)
+    pl1 = 28.0 + 22.0 * np.log10(d3d) + 20.0 * np.log10(fc)
+    pl2 = 28.0 + 40.0 * np.log10(d3d) + 20.0 * np.log10(fc) - 9.0 * np.log10(dbp ** 2 + (h_bs_m - h_ut_m) ** 2)
+    return np.where(d2d <= dbp, pl1, pl2)
+
+
+def uma_nlos_db(d2d_m, carrier_frequency_hz, h_bs_m=25.0, h_ut_m=1.5):
+    """UMa NLOS: max(PL_LOS, PL'_NLOS), PL'_NLOS = 13.54 + 39.08 log10 d3D + 20 log10 fc - 0.6 (h_UT - 1.5)."""
+    _, d3d = _d3d(d2d_m, h_bs_m, h_ut_m)
+    fc = carrier_frequency_hz / 1e9
+    nlos = 13.54 + 39.08 * np.log10(d3d) + 20.0 * np.log10(fc) - 0.6 * (h_ut_m - 1.5)
+    return np.maximum(uma_los_db(d2d_m, carrier_frequency_hz, h_bs_m, h_ut_m), nlos)
+
+
+def los_probability(model: str, d2d_m, h_ut_m=1.5):
+    """LOS probability of TR 38.901 Table 7.4.2-1 (outdoor UT). Freespace is always LOS."""
+    d = np.maximum(np.asarray(d2d_m, dtype=float), 1e-9)
+    if model == "freespace":
+        return np.ones_like(d)
+    if model == "umi":
+        p = 18.0 / d + np.exp(-d / 36.0) * (1.0 - 18.0 / d)
+    elif model == "uma":
+        c = 0.0 if h_ut_m <= 13.0 else ((h_ut_m - 13.0) / 10.0) ** 1.5
+        p = (18.0 / d + np.exp(-d / 63.0) * (1.0 - 18.0 / d)) * (1.0 + c * 1.25 * (d / 100.0) ** 3 * np.exp(-d / 150.0))
+    else:
+        raise ValueError(f"unknown path loss model {model!r}")
+    return np.where(d <= 18.0, 1.0, np.minimum(p, 1.0))
+
+
+def pathloss_db(model: str, d2d_m, carrier_frequency_hz, h_bs_m, h_ut_m, los):
+    """Path loss of `model` (umi, uma, freespace) for a LOS state: bool array, or a LOS probability
+    in [0, 1] (float array) giving the probability-weighted loss in dB."""
+    if model == "freespace":
+        d2d = np.asarray(d2d_m, dtype=float)
+        return freespace_db(np.sqrt(d2d * d2d + (h_bs_m - h_ut_m) ** 2), carrier_frequency_hz)
+    f_los, f_nlos = {"umi": (umi_los_db, umi_nlos_db), "uma": (uma_los_db, uma_nlos_db)}[model]
+    pl_los = f_los(d2d_m, carrier_frequency_hz, h_bs_m, h_ut_m)
+    pl_nlos = f_nlos(d2d_m, carrier_frequency_hz, h_bs_m, h_ut_m)
+    los = np.asarray(los)
+    if los.dtype == bool:
+        return np.where(los, pl_los, pl_nlos)
+    return los * pl_los + (1.0 - los) * pl_nlos
+
+
+# ---------------------------------------------------------------- vehicle-to-vehicle (TR 37.885)
+#: TR 37.885 Table 6.2.1-1 shadow fading (dB): LOS 3 (highway and urban), NLOSv 4.4 (3.0 highway? see docs), NLOS 4.
+V2V_SHADOW_STD_DB = {"los": 3.0, "nlosv": 4.4, "nlos": 4.0}
+#: TR 37.885 §6.2.3 shadowing decorrelation distance for V2V (m): highway 25, urban 10.
+V2V_DECORRELATION_M = {"highway": 25.0, "urban": 10.0}
+
+
+def v2v_los_db(scenario: str, d3d_m, carrier_frequency_hz):
+    """V2V LOS path loss (TR 37.885 Table 6.2.1-1): highway 32.4 + 20 log10 d + 20 log10 fc;
+    urban 38.77 + 16.7 log10 d + 18.2 log10 fc (d in m, fc in GHz)."""
+    d = np.maximum(np.asarray(d3d_m, dtype=float), 1.0)
+    fc = carrier_frequency_hz / 1e9
+    if scenario == "highway":
+        return 32.4 + 20.0 * np.log10(d) + 20.0 * np.log10(fc)
+    if scenario == "urban":
+        return 38.77 + 16.7 * np.log10(d) + 18.2 * np.log10(fc)
+    raise ValueError(f"unknown V2V scenario {scenario!r} (highway or urban)")
+
+
+def v2v_nlos_db(d3d_m, carrier_frequency_hz):
+    """V2V NLOS (buildings, urban intersections; TR 37.885 Table 6.2.1-1): 36.85 + 30 log10 d + 18.9 log10 fc."""
+    d = np.maximum(np.asarray(d3d_m, dtype=float), 1.0)
+    return 36.85 + 30.0 * np.log10(d) + 18.9 * np.log10(carrier_frequency_hz / 1e9)
+
+
+def v2v_los_probability(scenario: str, d2d_m):
+    """V2V LOS probability (TR 37.885 Table 6.2.1-2).
+
+    highway: min(1, a d^2 + b d + c) up to 475 m (a = 2.1013e-6, b = -0.002, c = 1.0193),
+    max(0, 0.54 - 0.001 (d - 475)) beyond; urban: min(1, 1.05 exp(-0.0114 d)) up to 500 m,
+    max(0, 0.32 - 0.00043 (d - 500))... see docs/channel.md for the exact urban form used.
+    """
+    d = np.asarray(d2d_m, dtype=float)
+    if scenario == "highway":
+        near = np.minimum(1.0, 2.1013e-6 * d * d - 0.002 * d + 1.0193)
+        far = np.maximum(0.0, 0.54 - 0.001 * (d - 475.0))
+        return np.where(d <= 475.0, near, far)
+    if scenario == "urban":
+        return np.minimum(1.0, 1.05 * np.exp(-0.0114 * d))
+    raise ValueError(f"unknown V2V scenario {scenario!r} (highway or urban)")
+
+
+def v2v_pathloss_db(scenario: str, d2d_m, carrier_frequency_hz, state="los", rng=None, blockers=1):
+    """V2V path loss for a state `los`, `nlosv` (LOS blocked by vehicles: LOS loss plus a blockage
+    loss, TR 37.885 §6.2.1: 0 dB for no blocker, else N(5, 4) dB (one blocker) drawn from `rng`, or
+    its mean 5 dB without rng), or `nlos` (urban only)."""
+    d = np.asarray(d2d_m, dtype=float)
+    if state == "los":
+        return v2v_los_db(scenario, d, carrier_frequency_hz)
+    if state == "nlosv":
+        extra = 5.0 if rng is None else np.maximum(0.0, 5.0 + 4.0 * rng.standard_normal(np.shape(d)))
+        return v2v_los_db(scenario, d, carrier_frequency_hz) + extra * (blockers > 0)
+    if state == "nlos":
+        return v2v_nlos_db(d, carrier_frequency_hz)
+    raise ValueError(f"unknown V2V state {state!r} (los, nlosv or nlos)")
