@@ -61,6 +61,8 @@ class Scenario:
     outputs: dict = field(default_factory=dict)
     """Output files the source configuration names (option -> file as written there, e.g.
     `tripinfo-output: tripinfos.xml`); `output_args` sends them into the run folder."""
+    source: str = ""
+    """How the scenario's files are made (a scenario YAML's `source`), named when a file is missing."""
     output_options: list[str] = field(default_factory=list)
     """Non-file options of the source configuration's <output> section (e.g. `--fcd-output.geo true`)."""
     _additional_origin: dict = field(default_factory=dict, repr=False, compare=False)
@@ -243,6 +245,7 @@ def scenario_from_yaml(path: Path) -> Scenario:
         rsu_file=resolve_file(str(data["rsu_file"]), base) if data.get("rsu_file") else None,
         name=str(data.get("name") or path.stem),
         replay=dict(data.get("replay") or {}),
+        source=str(data.get("source") or ""),
     )
     if sc.replay.get("file"):
         sc.replay["file"] = str(resolve_file(str(sc.replay["file"]), base))
@@ -276,5 +279,6 @@ def build_scenario(mobility_cfg, base_dir: Path) -> Scenario:
     sc.additional_files = sc.additional_files + [resolve_file(a, base_dir) for a in mobility_cfg.additional_files]
     for p in [sc.net_file, *sc.route_files, *sc.additional_files]:
         if not p.exists():
-            raise ScenarioError(f"file not found: {p}")
+            hint = f" (this scenario's files are made by: {sc.source})" if sc.source else ""
+            raise ScenarioError(f"file not found: {p}{hint}")
     return sc

@@ -644,8 +644,8 @@ def import_traces(paths, net_path: str | Path, out_dir: str | Path, *, fmt: str 
                   csv_format: CsvFormat | None = None, columns: str | None = None, time_unit: str = "s",
                   clean: CleanConfig | None = None, max_speed_mps: float | None = None,
                   gap_s: float | None = None, min_points: int | None = None,
-                  begin_s: float = 0.0, time_compression: float = 1.0, max_trips: int | None = None,
-                  delta_m: float = 50.0, fill_gaps_m: float = 2000.0, validate: bool = True,
+                  begin_s: float = 0.0, time_compression: float = 1.0, departure_span_s: float | None = None,
+                  max_trips: int | None = None, delta_m: float = 50.0, fill_gaps_m: float = 2000.0, validate: bool = True,
                   net=None, write_scenario: bool = True) -> ImportReport:
     """Import GPS traces onto a SUMO net: clean, split, map-match, repair, write routes + exact replay.
 
@@ -653,6 +653,8 @@ def import_traces(paths, net_path: str | Path, out_dir: str | Path, *, fmt: str 
     (with `write_scenario`) scenario.yaml (routes mode) and scenario_exact.yaml (exact mode).
     CSV columns: `csv_format`, or `columns="id,time,lat,lon"` names with `time_unit` (s, ms, iso).
     Cleaning: `clean`, or the shortcuts `max_speed_mps`, `gap_s`, `min_points`.
+    Departures: `time_compression` (24 = a day into an hour), or `departure_span_s` to compress
+    whatever span the traces cover into that many seconds; the first departure is at `begin_s`.
     `max_trips` keeps only the first N in-bounds trips (in file order), for quick tests.
     """
     started = _time.perf_counter()
@@ -681,6 +683,12 @@ def import_traces(paths, net_path: str | Path, out_dir: str | Path, *, fmt: str 
         trips = trips[:max_trips]
         report.trips_in_bounds = len(trips)
     match_trips(trips, net, report, delta_m=delta_m, fill_gaps_m=fill_gaps_m)
+    if departure_span_s is not None and trips:
+        if departure_span_s <= 0:
+            raise TraceError(f"departure_span_s: expected a positive number of seconds, got {departure_span_s}")
+        t0 = [tr.time_s[0] for tr in trips]
+        time_compression = max((max(t0) - min(t0)) / departure_span_s, 1e-9) if max(t0) > min(t0) else 1.0
+        report.time_compression = time_compression
     departs = departure_times(trips, begin_s=begin_s, time_compression=time_compression)
     if len(departs):
         report.first_depart_s, report.last_depart_s = float(departs.min()), float(departs.max())
