@@ -1,0 +1,497 @@
+"""Figures of a run folder (matplotlib, Agg, no pyplot state): `make_figures(run_dir) -> [png paths]`.
+
+Every figure reads only the run folder's files (columns in docs/ARCHITECTURE.md, "Run folder"); a
+figure whose inputs are missing is skipped, never an error, so a partial or older run still gets
+the pictures it can have.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+# Same order as the RSU colours of rsus.add.xml and the sumo-gui overlay: RSU i has colour i.
+try:
+    from iovsim.mobility.rsu import RSU_COLORS as _RSU_RGB
+except Exception:  # noqa: BLE001 - viz must work on a run folder without the rest of iovsim importable
+    _RSU_RGB = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+                (140, 86, 75), (227, 119, 194), (188, 189, 34), (23, 190, 207), (127, 127, 127)]
+
+TASK_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
+DPI = 110
+
+# name -> (file, title) in the order the report shows them
+FIGURES = {
+    "accuracy_loss": "Accuracy and loss per round",
+    "latency": "Round latency and its parts",
+    "energy": "Energy per task against its budget",
+    "ranks": "Ranks chosen over time",
+    "losses_handovers": "Lost updates and handovers per round",
+    "strategy": "Strategy internals (strategy.csv)",
+    "map": "Road network, RSUs, coverage and handover locations",
+}
+
+
+def rsu_color(i: int) -> tuple[float, float, float]:
+    r, g, b = _RSU_RGB[int(i) % len(_RSU_RGB)]
+    return (r / 255, g / 255, b / 255)
+
+
+# ---------------------------------------------------------------------- reading
+def read_csv(path: Path) -> list[dict] | None:
+    """Rows of a CSV as dicts, or None when the file is absent or has no rows."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return rows or None
+
+
+def num(v) -> float:
+    """A CSV cell as float; empty or unparsable cells are NaN."""
+    if v is None or v == "":
+        return math.nan
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def has_cols(rows: list[dict] | None, *cols: str) -> bool:
+    return bool(rows) and all(c in rows[0] for c in cols)
+
+
+def tasks_of(rows: list[dict]) -> list[str]:
+    return list(dict.fromkeys(r["task"] for r in rows))
+
+
+def per_task(rows: list[dict], col: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """task -> (rounds, values) sorted by round."""
+    out = {}
+    for t in tasks_of(rows):
+        mine = sorted((r for r in rows if r["task"] == t), key=lambda r: num(r["round"]))
+        out[t] = (np.array([num(r["round"]) for r in mine]), np.array([num(r.get(col)) for r in mine]))
+    return out
+
+
+def per_round(rows: list[dict], col: str, how: Callable = np.nansum) -> tuple[np.ndarray, np.ndarray]:
+    """(rounds, how(values of that round over tasks)); all-NaN rounds stay NaN."""
+    rounds = sorted({num(r["round"]) for r in rows})
+    vals = []
+    for rd in rounds:
+        v = np.array([num(r.get(col)) for r in rows if num(r["round"]) == rd])
+        vals.append(how(v) if np.isfinite(v).any() else math.nan)
+    return np.array(rounds), np.array(vals, dtype=float)
+
+
+def resolve_net_file(run_dir: Path) -> Path | None:
+    """The road network of a run: summary.json "net_file", else config.yaml mobility.net_file."""
+    cands = []
+    s = Path(run_dir) / "summary.json"
+    if s.is_file():
+        try:
+            cands.append(json.loads(s.read_text()).get("net_file"))
+        except (ValueError, OSError):
+            pass
+    c = Path(run_dir) / "config.yaml"
+    if c.is_file():
+        try:
+            import yaml
+
+            cands.append(((yaml.safe_load(c.read_text()) or {}).get("mobility") or {}).get("net_file"))
+        except Exception:  # noqa: BLE001
+            pass
+    for v in cands:
+        if not v:
+            continue
+        v = str(v)
+        if v.startswith("sumo:"):
+            try:
+                import sumo
+
+                v = os.path.join(sumo.SUMO_HOME, v[len("sumo:"):])
+            except ImportError:
+                continue
+        p = Path(v)
+        if not p.is_absolute():
+            p = (Path(run_dir) / p) if (Path(run_dir) / p).exists() else p
+        if p.is_file():
+            return p
+    return None
+
+
+# ---------------------------------------------------------------------- drawing helpers
+def _new(nrows=1, ncols=1, w=7.5, h=4.2, **kw):
+    fig = Figure(figsize=(w, h), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
+    return fig, axes
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, facecolor="white")
+    return path
+
+
+def _int_rounds(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("round")
+    ax.grid(True, alpha=0.3)
+
+
+# ---------------------------------------------------------------------- figures
+def fig_accuracy_loss(metrics, out: Path) -> Path | None:
+    if not has_cols(metrics, "round", "task", "accuracy"):
+        return None
+    with_loss = has_cols(metrics, "loss")
+    fig, axes = _new(1, 2 if with_loss else 1, w=11 if with_loss else 7)
+    acc = per_task(metrics, "accuracy")
+    for i, (t, (x, y)) in enumerate(acc.items()):
+        axes[0, 0].plot(x, y, "o-", color=TASK_COLORS[i % len(TASK_COLORS)], label=t, ms=4)
+    axes[0, 0].set_ylabel("test accuracy")
+    axes[0, 0].set_title("accuracy per task")
+    _int_rounds(axes[0, 0])
+    axes[0, 0].legend(fontsize=8)
+    if with_loss:
+        for i, (t, (x, y)) in enumerate(per_task(metrics, "loss").items()):
+            axes[0, 1].plot(x, y, "o-", color=TASK_COLORS[i % len(TASK_COLORS)], label=t, ms=4)
+        axes[0, 1].set_ylabel("test loss")
+        axes[0, 1].set_title("loss per task")
+        _int_rounds(axes[0, 1])
+        axes[0, 1].legend(fontsize=8)
+    return _save(fig, out)
+
+
+def fig_latency(metrics, out: Path) -> Path | None:
+    if not has_cols(metrics, "round", "round_latency_s"):
+        return None
+    fig, axes = _new()
+    ax = axes[0, 0]
+    rounds, lat = per_round(metrics, "round_latency_s", np.nanmax)
+    parts = [(c, lbl, col) for c, lbl, col in (("compute_time_s", "compute", "#4c72b0"),
+                                                ("upload_time_s", "upload", "#dd8452"),
+                                                ("wait_time_s", "waiting", "#b0b0b0"))
+             if has_cols(metrics, c)]
+    bottom = np.zeros(len(rounds))
+    for c, lbl, col in parts:
+        _, v = per_round(metrics, c, np.nanmean)
+        v = np.nan_to_num(v)
+        ax.bar(rounds, v, bottom=bottom, color=col, label=f"{lbl} (mean over tasks)", width=0.7)
+        bottom += v
+    ax.plot(rounds, lat, "k-o", ms=4, label="round latency")
+    ax.set_ylabel("time [s]")
+    ax.set_title("round latency and its parts")
+    _int_rounds(ax)
+    ax.legend(fontsize=8)
+    return _save(fig, out)
+
+
+def fig_energy(metrics, out: Path) -> Path | None:
+    if not has_cols(metrics, "round", "task", "energy_j"):
+        return None
+    energy = per_task(metrics, "energy_j")
+    budget = per_task(metrics, "energy_budget_j") if has_cols(metrics, "energy_budget_j") else {}
+    fig, axes = _new(1, 2, w=11)
+    ax, cum = axes[0, 0], axes[0, 1]
+    for i, (t, (x, y)) in enumerate(energy.items()):
+        c = TASK_COLORS[i % len(TASK_COLORS)]
+        ax.plot(x, y, "o-", color=c, label=f"{t} energy", ms=4)
+        cum.plot(x, np.nancumsum(y), "-", color=c, label=f"{t} cumulative")
+        if t in budget:
+            bx, b = budget[t]
+            if np.isfinite(b).any() and np.nanmax(b) > 0:
+                ax.plot(bx, b, "--", color=c, alpha=0.8, label=f"{t} budget / round")
+                cum.plot(bx, np.nancumsum(b), "--", color=c, alpha=0.8, label=f"{t} cumulative budget")
+    ax.set_ylabel("energy per round [J]")
+    ax.set_title("energy per task and round")
+    cum.set_ylabel("energy [J]")
+    cum.set_title("cumulative energy against budget")
+    for a in (ax, cum):
+        _int_rounds(a)
+        a.legend(fontsize=7)
+    return _save(fig, out)
+
+
+def fig_ranks(metrics, vehicles, out: Path) -> Path | None:
+    has_mean = has_cols(metrics, "round", "task", "mean_rank") and any(
+        np.isfinite(num(r["mean_rank"])) for r in metrics)
+    has_veh = has_cols(vehicles, "round", "rank") and any(np.isfinite(num(r["rank"])) for r in vehicles)
+    if not (has_mean or has_veh):
+        return None
+    fig, axes = _new(1, 2 if (has_mean and has_veh) else 1, w=11 if (has_mean and has_veh) else 7)
+    k = 0
+    task_idx = {t: i for i, t in enumerate(tasks_of(metrics))} if metrics and "task" in metrics[0] else {}
+    if has_mean:
+        ax = axes[0, k]
+        k += 1
+        for t, (x, y) in per_task(metrics, "mean_rank").items():
+            ax.plot(x, y, "o-", ms=4, label=t, color=TASK_COLORS[task_idx.get(t, 0) % len(TASK_COLORS)])
+        ax.set_ylabel("mean LoRA rank of participants")
+        ax.set_title("mean rank per task")
+        _int_rounds(ax)
+        ax.legend(fontsize=8)
+    if has_veh:
+        ax = axes[0, k]
+        rng = np.random.default_rng(0)  # jitter only, so overlapping points stay visible
+        tasks = list(dict.fromkeys(r.get("task", "") for r in vehicles))
+        for t in tasks:
+            mine = [r for r in vehicles if r.get("task", "") == t]
+            x = np.array([num(r["round"]) for r in mine])
+            y = np.array([num(r["rank"]) for r in mine])
+            ok = np.array([r.get("status", "ok") in ("ok", "") for r in mine])
+            ti = task_idx.setdefault(t, len(task_idx))
+            c = TASK_COLORS[ti % len(TASK_COLORS)]
+            off = (ti - (len(tasks) - 1) / 2) * 0.15
+            jx = x + off + rng.uniform(-0.05, 0.05, len(x))
+            ax.scatter(jx[ok], y[ok], s=14, color=c, alpha=0.7, label=f"{t}")
+            if (~ok).any():
+                ax.scatter(jx[~ok], y[~ok], s=22, marker="x", color=c, alpha=0.9, label=f"{t} (lost)")
+        ax.set_ylabel("LoRA rank")
+        ax.set_title("rank per vehicle and round")
+        ranks = np.array([num(r["rank"]) for r in vehicles])
+        ranks = ranks[np.isfinite(ranks)]
+        if len(ranks) and ranks.min() > 0 and ranks.max() / ranks.min() >= 4:
+            # Ranks are usually powers of two: equal steps on a log2 axis.
+            from matplotlib.ticker import FixedLocator, NullLocator
+
+            ax.set_yscale("log", base=2)
+            ax.yaxis.set_major_locator(FixedLocator(sorted(set(ranks.tolist()))))
+            ax.yaxis.set_minor_locator(NullLocator())
+            ax.yaxis.set_major_formatter(lambda v, _: f"{v:g}")
+        _int_rounds(ax)
+        ax.legend(fontsize=7)
+    return _save(fig, out)
+
+
+def fig_losses_handovers(metrics, handovers, out: Path) -> Path | None:
+    if not has_cols(metrics, "round", "lost_updates"):
+        return None
+    fig, axes = _new()
+    ax = axes[0, 0]
+    rounds, total = per_round(metrics, "lost_updates")
+    kinds = [(c, lbl, col) for c, lbl, col in (("lost_handover", "lost: handover", "#d62728"),
+                                                ("lost_left", "lost: left the map", "#9467bd"),
+                                                ("lost_deadline", "lost: deadline", "#8c8c8c"))
+             if has_cols(metrics, c)]
+    if kinds:
+        bottom = np.zeros(len(rounds))
+        for c, lbl, col in kinds:
+            _, v = per_round(metrics, c)
+            v = np.nan_to_num(v)
+            ax.bar(rounds, v, bottom=bottom, color=col, width=0.7, label=lbl)
+            bottom += v
+    else:
+        ax.bar(rounds, np.nan_to_num(total), color="#d62728", width=0.7, label="lost updates")
+    if has_cols(metrics, "participants"):
+        _, parts = per_round(metrics, "participants")
+        ax.plot(rounds, parts, "s--", color="#4c72b0", ms=4, label="participants")
+    ax.set_ylabel("vehicles")
+    ax2 = ax.twinx()
+    ho = None
+    if has_cols(metrics, "handovers"):
+        # The handover count is network-wide, repeated on every task's row of a round.
+        _, ho = per_round(metrics, "handovers", np.nanmax)
+    elif has_cols(handovers, "round"):
+        hr = np.array([num(r["round"]) for r in handovers])
+        ho = np.array([np.sum(hr == r) for r in rounds], dtype=float)
+    if ho is not None:
+        ax2.plot(rounds, ho, "k-o", ms=4, label="handovers (FL vehicles)")
+        ax2.set_ylabel("handovers")
+        ax2.set_ylim(bottom=0)
+    ax.set_title("lost updates and handovers per round")
+    _int_rounds(ax)
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper left", bbox_to_anchor=(1.1, 1.0))
+    return _save(fig, out)
+
+
+def fig_strategy(strategy_rows, out: Path, max_panels: int = 12) -> Path | None:
+    if not has_cols(strategy_rows, "round", "name", "value"):
+        return None
+    names = list(dict.fromkeys(r["name"] for r in strategy_rows))
+    series = {}
+    for n in names:
+        mine = [(num(r["round"]), num(r["value"])) for r in strategy_rows if r["name"] == n]
+        mine = [(x, y) for x, y in mine if np.isfinite(y)]
+        if mine:
+            series[n] = np.array(sorted(mine))
+    if not series:
+        return None
+    names = list(series)[:max_panels]
+    ncols = min(3, len(names))
+    nrows = math.ceil(len(names) / ncols)
+    fig, axes = _new(nrows, ncols, w=3.8 * ncols, h=2.6 * nrows)
+    for i, n in enumerate(names):
+        ax = axes[i // ncols, i % ncols]
+        ax.plot(series[n][:, 0], series[n][:, 1], "o-", ms=3, color="#4c72b0")
+        ax.set_title(n, fontsize=9)
+        _int_rounds(ax)
+    for j in range(len(names), nrows * ncols):
+        axes[j // ncols, j % ncols].set_visible(False)
+    return _save(fig, out)
+
+
+def _rsu_index(value, id_to_index: dict[str, int]) -> int | None:
+    if value is None or value == "":
+        return None
+    if value in id_to_index:
+        return id_to_index[value]
+    f = num(value)
+    return int(f) if np.isfinite(f) and f >= 0 else None
+
+
+def fig_map(run_dir: Path, rsus, handovers, out: Path, net_file: Path | None = None) -> Path | None:
+    """Lanes of the net (thin grey), RSUs (coloured squares), coverage circles and handover locations."""
+    net_file = Path(net_file) if net_file else resolve_net_file(run_dir)
+    lines, bounds = [], None
+    if net_file is not None and net_file.is_file():
+        import sumolib
+
+        net = sumolib.net.readNet(str(net_file), withInternal=False)
+        for e in net.getEdges():
+            for ln in e.getLanes():
+                shp = ln.getShape()
+                if len(shp) >= 2:
+                    lines.append(np.asarray(shp)[:, :2])
+        xmin, ymin, xmax, ymax = net.getBoundary()
+        bounds = (xmin, ymin, xmax, ymax)
+    if not lines and not has_cols(rsus, "x_m", "y_m"):
+        return None
+    from matplotlib.collections import LineCollection
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Circle
+
+    w, h = 9.0, 7.0
+    if bounds is not None and bounds[2] > bounds[0] and bounds[3] > bounds[1]:
+        aspect = (bounds[3] - bounds[1]) / (bounds[2] - bounds[0])
+        h = float(np.clip(w * aspect, 4.0, 12.0))
+    fig, axes = _new(w=w, h=h)
+    ax = axes[0, 0]
+    if lines:
+        ax.add_collection(LineCollection(lines, colors="#8a8a8a", linewidths=0.6, zorder=1))
+    legend = [Line2D([], [], color="#8a8a8a", lw=1, label="lanes")]
+    id_to_index = {}
+    if has_cols(rsus, "x_m", "y_m"):
+        for i, r in enumerate(rsus):
+            id_to_index[r.get("id", str(i))] = i
+            x, y, rad = num(r["x_m"]), num(r["y_m"]), num(r.get("radius_m"))
+            c = rsu_color(i)
+            if np.isfinite(rad) and rad > 0:
+                ax.add_patch(Circle((x, y), rad, facecolor=(*c, 0.15), edgecolor=(*c, 0.9), lw=1.0, zorder=2))
+            ax.plot(x, y, "s", color=c, mec="black", mew=0.8, ms=8, zorder=4)
+            ax.annotate(r.get("id", str(i)), (x, y), xytext=(5, 5), textcoords="offset points", fontsize=8,
+                        color="black", zorder=5,
+                        bbox=dict(boxstyle="round,pad=0.15", fc="white", ec=c, alpha=0.8, lw=0.6))
+        legend.append(Line2D([], [], marker="s", ls="", color="grey", mec="black", label="RSU (coverage circle)"))
+    if has_cols(handovers, "x_m", "y_m"):
+        hx = np.array([num(r["x_m"]) for r in handovers])
+        hy = np.array([num(r["y_m"]) for r in handovers])
+        to = [_rsu_index(r.get("to_rsu"), id_to_index) for r in handovers]
+        cols = [rsu_color(t) if t is not None else (0.8, 0.0, 0.0) for t in to]
+        ok = np.isfinite(hx) & np.isfinite(hy)
+        ax.scatter(hx[ok], hy[ok], s=36, marker="X", c=[c for c, k in zip(cols, ok) if k], edgecolors="black",
+                   linewidths=0.6, zorder=6)
+        legend.append(Line2D([], [], marker="X", ls="", color="grey", mec="black",
+                             label=f"handover ({int(ok.sum())}; colour = new RSU)"))
+    if bounds is not None:
+        pad = 0.02 * max(bounds[2] - bounds[0], bounds[3] - bounds[1])
+        ax.set_xlim(bounds[0] - pad, bounds[2] + pad)
+        ax.set_ylim(bounds[1] - pad, bounds[3] + pad)
+    else:
+        ax.autoscale_view()
+    ax.set_aspect("equal", adjustable="datalim" if bounds is None else "box")
+    ax.set_xlabel("x [m]")
+    ax.set_ylabel("y [m]")
+    ax.set_title(f"road network{' ' + net_file.name if net_file else ''}, RSUs and handovers")
+    ax.legend(handles=legend, fontsize=8, loc="best")
+    return _save(fig, out)
+
+
+# ---------------------------------------------------------------------- entry point
+def make_figures(run_dir: Path, net_file: Path | None = None) -> list[Path]:
+    """Write the run's figures as PNGs into run_dir/figures/ and return their paths (report order).
+
+    Figures whose inputs are missing are skipped; `net_file` overrides the net found through
+    summary.json / config.yaml for the map.
+    """
+    run_dir = Path(run_dir)
+    fig_dir = run_dir / "figures"
+    metrics = read_csv(run_dir / "metrics.csv")
+    vehicles = read_csv(run_dir / "vehicles.csv")
+    handovers = read_csv(run_dir / "handovers.csv")
+    strategy_rows = read_csv(run_dir / "strategy.csv")
+    rsus = read_csv(run_dir / "rsus.csv")
+    makers = {
+        "accuracy_loss": lambda p: fig_accuracy_loss(metrics, p),
+        "latency": lambda p: fig_latency(metrics, p),
+        "energy": lambda p: fig_energy(metrics, p),
+        "ranks": lambda p: fig_ranks(metrics, vehicles, p),
+        "losses_handovers": lambda p: fig_losses_handovers(metrics, handovers, p),
+        "strategy": lambda p: fig_strategy(strategy_rows, p),
+        "map": lambda p: fig_map(run_dir, rsus, handovers, p, net_file),
+    }
+    out = []
+    for name, make in makers.items():
+        path = make(fig_dir / f"{name}.png")
+        if path is not None:
+            out.append(path)
+    return out
+
+
+def fig_compare_accuracy(runs: dict[str, list[dict]], out: Path) -> Path | None:
+    """Accuracy per round, one panel per task, one line per strategy."""
+    tasks = list(dict.fromkeys(t for rows in runs.values() if rows for t in tasks_of(rows)))
+    if not tasks:
+        return None
+    ncols = min(3, len(tasks))
+    nrows = math.ceil(len(tasks) / ncols)
+    fig, axes = _new(nrows, ncols, w=4.6 * ncols, h=3.6 * nrows)
+    for i, t in enumerate(tasks):
+        ax = axes[i // ncols, i % ncols]
+        for j, (name, rows) in enumerate(runs.items()):
+            if not has_cols(rows, "round", "task", "accuracy"):
+                continue
+            x, y = per_task(rows, "accuracy").get(t, (None, None))
+            if x is not None:
+                ax.plot(x, y, "o-", ms=3, label=name, color=TASK_COLORS[j % len(TASK_COLORS)])
+        ax.set_title(f"accuracy: {t}", fontsize=10)
+        ax.set_ylabel("test accuracy")
+        _int_rounds(ax)
+        ax.legend(fontsize=7)
+    for j in range(len(tasks), nrows * ncols):
+        axes[j // ncols, j % ncols].set_visible(False)
+    return _save(fig, out)
+
+
+def fig_compare_latency_energy(runs: dict[str, list[dict]], out: Path) -> Path | None:
+    """Round latency per round and cumulative energy (all tasks), one line per strategy."""
+    runs = {k: v for k, v in runs.items() if has_cols(v, "round", "round_latency_s", "energy_j")}
+    if not runs:
+        return None
+    fig, axes = _new(1, 2, w=11)
+    for j, (name, rows) in enumerate(runs.items()):
+        c = TASK_COLORS[j % len(TASK_COLORS)]
+        x, lat = per_round(rows, "round_latency_s", np.nanmax)
+        _, e = per_round(rows, "energy_j")
+        axes[0, 0].plot(x, lat, "o-", ms=3, color=c, label=name)
+        axes[0, 1].plot(x, np.nancumsum(e), "-", color=c, label=name)
+    axes[0, 0].set_ylabel("round latency [s]")
+    axes[0, 0].set_title("round latency")
+    axes[0, 1].set_ylabel("energy, all tasks [J]")
+    axes[0, 1].set_title("cumulative energy")
+    for a in axes[0]:
+        _int_rounds(a)
+        a.legend(fontsize=7)
+    return _save(fig, out)

@@ -1,0 +1,196 @@
+"""Self-contained HTML reports: one per run (`write_report`) and one per comparison (`write_compare_report`).
+
+Figures are embedded as base64 PNGs, so a report is one file that can be mailed or archived.
+"""
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from iovsim.viz.plots import (FIGURES, fig_compare_accuracy, fig_compare_latency_energy, has_cols, make_figures,
+                              num, read_csv, tasks_of)
+
+CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1200px;
+       color: #222; padding: 0 1em; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { font-size: 1.25em; margin-top: 1.6em;
+     border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 4px 9px; text-align: right; }
+th { background: #f2f4f7; } td.l, th.l { text-align: left; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 0.9em; }
+pre { background: #f7f7f7; border: 1px solid #e3e3e3; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
+.meta { color: #555; }
+"""
+
+
+def fmt(v) -> str:
+    """Numbers as in the tables: 4 significant digits, integers as integers, missing as '-'."""
+    if v is None or v == "":
+        return "-"
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        if not math.isfinite(v):
+            return "-"
+        if float(v).is_integer() and abs(v) < 1e9:
+            return str(int(v))
+        return f"{v:.4g}"
+    if isinstance(v, str):
+        try:
+            return fmt(float(v))
+        except ValueError:
+            return v
+    return str(v)
+
+
+def img_tag(png: Path, alt: str) -> str:
+    data = base64.b64encode(Path(png).read_bytes()).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+
+
+def html_table(header: list[str], rows: list[list], left: int = 1) -> str:
+    th = "".join(f'<th class="{"l" if i < left else ""}">{html.escape(str(h))}</th>' for i, h in enumerate(header))
+    body = []
+    for r in rows:
+        body.append("<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{html.escape(fmt(v))}</td>'
+                                     for i, v in enumerate(r)) + "</tr>")
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _page(title: str, parts: list[str]) -> str:
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>\n" + "\n".join(parts)
+            + "\n</body></html>\n")
+
+
+def summary_rows(metrics: list[dict]) -> list[dict]:
+    """Per task: final and mean accuracy, mean round latency, energy (and budget), lost updates, handovers."""
+    out = []
+    for t in tasks_of(metrics):
+        mine = sorted((r for r in metrics if r["task"] == t), key=lambda r: num(r["round"]))
+        col = lambda k: np.array([num(r.get(k)) for r in mine], dtype=float)  # noqa: E731
+
+        def total(k):
+            v = col(k)
+            return float(np.nansum(v)) if np.isfinite(v).any() else None
+
+        def mean(k):
+            v = col(k)
+            return float(np.nanmean(v)) if np.isfinite(v).any() else None
+
+        acc = col("accuracy")
+        budget = col("energy_budget_j")
+        out.append({
+            "task": t, "rounds": len(mine),
+            "final_accuracy": float(acc[-1]) if len(acc) and np.isfinite(acc[-1]) else None,
+            "best_accuracy": float(np.nanmax(acc)) if np.isfinite(acc).any() else None,
+            "mean_round_latency_s": mean("round_latency_s"),
+            "energy_j": total("energy_j"),
+            "energy_budget_j": float(np.nansum(budget)) if np.isfinite(budget).any() and np.nanmax(budget) > 0 else None,
+            "lost_updates": total("lost_updates"),
+            "participants": total("participants"),
+            "handovers": total("handovers"),
+        })
+    return out
+
+
+SUMMARY_HEADER = ["task", "rounds", "final accuracy", "best accuracy", "mean round latency [s]", "energy [J]",
+                  "energy budget [J]", "lost updates", "participants", "handovers"]
+
+
+def write_report(run_dir: Path, net_file: Path | None = None) -> Path:
+    """Make the figures and write run_dir/report.html (figures embedded, config, summary table)."""
+    run_dir = Path(run_dir)
+    pngs = make_figures(run_dir, net_file=net_file)
+    metrics = read_csv(run_dir / "metrics.csv") or []
+    summary = {}
+    if (run_dir / "summary.json").is_file():
+        try:
+            summary = json.loads((run_dir / "summary.json").read_text())
+        except ValueError:
+            summary = {}
+    name = summary.get("name") or run_dir.name
+    parts = [f"<h1>iovsim run: {html.escape(str(name))}</h1>",
+             f'<p class="meta">run folder <code>{html.escape(str(run_dir.resolve()))}</code> · report written '
+             f'{time.strftime("%Y-%m-%d %H:%M:%S")}</p>']
+    meta_keys = [("strategy", "strategy"), ("seed", "seed"), ("rounds", "rounds"), ("finished", "finished"),
+                 ("fl_vehicles_enrolled", "FL vehicles enrolled"), ("num_rsus", "RSUs"),
+                 ("net_file", "net file"), ("wall_time_s", "wall time [s]")]
+    meta = [[label, summary[k]] for k, label in meta_keys if k in summary]
+    if "peak_rss_bytes" in summary:
+        meta.append(["peak memory [MiB]", float(summary["peak_rss_bytes"]) / 2**20])
+    if meta:
+        parts += ["<h2>Run</h2>", html_table(["", "value"], meta, left=2)]
+    parts.append("<h2>Summary per task</h2>")
+    if metrics and has_cols(metrics, "round", "task"):
+        rows = summary_rows(metrics)
+        keys = ["task", "rounds", "final_accuracy", "best_accuracy", "mean_round_latency_s", "energy_j",
+                "energy_budget_j", "lost_updates", "participants", "handovers"]
+        parts.append(html_table(SUMMARY_HEADER, [[r[k] for k in keys] for r in rows]))
+        parts.append('<p class="meta">Energy and lost updates are summed over rounds; handovers are those of FL '
+                     "vehicles in the whole network, counted per round (the same on every task's row).</p>")
+    else:
+        parts.append("<p>No metrics.csv rows yet.</p>")
+    parts.append("<h2>Figures</h2>")
+    for p in pngs:
+        title = FIGURES.get(p.stem, p.stem)
+        parts.append(f"<figure>{img_tag(p, title)}<figcaption>{html.escape(title)} "
+                     f"(<code>figures/{html.escape(p.name)}</code>)</figcaption></figure>")
+    cfg = run_dir / "config.yaml"
+    if cfg.is_file():
+        parts += ["<h2>Resolved configuration (config.yaml)</h2>", f"<pre>{html.escape(cfg.read_text())}</pre>"]
+    out = run_dir / "report.html"
+    out.write_text(_page(f"iovsim report: {name}", parts), encoding="utf-8")
+    return out
+
+
+def write_compare_report(out_dir: Path, run_dirs: dict[str, Path], table_csv: Path) -> Path:
+    """`iovsim compare`: out_dir/report.html with the side-by-side table (compare.csv) and per-task
+    accuracy curves of all strategies overlaid (also written to out_dir/figures/)."""
+    out_dir = Path(out_dir)
+    runs = {name: read_csv(Path(d) / "metrics.csv") or [] for name, d in run_dirs.items()}
+    fig_dir = out_dir / "figures"
+    pngs = [p for p in (fig_compare_accuracy(runs, fig_dir / "compare_accuracy.png"),
+                        fig_compare_latency_energy(runs, fig_dir / "compare_latency_energy.png")) if p is not None]
+    parts = [f"<h1>iovsim comparison: {html.escape(', '.join(run_dirs))}</h1>",
+             f'<p class="meta">folder <code>{html.escape(str(out_dir.resolve()))}</code> · same mobility, channel, '
+             f'data split and initialisation for every strategy · written {time.strftime("%Y-%m-%d %H:%M:%S")}</p>',
+             "<h2>Side by side</h2>"]
+    table_csv = Path(table_csv)
+    if table_csv.is_file():
+        with open(table_csv, newline="") as f:
+            rdr = csv.reader(f)
+            header = next(rdr, [])
+            rows = list(rdr)
+        parts.append(html_table(header, rows, left=2))
+    else:
+        parts.append(f"<p>{html.escape(str(table_csv))} not found.</p>")
+    parts.append("<h2>Accuracy per task, all strategies</h2>")
+    for p in pngs:
+        title = {"compare_accuracy": "Accuracy per round and task, one line per strategy",
+                 "compare_latency_energy": "Round latency and cumulative energy per strategy"}.get(p.stem, p.stem)
+        parts.append(f"<figure>{img_tag(p, title)}<figcaption>{html.escape(title)}</figcaption></figure>")
+    links = []
+    for name, d in run_dirs.items():
+        rep = Path(d) / "report.html"
+        try:
+            rel = rep.resolve().relative_to(out_dir.resolve())
+        except ValueError:
+            rel = rep.resolve()
+        links.append(f'<li>{html.escape(name)}: <a href="{html.escape(str(rel))}">{html.escape(str(rel))}</a>'
+                     f'{"" if rep.is_file() else " (not written)"}</li>')
+    parts += ["<h2>Per-strategy reports</h2>", "<ul>" + "".join(links) + "</ul>"]
+    out = out_dir / "report.html"
+    out.write_text(_page("iovsim comparison", parts), encoding="utf-8")
+    return out
