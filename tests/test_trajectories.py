@@ -216,3 +216,17 @@ def test_sf_exact_replay_within_15_m(sf):
     assert len(seen) == len(tracks) and not replay.skipped
     assert errors.max() <= 15.0
     assert set(replay.finished) == {tr.vehicle_id for tr in tracks} == arrived
+
+
+def test_sample_csv_with_iso_times_on_sf(sf, tmp_path):
+    """trajectories/samples/sf_synthetic_gps.csv (made by the project from a SUMO run on the SF net)."""
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[1] / "trajectories" / "samples" / "sf_synthetic_gps.csv"
+    rep = T.import_traces(sample, sf["net_path"], tmp_path, net=sf["net"], fmt="csv",
+                          columns="vehicle,timestamp,latitude,longitude", time_unit="iso", begin_s=60)
+    print("\n" + rep.summary())
+    assert rep.vehicles == 6 and rep.dropped_points["off_map"] == 0
+    assert rep.routes_accepted == rep.trips_in_bounds >= 5
+    assert rep.first_depart_s == 60
+    assert len(read_replay(rep.replay_file)) == rep.routes_written
