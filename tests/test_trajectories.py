@@ -54,7 +54,11 @@ def test_csv_errors_name_file_column_and_line(tmp_path):
         T.read_csv_traces(p)
     p.write_text("id,time,lat,lon\ncar,noon,37.79,-122.42\n")
     with pytest.raises(ScenarioError, match=r"column 'time' at line 2: expected a number of seconds"):
+        T.read_csv_traces(p, T.CsvFormat(time_unit="s"))
+    with pytest.raises(ScenarioError, match=r"column 'time' at line 2: expected an ISO 8601 datetime, got 'noon'"):
         T.read_csv_traces(p)
+    p.write_text("id,time,lat,lon\ncar,1211033530000,37.79,-122.42\ncar,1211033590000,37.79,-122.42\n")
+    assert list(T.read_csv_traces(p)[0].time_s) == [1211033530.0, 1211033590.0]   # ms detected
 
 
 def test_csv_custom_columns_iso_time_and_semicolons(tmp_path):
@@ -63,7 +67,7 @@ def test_csv_custom_columns_iso_time_and_semicolons(tmp_path):
                  "a;2008-05-17T10:00:00Z;37.79;-122.42\n"
                  "a;2008-05-17T10:01:00;37.791;-122.421\n"
                  "b;2008-05-17T10:00:30+00:00;37.80;-122.41\n")
-    traces = T.read_csv_traces(p, T.parse_columns("taxi,timestamp,latitude,longitude", "iso"))
+    traces = T.read_csv_traces(p, T.parse_columns("taxi,timestamp,latitude,longitude"))
     assert {t.vehicle_id for t in traces} == {"a", "b"}
     a = next(t for t in traces if t.vehicle_id == "a")
     assert a.time_s[1] - a.time_s[0] == 60.0 and a.lat[1] == pytest.approx(37.791)

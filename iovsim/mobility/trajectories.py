@@ -87,8 +87,9 @@ class CsvFormat:
     """Latitude column (degrees × `coord_scale`)."""
     lon_col: str = "lon"
     """Longitude column (degrees × `coord_scale`)."""
-    time_unit: str = "s"
-    """`s`, `ms` (numbers, e.g. unix time) or `iso` (ISO 8601 datetime; naive means UTC)."""
+    time_unit: str = "auto"
+    """`s`, `ms` (numbers, e.g. unix time), `iso` (ISO 8601 datetime; naive means UTC), or `auto`:
+    from the first row (a number above 1e11 is milliseconds, another number seconds, text ISO)."""
     coord_scale: float = 1.0
     """Multiply lat/lon by this to get degrees (1e-6 for micro-degrees)."""
     delimiter: str = ""
@@ -187,6 +188,13 @@ def _parse_time(value: str, unit: str, where: str) -> float:
     return v / 1000.0 if unit == "ms" else v
 
 
+def _guess_time_unit(value: str) -> str:
+    try:
+        return "ms" if abs(float(value)) > 1e11 else "s"
+    except ValueError:
+        return "iso"
+
+
 def _check_lonlat(lon: float, lat: float, path, line: int, lon_col="lon", lat_col="lat"):
     if not (-90.0 <= lat <= 90.0) or not math.isfinite(lat):
         raise TraceError(f"{path}: column '{lat_col}': expected degrees in [-90, 90], got {lat:g} at line {line}")
@@ -198,8 +206,9 @@ def read_csv_traces(path: str | Path, fmt: CsvFormat | None = None) -> list[RawT
     """GPS points from a CSV with a header (columns named by `fmt`); one trace per vehicle id."""
     fmt = fmt or CsvFormat()
     path = Path(path)
-    if fmt.time_unit not in ("s", "ms", "iso"):
-        raise TraceError(f"{path}: time unit: expected s, ms or iso, got {fmt.time_unit!r}")
+    if fmt.time_unit not in ("auto", "s", "ms", "iso"):
+        raise TraceError(f"{path}: time unit: expected auto, s, ms or iso, got {fmt.time_unit!r}")
+    unit = fmt.time_unit
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
@@ -229,7 +238,9 @@ def read_csv_traces(path: str | Path, fmt: CsvFormat | None = None) -> list[RawT
         if len(row) < len(header):
             raise TraceError(f"{path}: line {n}: expected {len(header)} fields, got {len(row)}")
         vid = row[cols["id_col"]].strip()
-        t = _parse_time(row[cols["time_col"]], fmt.time_unit, f"{path}: column '{fmt.time_col}' at line {n}")
+        if unit == "auto":
+            unit = _guess_time_unit(row[cols["time_col"]])
+        t = _parse_time(row[cols["time_col"]], unit, f"{path}: column '{fmt.time_col}' at line {n}")
         try:
             lat = float(row[cols["lat_col"]]) * fmt.coord_scale
             lon = float(row[cols["lon_col"]]) * fmt.coord_scale
@@ -632,7 +643,7 @@ def validate_routes(net_path: str | Path, routes_path: str | Path, out_dir: str 
 
 # ----------------------------------------------------------------------------- front door
 
-def parse_columns(columns: str, time_unit: str = "s") -> CsvFormat:
+def parse_columns(columns: str, time_unit: str = "auto") -> CsvFormat:
     """CsvFormat from `id,time,lat,lon` column names (in that order), e.g. `taxi,timestamp,latitude,longitude`."""
     names = [c.strip() for c in columns.split(",")]
     if len(names) != 4 or not all(names):
@@ -641,7 +652,7 @@ def parse_columns(columns: str, time_unit: str = "s") -> CsvFormat:
 
 
 def import_traces(paths, net_path: str | Path, out_dir: str | Path, *, fmt: str = "auto",
-                  csv_format: CsvFormat | None = None, columns: str | None = None, time_unit: str = "s",
+                  csv_format: CsvFormat | None = None, columns: str | None = None, time_unit: str = "auto",
                   clean: CleanConfig | None = None, max_speed_mps: float | None = None,
                   gap_s: float | None = None, min_points: int | None = None,
                   begin_s: float = 0.0, time_compression: float = 1.0, departure_span_s: float | None = None,
@@ -651,7 +662,7 @@ def import_traces(paths, net_path: str | Path, out_dir: str | Path, *, fmt: str 
 
     Writes into `out_dir`: routes.rou.xml, replay.jsonl, cleaned.fcd.xml, import_report.json and
     (with `write_scenario`) scenario.yaml (routes mode) and scenario_exact.yaml (exact mode).
-    CSV columns: `csv_format`, or `columns="id,time,lat,lon"` names with `time_unit` (s, ms, iso).
+    CSV columns: `csv_format`, or `columns="id,time,lat,lon"` names with `time_unit` (auto, s, ms, iso).
     Cleaning: `clean`, or the shortcuts `max_speed_mps`, `gap_s`, `min_points`.
     Departures: `time_compression` (24 = a day into an hour), or `departure_span_s` to compress
     whatever span the traces cover into that many seconds; the first departure is at `begin_s`.
