@@ -89,3 +89,95 @@ def select(state: RoundState, eligible: np.ndarray, k: int, how: str, rng: np.ra
 def check_choice(name: str, value, choices) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+
+
+def snap_rank(rank: int, candidates) -> int:
+    """The largest candidate <= rank (the smallest candidate when none is)."""
+    c = sorted(int(x) for x in candidates)
+    below = [x for x in c if x <= rank]
+    return below[-1] if below else c[0]
+
+
+def target_ranks(state: RoundState, idx: np.ndarray, tier_ranks, memory_bytes_per_rank: float) -> np.ndarray:
+    """Rank each vehicle could train on its device: `tier_ranks[tier]` (clipped to the last entry), else
+    the largest candidate with rank x memory_bytes_per_rank <= device memory (at least the smallest)."""
+    idx = np.asarray(idx, dtype=int)
+    cands = sorted(int(r) for r in state.ranks)
+    if tier_ranks:
+        tr = np.asarray([int(r) for r in tier_ranks])
+        raw = tr[np.minimum(np.asarray(state.tier, dtype=int)[idx], tr.size - 1)]
+    else:
+        raw = np.floor(np.asarray(state.device_memory_bytes, dtype=float)[idx] / float(memory_bytes_per_rank)).astype(int)
+    return np.asarray([snap_rank(int(r), cands) for r in raw], dtype=int)
+
+
+class HeteroRankMixin:
+    """Participant selection with per-vehicle ranks shrunk to fit the handover window.
+
+    Each connected vehicle gets its device rank (`target_ranks`), capped by `rank_cap` (per vehicle
+    id memory such as HetLoRA's pruned rank); when `respect_window` the largest candidate rank
+    <= that whose download + compute + upload fits the dwell window is used, and a vehicle for
+    which even the smallest candidate does not fit is not asked. Up to max_participants are chosen.
+    """
+
+    def _init_hetero(self, tier_ranks, memory_bytes_per_rank, selection, respect_window, margin, lora_alpha):
+        check_choice("selection", selection, ("random", "round_robin"))
+        if tier_ranks is not None and (not isinstance(tier_ranks, (list, tuple)) or not tier_ranks
+                                       or min(int(r) for r in tier_ranks) < 1):
+            raise ValueError(f"tier_ranks must be a list of ranks >= 1, got {tier_ranks!r}")
+        if memory_bytes_per_rank <= 0 or margin <= 0 or lora_alpha <= 0:
+            raise ValueError("memory_bytes_per_rank, margin and lora_alpha must be > 0")
+        self.tier_ranks = None if tier_ranks is None else [int(r) for r in tier_ranks]
+        self.memory_bytes_per_rank = float(memory_bytes_per_rank)
+        self.selection = selection
+        self.respect_window = bool(respect_window)
+        self.margin = float(margin)
+        self.lora_alpha = float(lora_alpha)
+        self.last_round: dict[str, int] = {}
+        self.rng = np.random.default_rng()
+
+    def setup(self, num_tasks: int, seed: int) -> None:
+        self.rng = np.random.default_rng([seed, 5])
+        self.num_tasks = num_tasks
+
+    def _rank_cap(self, state: RoundState, idx: np.ndarray):
+        return None
+
+    def _hetero_plan(self, state: RoundState):
+        if "lora_alpha" in state.extra:
+            self.lora_alpha = float(state.extra["lora_alpha"])
+        conn = state.connected()
+        want = target_ranks(state, conn, self.tier_ranks, self.memory_bytes_per_rank)
+        cap = self._rank_cap(state, conn)
+        if cap is not None:
+            want = np.minimum(want, cap)
+        if self.respect_window:
+            cands = [r for r in state.ranks]
+            rank = largest_fitting_rank(state, conn, cands, self.margin, cap=want)
+        else:
+            rank = want
+        ok = rank > 0
+        chosen = select(state, conn[ok], state.max_participants, self.selection, self.rng, self.last_round)
+        rank_of = dict(zip(conn[ok].tolist(), rank[ok].tolist()))
+        for i in chosen:
+            self.last_round[state.vehicle_ids[i]] = int(state.round_index)
+        ranks = np.asarray([rank_of[i] for i in chosen], dtype=int)
+        shrunk = int(np.sum(rank[ok] < want[ok]))
+        extra = {"eligible": int(ok.sum()), "not_fitting": int((~ok).sum()), "shrunk_for_window": shrunk}
+        return chosen, ranks, extra
+
+    def _hetero_state(self) -> dict:
+        return {"rng": rng_state(self.rng), "last_round": dict(self.last_round), "lora_alpha": self.lora_alpha}
+
+    def _load_hetero(self, state: dict) -> None:
+        set_rng_state(self.rng, state["rng"])
+        self.last_round = {str(k): int(v) for k, v in state.get("last_round", {}).items()}
+        self.lora_alpha = float(state.get("lora_alpha", self.lora_alpha))
+
+
+def rank_logs(feedback) -> dict:
+    """Common per-round numbers: participants, completed, mean rank."""
+    st = list(feedback.status)
+    ranks = np.asarray(feedback.rank, dtype=float)
+    return {"participants": len(st), "completed": sum(s == "ok" for s in st),
+            "mean_rank": float(ranks.mean()) if ranks.size else 0.0}
