@@ -132,19 +132,27 @@ class Channel:
                                if cfg.rsrp_per_resource_element else np.zeros(m))
         self.snr_gap = 10 ** (cfg.snr_gap_db / 10)
         self.min_sinr = 10 ** (cfg.min_sinr_db / 10)
-        # Per-vehicle memory (rows aligned with self._ids).
+        # Per-vehicle memory (rows aligned with self._ids); (N, M) arrays are float32.
         self._ids: list[str] = []
         self._row: dict[str, int] = {}
         self._xy = np.zeros((0, 2))
-        self._g = np.zeros((0, m))          # unit shadowing process
-        self._u = np.zeros((0, m))          # LOS uniform variable
-        self._meas = np.zeros((0, m))       # L3-filtered RSRP used for handover decisions
+        self._g = np.zeros((0, m), np.float32)     # unit shadowing process
+        self._u = np.zeros((0, m), np.float32)     # LOS uniform variable
+        self._meas = np.zeros((0, m), np.float32)  # L3-filtered RSRP used for handover decisions
         self._serving = np.zeros(0, dtype=int)
         self._cand = np.zeros(0, dtype=int)
         self._cand_since = np.zeros(0)
         self._last_from = np.zeros(0, dtype=int)
         self._last_to = np.zeros(0, dtype=int)
         self._last_ho_s = np.zeros(0)
+        self._work: dict[str, np.ndarray] = {}
+        self._state_full: dict[str, np.ndarray] = {}
+        self._pools: dict[str, np.ndarray] = {}
+        self._groups = np.unique(self.reuse_group)
+        self._rsu_arange = np.arange(m, dtype=np.int32)
+        self._single_group = self._groups.size <= 1
+        self._rsrp_base_f32 = (self.rsu_tx_power_dbm - self.rsrp_offset_db).astype(np.float32)
+        self._rsu_tx_psd_f32 = self.rsu_tx_psd_w_hz.astype(np.float32)
         self.handover_count = 0
         self.ping_pong_count = 0
         self.rlf_count = 0
@@ -170,6 +178,37 @@ class Channel:
         else:
             fs = 20 * np.log10(4 * np.pi * cfg.carrier_frequency_hz / plm.C_MPS)
             self._los1 = self._los2 = self._nlos = (fs, 20.0)
+        # The same formulas in L = ln(d3D^2), as the vectorized step evaluates them:
+        # b log10(d3D) = b / (2 ln 10) L, and PL2 = PL1 + (b2 - b1) / (2 ln 10) max(0, L - L_bp)
+        # exactly (PL1 = PL2 at d2D = d'_BP), L_bp = ln(d'_BP^2 + (h_BS - h_UT)^2).
+        k = 1.0 / (2.0 * np.log(10.0))
+        f32 = np.float32
+        self._origin = self.rsu_xy_m.mean(0) if len(self.rsu_xy_m) else np.zeros(2)
+        self._rsu_xr = (self.rsu_xy_m - self._origin).astype(f32)
+        self._dh2_f32 = np.asarray(self._dh2, dtype=f32)
+        self._min_d2 = f32(0.0 if model == "freespace" else plm.MIN_D2D_M ** 2)
+        self._a_los1 = f32(self._los1[0])
+        self._c_los1 = f32(self._los1[1] * k)
+        self._c_los2 = f32((self._los2[1] - self._los1[1]) * k)
+        self._lbp = np.log(self._dbp ** 2 + self._dh2).astype(f32)
+        self._a_nlos = f32(self._nlos[0])
+        self._c_nlos = f32(self._nlos[1] * k)
+        # LOS probability table per RSU, uniform in L (4096 cells from d2D = 1 m to 100 km).
+        m = self.num_rsus
+        cells = 4096
+        l0 = float(np.log(1.0 + np.min(self._dh2))) if m else 0.0
+        l1 = float(np.log(1e10 + np.max(self._dh2))) if m else 1.0
+        self._ptab_l0 = f32(l0)
+        self._ptab_scale = f32(cells / (l1 - l0))
+        centres = l0 + (np.arange(cells) + 0.5) / self._ptab_scale
+        d2d = np.sqrt(np.maximum(np.exp(centres)[None, :] - np.broadcast_to(self._dh2, (m,))[:, None], 0.0))
+        if model == "freespace":
+            tab = np.ones((m, cells))
+        else:
+            tab = plm.los_probability(model, d2d, h_ut)
+        self._ptab_2d = tab.astype(f32)
+        self._ptab = self._ptab_2d.T.copy().ravel()  # index: cell * M + rsu
+        self._ptab_cells = cells
 
     def _distances(self, xy: np.ndarray):
         dx = xy[:, 0:1] - self.rsu_xy_m[None, :, 0]
@@ -213,6 +252,38 @@ class Channel:
         return float(d[ok.max()]) if ok.size else 0.0
 
     # ------------------------------------------------------------------ step
+    _POOL = 1 << 22
+
+    def _buf(self, name: str, n: int, dtype=np.float32) -> np.ndarray:
+        """A reusable (n, M) work array (fresh arrays of this size cost page faults every step)."""
+        b = self._work.get(name)
+        if b is None or b.shape[0] < n or b.dtype != dtype:
+            b = self._work[name] = np.empty((max(n, 2 * (0 if b is None else b.shape[0]), 64), self.num_rsus), dtype)
+        return b[:n]
+
+    def _keep(self, name: str, view: np.ndarray) -> np.ndarray:
+        """Make the work buffer behind `view` the state buffer, recycling the previous state's buffer."""
+        full = self._work.pop(name)
+        old = self._state_full.get(name)
+        if old is not None:
+            self._work[name] = old
+        self._state_full[name] = full
+        return view
+
+    def _pool_slice(self, kind: str, size: int) -> np.ndarray:
+        """`size` values from a pre-drawn pool of N(0,1) or U(0,1) numbers at a random offset.
+
+        Drawing 50,000 fresh variates per step costs more than the rest of the step; a pool of
+        2^22 values read at a fresh random offset each step gives the same marginal statistics
+        and no visible dependence between steps (the offsets are drawn from the channel's rng)."""
+        pool = self._pools.get(kind)
+        if pool is None or pool.size < 4 * size:
+            count = max(self._POOL, 4 * size)
+            pool = self.rng.standard_normal(count, dtype=np.float32) if kind == "normal" else self.rng.random(count, dtype=np.float32)
+            self._pools[kind] = pool
+        o = int(self.rng.integers(0, pool.size - size + 1))
+        return pool[o:o + size]
+
     def step(self, time_s: float, vehicle_ids: list[str], xy_m: np.ndarray, speed_mps: np.ndarray | None = None) -> LinkState:
         """Advance the channel to `time_s` with the vehicles present; absent vehicles are forgotten."""
         cfg = self.cfg
@@ -223,111 +294,211 @@ class Channel:
         prev = np.fromiter((get(v, -1) for v in ids), dtype=np.int64, count=n)
         old = prev >= 0
         pr = np.where(old, prev, 0)
-        has_prev = len(self._ids) > 0
-        moved = np.zeros(n)
+        has_prev = len(self._ids) > 0 and bool(old.any())
         if has_prev:
             d = xy - self._xy[pr]
-            moved = np.where(old, np.sqrt((d * d).sum(1)), 0.0)
-        rng = self.rng
-        d2d = self._distances(xy)
-        pl_los, pl_nlos = self._los_nlos_db(d2d)
+            moved = np.where(old, np.sqrt((d * d).sum(1)), np.inf)
+        else:
+            moved = np.full(n, np.inf)
+        if n == 0 or m == 0:
+            return self._empty_step(time_s, ids, xy, n)
+        f32 = np.float32
 
-        # LOS state (spatially consistent along the path).
-        lm = cfg.los_model
-        if lm == "stochastic" and cfg.pathloss_model != "freespace":
-            u_new = rng.random((n, m))
+        # Squared horizontal distances (N, M).
+        xr = (xy - self._origin).astype(f32)
+        d2 = self._buf("d2", n)
+        t1 = self._buf("t1", n)
+        np.subtract(xr[:, 0:1], self._rsu_xr[None, :, 0], out=d2)
+        np.multiply(d2, d2, out=d2)
+        np.subtract(xr[:, 1:2], self._rsu_xr[None, :, 1], out=t1)
+        np.multiply(t1, t1, out=t1)
+        np.add(d2, t1, out=d2)
+        # L = ln(d3D^2), d2D clamped to the tables' minimum (freespace: d3D >= 1 m).
+        lnd = self._buf("lnd", n)
+        np.maximum(d2, self._min_d2, out=lnd)
+        np.add(lnd, self._dh2_f32, out=lnd)
+        np.log(lnd, out=lnd)
+        pl = self._buf("pl", n)   # mean path loss of the link's LOS state
+        np.multiply(lnd, self._c_los1, out=pl)
+        np.add(pl, self._a_los1, out=pl)
+        stochastic = cfg.los_model == "stochastic" and cfg.pathloss_model != "freespace"
+        if cfg.pathloss_model != "freespace":
+            # LOS loss beyond the breakpoint, continuous at d'_BP.
+            np.subtract(lnd, self._lbp, out=t1)
+            np.maximum(t1, 0, out=t1)
+            np.multiply(t1, self._c_los2, out=t1)
+            np.add(pl, t1, out=pl)
+        if cfg.pathloss_model == "freespace" or cfg.los_model == "los":
+            los = np.ones((n, m), bool)
+        else:
+            nl = self._buf("nl", n)
+            np.multiply(lnd, self._c_nlos, out=nl)
+            np.add(nl, self._a_nlos, out=nl)
+            np.maximum(nl, pl, out=nl)      # PL_NLOS = max(PL_LOS, PL'_NLOS)
+            if cfg.los_model == "nlos":
+                los = np.zeros((n, m), bool)
+                pl, nl = nl, pl
+            else:
+                p = self._los_prob_lookup(lnd, n)
+                if stochastic:
+                    u = self._buf("u", n)
+                    if has_prev:
+                        np.take(self._u, pr, axis=0, out=u)
+                        q = (-np.expm1(-moved / cfg.los_correlation_distance_m)).astype(f32)  # P(redraw)
+                        redraw = self._pool_slice("uniform", n * m).reshape(n, m) < q[:, None]
+                        np.subtract(self._pool_slice("uniform", n * m).reshape(n, m), u, out=t1)
+                        np.multiply(t1, redraw, out=t1)
+                        np.add(u, t1, out=u)
+                    else:
+                        u[:] = self._pool_slice("uniform", n * m).reshape(n, m)
+                    los = u < p
+                    self._u_next = u
+                else:  # expected: LOS probability-weighted loss in dB
+                    los = p >= 0.5
+                    np.subtract(pl, nl, out=t1)
+                    np.multiply(t1, p, out=t1)
+                    np.add(nl, t1, out=pl)
+                    nl = None
+                if nl is not None:  # pl <- where(los, pl, nl) as a blend (masked copies are slow)
+                    np.subtract(pl, nl, out=t1)
+                    np.multiply(t1, los, out=t1)
+                    np.add(nl, t1, out=pl)
+
+        # Shadow fading: unit AR(1) process in the distance moved, scaled by the LOS state's sigma.
+        sig_l, sig_n = self.shadow_std_db
+        g = self._buf("g", n)
+        if sig_l > 0 or sig_n > 0:
+            z = self._pool_slice("normal", n * m).reshape(n, m)
+            dl, dn = self.shadow_decorrelation_m
             if has_prev:
-                keep = rng.random((n, m)) < np.exp(-moved / cfg.los_correlation_distance_m)[:, None]
-                keep &= old[:, None]
-                u = np.where(keep, self._u[pr] if m else u_new, u_new)
+                gp = self._buf("gp", n)
+                np.take(self._g, pr, axis=0, out=gp)
+                rn = np.exp(-moved / dn).astype(f32)[:, None]
+                np.multiply(gp, rn, out=g)
+                np.multiply(z, np.sqrt(1 - rn * rn), out=t1)
+                np.add(g, t1, out=g)
+                if dl != dn and los.any():
+                    rl = np.exp(-moved / dl).astype(f32)[:, None]
+                    t2 = self._buf("t2", n)
+                    np.multiply(gp, rl, out=t2)
+                    np.multiply(z, np.sqrt(1 - rl * rl), out=t1)
+                    np.add(t2, t1, out=t2)
+                    np.subtract(t2, g, out=t2)
+                    np.multiply(t2, los, out=t2)
+                    np.add(g, t2, out=g)
             else:
-                u = u_new
-            los = u < plm.los_probability(cfg.pathloss_model, d2d, cfg.vehicle_height_m)
-            pl = np.where(los, pl_los, pl_nlos)
+                g[:] = z
+            if sig_l == sig_n:
+                np.multiply(g, sig_n, out=t1)
+            else:
+                np.multiply(los, sig_l - sig_n, out=t1)
+                np.add(t1, sig_n, out=t1)
+                np.multiply(t1, g, out=t1)
+            pathloss = pl + t1
         else:
-            u = np.zeros((n, m))
-            if lm == "nlos" and cfg.pathloss_model != "freespace":
-                los, pl = np.zeros((n, m), bool), pl_nlos
-            elif lm == "expected" and cfg.pathloss_model != "freespace":
-                p = plm.los_probability(cfg.pathloss_model, d2d, cfg.vehicle_height_m)
-                los, pl = p >= 0.5, p * pl_los + (1 - p) * pl_nlos
-            else:
-                los, pl = np.ones((n, m), bool), pl_los
+            g[:] = 0
+            pathloss = pl.copy()
+        rsrp = self._rsrp_base_f32 - pathloss
 
-        # Shadow fading: AR(1) in the distance moved, per link.
-        if self.shadow_std_db[0] > 0 or self.shadow_std_db[1] > 0:
-            z = rng.standard_normal((n, m))
-            if has_prev and n:
-                dcor = np.where(los, self.shadow_decorrelation_m[0], self.shadow_decorrelation_m[1])
-                rho = np.exp(-moved[:, None] / dcor) * old[:, None]
-                g = rho * self._g[pr] + np.sqrt(1.0 - rho * rho) * z
-            else:
-                g = z
-            pl = pl + g * np.where(los, self.shadow_std_db[0], self.shadow_std_db[1])
-        else:
-            g = np.zeros((n, m))
-
-        rsrp = self.rsu_tx_power_dbm[None, :] - self.rsrp_offset_db[None, :] - pl
         if cfg.rsrp_filter_k > 0 and has_prev:
             a = 0.5 ** (cfg.rsrp_filter_k / 4.0)
-            meas = np.where(old[:, None], (1 - a) * self._meas[pr] + a * rsrp, rsrp)
+            meas = rsrp * a + (1 - a) * np.take(self._meas, pr, axis=0)
+            fresh = ~old
+            meas[fresh] = rsrp[fresh]
         else:
             meas = rsrp
-
-        # Association: A3 with hysteresis + time-to-trigger; RLF below min_rsrp.
-        serving = np.where(old, self._serving[pr], -1) if has_prev else np.full(n, -1)
-        cand = np.where(old, self._cand[pr], -1) if has_prev else np.full(n, -1)
-        since = np.where(old, self._cand_since[pr], time_s) if has_prev else np.full(n, float(time_s))
-        last_from = np.where(old, self._last_from[pr], -1) if has_prev else np.full(n, -1)
-        last_to = np.where(old, self._last_to[pr], -1) if has_prev else np.full(n, -1)
-        last_t = np.where(old, self._last_ho_s[pr], -np.inf) if has_prev else np.full(n, -np.inf)
-        rows = np.arange(n)
-        events: list[HandoverEvent] = []
-        if m and n:
-            best = meas.argmax(1)
-            best_val = meas[rows, best]
-            conn = serving >= 0
-            s0 = np.maximum(serving, 0)
-            s_val = np.where(conn, meas[rows, s0], -np.inf)
-            cond = conn & (best != serving) & (best_val > s_val + cfg.handover_hysteresis_db + cfg.handover_offset_db) \
-                & (best_val >= cfg.min_rsrp_dbm)
-            since = np.where(cond & (cand == best), since, time_s)
-            cand = np.where(cond, best, -1)
-            fire = cond & (time_s - since >= cfg.time_to_trigger_s - 1e-9)
-            rlf = conn & ~fire & (s_val < cfg.min_rsrp_dbm)
-            rlf_ho = rlf & (best_val >= cfg.min_rsrp_dbm) & (best != serving)
-            ho = fire | rlf_ho
-            new_serving = serving.copy()
-            new_serving[ho] = best[ho]
-            new_serving[rlf & ~rlf_ho] = -1
-            attach = ~conn & (best_val >= cfg.min_rsrp_dbm)
-            new_serving[attach] = best[attach]
-            cand[ho] = -1
-            hi = np.flatnonzero(ho)
-            if hi.size:
-                frm, to = serving[hi], best[hi]
-                pp = (to == last_from[hi]) & (frm == last_to[hi]) & (time_s - last_t[hi] <= cfg.ping_pong_window_s + 1e-9)
-                self.handover_count += int(hi.size)
-                self.ping_pong_count += int(pp.sum())
-                self.rlf_count += int(rlf_ho[hi].sum())
-                for k, i in enumerate(hi.tolist()):
-                    events.append(HandoverEvent(float(time_s), ids[i], int(frm[k]), int(to[k]), float(meas[i, frm[k]]),
-                                                float(meas[i, to[k]]), float(xy[i, 0]), float(xy[i, 1]),
-                                                "rlf" if rlf_ho[i] else "a3", bool(pp[k])))
-                last_from[hi], last_to[hi], last_t[hi] = frm, to, time_s
-            serving = new_serving
-        else:
-            serving = np.full(n, -1)
-
-        link = self._link_state(time_s, ids, xy, serving, rsrp, pl, los, events)
-        # Remember.
+        serving, events = self._associate(time_s, ids, xy, meas, old, pr, has_prev)
+        link = self._link_state(time_s, ids, xy, serving, rsrp, pathloss, los, events)
+        # Remember (swap work arrays with the state so nothing is copied).
         self._ids, self._row = ids, {v: i for i, v in enumerate(ids)}
-        self._xy, self._g, self._u, self._meas = xy, g, u, meas
-        self._serving, self._cand, self._cand_since = serving, cand, np.asarray(since, dtype=float)
-        self._last_from, self._last_to, self._last_ho_s = last_from, last_to, last_t
-        self._pl_los, self._pl_nlos = pl_los, pl_nlos
+        self._xy, self._meas = xy, meas
+        self._g = self._keep("g", g)
+        self._u = self._keep("u", self._u_next) if stochastic else np.zeros((n, m), f32)
         self.last = link
         return link
+
+    def _los_prob_lookup(self, lnd: np.ndarray, n: int) -> np.ndarray:
+        """LOS probability from a per-RSU table uniform in L = ln(d3D^2) (4096 cells, 1 m .. 100 km)."""
+        idx = self._buf("pidx", n)
+        np.subtract(lnd, self._ptab_l0, out=idx)
+        np.multiply(idx, self._ptab_scale, out=idx)
+        np.clip(idx, 0, self._ptab_cells - 1, out=idx)
+        ii = idx.astype(np.int32)
+        np.multiply(ii, self.num_rsus, out=ii)
+        np.add(ii, self._rsu_arange, out=ii)
+        return self._ptab.take(ii)
+
+    def _empty_step(self, time_s, ids, xy, n):
+        m = self.num_rsus
+        link = LinkState(float(time_s), ids, xy, np.full(n, -1), np.full((n, m), -np.inf), np.full((n, m), np.inf),
+                         np.full(n, -np.inf), np.full(n, -np.inf), [], los=np.zeros((n, m), bool),
+                         serving_gain=np.zeros(n), uplink_interference_w_hz=np.zeros(n), downlink_interference_w_hz=np.zeros(n))
+        self._ids, self._row = ids, {v: i for i, v in enumerate(ids)}
+        self._xy = xy
+        self._g = np.zeros((n, m), np.float32)
+        self._u = np.zeros((n, m), np.float32)
+        self._meas = np.zeros((n, m), np.float32)
+        self._serving = np.full(n, -1)
+        self._cand = np.full(n, -1)
+        self._cand_since = np.zeros(n)
+        self._last_from = np.full(n, -1)
+        self._last_to = np.full(n, -1)
+        self._last_ho_s = np.full(n, -np.inf)
+        self.last = link
+        return link
+
+    def _associate(self, time_s, ids, xy, meas, old, pr, has_prev):
+        """A3 handover with hysteresis + offset and time-to-trigger; RLF below min_rsrp_dbm."""
+        cfg = self.cfg
+        n = len(ids)
+        if has_prev:
+            serving = np.where(old, self._serving[pr], -1)
+            cand = np.where(old, self._cand[pr], -1)
+            since = np.where(old, self._cand_since[pr], time_s)
+            last_from = np.where(old, self._last_from[pr], -1)
+            last_to = np.where(old, self._last_to[pr], -1)
+            last_t = np.where(old, self._last_ho_s[pr], -np.inf)
+        else:
+            serving, cand = np.full(n, -1), np.full(n, -1)
+            since = np.full(n, float(time_s))
+            last_from, last_to, last_t = np.full(n, -1), np.full(n, -1), np.full(n, -np.inf)
+        rows = np.arange(n)
+        best = meas.argmax(1)
+        best_val = meas[rows, best].astype(float)
+        conn = serving >= 0
+        s0 = np.maximum(serving, 0)
+        s_val = np.where(conn, meas[rows, s0], -np.inf)
+        cond = conn & (best != serving) & (best_val > s_val + cfg.handover_hysteresis_db + cfg.handover_offset_db) \
+            & (best_val >= cfg.min_rsrp_dbm)
+        since = np.where(cond & (cand == best), since, time_s)
+        cand = np.where(cond, best, -1)
+        fire = cond & (time_s - since >= cfg.time_to_trigger_s - 1e-9)
+        rlf = conn & ~fire & (s_val < cfg.min_rsrp_dbm)
+        rlf_ho = rlf & (best_val >= cfg.min_rsrp_dbm) & (best != serving)
+        ho = fire | rlf_ho
+        new_serving = serving.copy()
+        new_serving[ho] = best[ho]
+        new_serving[rlf & ~rlf_ho] = -1
+        attach = ~conn & (best_val >= cfg.min_rsrp_dbm)
+        new_serving[attach] = best[attach]
+        cand[ho] = -1
+        events: list[HandoverEvent] = []
+        hi = np.flatnonzero(ho)
+        if hi.size:
+            frm, to = serving[hi], best[hi]
+            pp = (to == last_from[hi]) & (frm == last_to[hi]) & (time_s - last_t[hi] <= cfg.ping_pong_window_s + 1e-9)
+            self.handover_count += int(hi.size)
+            self.ping_pong_count += int(pp.sum())
+            self.rlf_count += int(rlf_ho[hi].sum())
+            t = float(time_s)
+            for i, f, tt, rf, rt, x, y, r, p in zip(hi.tolist(), frm.tolist(), to.tolist(), meas[hi, frm].tolist(),
+                                                     meas[hi, to].tolist(), xy[hi, 0].tolist(), xy[hi, 1].tolist(),
+                                                     rlf_ho[hi].tolist(), pp.tolist()):
+                events.append(HandoverEvent(t, ids[i], f, tt, rf, rt, x, y, "rlf" if r else "a3", p))
+            last_from[hi], last_to[hi], last_t[hi] = frm, to, time_s
+        self._serving, self._cand, self._cand_since = new_serving, cand, np.asarray(since, dtype=float)
+        self._last_from, self._last_to, self._last_ho_s = last_from, last_to, last_t
+        return new_serving, events
 
     def _link_state(self, time_s, ids, xy, serving, rsrp, pl, los, events) -> LinkState:
         cfg = self.cfg
@@ -335,32 +506,47 @@ class Channel:
         conn = serving >= 0
         s0 = np.maximum(serving, 0)
         rows = np.arange(n)
-        gain = 10.0 ** (-pl / 10.0) if n and m else np.zeros((n, m))
-        g_serv = np.where(conn, gain[rows, s0], 0.0) if m else np.zeros(n)
-        if cfg.interference and m > 1 and n:
+        gain = self._buf("gain", n)
+        np.multiply(pl, np.float32(-np.log(10) / 10), out=gain)
+        np.exp(gain, out=gain)
+        g_serv = np.where(conn, gain[rows, s0], 0.0).astype(float)
+        if cfg.interference and m > 1:
             # Downlink: every co-channel RSU other than the serving one, at its transmit PSD.
-            rx_psd = gain * self.rsu_tx_psd_w_hz[None, :]                      # (N, M)
-            group_onehot = (self.reuse_group[:, None] == np.unique(self.reuse_group)[None, :]).astype(float)
-            per_group = rx_psd @ group_onehot                                  # (N, K)
-            gidx = np.searchsorted(np.unique(self.reuse_group), self.reuse_group)
-            dl_i = cfg.interference_load * (per_group[rows, gidx[s0]] - rx_psd[rows, s0])
-            # Uplink: one vehicle of every loaded co-channel cell, its mean gain to our RSU.
-            onehot = np.zeros((n, m))
-            onehot[rows[conn], serving[conn]] = 1.0
-            count = onehot.sum(0)                                              # (M,) vehicles per cell
-            mean_gain = (onehot.T @ gain) / np.maximum(count, 1)[:, None]      # (cell j, RSU s)
-            psd = self.default_tx_power_w * mean_gain / self.rsu_bandwidth_hz[:, None]
-            mask = self.cochannel & ~np.eye(m, dtype=bool) & (count > 0)[:, None]
-            ul_rsu = cfg.interference_load * (psd * mask).sum(0)               # (M,) at each RSU
-            ul_i = ul_rsu[s0]
-            dl_i = np.where(conn, np.maximum(dl_i, 0.0), 0.0)
-            ul_i = np.where(conn, ul_i, 0.0)
+            rx = self._buf("t1", n)
+            np.multiply(gain, self._rsu_tx_psd_f32, out=rx)
+            own = rx[rows, s0].astype(float)
+            if self._single_group:
+                dl_i = rx.sum(1, dtype=float) - own
+            else:
+                dl_i = np.zeros(n)
+                for q in self._groups:
+                    cols = self.reuse_group == q
+                    sel = self.reuse_group[s0] == q
+                    dl_i[sel] = rx[np.ix_(sel, cols)].sum(1, dtype=float)
+                dl_i -= own
+            dl_i = cfg.interference_load * np.where(conn, np.maximum(dl_i, 0.0), 0.0)
+            # Uplink: at RSU s, one vehicle of each loaded co-channel cell j != s, with the mean gain
+            # of the vehicles of cell j to RSU s: sum over vehicles k of w_k g[k, s], w_k = P / (n_j B_j).
+            count = np.bincount(serving[conn], minlength=m).astype(float)
+            w = np.where(conn, self.default_tx_power_w / (np.maximum(count[s0], 1) * self.rsu_bandwidth_hz[s0]), 0.0)
+            own_cell = np.bincount(s0, weights=w * g_serv, minlength=m)
+            if self._single_group:
+                total = w.astype(np.float32) @ gain
+                ul_rsu = total.astype(float) - own_cell
+            else:
+                ul_rsu = np.zeros(m)
+                for q in self._groups:
+                    k_sel = conn & (self.reuse_group[s0] == q)
+                    cols = self.reuse_group == q
+                    ul_rsu[cols] = w[k_sel].astype(np.float32) @ gain[np.ix_(k_sel, cols)]
+                ul_rsu -= own_cell
+            ul_i = cfg.interference_load * np.where(conn, np.maximum(ul_rsu[s0], 0.0), 0.0)
         else:
             dl_i = np.zeros(n)
             ul_i = np.zeros(n)
-        bw = self.rsu_bandwidth_hz[s0] if m else np.ones(n)
-        ul_sinr = self.default_tx_power_w * g_serv / (bw * (self.rsu_noise_psd_w_hz[s0] if m else 1.0) + bw * ul_i)
-        dl_sinr = (self.rsu_tx_psd_w_hz[s0] if m else 0.0) * g_serv / (self.vehicle_noise_psd_w_hz + dl_i)
+        bw = self.rsu_bandwidth_hz[s0]
+        ul_sinr = self.default_tx_power_w * g_serv / (bw * (self.rsu_noise_psd_w_hz[s0] + ul_i))
+        dl_sinr = self.rsu_tx_psd_w_hz[s0] * g_serv / (self.vehicle_noise_psd_w_hz + dl_i)
         with np.errstate(divide="ignore"):
             ul_db = np.where(conn, 10 * np.log10(ul_sinr), -np.inf)
             dl_db = np.where(conn, 10 * np.log10(dl_sinr), -np.inf)
