@@ -138,6 +138,25 @@ def test_grid_import_routes_and_exact_replay(grid_net, tmp_path):
     assert ex.replay["mode"] == "exact" and ex.replay["file"].endswith("replay.jsonl")
     report_json = json.loads((tmp_path / "out" / "import_report.json").read_text())
     assert report_json["acceptance"] == 1.0
+    # the exact scenario through the session the engine uses: positions on the track, arrival reported
+    from iovsim.mobility.replay import ReplaySession, replay_session
+
+    track = read_replay(ex.replay["file"])[0]
+    session = replay_session(ex, seed=1, end_s=track.time_s[-1] + 5, max_vehicles=5)
+    assert isinstance(session, ReplaySession)
+    seen, arrived, err = 0, [], []
+    with session as s:
+        s.open_enrolment()
+        while not s.finished():
+            snap = s.step()
+            arrived += snap.arrived
+            for vid, xy in zip(snap.vehicle_ids, snap.xy_m):
+                seen += 1
+                err.append(np.hypot(xy[0] - np.interp(snap.time_s, track.time_s, track.x_m),
+                                    xy[1] - np.interp(snap.time_s, track.time_s, track.y_m)))
+    print(f"grid exact replay: {seen} vehicle-steps, max error {max(err):.3f} m")
+    assert arrived == [track.vehicle_id] and seen >= track.time_s[-1] - track.time_s[0] - 1
+    assert max(err) < 0.01
 
 
 # ----------------------------------------------------------------------------- San Francisco, real data
@@ -184,42 +203,41 @@ def test_sf_time_compression_keeps_order_and_span(sf, tmp_path):
 
 
 def test_sf_exact_replay_within_15_m(sf):
+    from iovsim.mobility.replay import ReplaySession
+
     tracks = [tr for tr in read_replay(sf["report"].replay_file) if tr.time_s[-1] - tr.time_s[0] <= 1200][:12]
     assert len(tracks) >= 5
-    # re-base the tracks a few seconds apart so the test simulates minutes, not the traces' week
+    # re-base the tracks a few seconds apart so the test simulates minutes, not the traces' weeks
     for k, tr in enumerate(tracks):
         tr.time_s = tr.time_s - tr.time_s[0] + 3.0 * k + 0.5
-    replay = ExactReplay(tracks)
+    by_id = {tr.vehicle_id: tr for tr in tracks}
     end = max(tr.time_s[-1] for tr in tracks) + 5
     sc = load_scenario(str(sf["net_path"].parent), sf["net_path"].parent)
     sc.route_files = []
-    session = SumoSession(sc, seed=1, end_s=end).start()
-    errors, seen, arrived = [], set(), set()
-    try:
-        session.open_enrolment()
-        replay.attach(session.api)
-        while not session.finished():
-            t_next = session.time_s + session.step_length_s
-            replay.before_step(t_next)
-            snap = session.step()
+    sc.replay = {"file": sf["report"].replay_file, "mode": "exact"}
+    session = ReplaySession(sc, seed=1, end_s=end)
+    session.replay.tracks = tracks
+    errors, seen, arrived, departed = [], set(), [], []
+    with session as s:
+        s.open_enrolment()
+        while not s.finished():
+            snap = s.step()
             for vid, xy in zip(snap.vehicle_ids, snap.xy_m):
-                tr = replay.active.get(vid)
-                if tr is not None:
-                    gx = np.interp(snap.time_s, tr.time_s, tr.x_m)   # the GPS track, interpolated here
-                    gy = np.interp(snap.time_s, tr.time_s, tr.y_m)
-                    errors.append(float(np.hypot(xy[0] - gx, xy[1] - gy)))
-                    seen.add(vid)
-            arrived |= set(snap.arrived)
-            # what the session hook does: vehicles the replay removed have arrived
-            arrived |= set(replay.after_step())
-    finally:
-        session.close()
+                tr = by_id[vid]
+                gx = np.interp(snap.time_s, tr.time_s, tr.x_m)   # the GPS track, interpolated here
+                gy = np.interp(snap.time_s, tr.time_s, tr.y_m)
+                e = float(np.hypot(xy[0] - gx, xy[1] - gy))
+                errors.append(e)
+                seen.add(vid)
+            arrived += snap.arrived
+            departed += snap.departed
+            assert all(v in snap.vehicle_ids for v in snap.departed)
     errors = np.asarray(errors)
     print(f"\nEXACT REPLAY: {len(seen)} vehicles, {len(errors)} vehicle-steps, position error vs interpolated GPS: "
           f"max {errors.max():.3f} m, mean {errors.mean():.3f} m")
-    assert len(seen) == len(tracks) and not replay.skipped
+    assert len(seen) == len(tracks) and not session.replay.skipped
     assert errors.max() <= 15.0
-    assert set(replay.finished) == {tr.vehicle_id for tr in tracks} == arrived
+    assert sorted(arrived) == sorted(by_id) == sorted(session.replay.finished) == sorted(departed)
 
 
 def test_sample_csv_with_iso_times_on_sf(sf, tmp_path):

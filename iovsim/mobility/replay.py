@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from iovsim.mobility.scenario import ScenarioError
+from iovsim.mobility.sumo import SumoSession
 
 REMOVE_ARRIVED = 2  # traci.constants.REMOVE_ARRIVED: counted as arrived, not as vaporised
 
@@ -46,6 +47,17 @@ class ReplayTrack:
         else:
             angle = math.degrees(math.atan2(dx, dy)) % 360.0
         return x, y, angle
+
+
+def _offset_on_shape(shape: np.ndarray, x: float, y: float) -> float:
+    """Distance along a polyline to the point nearest (x, y)."""
+    a, b = shape[:-1], shape[1:]
+    ab = b - a
+    seg = np.hypot(ab[:, 0], ab[:, 1])
+    t = np.clip(((x - a[:, 0]) * ab[:, 0] + (y - a[:, 1]) * ab[:, 1]) / np.maximum(seg ** 2, 1e-12), 0.0, 1.0)
+    px, py = a[:, 0] + t * ab[:, 0], a[:, 1] + t * ab[:, 1]
+    i = int(np.argmin(np.hypot(px - x, py - y)))
+    return float(np.concatenate([[0.0], np.cumsum(seg)])[i] + t[i] * seg[i])
 
 
 def read_replay(path: str | Path) -> list[ReplayTrack]:
@@ -88,6 +100,7 @@ class ExactReplay:
         self._next = 0                 # index of the next track to start
         self.pending: dict[str, ReplayTrack] = {}   # added, not yet inserted by SUMO
         self.active: dict[str, ReplayTrack] = {}    # inserted, following their tracks
+        self.just_inserted: list[str] = []           # inserted in the last step (not yet on their track)
         self.finished: list[str] = []
         self.skipped: list[str] = []   # tracks SUMO refused (no route edge)
         self._last_t = -math.inf
@@ -98,27 +111,46 @@ class ExactReplay:
         self.api = api
         return self
 
-    def _add(self, tr: ReplayTrack) -> bool:
-        """Add the vehicle on the lane nearest to its first point (a normal SUMO insertion)."""
+    def _candidates(self, tr: ReplayTrack):
+        """(edge, pos, lane) places to insert at: the nearest lane SUMO finds, the first matched edge."""
         api = self.api
-        edge, pos, lane = (tr.route[0] if tr.route else None), None, None
+        x0, y0 = float(tr.x_m[0]), float(tr.y_m[0])
         try:
-            road, p, li = api.simulation.convertRoad(float(tr.x_m[0]), float(tr.y_m[0]), False, "passenger")
+            road, p, li = api.simulation.convertRoad(x0, y0, False, "passenger")
             if road and not road.startswith(":"):
-                edge, pos, lane = road, p, li
-        except Exception:  # noqa: BLE001 - no road near the first point: fall back to the matched edge
+                yield road, float(p), int(li)
+        except Exception:  # noqa: BLE001 - no road near the first point
             pass
-        if edge is None:
+        if tr.route:
+            try:
+                shape = np.asarray(api.lane.getShape(f"{tr.route[0]}_0"), dtype=float)
+                length = float(api.lane.getLength(f"{tr.route[0]}_0"))
+                yield tr.route[0], min(_offset_on_shape(shape, x0, y0), length), 0
+            except Exception:  # noqa: BLE001 - the edge is not in this net
+                pass
+
+    def _add(self, tr: ReplayTrack) -> bool:
+        """Add the vehicle on the lane point nearest its first GPS point (a normal SUMO insertion)."""
+        api = self.api
+        x0, y0 = float(tr.x_m[0]), float(tr.y_m[0])
+        best, best_d = None, float("inf")
+        for edge, pos, lane in self._candidates(tr):
+            try:
+                px, py = api.simulation.convert2D(edge, pos, lane)
+            except Exception:  # noqa: BLE001
+                continue
+            d = math.hypot(px - x0, py - y0)
+            if d < best_d:
+                best, best_d = (edge, pos, lane), d
+        if best is None:
             return False
+        edge, pos, lane = best
         rid = f"replay_route_{tr.vehicle_id}"
         try:
             api.route.add(rid, [edge])
-            if pos is not None:
-                api.vehicle.add(tr.vehicle_id, rid, typeID=self.vtype, depart="now", departLane=str(lane),
-                                departPos=f"{pos:.2f}", departSpeed="0")
-            else:
-                api.vehicle.add(tr.vehicle_id, rid, typeID=self.vtype, depart="now", departPos="base")
-        except Exception:  # noqa: BLE001 - unknown edge, duplicate id
+            api.vehicle.add(tr.vehicle_id, rid, typeID=self.vtype, depart="now", departLane=str(lane),
+                            departPos=f"{pos:.2f}", departSpeed="0")
+        except Exception:  # noqa: BLE001 - duplicate id, lane not allowed
             return False
         return True
 
@@ -151,11 +183,13 @@ class ExactReplay:
     def after_step(self) -> list[str]:
         """Start moving the vehicles SUMO inserted; remove those whose track ended. Returns the removed ids."""
         api = self.api
+        self.just_inserted = []
         if self.pending:
             for vid in api.simulation.getDepartedIDList():
                 tr = self.pending.pop(vid, None)
                 if tr is not None:
                     self.active[vid] = tr
+                    self.just_inserted.append(vid)
             for vid in [v for v, tr in self.pending.items() if tr.time_s[-1] <= self._last_t]:
                 self._remove(vid)                    # never got a free spot on the lane
                 del self.pending[vid]
@@ -179,3 +213,55 @@ class ExactReplay:
     @property
     def end_time_s(self) -> float:
         return max((tr.time_s[-1] for tr in self.tracks), default=0.0)
+
+
+
+class ReplaySession(SumoSession):
+    """SumoSession whose scenario vehicles follow their GPS tracks exactly (`scenario.replay`).
+
+    Per step: `replay.before_step(t_next)`, the normal step, then `replay.after_step()`; vehicles
+    whose track ended leave the snapshot and are reported in `arrived` like any arrival. A vehicle
+    appears (and is reported `departed`) from the first step on its track: in its insertion step,
+    one step earlier, it stands on the lane nearest its first point and is left out of the snapshot.
+    """
+
+    def __init__(self, scenario, **kw):
+        super().__init__(scenario, **kw)
+        spec = scenario.replay or {}
+        if not spec.get("file"):
+            raise ScenarioError(f"scenario {scenario.name}: field 'replay.file': expected the exact-replay file")
+        self.replay = ExactReplay(spec["file"])
+        self._deferred: list[str] = []
+
+    def start(self):
+        super().start()
+        self.replay.attach(self.api)
+        return self
+
+    def step(self):
+        self.replay.before_step(self.time_s + self.step_length_s)
+        snap = super().step()
+        removed = set(self.replay.after_step())
+        hide = removed | set(self.replay.just_inserted)
+        enrolled_now = [v for v in snap.departed if v in self.replay.just_inserted]
+        snap.departed = [v for v in self._deferred if v in self._tracked and v not in removed] + \
+            [v for v in snap.departed if v not in hide]
+        self._deferred = enrolled_now
+        if any(v in hide for v in snap.vehicle_ids):
+            keep = np.array([v not in hide for v in snap.vehicle_ids], dtype=bool)
+            snap.vehicle_ids = [v for v, k in zip(snap.vehicle_ids, keep) if k]
+            snap.edge = [e for e, k in zip(snap.edge, keep) if k]
+            snap.xy_m, snap.speed_mps, snap.angle_deg = snap.xy_m[keep], snap.speed_mps[keep], snap.angle_deg[keep]
+            snap.lane_pos_m, snap.route_index = snap.lane_pos_m[keep], snap.route_index[keep]
+        for vid in sorted(removed):
+            if vid in self._tracked:
+                self._tracked.discard(vid)
+                snap.arrived.append(vid)
+        return snap
+
+
+def replay_session(scenario, **session_kwargs) -> SumoSession:
+    """The session for `scenario`: a ReplaySession when it asks for exact replay, else a SumoSession."""
+    if (scenario.replay or {}).get("mode") == "exact":
+        return ReplaySession(scenario, **session_kwargs)
+    return SumoSession(scenario, **session_kwargs)
