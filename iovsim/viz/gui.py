@@ -1,0 +1,408 @@
+"""sumo-gui overlays through a traci connection: RSUs and coverage, vehicles by serving RSU and FL phase,
+handovers where and when they happen, the round status as text in the view, screenshots.
+
+Everything goes through the public traci API of `conn` (a `traci.Connection` or the `traci` module), so
+the same code serves `iovsim gui` and tests. Object ids all start with `iovsim_` so they never clash
+with a scenario's own POIs/polygons.
+
+Screenshots: sumo-gui writes the file `conn.gui.screenshot(...)` asks for at the *next* simulation step
+(it renders after the step). The caller must step at least once after `GuiOverlay.screenshot` before it
+reads the file or closes SUMO.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+try:
+    from iovsim.mobility.rsu import RSU_COLORS
+except Exception:  # noqa: BLE001 - keep the overlay usable without the mobility package
+    RSU_COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+                  (140, 86, 75), (227, 119, 194), (188, 189, 34), (23, 190, 207), (127, 127, 127)]
+
+PHASES = ("idle", "download", "train", "upload", "done", "lost")
+NOT_CONNECTED = (35, 35, 35, 255)  # FL vehicle without a serving RSU: near black
+BACKGROUND_VEHICLE = "205,205,205"  # traffic that is not in the FL fleet (settings file fallback colour)
+# A disc under each vehicle that is in a round; its colour says the phase. Idle vehicles have none.
+PHASE_MARKER = {
+    "download": (0, 200, 255, 230),   # cyan
+    "train": (255, 215, 0, 230),      # gold
+    "upload": (255, 0, 200, 230),     # magenta
+    "done": (255, 255, 255, 240),     # white: update delivered, waiting for the round to close
+    "lost": (200, 0, 0, 215),         # a red X (not a disc): update lost (handover, left the map, deadline)
+}
+HANDOVER_COLOR = (255, 30, 30, 255)
+STATUS_TEXT_COLOR = (0, 0, 0, 0)  # invisible POI body; only its type text shows
+SCHEME = "iovsim"
+
+# Layers: coverage below the roads, markers above the roads but below the vehicles' default drawing
+# order, RSU symbols and text on top.
+LAYER_COVERAGE_FILL = -2
+LAYER_COVERAGE_EDGE = -1
+LAYER_MARKER = 5
+LAYER_LOST = 40
+LAYER_HANDOVER = 50
+LAYER_RSU = 60
+LAYER_TEXT = 100
+
+
+def _rgb(i: int) -> tuple[int, int, int]:
+    return tuple(int(c) for c in RSU_COLORS[int(i) % len(RSU_COLORS)])
+
+
+def _pale(rgb, k: float = 0.55) -> tuple[int, int, int, int]:
+    """Blend towards white: idle vehicles keep their RSU's hue but step back."""
+    return tuple(int(round(c + (255 - c) * k)) for c in rgb) + (255,)
+
+
+def _circle(x: float, y: float, r: float, n: int = 48) -> list[tuple[float, float]]:
+    a = np.linspace(0.0, 2 * np.pi, n, endpoint=False)
+    return [(float(x + r * np.cos(t)), float(y + r * np.sin(t))) for t in a]
+
+
+def _cross(x: float, y: float, r: float) -> list[tuple[float, float]]:
+    """An X (a plus rotated by 45°) of half-size r, as one closed polygon."""
+    w = 0.28 * r
+    plus = [(w, w), (r, w), (r, -w), (w, -w), (w, -r), (-w, -r), (-w, -w), (-r, -w), (-r, w), (-w, w), (-w, r), (w, r)]
+    c = s = math.sqrt(0.5)
+    return [(float(x + c * px - s * py), float(y + s * px + c * py)) for px, py in plus]
+
+
+def _boundary(b) -> tuple[float, float, float, float]:
+    """[xmin, ymin, xmax, ymax] (sumolib) or ((xmin, ymin), (xmax, ymax)) (traci) → flat tuple."""
+    a = np.asarray(b, dtype=float).ravel()
+    if a.size != 4:
+        raise ValueError(f"net boundary must have 4 numbers, got {b!r}")
+    return float(a[0]), float(a[1]), float(a[2]), float(a[3])
+
+
+class GuiOverlay:
+    """Draws iovsim's state into a running sumo-gui through `conn`.
+
+    `rsu_xy_m` (n×2, net coordinates), `radius_m` (scalar or one per RSU) and `net_boundary`
+    ([xmin, ymin, xmax, ymax]) come from the engine. Colours: RSU i has colour `RSU_COLORS[i]`, the same
+    as rsus.add.xml and the report's map.
+    """
+
+    def __init__(self, conn, rsu_xy_m: np.ndarray, radius_m: float | np.ndarray, net_boundary,
+                 view_id: str | None = None, handover_hold_s: float = 15.0, marker_radius_m: float | None = None,
+                 fit_view: bool = True):
+        self.conn = conn
+        self.rsu_xy_m = np.asarray(rsu_xy_m, dtype=float).reshape(-1, 2)
+        n = len(self.rsu_xy_m)
+        self.radius_m = np.broadcast_to(np.asarray(radius_m, dtype=float), (n,)).copy()
+        self.boundary = _boundary(net_boundary)
+        self.view_id = view_id or getattr(getattr(conn, "gui", None), "DEFAULT_VIEW", "View #0")
+        self.handover_hold_s = float(handover_hold_s)
+        xmin, ymin, xmax, ymax = self.boundary
+        # Marks are sized to the net, so they stay visible when the whole net is in view.
+        self.extent_m = max(xmax - xmin, ymax - ymin, 100.0)
+        self.marker_radius_m = float(marker_radius_m) if marker_radius_m else 0.007 * self.extent_m
+        self.rsu_size_m = 0.02 * self.extent_m
+        self.fit_view = fit_view
+        self._colors: dict[str, tuple] = {}        # vehicle -> colour last set (skip redundant calls)
+        self._markers: dict[str, str] = {}         # vehicle -> phase of its marker POI
+        self._handovers: list[tuple[float, list[str], list[str]]] = []  # (expires_at_s, pois, polygons)
+        self._ho_count = 0
+        self._status_lines = 0
+        self._drawn = False
+
+    # ------------------------------------------------------------------ view
+    def setup_view(self, schema: str | None = SCHEME) -> None:
+        """Scheme from write_gui_settings (if loaded) and the whole net in view."""
+        gui = self.conn.gui
+        if schema:
+            try:
+                gui.setSchema(self.view_id, schema)
+            except Exception as e:  # noqa: BLE001 - the scheme exists only if the settings file was loaded
+                log.debug("scheme %s not available: %s", schema, e)
+        xmin, ymin, xmax, ymax = self.boundary
+        pad = 0.03 * max(xmax - xmin, ymax - ymin)
+        gui.setBoundary(self.view_id, xmin - pad, ymin - pad, xmax + pad, ymax + pad)
+
+    # ------------------------------------------------------------------ RSUs
+    def draw_rsus(self) -> None:
+        """A POI per RSU (its id as type text) and a coverage disc per RSU (translucent, below the roads)."""
+        poi, poly = self.conn.poi, self.conn.polygon
+        for i, ((x, y), r) in enumerate(zip(self.rsu_xy_m, self.radius_m)):
+            c = _rgb(i)
+            shape = _circle(x, y, r)
+            poly.add(f"iovsim_cov_{i}", shape, c + (55,), fill=True, polygonType=f"coverage RSU {i}",
+                     layer=LAYER_COVERAGE_FILL)
+            poly.add(f"iovsim_covedge_{i}", shape + [shape[0]], c + (200,), fill=False, polygonType="",
+                     layer=LAYER_COVERAGE_EDGE, lineWidth=3)
+            poi.add(f"iovsim_rsu_{i}", float(x), float(y), c + (255,), poiType=f"RSU {i}", layer=LAYER_RSU,
+                    width=self.rsu_size_m, height=self.rsu_size_m)
+        self._drawn = True
+        if self.fit_view:
+            self.setup_view()
+
+    # ------------------------------------------------------------------ vehicles
+    def vehicle_color(self, serving: int, phase: str) -> tuple[int, int, int, int]:
+        """Serving RSU's colour; pale while not in a round; grey without a serving RSU."""
+        if serving is None or serving < 0:
+            return NOT_CONNECTED
+        rgb = _rgb(serving)
+        if phase in ("download", "train", "upload", "lost"):
+            return rgb + (255,)
+        return _pale(rgb)
+
+    def color_vehicles(self, vehicle_ids: Sequence[str], serving: np.ndarray, phase: Sequence[str],
+                       xy_m: np.ndarray | None = None) -> None:
+        """Colour every listed vehicle by serving RSU (index, -1 = none) and put a phase marker under
+        those in a round. Call once per step; also retires handover marks whose time is over."""
+        veh, poly = self.conn.vehicle, self.conn.polygon
+        serving = np.asarray(serving).reshape(-1)
+        present = set(vehicle_ids)
+        pos = None if xy_m is None else np.asarray(xy_m, dtype=float).reshape(-1, 2)
+        for k, vid in enumerate(vehicle_ids):
+            ph = phase[k] if k < len(phase) else "idle"
+            s = int(serving[k]) if k < len(serving) else -1
+            col = self.vehicle_color(s, ph)
+            if self._colors.get(vid) != col:
+                try:
+                    veh.setColor(vid, col)
+                    self._colors[vid] = col
+                except Exception as e:  # noqa: BLE001 - vehicle left between snapshot and call
+                    log.debug("setColor %s: %s", vid, e)
+                    continue
+            marker = PHASE_MARKER.get(ph)
+            mid = f"iovsim_phase_{vid}"
+            if marker is None:
+                if vid in self._markers:
+                    self._remove_polygon(mid)
+                    del self._markers[vid]
+                continue
+            try:
+                x, y = (pos[k] if pos is not None else veh.getPosition(vid))
+            except Exception:  # noqa: BLE001
+                continue
+            # A filled disc polygon (polygons show no text, unlike POIs), moved with the vehicle each step.
+            shape = self._marker_shape(ph, float(x), float(y))
+            old = self._markers.get(vid)
+            if old is not None and (old == "lost") != (ph == "lost"):
+                self._remove_polygon(mid)  # the X sits above the vehicle, discs below: new layer
+                old = None
+            if old is None:
+                poly.add(mid, shape, marker, fill=True, polygonType="phase",
+                         layer=LAYER_LOST if ph == "lost" else LAYER_MARKER)
+            else:
+                poly.setShape(mid, shape)
+                if old != ph:
+                    poly.setColor(mid, marker)
+            self._markers[vid] = ph
+        for vid in [v for v in self._markers if v not in present]:
+            self._remove_polygon(f"iovsim_phase_{vid}")
+            del self._markers[vid]
+        for vid in [v for v in self._colors if v not in present]:
+            del self._colors[vid]
+        if self._handovers:
+            self.expire(self._now())
+
+    def _marker_shape(self, phase: str, x: float, y: float) -> list[tuple[float, float]]:
+        if phase == "lost":
+            return _cross(x, y, 1.3 * self.marker_radius_m)
+        return _circle(x, y, self.marker_radius_m, n=16)
+
+    # ------------------------------------------------------------------ handovers
+    def highlight_handover(self, vehicle_id: str, x_m: float, y_m: float, time_s: float) -> None:
+        """A red ring and a label at the handover location for `handover_hold_s`, and the vehicle
+        highlighted (sumo-gui's own highlight circle that follows it) for the same time."""
+        self._ho_count += 1
+        k = self._ho_count
+        ring = f"iovsim_ho_ring_{k}"
+        label = f"iovsim_ho_label_{k}"
+        disc = f"iovsim_ho_disc_{k}"
+        r = max(4 * self.marker_radius_m, 0.03 * self.extent_m)
+        shape = _circle(x_m, y_m, r, n=32)
+        self.conn.polygon.add(ring, shape + [shape[0]], HANDOVER_COLOR, fill=False, polygonType="handover",
+                              layer=LAYER_HANDOVER, lineWidth=max(3.0, 0.005 * self.extent_m))
+        self.conn.polygon.add(disc, shape, HANDOVER_COLOR[:3] + (70,), fill=True, polygonType="handover",
+                              layer=LAYER_HANDOVER - 1)
+        self.conn.poi.add(label, float(x_m), float(y_m) + 1.5 * r, (255, 30, 30, 0),
+                          poiType=f"handover {vehicle_id} t={time_s:.0f}s", layer=LAYER_TEXT, width=1, height=1)
+        try:
+            self.conn.vehicle.highlight(vehicle_id, HANDOVER_COLOR, size=3 * self.marker_radius_m, alphaMax=255,
+                                        duration=self.handover_hold_s)
+        except Exception as e:  # noqa: BLE001 - vehicle may already be gone
+            log.debug("highlight %s: %s", vehicle_id, e)
+        log.info("handover of %s at t=%.1f s, (%.0f, %.0f)", vehicle_id, time_s, x_m, y_m)
+        self._handovers.append((float(time_s) + self.handover_hold_s, [label], [ring, disc]))
+
+    def expire(self, now_s: float) -> None:
+        """Remove handover marks whose hold time is over."""
+        keep = []
+        for until, pois, polys in self._handovers:
+            if now_s >= until:
+                for p in pois:
+                    self._remove_poi(p)
+                for p in polys:
+                    self._remove_polygon(p)
+            else:
+                keep.append((until, pois, polys))
+        self._handovers = keep
+
+    # ------------------------------------------------------------------ status text
+    def show_status(self, round: int, participants: int, accuracy_by_task: dict) -> None:  # noqa: A002
+        """Round, participants and per-task accuracy as text lines at the top left of the net
+        (POI type texts; shown because the settings file enables POI types)."""
+        lines = [f"round {round}  |  {participants} participants"]
+        for task, acc in accuracy_by_task.items():
+            a = float(acc) if acc is not None and acc != "" else math.nan
+            lines.append(f"{task}: accuracy {a:.3f}" if math.isfinite(a) else f"{task}: accuracy -")
+        self.show_text(lines)
+
+    def show_text(self, lines: Iterable[str]) -> None:
+        lines = list(lines)
+        xmin, ymin, xmax, ymax = self.boundary
+        dy = 0.035 * max(xmax - xmin, ymax - ymin)
+        x0 = xmin + 0.02 * (xmax - xmin)
+        y0 = ymax - 0.01 * (ymax - ymin)
+        poi = self.conn.poi
+        for j, text in enumerate(lines):
+            pid = f"iovsim_status_{j}"
+            if j < self._status_lines:
+                poi.setType(pid, text)
+            else:
+                poi.add(pid, x0, y0 - j * dy, STATUS_TEXT_COLOR, poiType=text, layer=LAYER_TEXT, width=1, height=1)
+        for j in range(len(lines), self._status_lines):
+            self._remove_poi(f"iovsim_status_{j}")
+        self._status_lines = len(lines)
+
+    # ------------------------------------------------------------------ screenshots
+    def screenshot(self, path: str | Path, width: int = -1, height: int = -1) -> None:
+        """Ask sumo-gui for a PNG of the view. SUMO writes it at the next simulation step: step once
+        after this call before reading the file or closing the connection."""
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.conn.gui.screenshot(self.view_id, str(path), width, height)
+
+    def track(self, vehicle_id: str) -> None:
+        """Let the view follow one vehicle (`""` stops tracking)."""
+        self.conn.gui.track(vehicle_id, self.view_id)
+
+    # ------------------------------------------------------------------ cleanup
+    def clear(self) -> None:
+        """Remove everything the overlay added (vehicle colours stay)."""
+        for vid in list(self._markers):
+            self._remove_polygon(f"iovsim_phase_{vid}")
+        self._markers.clear()
+        self.expire(math.inf)
+        for j in range(self._status_lines):
+            self._remove_poi(f"iovsim_status_{j}")
+        self._status_lines = 0
+        if self._drawn:
+            for i in range(len(self.rsu_xy_m)):
+                self._remove_poi(f"iovsim_rsu_{i}")
+                self._remove_polygon(f"iovsim_cov_{i}")
+                self._remove_polygon(f"iovsim_covedge_{i}")
+            self._drawn = False
+
+    def _now(self) -> float:
+        try:
+            return float(self.conn.simulation.getTime())
+        except Exception:  # noqa: BLE001
+            return -math.inf
+
+    def _remove_poi(self, pid: str) -> None:
+        try:
+            self.conn.poi.remove(pid)
+        except Exception as e:  # noqa: BLE001
+            log.debug("poi.remove %s: %s", pid, e)
+
+    def _remove_polygon(self, pid: str) -> None:
+        try:
+            self.conn.polygon.remove(pid)
+        except Exception as e:  # noqa: BLE001
+            log.debug("polygon.remove %s: %s", pid, e)
+
+
+# ---------------------------------------------------------------------- settings file
+def write_gui_settings(path: str | Path, *, delay_ms: float = 0, vehicle_exaggeration: float = 6.0,
+                       text_size: float = 60.0, boundary=None) -> Path:
+    """A sumo-gui settings file (`--gui-settings-file`): the readable "iovsim" scheme (light background,
+    dark roads, vehicles drawn larger at constant size, POI types shown as text), delay 0 and, when
+    `boundary` is given, a viewport on the whole net. Attributes not written keep sumo-gui's defaults."""
+    vp = ""
+    if boundary is not None:
+        xmin, ymin, xmax, ymax = _boundary(boundary)
+        # sumo-gui's zoom 100 shows roughly the whole net on the default window; the overlay refines
+        # the view with gui.setBoundary once the connection is up.
+        vp = (f'    <viewport zoom="100" x="{(xmin + xmax) / 2:.2f}" y="{(ymin + ymax) / 2:.2f}" angle="0.00"/>\n')
+    xml = f"""<?xml version="1.0" encoding="UTF-8"?>
+<!-- sumo-gui view settings written by iovsim (iovsim.viz.gui.write_gui_settings) -->
+<viewsettings>
+    <scheme name="{SCHEME}">
+        <opengl dither="0" fps="0" drawBoxLines="0" forceDrawPositionSelection="0" forceDrawRerouterSelection="0"/>
+        <background backgroundColor="238,240,236" showGrid="0" gridXSize="100.00" gridYSize="100.00"/>
+        <edges laneEdgeMode="0" scaleMode="0" laneShowBorders="0" showBikeMarkings="0" showLinkDecals="0" showLinkRules="0"
+               showRails="1" hideConnectors="1" widthExaggeration="1.50" minSize="0.00" showDirection="0" showSublanes="0"
+               edgeName_show="0" streetName_show="0">
+            <colorScheme name="uniform">
+                <entry color="105,105,105" name="road"/>
+                <entry color="170,170,170" name="sidewalk"/>
+                <entry color="200,180,150" name="bike lane"/>
+                <entry color="0,0,0,0" name="green verge"/>
+                <entry color="150,200,200" name="waterway"/>
+                <entry color="140,140,140" name="no passenger"/>
+                <entry color="red" name="closed"/>
+                <entry color="green" name="connector"/>
+            </colorScheme>
+        </edges>
+        <vehicles vehicleMode="0" vehicleQuality="2" vehicle_minSize="1.00" vehicle_exaggeration="{vehicle_exaggeration:.2f}"
+                  vehicle_constantSize="0" showBlinker="0" drawMinGap="0" vehicleName_show="0">
+            <colorScheme name="given vehicle/type/route color">
+                <entry color="{BACKGROUND_VEHICLE}"/>
+            </colorScheme>
+        </vehicles>
+        <junctions junctionMode="0" junctionName_show="0" drawLinkTLIndex_show="0" drawLinkJunctionIndex_show="0"
+                   showLane2Lane="0" drawShape="1">
+            <colorScheme name="uniform">
+                <entry color="105,105,105"/>
+                <entry color="150,200,200" name="waterway"/>
+            </colorScheme>
+        </junctions>
+        <pois poi_minSize="0.00" poi_exaggeration="1.00" poi_constantSize="0" poiName_show="0"
+              poiType_show="1" poiType_size="{text_size:.2f}" poiType_color="20,20,20" poiType_bgColor="255,255,255,200"
+              poiType_constantSize="1"/>
+        <polys poly_minSize="0.00" poly_exaggeration="1.00" poly_constantSize="0" polyName_show="0" polyType_show="0"/>
+        <legend showSizeLegend="1" showColorLegend="0" showVehicleColorLegend="0"/>
+    </scheme>
+{vp}    <delay value="{float(delay_ms):.2f}"/>
+</viewsettings>
+"""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(xml)
+    return path
+
+
+# ---------------------------------------------------------------------- animation
+def frames_to_gif(pngs: Sequence[str | Path], out: str | Path, duration_ms: int = 800, max_width: int = 960) -> Path:
+    """An animated GIF (looping) from screenshots, all scaled to the first frame's size (at most max_width)."""
+    from PIL import Image
+
+    pngs = [Path(p) for p in pngs]
+    if not pngs:
+        raise ValueError("frames_to_gif: no frames")
+    frames = []
+    size = None
+    for p in pngs:
+        im = Image.open(p).convert("RGB")
+        if size is None:
+            w, h = im.size
+            if w > max_width:
+                h, w = int(round(h * max_width / w)), max_width
+            size = (w, h)
+        if im.size != size:
+            im = im.resize(size, Image.LANCZOS)
+        frames.append(im.quantize(colors=255, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frames[0].save(out, save_all=True, append_images=frames[1:], duration=int(duration_ms), loop=0, optimize=False)
+    return out

@@ -1,0 +1,210 @@
+"""sumo-gui under Xvfb: RSUs, coverage, vehicles coloured by nearest RSU, handover marks, status text,
+screenshots that are written, not blank, and different between two times."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from iovsim.viz.gui import GuiOverlay, frames_to_gif, write_gui_settings
+
+pytestmark = pytest.mark.gui
+
+
+def _sumo_home() -> Path:
+    sumo = pytest.importorskip("sumo")
+    return Path(sumo.SUMO_HOME)
+
+
+@pytest.fixture
+def xvfb_display():
+    """A private Xvfb server (display number chosen by Xvfb itself, so parallel runs never clash)."""
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        pytest.skip("Xvfb not installed (run tools/ensure_xvfb.sh as root to install it)")
+    r, w = os.pipe()
+    proc = subprocess.Popen([xvfb, "-displayfd", str(w), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+                            pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(w)
+    try:
+        with os.fdopen(r) as f:
+            num = f.readline().strip()
+        if not num:
+            pytest.skip("Xvfb did not start")
+        yield f":{num}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def gui_conn(xvfb_display, tmp_path, monkeypatch):
+    """sumo-gui on the A10KW net through traci, closed (and killed if need be) after the test."""
+    import traci
+
+    home = _sumo_home()
+    net = home / "tools" / "game" / "A10KW" / "osm.net.xml"
+    routes = [home / "tools" / "game" / "A10KW" / f for f in ("osm.passenger.rou.xml", "osm.passenger_mw.rou.xml")]
+    if not net.is_file() or not all(r.is_file() for r in routes):
+        pytest.skip("A10KW scenario absent from the eclipse-sumo wheel")
+    settings = write_gui_settings(tmp_path / "gui-settings.xml")
+    monkeypatch.setenv("DISPLAY", xvfb_display)
+    label = f"viz-{uuid.uuid4().hex[:8]}"
+    cmd = [str(home / "bin" / "sumo-gui"), "-n", str(net), "-r", ",".join(map(str, routes)),
+           "--begin", "0", "--start", "true", "--quit-on-end", "true", "--gui-settings-file", str(settings),
+           "--window-size", "1024,768", "--window-pos", "0,0", "--no-step-log", "true", "--no-warnings", "true",
+           "--ignore-route-errors", "true", "--time-to-teleport", "300", "--seed", "7"]
+    try:
+        traci.start(cmd, label=label, stdout=subprocess.DEVNULL)
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"sumo-gui could not start under Xvfb: {e}")
+    conn = traci.getConnection(label)
+    proc = getattr(conn, "_process", None)
+    try:
+        yield conn, net
+    finally:
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001
+            pass
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_file(path: Path, conn, timeout_s: float = 20.0):
+    """sumo-gui writes a screenshot at the next step; step once, then wait for the file to be complete."""
+    conn.simulationStep()
+    t0 = time.time()
+    last = -1
+    while time.time() - t0 < timeout_s:
+        if path.is_file():
+            size = path.stat().st_size
+            if size > 0 and size == last:
+                return
+            last = size
+        time.sleep(0.2)
+    raise AssertionError(f"screenshot {path} not written")
+
+
+def _positions(conn):
+    ids = list(conn.vehicle.getIDList())
+    xy = np.array([conn.vehicle.getPosition(v) for v in ids], dtype=float).reshape(-1, 2)
+    return ids, xy
+
+
+def _pixels(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
+
+
+def test_gui_overlay_screenshots(gui_conn, tmp_path):
+    import sumolib
+
+    conn, net_file = gui_conn
+    net = sumolib.net.readNet(str(net_file), withInternal=False)
+    rsu_xy = np.array([[900.0, 600.0], [1600.0, 1400.0], [2100.0, 2050.0], [1300.0, 2600.0]])
+    overlay = GuiOverlay(conn, rsu_xy, 420.0, net.getBoundary())
+    overlay.draw_rsus()
+    shots = []
+    serving_prev: dict[str, int] = {}
+    handovers = 0
+    phases_cycle = ["idle", "download", "train", "upload", "done", "lost"]
+    for step in range(1, 241):
+        conn.simulationStep()
+        ids, xy = _positions(conn)
+        keep = [k for k, v in enumerate(ids) if zlib.crc32(v.encode()) % 3 == 0]  # the FL fleet: a third of the traffic
+        ids, xy = [ids[k] for k in keep], xy[keep]
+        if not ids:
+            continue
+        d = np.linalg.norm(xy[:, None, :] - rsu_xy[None, :, :], axis=2)
+        serving = np.where(d.min(axis=1) <= 420.0, d.argmin(axis=1), -1)
+        phase = [phases_cycle[(zlib.crc32(v.encode()) // 3 + step // 40) % len(phases_cycle)] for v in ids]
+        overlay.color_vehicles(ids, serving, phase, xy_m=xy)
+        for v, s, p in zip(ids, serving, xy):
+            if v in serving_prev and serving_prev[v] >= 0 and s >= 0 and s != serving_prev[v]:
+                overlay.highlight_handover(v, p[0], p[1], conn.simulation.getTime())
+                handovers += 1
+            serving_prev[v] = int(s)
+        if step == 236 and ids:  # one handover for sure in the second picture
+            overlay.highlight_handover(ids[0], xy[0, 0], xy[0, 1], conn.simulation.getTime())
+            handovers += 1
+        if step in (120, 240):
+            overlay.show_status(step // 120, int((serving >= 0).sum()),
+                                {"tweets": 0.41 + 0.1 * (step // 120), "bbc": 0.55})
+            path = tmp_path / "shots" / f"round_{step // 120:04d}.png"
+            overlay.screenshot(path)
+            _wait_file(path, conn)
+            shots.append(path)
+    assert len(shots) == 2
+    keep = os.environ.get("IOVSIM_KEEP_SCREENSHOTS")  # to look at them
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        for p in shots:
+            shutil.copy(p, Path(keep) / p.name)
+    a, b = _pixels(shots[0]), _pixels(shots[1])
+    for im in (a, b):
+        assert im.shape[0] >= 300 and im.shape[1] >= 300
+        assert im.std() > 15, "screenshot looks blank"
+        colours = np.unique(im.reshape(-1, 3)[::5], axis=0)
+        assert len(colours) > 30, f"only {len(colours)} colours"
+        # every RSU colour (coverage tint or symbol) is on the picture
+        for i in range(len(rsu_xy)):
+            from iovsim.viz.gui import RSU_COLORS
+
+            c = np.array(RSU_COLORS[i])
+            near = (np.abs(im - c).max(axis=2) < 30).sum()
+            assert near > 30, f"RSU {i} colour not visible ({near} px)"
+    red = (im[..., 0] > 230) & (im[..., 1] < 60) & (im[..., 2] < 60)
+    assert red.sum() > 100, "handover ring not visible"
+    assert a.shape == b.shape
+    diff = (np.abs(a - b).max(axis=2) > 40).sum()
+    assert diff > 200, f"screenshots at two times differ in only {diff} pixels"
+    gif = frames_to_gif(shots, tmp_path / "shots" / "rounds.gif")
+    from PIL import Image
+
+    with Image.open(gif) as g:
+        assert g.n_frames == 2
+    if keep:  # a close-up for a human to check vehicle colours and phase marks
+        conn.gui.setBoundary(conn.gui.DEFAULT_VIEW, 1450, 2050, 2050, 2500)
+        overlay.screenshot(Path(keep) / "closeup.png")
+        _wait_file(Path(keep) / "closeup.png", conn)
+    overlay.clear()
+    conn.simulationStep()
+
+
+def test_write_gui_settings(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    p = write_gui_settings(tmp_path / "s.xml", boundary=[0, 0, 1000, 800])
+    root = ET.parse(p).getroot()
+    assert root.tag == "viewsettings"
+    assert root.find("scheme").get("name") == "iovsim"
+    assert root.find("scheme/pois").get("poiType_show") == "1"
+    assert float(root.find("delay").get("value")) == 0
+    assert root.find("viewport") is not None
+
+
+def test_frames_to_gif(tmp_path):
+    from PIL import Image
+
+    frames = []
+    for i, c in enumerate([(255, 0, 0), (0, 0, 255), (0, 200, 0)]):
+        p = tmp_path / f"f{i}.png"
+        Image.new("RGB", (120 + 40 * (i == 1), 80), c).save(p)
+        frames.append(p)
+    out = frames_to_gif(frames, tmp_path / "a.gif", duration_ms=200)
+    with Image.open(out) as g:
+        assert g.n_frames == 3 and g.size == (120, 80)
