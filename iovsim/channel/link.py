@@ -17,6 +17,7 @@ All randomness comes from `np.random.default_rng([seed, 1])`.
 from __future__ import annotations
 
 import math
+from itertools import repeat
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,7 +34,7 @@ def w_to_dbm(w):
     return 10.0 * np.log10(np.maximum(np.asarray(w, dtype=float), 1e-300)) + 30.0
 
 
-@dataclass
+@dataclass(slots=True)
 class HandoverEvent:
     time_s: float
     vehicle_id: str
@@ -290,8 +291,7 @@ class Channel:
         ids = list(vehicle_ids)
         n, m = len(ids), self.num_rsus
         xy = np.asarray(xy_m, dtype=float).reshape(n, 2)
-        get = self._row.get
-        prev = np.fromiter((get(v, -1) for v in ids), dtype=np.int64, count=n)
+        prev = np.fromiter(map(self._row.get, ids, repeat(-1)), dtype=np.int64, count=n)
         old = prev >= 0
         pr = np.where(old, prev, 0)
         has_prev = len(self._ids) > 0 and bool(old.any())
@@ -410,7 +410,7 @@ class Channel:
         serving, events = self._associate(time_s, ids, xy, meas, old, pr, has_prev)
         link = self._link_state(time_s, ids, xy, serving, rsrp, pathloss, los, events)
         # Remember (swap work arrays with the state so nothing is copied).
-        self._ids, self._row = ids, {v: i for i, v in enumerate(ids)}
+        self._ids, self._row = ids, dict(zip(ids, range(n)))
         self._xy, self._meas = xy, meas
         self._g = self._keep("g", g)
         self._u = self._keep("u", self._u_next) if stochastic else np.zeros((n, m), f32)
@@ -433,7 +433,7 @@ class Channel:
         link = LinkState(float(time_s), ids, xy, np.full(n, -1), np.full((n, m), -np.inf), np.full((n, m), np.inf),
                          np.full(n, -np.inf), np.full(n, -np.inf), [], los=np.zeros((n, m), bool),
                          serving_gain=np.zeros(n), uplink_interference_w_hz=np.zeros(n), downlink_interference_w_hz=np.zeros(n))
-        self._ids, self._row = ids, {v: i for i, v in enumerate(ids)}
+        self._ids, self._row = ids, dict(zip(ids, range(n)))
         self._xy = xy
         self._g = np.zeros((n, m), np.float32)
         self._u = np.zeros((n, m), np.float32)

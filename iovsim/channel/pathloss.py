@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 C_MPS = 299_792_458.0
+#: TR 38.901 Note 1 of Table 7.4.1-1 takes c = 3.0e8 m/s in the breakpoint distance.
+C_3GPP_MPS = 3.0e8
 #: h_E, the effective environment height of TR 38.901 Note 1 (1 m for UMi; 1 m for UMa when h_UT < 13 m).
 EFFECTIVE_ENV_HEIGHT_M = 1.0
 MIN_D2D_M = 10.0
@@ -20,7 +22,7 @@ SHADOW_DECORRELATION_M = {"umi": (10.0, 13.0), "uma": (37.0, 50.0), "freespace":
 
 def breakpoint_distance_m(carrier_frequency_hz, h_bs_m, h_ut_m, h_e_m: float = EFFECTIVE_ENV_HEIGHT_M):
     """d'_BP = 4 h'_BS h'_UT f_c / c with h' = h - h_E (TR 38.901 Table 7.4.1-1, Note 1)."""
-    return 4.0 * (np.asarray(h_bs_m) - h_e_m) * (np.asarray(h_ut_m) - h_e_m) * carrier_frequency_hz / C_MPS
+    return 4.0 * (np.asarray(h_bs_m) - h_e_m) * (np.asarray(h_ut_m) - h_e_m) * carrier_frequency_hz / C_3GPP_MPS
 
 
 def freespace_db(d3d_m, carrier_frequency_hz):
