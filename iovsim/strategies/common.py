@@ -181,3 +181,46 @@ def rank_logs(feedback) -> dict:
     ranks = np.asarray(feedback.rank, dtype=float)
     return {"participants": len(st), "completed": sum(s == "ok" for s in st),
             "mean_rank": float(ranks.mean()) if ranks.size else 0.0}
+
+
+class FallbackCosts:
+    """A CostModel from the RoundState alone, for tests and engines that pass `costs=None`.
+
+    adapter bits = 32-bit A and B of `modules` (in x out = `hidden` x `hidden`) at the rank; compute =
+    steps x flops_per_step / device FLOP/s; energy = device power x time; uplink rate = Shannon on the
+    state's SINR scaled by power and by bandwidth (noise grows with bandwidth).
+    """
+
+    def __init__(self, state: RoundState, hidden: int = 384, modules: int = 12,
+                 flops_per_token_step: float = 6 * 22.7e6, tokens: int = 16 * 48):
+        self.state = state
+        self.hidden = hidden
+        self.modules = modules
+        self.base_flops = flops_per_token_step * tokens
+
+    def flops_per_step(self, rank: int) -> float:
+        return self.base_flops * (1 + 0.01 * rank)
+
+    def adapter_bits(self, rank: int) -> float:
+        return 32.0 * self.modules * 2 * self.hidden * rank
+
+    def compute_time_s(self, vehicle, rank, steps):
+        f = np.vectorize(self.flops_per_step)(np.asarray(rank))
+        return np.asarray(steps) * f / np.asarray(self.state.device_flops_per_s, float)[np.asarray(vehicle, int)]
+
+    def compute_energy_j(self, vehicle, rank, steps):
+        return self.compute_time_s(vehicle, rank, steps) * np.asarray(self.state.device_power_w, float)[np.asarray(vehicle, int)]
+
+    def upload_rate_bps(self, vehicle, tx_power_w, bandwidth_hz):
+        st = self.state
+        v = np.asarray(vehicle, int)
+        m = np.maximum(np.asarray(st.rsu)[v], 0)
+        bw0 = np.asarray(st.rsu_bandwidth_hz, float)[m] / np.maximum(np.asarray(st.rsu_load)[m], 1)
+        bw = np.maximum(np.asarray(bandwidth_hz, float), 1.0)
+        snr = 10 ** (np.asarray(st.sinr_db, float)[v] / 10) * np.asarray(tx_power_w, float) / st.default_tx_power_w * bw0 / bw
+        return bw * np.log2(1 + snr)
+
+
+def costs_of(state: RoundState):
+    """state.costs, or a FallbackCosts built from the state."""
+    return state.costs if state.costs is not None else FallbackCosts(state)

@@ -193,11 +193,11 @@ class UCBDual(Strategy):
             b = budgets[t]
             ratio = spent[t] / b if np.isfinite(b) and b > 0 else 0.0
             if np.isfinite(b) and b > 0:
-                self.lam[t] = max(0.0, self.lam[t] + self.dual_step * (ratio - 1.0))
+                self.lam[t] = float(max(0.0, self.lam[t] + self.dual_step * (ratio - 1.0)))
             util.append(ratio)
             name = f"t{t}"
             log[f"mean_rank/{name}"] = float(rank_sum[t] / rank_n[t]) if rank_n[t] else 0.0
-            log[f"lambda/{name}"] = self.lam[t]
+            log[f"lambda/{name}"] = float(self.lam[t])
             log[f"budget_j/{name}"] = float(b) if np.isfinite(b) else -1.0
             log[f"spent_j/{name}"] = float(spent[t])
         fin = np.isfinite(budgets)
