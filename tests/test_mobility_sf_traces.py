@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from iovsim.config import load_config
 from iovsim.mobility.config import RsuConfig
