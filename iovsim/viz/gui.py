@@ -46,6 +46,7 @@ SCHEME = "iovsim"
 LAYER_COVERAGE_FILL = -2
 LAYER_COVERAGE_EDGE = -1
 LAYER_MARKER = 5
+LAYER_DOT = 6
 LAYER_LOST = 40
 LAYER_HANDOVER = 50
 LAYER_RSU = 60
@@ -107,7 +108,8 @@ class GuiOverlay:
         self.rsu_size_m = 0.02 * self.extent_m
         self.fit_view = fit_view
         self._colors: dict[str, tuple] = {}        # vehicle -> colour last set (skip redundant calls)
-        self._markers: dict[str, str] = {}         # vehicle -> phase of its marker POI
+        self._markers: dict[str, tuple] = {}       # vehicle -> (phase, colour) of its phase mark
+        self._dots: dict[str, tuple] = {}          # vehicle -> (None, colour) of its RSU dot
         self._handovers: list[tuple[float, list[str], list[str]]] = []  # (expires_at_s, pois, polygons)
         self._ho_count = 0
         self._status_lines = 0
@@ -123,8 +125,15 @@ class GuiOverlay:
             except Exception as e:  # noqa: BLE001 - the scheme exists only if the settings file was loaded
                 log.debug("scheme %s not available: %s", schema, e)
         xmin, ymin, xmax, ymax = self.boundary
-        pad = 0.03 * max(xmax - xmin, ymax - ymin)
-        gui.setBoundary(self.view_id, xmin - pad, ymin - pad, xmax + pad, ymax + pad)
+        pad = 0.03 * self.extent_m
+        # A band above the net for the status text (show_status), so it never covers roads or RSUs.
+        gui.setBoundary(self.view_id, xmin - pad, ymin - pad, xmax + pad, ymax + pad + self._text_band_m())
+
+    def _text_band_m(self) -> float:
+        return 4 * self._line_m()
+
+    def _line_m(self) -> float:
+        return 0.035 * self.extent_m
 
     # ------------------------------------------------------------------ RSUs
     def draw_rsus(self) -> None:
@@ -153,18 +162,29 @@ class GuiOverlay:
             return rgb + (255,)
         return _pale(rgb)
 
+    def dot_color(self, serving: int) -> tuple[int, int, int, int]:
+        """The dot drawn on every FL vehicle: its serving RSU's colour, near black without one."""
+        if serving is None or serving < 0:
+            return NOT_CONNECTED
+        return _rgb(serving) + (255,)
+
     def color_vehicles(self, vehicle_ids: Sequence[str], serving: np.ndarray, phase: Sequence[str],
                        xy_m: np.ndarray | None = None) -> None:
-        """Colour every listed vehicle by serving RSU (index, -1 = none) and put a phase marker under
-        those in a round. Call once per step; also retires handover marks whose time is over."""
-        veh, poly = self.conn.vehicle, self.conn.polygon
+        """Colour every listed (FL) vehicle by serving RSU (index, -1 = none) and its FL phase. Call once
+        per step with the FL fleet; also retires handover marks whose time is over.
+
+        Each FL vehicle gets a dot in its serving RSU's colour (visible with the whole net in view), its
+        body is coloured the same (pale while idle/done); a vehicle in a round has a ring around the dot
+        in the colour of its phase; a lost update is a red X. `xy_m` (n×2) saves a position query per
+        vehicle."""
+        veh = self.conn.vehicle
         serving = np.asarray(serving).reshape(-1)
         present = set(vehicle_ids)
         pos = None if xy_m is None else np.asarray(xy_m, dtype=float).reshape(-1, 2)
         for k, vid in enumerate(vehicle_ids):
             ph = phase[k] if k < len(phase) else "idle"
-            s = int(serving[k]) if k < len(serving) else -1
-            col = self.vehicle_color(s, ph)
+            srv = int(serving[k]) if k < len(serving) else -1
+            col = self.vehicle_color(srv, ph)
             if self._colors.get(vid) != col:
                 try:
                     veh.setColor(vid, col)
@@ -172,6 +192,13 @@ class GuiOverlay:
                 except Exception as e:  # noqa: BLE001 - vehicle left between snapshot and call
                     log.debug("setColor %s: %s", vid, e)
                     continue
+            try:
+                x, y = (pos[k] if pos is not None else veh.getPosition(vid))
+            except Exception:  # noqa: BLE001
+                continue
+            x, y = float(x), float(y)
+            self._set_mark(self._dots, f"iovsim_dot_{vid}", vid, _circle(x, y, 0.55 * self.marker_radius_m, n=12),
+                           self.dot_color(srv), LAYER_DOT)
             marker = PHASE_MARKER.get(ph)
             mid = f"iovsim_phase_{vid}"
             if marker is None:
@@ -179,31 +206,31 @@ class GuiOverlay:
                     self._remove_polygon(mid)
                     del self._markers[vid]
                 continue
-            try:
-                x, y = (pos[k] if pos is not None else veh.getPosition(vid))
-            except Exception:  # noqa: BLE001
-                continue
-            # A filled disc polygon (polygons show no text, unlike POIs), moved with the vehicle each step.
-            shape = self._marker_shape(ph, float(x), float(y))
             old = self._markers.get(vid)
-            if old is not None and (old == "lost") != (ph == "lost"):
-                self._remove_polygon(mid)  # the X sits above the vehicle, discs below: new layer
-                old = None
-            if old is None:
-                poly.add(mid, shape, marker, fill=True, polygonType="phase",
-                         layer=LAYER_LOST if ph == "lost" else LAYER_MARKER)
-            else:
-                poly.setShape(mid, shape)
-                if old != ph:
-                    poly.setColor(mid, marker)
-            self._markers[vid] = ph
-        for vid in [v for v in self._markers if v not in present]:
-            self._remove_polygon(f"iovsim_phase_{vid}")
-            del self._markers[vid]
+            if old is not None and (old[0] == "lost") != (ph == "lost"):
+                self._remove_polygon(mid)  # the X sits above the vehicle, rings below it: new layer
+                del self._markers[vid]
+            self._set_mark(self._markers, mid, vid, self._marker_shape(ph, x, y), marker,
+                           LAYER_LOST if ph == "lost" else LAYER_MARKER, key=ph)
+        for store, prefix in ((self._markers, "iovsim_phase_"), (self._dots, "iovsim_dot_")):
+            for vid in [v for v in store if v not in present]:
+                self._remove_polygon(prefix + vid)
+                del store[vid]
         for vid in [v for v in self._colors if v not in present]:
             del self._colors[vid]
         if self._handovers:
             self.expire(self._now())
+
+    def _set_mark(self, store: dict, pid: str, vid: str, shape, color, layer: float, key=None) -> None:
+        """Add the polygon the first time, then move it (and recolour it only when its colour changes)."""
+        old = store.get(vid)
+        if old is None:
+            self.conn.polygon.add(pid, shape, color, fill=True, polygonType="", layer=layer)
+        else:
+            self.conn.polygon.setShape(pid, shape)
+            if old[1] != color:
+                self.conn.polygon.setColor(pid, color)
+        store[vid] = (key, color)
 
     def _marker_shape(self, phase: str, x: float, y: float) -> list[tuple[float, float]]:
         if phase == "lost":
@@ -216,6 +243,11 @@ class GuiOverlay:
         highlighted (sumo-gui's own highlight circle that follows it) for the same time."""
         self._ho_count += 1
         k = self._ho_count
+        # Only the newest handover keeps its text label; older ones keep their ring until they expire.
+        for j, (until, pois, polys) in enumerate(self._handovers):
+            for p in pois:
+                self._remove_poi(p)
+            self._handovers[j] = (until, [], polys)
         ring = f"iovsim_ho_ring_{k}"
         label = f"iovsim_ho_label_{k}"
         disc = f"iovsim_ho_disc_{k}"
@@ -261,9 +293,9 @@ class GuiOverlay:
     def show_text(self, lines: Iterable[str]) -> None:
         lines = list(lines)
         xmin, ymin, xmax, ymax = self.boundary
-        dy = 0.035 * max(xmax - xmin, ymax - ymin)
+        dy = self._line_m()
         x0 = xmin + 0.02 * (xmax - xmin)
-        y0 = ymax - 0.01 * (ymax - ymin)
+        y0 = ymax + self._text_band_m() - 0.5 * dy
         poi = self.conn.poi
         for j, text in enumerate(lines):
             pid = f"iovsim_status_{j}"
@@ -292,6 +324,9 @@ class GuiOverlay:
         for vid in list(self._markers):
             self._remove_polygon(f"iovsim_phase_{vid}")
         self._markers.clear()
+        for vid in list(self._dots):
+            self._remove_polygon(f"iovsim_dot_{vid}")
+        self._dots.clear()
         self.expire(math.inf)
         for j in range(self._status_lines):
             self._remove_poi(f"iovsim_status_{j}")
