@@ -170,7 +170,10 @@ class Experiment:
         extra = list(cfg.mobility.sumo_args)
         if hasattr(self.scenario, "output_args"):
             extra = self.scenario.output_args(self.run_dir / "sumo") + extra
-        self.session = SumoSession(
+        session_cls = SumoSession
+        if self.scenario.replay.get("file") and self.scenario.replay.get("mode", "exact") == "exact":
+            from iovsim.mobility.replay import ReplaySession as session_cls  # vehicles follow GPS tracks
+        self.session = session_cls(
             self.scenario, seed=cfg.seed, step_length_s=cfg.mobility.step_length_s, begin_s=cfg.mobility.begin_s,
             end_s=cfg.mobility.end_s, backend=cfg.mobility.backend, gui=self.gui, out_dir=self.run_dir / "sumo",
             extra_args=extra + self._gui_args(), max_vehicles=cfg.mobility.fl_vehicles, enrol=cfg.mobility.enrol,
