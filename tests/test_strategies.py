@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from iovsim.strategies import STRATEGIES, create
-from iovsim.strategies.base import Plan, RoundFeedback, RoundState, Strategy
+from iovsim.strategies.base import Plan, RoundFeedback, RoundState, Strategy, Update
 
 
 class FakeCosts:
@@ -195,3 +195,139 @@ def test_homolora_window_and_round_robin():
     a = s.configure(st).participants
     b = s.configure(st).participants
     assert not set(a.tolist()) & set(b.tolist())
+
+
+def _adapter(rank, seed, out=6, inp=5):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    s = {}
+    for m in ("l0.q", "l0.v"):
+        s[f"{m}.lora_A"] = torch.randn(rank, inp, generator=g)
+        s[f"{m}.lora_B"] = torch.randn(out, rank, generator=g)
+    s["head.weight"] = torch.randn(3, inp, generator=g)
+    s["head.bias"] = torch.randn(3, generator=g)
+    return s
+
+
+def test_hetlora_strategy_round_trip_prune_memory_and_hierarchy():
+    import torch
+
+    from iovsim.fl.aggregate import lora_product
+
+    s = create("hetlora", {"tier_ranks": [2, 4, 16]})
+    s.setup(1, 0)
+    st = make_state(0, n=20, seed=2, num_tasks=1)
+    st.dwell_time_s[:] = np.inf
+    st.max_participants = 20
+    plan = s.configure(st)
+    want = {0: 2, 1: 4, 2: 16}
+    assert all(r == want[int(st.tier[i])] for i, r in zip(plan.participants, plan.rank))
+    o = plan.train_options[0]
+    assert set(o) == {"prune_lambda", "prune_keep", "prune_gamma", "prune_tol"}
+    assert o["prune_keep"] == max(1, int(0.5 * plan.rank[0]))
+    g = _adapter(16, 0)
+    small = s.client_state(g, 4)
+    assert small["l0.q.lora_A"].shape == (4, 5)
+    # the kept components' (alpha / r) B A is the global's
+    keep = {k: (v[:4] if k.endswith("lora_A") else v[:, :4] if k.endswith("lora_B") else v) for k, v in g.items()}
+    assert torch.allclose(lora_product(small, "l0.q", 16.0), ((16.0 / 16) * keep["l0.q.lora_B"] @ keep["l0.q.lora_A"]).double(), atol=1e-5)
+    # a vehicle that returns a pruned rank is capped there next round
+    vid = next(st.vehicle_ids[i] for i, r in zip(plan.participants, plan.rank) if r == 16)
+    ups = [Update(_adapter(8, 1), 10, 8, vid), Update(_adapter(4, 2), 5, 4, "someone")]
+    agg = s.aggregate(ups, g)
+    assert agg.rank == 16 and agg.state["l0.q.lora_A"].shape == (16, 5) and agg.weight == 15
+    cloud = s.aggregate([agg, s.aggregate([Update(_adapter(2, 3), 4, 2, "x")], g)], g)
+    assert cloud.rank == 16
+    assert s.pruned_rank == {vid: 8}
+    plan2 = s.configure(st)
+    r2 = dict(zip([st.vehicle_ids[i] for i in plan2.participants], plan2.rank.tolist()))
+    assert r2[vid] == 8
+
+
+def test_window_shrinks_ranks_for_rank_choosing_strategies():
+    for name in ("hetlora", "flexlora", "flora"):
+        s = create(name, {"tier_ranks": [16, 16, 16]})
+        s.setup(1, 0)
+        st = make_state(0, n=30, seed=6, num_tasks=1)
+        st.max_participants = 30
+        plan = s.configure(st)
+        from iovsim.strategies.common import fits_window, round_time_s
+
+        assert (plan.rank <= 16).all()
+        assert fits_window(st, plan.participants, plan.rank).all()
+        assert plan.extra["shrunk_for_window"] > 0 and (plan.rank < 16).any()
+        # nobody left out who could have trained at the smallest rank
+        conn = st.connected()
+        could = set(conn[fits_window(st, conn, min(st.ranks))].tolist())
+        assert set(plan.participants.tolist()) == could
+        assert np.all(round_time_s(st, plan.participants, plan.rank) <= np.minimum(st.dwell_time_s[plan.participants], 30))
+
+
+def test_flora_and_flexlora_strategy_aggregate():
+    import torch
+
+    from iovsim.fl.aggregate import lora_product
+
+    g = _adapter(8, 0)
+    ups = [Update(_adapter(2, 1), 1, 2, "a"), Update(_adapter(4, 2), 3, 4, "b")]
+    fl = create("flora", {"lora_alpha": 16.0})
+    fl.setup(1, 0)
+    out = fl.aggregate(ups, g).state
+    want = 0.25 * lora_product(ups[0].state, "l0.q", 16.0) + 0.75 * lora_product(ups[1].state, "l0.q", 16.0)
+    assert torch.allclose(out["l0.q.delta"].double(), want, atol=1e-5)
+    assert torch.count_nonzero(out["l0.q.lora_B"]) == 0 and out["l0.q.lora_A"].shape == (8, 5)
+    fl2 = create("flora", {"lora_alpha": 16.0})
+    fl2.setup(1, 0)
+    assert torch.equal(fl2.aggregate(ups, g).state["l0.q.lora_A"], out["l0.q.lora_A"])  # seeded re-init
+    start = fl.client_state(out, 2)
+    assert start["l0.q.lora_A"].shape == (2, 5) and "l0.q.delta" in start
+    fx = create("flexlora", {"lora_alpha": 16.0})
+    fx.setup(1, 0)
+    agg = fx.aggregate(ups, g).state
+    assert torch.allclose(lora_product(agg, "l0.q", 16.0), want, atol=1e-4)  # 2 + 4 <= 8: exact
+    c = fx.client_state(agg, 2)
+    assert c["l0.q.lora_A"].shape == (2, 5)
+    sv = torch.linalg.svdvals(want)
+    err = torch.linalg.norm(want - lora_product(c, "l0.q", 16.0))
+    assert float(err) == pytest.approx(float(torch.sqrt((sv[2:] ** 2).sum())), rel=1e-4)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_hierarchical_aggregation_of_planned_ranks(name):
+    """RSU then cloud aggregation of updates at the planned ranks yields a usable global adapter."""
+    from iovsim.strategies.base import state_rank
+
+    s = create(name, {})
+    s.setup(2, 0)
+    st = make_state(0, seed=8)
+    plan = s.configure(st)
+    assert plan.participants.size > 1
+    g = _adapter(16, 0)
+    rsu_results = []
+    for m in sorted(set(st.rsu[plan.participants].tolist())):
+        ups = []
+        for k, i in enumerate(plan.participants):
+            if st.rsu[i] != m:
+                continue
+            start = s.client_state(g, int(plan.rank[k]))
+            assert state_rank(start) == plan.rank[k]
+            trained = {key: v + 0.01 * (k + 1) for key, v in start.items()}
+            ups.append(Update(trained, 10 + k, int(plan.rank[k]), st.vehicle_ids[i]))
+        agg = s.aggregate(ups, g)
+        agg.source = f"rsu{m}"
+        rsu_results.append(agg)
+    new = s.aggregate(rsu_results, g).state
+    r = state_rank(new)
+    assert r == (plan.rank[0] if name in ("homolora", "split_lora") else 16)
+    assert set(k for k in new if not k.endswith(".delta")) == set(g)
+    for key, v in new.items():
+        assert torch_isfinite(v), key
+    # the next round can start from it
+    s.client_state(new, int(min(st.ranks)))
+
+
+def torch_isfinite(t) -> bool:
+    import torch
+
+    return bool(torch.isfinite(t).all())

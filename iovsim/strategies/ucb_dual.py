@@ -37,13 +37,16 @@ class UCBDual(Strategy):
     window are arms that round; a vehicle for which no rank fits is not asked. Participants: up to
     max_participants eligible vehicles, random (seeded) or round-robin.
 
+    Aggregation: zero-padding to the global rank with sample weights (`sparsity_weighting` adds
+    HetLoRA's norm weights); client_state truncates with the alpha / r compensation.
+
     `regret_from_log(strategy.history, ...)` gives the cumulative regret against the best fixed rank.
     """
 
     def __init__(self, ucb_c: float = 0.3, dual_step: float = 0.05, lambda_init: float = 0.0,
                  selection: str = "random", respect_window: bool = True, margin: float = 1.0,
                  reallocate: bool = True, budget_floor: float = 0.5, difficulty: str = "accuracy",
-                 difficulty_weight: float = 0.5, history_limit: int = 20000):
+                 difficulty_weight: float = 0.5, history_limit: int = 20000, sparsity_weighting: bool = False):
         super().__init__()
         check_choice("selection", selection, ("random", "round_robin"))
         check_choice("difficulty", difficulty, ("accuracy", "loss"))
@@ -62,6 +65,7 @@ class UCBDual(Strategy):
         self.difficulty = difficulty
         self.difficulty_weight = float(difficulty_weight)
         self.history_limit = int(history_limit)
+        self.sparsity_weighting = bool(sparsity_weighting)
         self.rng = np.random.default_rng()
         self.num_tasks = 1
         self._reset(1)
@@ -157,6 +161,22 @@ class UCBDual(Strategy):
         extra = {"eligible": int(ok.sum()), "not_fitting": int((~ok).sum())}
         return Plan(participants=chosen, rank=np.asarray(out_ranks, dtype=int),
                     train_options=[{} for _ in chosen], extra=extra)
+
+    def client_state(self, global_state, rank: int):
+        from iovsim.fl.aggregate import resize_rank
+
+        return resize_rank(global_state, int(rank), rescale=True)
+
+    def aggregate(self, updates, global_state):
+        """Mixed ranks: zero-padding to the global rank (HetLoRA style), sample weights (or sparsity)."""
+        from iovsim.fl.aggregate import sparsity_weights, zero_pad_aggregate
+        from iovsim.strategies.base import Update, state_rank
+
+        rank = state_rank(global_state)
+        w = sparsity_weights(updates) if self.sparsity_weighting else None
+        state = zero_pad_aggregate(updates, rank, lora_weights=w, rescale=True)
+        return Update(state=state, weight=sum(u.weight for u in updates), rank=rank,
+                      source="+".join(u.source for u in updates))
 
     def observe(self, fb: RoundFeedback) -> dict:
         T = len(self.lam)
