@@ -114,7 +114,13 @@ class LocalExecutor:
         state = model.export(job.rank, head, delta_from=job.state)
         for p in lora:
             p.requires_grad_(False)
-        return TrainResult(job.vehicle_id, job.task, state, job.rank, len(idx), loss_before, loss_after, job.steps)
+        rank = job.rank
+        if "prune_gamma" in job.options:  # HetLoRA: drop a tail that training left small
+            from iovsim.fl.aggregate import self_prune
+
+            state, rank = self_prune(state, rank, float(job.options["prune_gamma"]),
+                                     float(job.options.get("prune_tol", 0.1)))
+        return TrainResult(job.vehicle_id, job.task, state, rank, len(idx), loss_before, loss_after, job.steps)
 
     @torch.no_grad()
     def evaluate(self, task_index: int, state: dict, rank: int, batch_size: int = 64) -> EvalResult:
