@@ -445,7 +445,10 @@ class Experiment:
         split = [bool(o.get("split")) for o in options]
         costs = state.costs
         up_bits = np.asarray([self._upload_bits(costs, int(plan.rank[k]), int(steps[k]), split[k]) for k in range(K)])
-        down_bits = np.asarray([costs.adapter_bits(int(plan.rank[k])) for k in range(K)])
+        # Split training exchanges activations (up) and their gradients (down) every step; they are
+        # costed as one download and one upload phase of the same total size around the compute.
+        down_bits = np.asarray([float(costs.split_download_bits(int(plan.rank[k]), int(steps[k]))) if split[k]
+                                else float(costs.adapter_bits(int(plan.rank[k]))) for k in range(K)])
         compute_s = costs.compute_time_s(vi, plan.rank, steps) if K else np.zeros(0)
         if hasattr(costs, "device_compute_time_s") and any(split):
             dev_s = costs.device_compute_time_s(vi, plan.rank, steps)
