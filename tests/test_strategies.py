@@ -129,8 +129,8 @@ def test_registry_names_and_errors():
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if n in STRATEGIES or True])
-@pytest.mark.parametrize("with_costs", [True, False])
-def test_configure_valid_and_resume_identical(name, with_costs):
+@pytest.mark.parametrize("with_costs,budget", [(True, 50.0), (False, 50.0), (True, float("inf"))])
+def test_configure_valid_and_resume_identical(name, with_costs, budget):
     if name not in create.__globals__["STRATEGIES"]:
         create("homolora", {})  # loads builtins
     if name not in STRATEGIES:
@@ -138,23 +138,24 @@ def test_configure_valid_and_resume_identical(name, with_costs):
     s = create(name, {})
     s.setup(2, seed=7)
     for r in range(4):
-        st = make_state(r, seed=r, costs=with_costs)
+        st = make_state(r, seed=r, costs=with_costs, budget=budget)
         plan = s.configure(st)
         check_plan(st, plan)
         logged = s.observe(make_feedback(st, plan))
         assert isinstance(logged, dict)
         for v in logged.values():
             float(v)
-    saved = json.loads(json.dumps(s.state_dict()))
+    saved = json.loads(json.dumps(s.state_dict(), allow_nan=False))
     t = create(name, {})
     t.setup(2, seed=123)  # different seed: the checkpoint must carry everything
     t.load_state_dict(saved)
     for r in range(4, 7):
-        st = make_state(r, seed=r, costs=with_costs)
-        pa, pb = s.configure(st), t.configure(make_state(r, seed=r, costs=with_costs))
+        st = make_state(r, seed=r, costs=with_costs, budget=budget)
+        pa, pb = s.configure(st), t.configure(make_state(r, seed=r, costs=with_costs, budget=budget))
         assert plan_key(pa) == plan_key(pb)
         fb = make_feedback(st, pa)
         assert s.observe(fb) == t.observe(fb)
+    json.dumps(t.state_dict(), allow_nan=False)
 
 
 @pytest.mark.parametrize("name", NAMES)

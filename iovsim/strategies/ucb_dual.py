@@ -233,21 +233,24 @@ class UCBDual(Strategy):
         return log
 
     def state_dict(self) -> dict:
-        return {"rng": rng_state(self.rng), "lam": list(self.lam), "budgets": list(self.budgets),
+        fin = lambda x: float(x) if math.isfinite(x) else None  # strict JSON: no Infinity
+        pending = {v: {**p, "share": fin(p["share"])} for v, p in self.pending.items()}
+        return {"rng": rng_state(self.rng), "lam": list(self.lam), "budgets": [fin(b) for b in self.budgets],
                 "difficulty_last": self.difficulty_last, "util_last": self.util_last, "ranks": list(self.ranks),
-                "vstats": self.vstats, "tstats": self.tstats, "pending": self.pending,
+                "vstats": self.vstats, "tstats": self.tstats, "pending": pending,
                 "history": self.history, "last_round": dict(self.last_round)}
 
     def load_state_dict(self, state: dict) -> None:
+        unfin = lambda x: math.inf if x is None else float(x)
         set_rng_state(self.rng, state["rng"])
         self.lam = [float(x) for x in state["lam"]]
-        self.budgets = [float(x) for x in state["budgets"]]
+        self.budgets = [unfin(x) for x in state["budgets"]]
         self.difficulty_last = state["difficulty_last"]
         self.util_last = state["util_last"]
         self.ranks = [int(r) for r in state["ranks"]]
         self.vstats = state["vstats"]
         self.tstats = state["tstats"]
-        self.pending = state["pending"]
+        self.pending = {v: {**p, "share": unfin(p["share"])} for v, p in state["pending"].items()}
         self.history = [list(h) for h in state["history"]]
         self.last_round = {str(k): int(v) for k, v in state["last_round"].items()}
 
