@@ -181,6 +181,10 @@ def test_gui_overlay_screenshots(gui_conn, tmp_path):
         conn.gui.setBoundary(conn.gui.DEFAULT_VIEW, 1450, 2050, 2050, 2500)
         overlay.screenshot(Path(keep) / "closeup.png")
         _wait_file(Path(keep) / "closeup.png", conn)
+    last = tmp_path / "shots" / "last.png"
+    overlay.screenshot(last)
+    assert overlay.flush() is True and overlay.flush() is False  # one step, then nothing pending
+    _wait_file(last, conn)
     overlay.clear()
     conn.simulationStep()
 

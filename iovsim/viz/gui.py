@@ -114,6 +114,7 @@ class GuiOverlay:
         self._ho_count = 0
         self._status_lines = 0
         self._drawn = False
+        self._screenshot_pending = False
 
     # ------------------------------------------------------------------ view
     def setup_view(self, schema: str | None = SCHEME) -> None:
@@ -177,6 +178,7 @@ class GuiOverlay:
         body is coloured the same (pale while idle/done); a vehicle in a round has a ring around the dot
         in the colour of its phase; a lost update is a red X. `xy_m` (n×2) saves a position query per
         vehicle."""
+        self._screenshot_pending = False  # a step has happened since any screenshot request
         veh = self.conn.vehicle
         serving = np.asarray(serving).reshape(-1)
         present = set(vehicle_ids)
@@ -313,6 +315,20 @@ class GuiOverlay:
         after this call before reading the file or closing the connection."""
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.conn.gui.screenshot(self.view_id, str(path), width, height)
+        self._screenshot_pending = True
+
+    def flush(self) -> bool:
+        """Before closing SUMO: if a screenshot was asked for and no step has followed (no
+        `color_vehicles` call since), step once so sumo-gui writes it. Returns whether it stepped."""
+        if not self._screenshot_pending:
+            return False
+        self._screenshot_pending = False
+        try:
+            self.conn.simulationStep()
+        except Exception as e:  # noqa: BLE001 - SUMO may already have ended
+            log.debug("flush step: %s", e)
+            return False
+        return True
 
     def track(self, vehicle_id: str) -> None:
         """Let the view follow one vehicle (`""` stops tracking)."""

@@ -137,6 +137,7 @@ class Progress:
             for r in rows:
                 self._emit_json({"event": "round_row", **r})
             return
+        from rich.markup import escape
         from rich.table import Table
 
         cols = list(rows[0].keys())
@@ -144,9 +145,11 @@ class Progress:
             cols += [k for k in r if k not in cols]
         table = Table(show_header=not self._table_header_done or len(rows) > 1, box=None, pad_edge=False)
         for c in cols:
-            table.add_column(_COLUMN_TITLES.get(c, c.replace("acc_", "acc ")), justify="right", min_width=8)
+            title = _COLUMN_TITLES.get(c, c.replace("acc_", "acc "))
+            # Fixed widths: each round prints its own table, and the columns must line up across rounds.
+            table.add_column(escape(title), justify="right", width=max(len(title), 6), no_wrap=True)
         for r in rows:
-            table.add_row(*(_fmt_cell(c, r.get(c, "")) for c in cols))
+            table.add_row(*(escape(_fmt_cell(c, r.get(c, ""))) for c in cols))
         self._table_header_done = True
         self.console.print(table)
 
@@ -169,7 +172,7 @@ class Progress:
 
 
 _COLUMN_TITLES = {"round": "round", "sumo_time_s": "SUMO t [s]", "participants": "part.",
-                  "lost_updates": "lost", "round_latency_s": "latency [s]", "energy_j": "energy [J]"}
+                  "lost_updates": "lost", "round_latency_s": "latency [s]", "energy_j": "E [J]"}
 
 
 def _fmt_cell(col: str, v) -> str:
