@@ -144,9 +144,19 @@ def test_v2v_models():
     assert plm.v2v_los_db("highway", 100.0, FC) == pytest.approx(32.4 + 40 + 20 * math.log10(5.9))
     assert plm.v2v_los_db("urban", 100.0, FC) == pytest.approx(38.77 + 33.4 + 18.2 * math.log10(5.9))
     assert plm.v2v_nlos_db(100.0, FC) == pytest.approx(36.85 + 60 + 18.9 * math.log10(5.9))
+    # NLOSv blockage (equal 1.6 m antennas and blocker: case 3): mean 5 + max(0, 15 log10 d - 41) dB.
     assert plm.v2v_pathloss_db("highway", 100.0, FC, "nlosv") == pytest.approx(plm.v2v_los_db("highway", 100.0, FC) + 5.0)
-    p = plm.v2v_los_probability("highway", np.array([0.0, 100.0, 475.0, 600.0, 2000.0]))
-    assert p[0] == 1.0 and 0 < p[1] < 1 and p[-1] == 0.0
-    assert np.all(np.diff(p[1:]) <= 0)
+    assert plm.v2v_blockage_loss_db(1000.0) == pytest.approx(5.0 + 4.0)
+    assert plm.v2v_blockage_loss_db(100.0, 1.5, 1.5, blocker_height_m=3.0) == pytest.approx(9.0)
+    assert plm.v2v_blockage_loss_db(100.0, 2.0, 2.0) == 0.0
+    draws = plm.v2v_blockage_loss_db(np.full(200_000, 100.0), rng=np.random.default_rng(0))
+    assert draws.mean() == pytest.approx(5.0, abs=0.05) and draws.std() == pytest.approx(4.0, abs=0.1)
+    # Table 6.2.1-2 by hand.
+    d = np.array([0.0, 100.0, 475.0, 600.0, 2000.0])
+    p = plm.v2v_los_probability("highway", d)
+    assert p[1] == pytest.approx(2.1013e-6 * 1e4 - 0.2 + 1.0193)
+    assert p[3] == pytest.approx(0.54 - 0.125)
+    assert p[0] == 1.0 and p[-1] == 0.0
+    assert plm.v2v_los_probability("urban", 200.0) == pytest.approx(1.05 * math.exp(-2.28))
     with pytest.raises(ValueError):
         plm.v2v_los_db("rural", 10.0, FC)

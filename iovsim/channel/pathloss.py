@@ -103,10 +103,14 @@ def pathloss_db(model: str, d2d_m, carrier_frequency_hz, h_bs_m, h_ut_m, los):
 
 
 # ---------------------------------------------------------------- vehicle-to-vehicle (TR 37.885)
-#: TR 37.885 Table 6.2.1-1 shadow fading (dB): LOS 3 (highway and urban), NLOSv 4.4 (3.0 highway? see docs), NLOS 4.
-V2V_SHADOW_STD_DB = {"los": 3.0, "nlosv": 4.4, "nlos": 4.0}
-#: TR 37.885 §6.2.3 shadowing decorrelation distance for V2V (m): highway 25, urban 10.
-V2V_DECORRELATION_M = {"highway": 25.0, "urban": 10.0}
+#: TR 37.885 V15.3.0 Table 6.2.1-1 shadow-fading standard deviation (dB): LOS 3, NLOSv 3, NLOS 4.
+V2V_SHADOW_STD_DB = {"los": 3.0, "nlosv": 3.0, "nlos": 4.0}
+#: V2V shadowing correlation distance (m) per state, as ns-3's ThreeGppV2v*PropagationLossModel
+#: implements TR 37.885 (LOS 10 m, NLOSv and NLOS 13 m).
+V2V_DECORRELATION_M = {"los": 10.0, "nlosv": 13.0, "nlos": 13.0}
+#: Vehicle antenna height for V2V links in TR 37.885 evaluations (m), and the blocker heights
+#: (types 1/2: 1.6 m, type 3 trucks: 3 m).
+V2V_ANTENNA_HEIGHT_M = 1.6
 
 
 def v2v_los_db(scenario: str, d3d_m, carrier_frequency_hz):
@@ -122,17 +126,16 @@ def v2v_los_db(scenario: str, d3d_m, carrier_frequency_hz):
 
 
 def v2v_nlos_db(d3d_m, carrier_frequency_hz):
-    """V2V NLOS (buildings, urban intersections; TR 37.885 Table 6.2.1-1): 36.85 + 30 log10 d + 18.9 log10 fc."""
+    """V2V NLOS (blocked by buildings; TR 37.885 Table 6.2.1-1): 36.85 + 30 log10 d + 18.9 log10 fc."""
     d = np.maximum(np.asarray(d3d_m, dtype=float), 1.0)
     return 36.85 + 30.0 * np.log10(d) + 18.9 * np.log10(carrier_frequency_hz / 1e9)
 
 
 def v2v_los_probability(scenario: str, d2d_m):
-    """V2V LOS probability (TR 37.885 Table 6.2.1-2).
+    """V2V LOS probability (TR 37.885 Table 6.2.1-2); the complement is NLOSv (blocked by vehicles).
 
-    highway: min(1, a d^2 + b d + c) up to 475 m (a = 2.1013e-6, b = -0.002, c = 1.0193),
-    max(0, 0.54 - 0.001 (d - 475)) beyond; urban: min(1, 1.05 exp(-0.0114 d)) up to 500 m,
-    max(0, 0.32 - 0.00043 (d - 500))... see docs/channel.md for the exact urban form used.
+    highway: min(1, 2.1013e-6 d^2 - 0.002 d + 1.0193) up to 475 m, max(0, 0.54 - 0.001 (d - 475))
+    beyond; urban: min(1, 1.05 exp(-0.0114 d)) (NLOS behind buildings comes from the geometry).
     """
     d = np.asarray(d2d_m, dtype=float)
     if scenario == "highway":
@@ -144,16 +147,36 @@ def v2v_los_probability(scenario: str, d2d_m):
     raise ValueError(f"unknown V2V scenario {scenario!r} (highway or urban)")
 
 
-def v2v_pathloss_db(scenario: str, d2d_m, carrier_frequency_hz, state="los", rng=None, blockers=1):
-    """V2V path loss for a state `los`, `nlosv` (LOS blocked by vehicles: LOS loss plus a blockage
-    loss, TR 37.885 §6.2.1: 0 dB for no blocker, else N(5, 4) dB (one blocker) drawn from `rng`, or
-    its mean 5 dB without rng), or `nlos` (urban only)."""
-    d = np.asarray(d2d_m, dtype=float)
+def v2v_blockage_loss_db(d3d_m, h_tx_m=V2V_ANTENNA_HEIGHT_M, h_rx_m=V2V_ANTENNA_HEIGHT_M,
+                         blocker_height_m=1.6, rng=None):
+    """Additional NLOSv vehicle-blockage loss (TR 37.885 §6.2.1): 0 dB when both antennas are above
+    the blocker; else max(0, X) with X log-normal of mean mu and std sigma, mu = 9 + max(0, 15 log10 d
+    - 41), sigma = 4.5 dB when both are below it, mu = 5 + max(0, 15 log10 d - 41), sigma = 4 dB
+    otherwise. Without `rng` the mean mu is returned."""
+    d = np.maximum(np.asarray(d3d_m, dtype=float), 1.0)
+    extra = np.maximum(0.0, 15.0 * np.log10(d) - 41.0)
+    if min(h_tx_m, h_rx_m) > blocker_height_m:
+        return np.zeros_like(d)
+    if max(h_tx_m, h_rx_m) < blocker_height_m:
+        mu, sigma = 9.0 + extra, 4.5
+    else:
+        mu, sigma = 5.0 + extra, 4.0
+    if rng is None:
+        return mu
+    s2 = np.log(1.0 + sigma ** 2 / mu ** 2)
+    x = np.exp(np.log(mu) - 0.5 * s2 + np.sqrt(s2) * rng.standard_normal(np.shape(d)))
+    return np.maximum(0.0, x)
+
+
+def v2v_pathloss_db(scenario: str, d3d_m, carrier_frequency_hz, state="los", rng=None,
+                    h_tx_m=V2V_ANTENNA_HEIGHT_M, h_rx_m=V2V_ANTENNA_HEIGHT_M, blocker_height_m=1.6):
+    """V2V path loss (TR 37.885 Table 6.2.1-1) for a state: `los`, `nlosv` (LOS loss plus the
+    vehicle-blockage loss) or `nlos` (buildings; urban)."""
+    d = np.asarray(d3d_m, dtype=float)
     if state == "los":
         return v2v_los_db(scenario, d, carrier_frequency_hz)
     if state == "nlosv":
-        extra = 5.0 if rng is None else np.maximum(0.0, 5.0 + 4.0 * rng.standard_normal(np.shape(d)))
-        return v2v_los_db(scenario, d, carrier_frequency_hz) + extra * (blockers > 0)
+        return v2v_los_db(scenario, d, carrier_frequency_hz) + v2v_blockage_loss_db(d, h_tx_m, h_rx_m, blocker_height_m, rng)
     if state == "nlos":
         return v2v_nlos_db(d, carrier_frequency_hz)
     raise ValueError(f"unknown V2V state {state!r} (los, nlosv or nlos)")
