@@ -104,7 +104,7 @@ class GuiOverlay:
         xmin, ymin, xmax, ymax = self.boundary
         # Marks are sized to the net, so they stay visible when the whole net is in view.
         self.extent_m = max(xmax - xmin, ymax - ymin, 100.0)
-        self.marker_radius_m = float(marker_radius_m) if marker_radius_m else 0.007 * self.extent_m
+        self.marker_radius_m = float(marker_radius_m) if marker_radius_m else 0.011 * self.extent_m
         self.rsu_size_m = 0.02 * self.extent_m
         self.fit_view = fit_view
         self._colors: dict[str, tuple] = {}        # vehicle -> colour last set (skip redundant calls)

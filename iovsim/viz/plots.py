@@ -173,19 +173,39 @@ def fig_accuracy_loss(metrics, out: Path) -> Path | None:
     return _save(fig, out)
 
 
-def fig_latency(metrics, out: Path) -> Path | None:
+def _download_per_round(vehicles, rounds: np.ndarray) -> np.ndarray | None:
+    """Mean download time per round as metrics.csv's parts are made: mean over a task's participants,
+    then mean over tasks."""
+    if not has_cols(vehicles, "round", "download_time_s"):
+        return None
+    out = []
+    for rd in rounds:
+        mine = [r for r in vehicles if num(r["round"]) == rd]
+        by_task = {}
+        for r in mine:
+            by_task.setdefault(r.get("task", ""), []).append(num(r["download_time_s"]))
+        means = [np.nanmean(v) for v in by_task.values() if np.isfinite(v).any()]
+        out.append(float(np.mean(means)) if means else 0.0)
+    return np.array(out)
+
+
+def fig_latency(metrics, out: Path, vehicles=None) -> Path | None:
     if not has_cols(metrics, "round", "round_latency_s"):
         return None
     fig, axes = _new()
     ax = axes[0, 0]
     rounds, lat = per_round(metrics, "round_latency_s", np.nanmax)
-    parts = [(c, lbl, col) for c, lbl, col in (("compute_time_s", "compute", "#4c72b0"),
+    parts = [(c, lbl, col) for c, lbl, col in (("download_time_s", "download", "#55a868"),
+                                                ("compute_time_s", "compute", "#4c72b0"),
                                                 ("upload_time_s", "upload", "#dd8452"),
                                                 ("wait_time_s", "waiting", "#b0b0b0"))
-             if has_cols(metrics, c)]
+             if has_cols(metrics, c) or (c == "download_time_s" and has_cols(vehicles, c))]
     bottom = np.zeros(len(rounds))
     for c, lbl, col in parts:
-        _, v = per_round(metrics, c, np.nanmean)
+        if has_cols(metrics, c):
+            _, v = per_round(metrics, c, np.nanmean)
+        else:
+            v = _download_per_round(vehicles, rounds)
         v = np.nan_to_num(v)
         ax.bar(rounds, v, bottom=bottom, color=col, label=f"{lbl} (mean over tasks)", width=0.7)
         bottom += v
@@ -193,7 +213,7 @@ def fig_latency(metrics, out: Path) -> Path | None:
     ax.set_ylabel("time [s]")
     ax.set_title("round latency and its parts")
     _int_rounds(ax)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(fig, out)
 
 
@@ -389,7 +409,7 @@ def fig_map(run_dir: Path, rsus, handovers, out: Path, net_file: Path | None = N
             x, y, rad = num(r["x_m"]), num(r["y_m"]), num(r.get("radius_m"))
             c = rsu_color(i)
             if np.isfinite(rad) and rad > 0:
-                ax.add_patch(Circle((x, y), rad, facecolor=(*c, 0.15), edgecolor=(*c, 0.9), lw=1.0, zorder=2))
+                ax.add_patch(Circle((x, y), rad, facecolor=(*c, 0.10), edgecolor=(*c, 0.9), lw=1.0, zorder=2))
             ax.plot(x, y, "s", color=c, mec="black", mew=0.8, ms=8, zorder=4)
             ax.annotate(r.get("id", str(i)), (x, y), xytext=(5, 5), textcoords="offset points", fontsize=8,
                         color="black", zorder=5,
@@ -435,7 +455,7 @@ def make_figures(run_dir: Path, net_file: Path | None = None) -> list[Path]:
     rsus = read_csv(run_dir / "rsus.csv")
     makers = {
         "accuracy_loss": lambda p: fig_accuracy_loss(metrics, p),
-        "latency": lambda p: fig_latency(metrics, p),
+        "latency": lambda p: fig_latency(metrics, p, vehicles),
         "energy": lambda p: fig_energy(metrics, p),
         "ranks": lambda p: fig_ranks(metrics, vehicles, p),
         "losses_handovers": lambda p: fig_losses_handovers(metrics, handovers, p),
