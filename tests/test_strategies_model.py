@@ -1,0 +1,58 @@
+"""The strategies' rank conventions against the real peft model (alpha / r scaling, merged deltas)."""
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("peft")
+
+from iovsim.fl.config import TaskConfig  # noqa: E402
+from iovsim.fl.data import load_task  # noqa: E402
+from iovsim.fl.model import AdapterModel  # noqa: E402
+from iovsim.fl.train import LocalExecutor, TokenizedTask, TrainJob  # noqa: E402
+from iovsim.strategies import create  # noqa: E402
+from iovsim.strategies.base import Update, state_rank  # noqa: E402
+
+ALPHA = 16.0
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def setup():
+    try:
+        model = AdapterModel("minilm", ["query", "value"], ALPHA)
+        data = load_task(TaskConfig(name="bbc", dataset="bbc_news", max_samples=200, test_samples=40), seed=0)
+    except Exception as e:  # the offline model/data packages are not installed
+        pytest.skip(f"model or data unavailable: {e}")
+    ex = LocalExecutor(model, [TokenizedTask(model, data, 32)])
+    init = model.init_state(8, data.num_classes, torch.Generator().manual_seed(0))
+    return model, ex, init
+
+
+def train(ex, state, rank, seed, steps=4):
+    job = TrainJob("v", 0, state, rank, steps, 8, 5e-3, 1e-2, np.arange(seed * 40, seed * 40 + 40), [seed, 1])
+    return ex.train([job])[0]
+
+
+def test_one_client_aggregate_reproduces_its_model(setup):
+    """With one update, FLoRA (merged delta), FlexLoRA (SVD) and HetLoRA (padding) give the client's model."""
+    model, ex, init = setup
+    for name in ("flora", "flexlora", "hetlora"):
+        s = create(name, {"lora_alpha": ALPHA})
+        s.setup(1, 0)
+        start = s.client_state(init, 4)
+        res = train(ex, start, 4, seed=1)
+        want = ex.evaluate(0, res.state, 4)
+        glob = s.aggregate([Update(res.state, res.num_samples, 4, "v")], init).state
+        assert state_rank(glob) == 8
+        got = ex.evaluate(0, glob, 8)
+        assert got.loss == pytest.approx(want.loss, abs=1e-4), name
+        # and the next round's rank-2 client of FLoRA starts from exactly that model (fresh B = 0)
+        if name == "flora":
+            assert ex.evaluate(0, s.client_state(glob, 2), 2).loss == pytest.approx(want.loss, abs=1e-4)
+    # HetLoRA: truncating the padded global back to 4 is the client's model too
+    s = create("hetlora", {})
+    s.setup(1, 0)
+    res = train(ex, s.client_state(init, 4), 4, seed=2)
+    glob = s.aggregate([Update(res.state, res.num_samples, 4, "v")], init).state
+    back = s.client_state(glob, 4)
+    assert ex.evaluate(0, back, 4).loss == pytest.approx(ex.evaluate(0, res.state, 4).loss, abs=1e-4)
