@@ -138,7 +138,7 @@ class Channel:
         self._row: dict[str, int] = {}
         self._xy = np.zeros((0, 2))
         self._g = np.zeros((0, m), np.float32)     # unit shadowing process
-        self._u = np.zeros((0, m), np.float32)     # LOS uniform variable
+        self._u = np.zeros((0, m), np.float32)     # LOS state: D(u)^2 threshold (or the uniform u itself)
         self._meas = np.zeros((0, m), np.float32)  # L3-filtered RSRP used for handover decisions
         self._serving = np.zeros(0, dtype=int)
         self._cand = np.zeros(0, dtype=int)
@@ -210,6 +210,13 @@ class Channel:
         self._ptab_2d = tab.astype(f32)
         self._ptab = self._ptab_2d.T.copy().ravel()  # index: cell * M + rsu
         self._ptab_cells = cells
+        # Inverse LOS probability: D(u)^2 on a 2^20-point grid of u (used when Pr_LOS decreases with d).
+        d_fine = np.geomspace(1.0, 1e8, 200_000)
+        p_fine = np.ones_like(d_fine) if model == "freespace" else plm.los_probability(model, d_fine, h_ut)
+        self._los_by_threshold = bool(np.all(np.diff(p_fine) <= 1e-12))
+        if self._los_by_threshold:
+            u = (np.arange(1 << 20) + 0.5) / (1 << 20)
+            self._thr_tab = (np.interp(u, p_fine[::-1], d_fine[::-1]) ** 2).astype(f32)
 
     def _distances(self, xy: np.ndarray):
         dx = xy[:, 0:1] - self.rsu_xy_m[None, :, 0]
@@ -339,8 +346,23 @@ class Channel:
                 los = np.zeros((n, m), bool)
                 pl, nl = nl, pl
             else:
-                p = self._los_prob_lookup(lnd, n)
-                if stochastic:
+                p = None if (stochastic and self._los_by_threshold) else self._los_prob_lookup(lnd, n)
+                if stochastic and self._los_by_threshold:
+                    # u < Pr_LOS(d) <=> d^2 < D(u)^2 (Pr_LOS decreasing): keep D(u)^2 per link and
+                    # redraw only the links whose u is renewed this step.
+                    thr = self._buf("u", n)
+                    if has_prev:
+                        np.take(self._u, pr, axis=0, out=thr)
+                        q = (-np.expm1(-moved / cfg.los_correlation_distance_m)).astype(f32)  # P(redraw)
+                        redraw = np.flatnonzero(self._pool_slice("uniform", n * m).reshape(n, m) < q[:, None])
+                    else:
+                        redraw = np.arange(n * m)
+                    if redraw.size:
+                        uu = self._pool_slice("uniform", redraw.size)
+                        thr.reshape(-1)[redraw] = self._thr_tab[(uu * (self._thr_tab.size - 1)).astype(np.int32)]
+                    los = d2 < thr
+                    self._u_next = thr
+                elif stochastic:
                     u = self._buf("u", n)
                     if has_prev:
                         np.take(self._u, pr, axis=0, out=u)
@@ -653,8 +675,9 @@ class Channel:
             p = plm.los_probability(cfg.pathloss_model, d2d, cfg.vehicle_height_m)
             if lm == "stochastic" and same and link.los is not None:
                 u = self._u[rows]
+                los_then = (d2d * d2d < u) if self._los_by_threshold else (u < p)
                 keep = np.exp(-dist / cfg.los_correlation_distance_m)[:, None]
-                p = keep * (u < p) + (1 - keep) * p
+                p = keep * los_then + (1 - keep) * p
             pl = p * pl_los + (1 - p) * pl_nlos
         if same and (self.shadow_std_db[0] > 0 or self.shadow_std_db[1] > 0):
             los_now = link.los[rows]
