@@ -2,6 +2,7 @@
 beside its inputs (Bologna)."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from xml.etree import ElementTree
@@ -26,7 +27,7 @@ def sf_osm(shared_data_dir):
 def sf_scenario(sf_osm, tmp_path_factory):
     out = tmp_path_factory.mktemp("sf_osm")
     return from_osm(sf_osm, out, insertion_period_s=3.0, end_s=400, seed=2, rsu_placement="junctions",
-                    rsu_count=5, rsu_spacing_m=600)
+                    rsu_count=5, rsu_spacing_m=600, coverage_s=400)
 
 
 def test_from_osm_builds_a_scenario_iovsim_accepts(sf_scenario):
@@ -43,6 +44,10 @@ def test_from_osm_builds_a_scenario_iovsim_accepts(sf_scenario):
     pois = list(ElementTree.parse(out / "rsus.add.xml").getroot().iter("poi"))
     polys = list(ElementTree.parse(out / "rsus.add.xml").getroot().iter("poly"))
     assert len(pois) == len(polys) == 5
+    cov = json.loads((out / "coverage.json").read_text())
+    print(f"coverage of 5 junction RSUs within 300 m over 400 s: {cov['coverage_share']:.3f} "
+          f"({cov['vehicle_samples']} vehicle-seconds)")
+    assert 0 < cov["coverage_share"] < 1 and cov["vehicle_samples"] > 1000
     sc = build_scenario(MobilityConfig(scenario=str(sf_scenario)), Path("."))
     assert sc.net_file.exists() and sc.route_files[0].exists() and sc.rsu_file.name == "rsus.add.xml"
     with SumoSession(sc, seed=2, end_s=200, max_vehicles=10) as s:
@@ -53,7 +58,9 @@ def test_from_osm_builds_a_scenario_iovsim_accepts(sf_scenario):
 
 def test_from_osm_with_user_routes_and_kmeans(sf_osm, sf_scenario, tmp_path):
     routes = sf_scenario.parent / "routes.rou.xml"
-    y = from_osm(sf_osm, tmp_path / "mine", routes=[routes], rsu_placement="kmeans", rsu_count=4, warmup_s=200)
+    y = from_osm(sf_osm, tmp_path / "mine", routes=[routes], rsu_placement="kmeans", rsu_count=4, warmup_s=200,
+                 coverage_s=200)
+    assert json.loads((tmp_path / "mine" / "coverage.json").read_text())["placement"] == "kmeans"
     sc = load_scenario(str(y), tmp_path)
     assert sc.route_files == [routes.resolve()] or sc.route_files[0].resolve() == routes.resolve()
     assert not (tmp_path / "mine" / "routes.rou.xml").exists()

@@ -5,10 +5,12 @@
     <name>.net.xml        netconvert with options suited to vehicular simulation
     routes.rou.xml        randomTrips.py demand (or the user's route files, referenced in place)
     rsus.add.xml, rsus.csv  RSU POIs + coverage polygons (sumo-gui/netedit show them), positions
+    coverage.json         share of vehicle-seconds within rsu_radius_m of an RSU in a headless run
     scenario.yaml         what `mobility.scenario` accepts (`iovsim run`)
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -120,11 +122,13 @@ def from_osm(osm_path: str | Path, out_dir: str | Path, *, name: str | None = No
              routes: list[str | Path] | None = None, fringe_factor: float = 5.0,
              rsu_placement: str = "regular", rsu_count: int = 6, rsu_spacing_m: float = 500.0,
              rsu_radius_m: float = 300.0, rsu_file: str | Path | None = None, warmup_s: float = 600.0,
-             netconvert_options: list[str] | None = None) -> Path:
+             coverage_s: float = 600.0, netconvert_options: list[str] | None = None) -> Path:
     """Build a scenario folder from an OSM extract; returns the scenario YAML's path.
 
     `routes`: the user's route files (referenced in place) instead of randomTrips demand.
     RSUs: `rsu_placement` regular | junctions | kmeans (on a `warmup_s` warm-up run) | file (`rsu_file`).
+    Coverage: a headless run of `coverage_s` seconds (0 = skip) measures the share of vehicle-seconds
+    within `rsu_radius_m` of an RSU, written to coverage.json.
     """
     from iovsim.mobility.config import RsuConfig
     from iovsim.mobility.placement import place_rsus
@@ -152,10 +156,20 @@ def from_osm(osm_path: str | Path, out_dir: str | Path, *, name: str | None = No
         raise ScenarioError(f"{osm_path}: {errors[0]}")
     warm = None
     if rsu_placement == "kmeans":
-        warm = warmup_positions(net_path, route_files, duration_s=warmup_s, begin_s=begin_s, seed=seed)
+        warm = warmup_positions(net_path, route_files, duration_s=warmup_s, begin_s=begin_s, seed=seed, period_s=1.0)
     sites = place_rsus(rsu_placement, net, cfg, warmup_xy=warm, seed=seed, base_dir=Path.cwd())
     write_rsu_additional(out_dir / "rsus.add.xml", sites, rsu_radius_m)
     write_rsu_csv(out_dir / "rsus.csv", sites, rsu_radius_m)
+    if coverage_s > 0:
+        from iovsim.mobility.coverage import coverage_share
+
+        xy = warm if warm is not None and warmup_s == coverage_s else \
+            warmup_positions(net_path, route_files, duration_s=coverage_s, begin_s=begin_s, seed=seed, period_s=1.0)
+        share = coverage_share(xy, np.array([[s.x_m, s.y_m] for s in sites]), rsu_radius_m)
+        (out_dir / "coverage.json").write_text(json.dumps({
+            "rsus": len(sites), "placement": rsu_placement, "radius_m": rsu_radius_m,
+            "window_s": [begin_s, begin_s + coverage_s], "vehicle_samples": int(len(xy)),
+            "coverage_share": round(float(share), 4)}, indent=2) + "\n")
     data = {
         "name": name,
         "description": f"built by iovsim scenario from-osm from {osm_path.name}",
