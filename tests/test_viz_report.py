@@ -209,3 +209,12 @@ def test_compare_report(tmp_path):
         first = next(csv.DictReader(f))
     assert f"<td class=\"\">{first['final_accuracy']}</td>" in text
     assert 'href="ucb_dual/report.html"' in text and "homolora/report.html</a> (not written)" in text
+
+
+def test_unreadable_net_skips_only_the_map_lanes(tmp_path):
+    run = make_run(tmp_path / "run", None)
+    bad = tmp_path / "broken.net.xml"
+    bad.write_text("<net><edge id='e' from='a'")  # truncated XML
+    with pytest.warns(RuntimeWarning, match="figure map skipped"):
+        names = {p.stem for p in make_figures(run, net_file=bad)}
+    assert "map" not in names and "accuracy_loss" in names

@@ -10,6 +10,7 @@ import csv
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -464,7 +465,11 @@ def make_figures(run_dir: Path, net_file: Path | None = None) -> list[Path]:
     }
     out = []
     for name, make in makers.items():
-        path = make(fig_dir / f"{name}.png")
+        try:
+            path = make(fig_dir / f"{name}.png")
+        except Exception as e:  # noqa: BLE001 - one bad input (odd CSV, unreadable net) must not cost the others
+            warnings.warn(f"figure {name} skipped: {type(e).__name__}: {e}", RuntimeWarning, stacklevel=2)
+            path = None
         if path is not None:
             out.append(path)
     return out
