@@ -254,7 +254,7 @@ class Experiment:
             self._close_dwell(vid, snap.time_s, "left")
         if self.overlay is not None and not self.replaying:
             phases = [self.phase.get(v, "idle") for v in snap.vehicle_ids]
-            self.overlay.color_vehicles(snap.vehicle_ids, self.link.serving, phases)
+            self.overlay.color_vehicles(snap.vehicle_ids, self.link.serving, phases, xy_m=snap.xy_m)
 
     def _close_dwell(self, vid, t, how):
         pend = self.dwell_open.pop(vid, None)
@@ -332,6 +332,11 @@ class Experiment:
                     if fl.round_interval_s > 0:
                         s.run_until(s.time_s + fl.round_interval_s, self._on_step)
         finally:
+            if self.overlay is not None:
+                try:
+                    self.overlay.flush()  # sumo-gui writes a pending screenshot only at the next step
+                except Exception:  # noqa: BLE001 - the user may have closed the window
+                    pass
             self.session.close()
         summary = self._write_summary(wall0, final=True)
         return summary
@@ -549,6 +554,9 @@ class Experiment:
             t_prev = s.time_s
             snap = s.step()
             self._on_step(snap)
+            if self.overlay is not None and self.screenshots_dir and t_prev == t0:
+                # One picture per round, early in it, while the participants' phases show.
+                self.overlay.screenshot(str(self.screenshots_dir / f"round_{self.current_round:04d}.png"))
             link = self.link
             row = link.index() if hasattr(link, "index") else {v: i for i, v in enumerate(link.vehicle_ids)}
             dt = snap.time_s - t_prev
@@ -655,8 +663,6 @@ class Experiment:
                             round_latency_s=fb.round_latency_s, energy_j=float(fb.energy_j.sum()) if len(parts) else 0.0)
         if self.overlay is not None:
             self.overlay.show_status(r, len(parts), {x["task"]: x["accuracy"] for x in rows})
-            if self.screenshots_dir:
-                self.overlay.screenshot(str(self.screenshots_dir / f"round_{r:04d}.png"))
 
     @staticmethod
     def _table_row(r, t0, rows, parts) -> dict:
