@@ -29,8 +29,9 @@ def success_probability(bits, rate_bps, bandwidth_hz, avail_s):
 
 
 class LyapunovBase(Strategy):
-    """Virtual queues: per vehicle Q_i <- max(Q_i + E_i - Ebar_i, 0) (long-term per-device energy) and per
-    task Z_t <- max(Z_t + spent_t - budget_t, 0); the energy price of vehicle i is Q_i + Z_t.
+    """Virtual queues in budget units (so V is dimensionless): per vehicle Q_i <- max(Q_i + E_i / Ebar_i - 1, 0)
+    (long-term per-device energy) and per task Z_t <- max(Z_t + spent_t / budget_t - 1, 0); the
+    drift-plus-penalty energy term of vehicle i is (Q_i + Z_t) E_i / Ebar_i.
 
     Ebar_i = `vehicle_energy_budget_j` when > 0, else the task's per-round budget / the task's connected
     vehicles that round. Queues of vehicles out of coverage are frozen; infinite budgets give zero queues.
@@ -77,8 +78,11 @@ class LyapunovBase(Strategy):
 
     # ---- planning
     def _price(self, state: RoundState, idx: np.ndarray) -> np.ndarray:
+        """Energy price per joule of each vehicle: (Q_i + Z_t) / Ebar_i (0 for an unbounded budget)."""
         z = np.asarray(self.Z, float)[np.asarray(state.task, int)[idx]]
-        return np.asarray([self.Q.get(state.vehicle_ids[i], 0.0) for i in idx]) + z
+        q = np.asarray([self.Q.get(state.vehicle_ids[i], 0.0) for i in idx])
+        ebar = np.asarray([self.ebar.get(state.vehicle_ids[i], math.inf) for i in idx])
+        return (q + z) / ebar
 
     def _best(self, state, costs, idx, share, price):
         """Per vehicle: min drift-plus-penalty over options at bandwidth share `share` (skip = 0)."""
@@ -185,7 +189,9 @@ class LyapunovBase(Strategy):
         spent_by = {vid: float(e) for vid, e in zip(fb.vehicle_ids, fb.energy_j)}
         for vid in set(self.ebar) | set(spent_by):
             ebar = self.ebar.get(vid, math.inf)
-            q = max(self.Q.get(vid, 0.0) + spent_by.get(vid, 0.0) - ebar, 0.0)
+            if not math.isfinite(ebar):
+                continue
+            q = max(self.Q.get(vid, 0.0) + spent_by.get(vid, 0.0) / ebar - 1.0, 0.0)
             if q > 0:
                 self.Q[vid] = q
             else:
@@ -195,7 +201,7 @@ class LyapunovBase(Strategy):
         for t in range(T):
             b = self.budgets[t] if t < len(self.budgets) else math.inf
             if math.isfinite(b):
-                self.Z[t] = max(self.Z[t] + float(spent[t]) - b, 0.0)
+                self.Z[t] = max(self.Z[t] + float(spent[t]) / b - 1.0, 0.0) if b > 0 else self.Z[t]
             log[f"task_queue/t{t}"] = self.Z[t]
             log[f"spent_j/t{t}"] = float(spent[t])
             log[f"budget_j/t{t}"] = b if math.isfinite(b) else -1.0

@@ -14,7 +14,7 @@ class LyapunovSwitch(LyapunovBase):
     the RSU picks module m, transmit power p (`power_levels` geometric levels from `min_tx_power_w` to
     `state.max_tx_power_w`) and bandwidth share b to minimize the drift-plus-penalty
 
-        V * (-u_i(m) * P_success(m, p, b)) + (Q_i + Z_task) * E_i(m, p, b)
+        V * (-u_i(m) * P_success(m, p, b)) + (Q_i + Z_task) * E_i(m, p, b) / Ebar_i
 
     with u_i(m) = (n_i / mean n) * log2(1 + m) / log2(1 + max rank) (larger modules learn more, data-
     weighted) and E = compute energy + p x upload time. Skipping costs 0, so a vehicle is asked only

@@ -18,7 +18,7 @@ class SplitLoRA(LyapunovBase):
     the convergence bound: the bound's partial-participation term shrinks by (n_i / mean n) for each
     device whose upload arrives, so
 
-        V * (-(n_i / mean n) * P_success(b)) + (Q_i + Z_task) * E_i(b)
+        V * (-(n_i / mean n) * P_success(b)) + (Q_i + Z_task) * E_i(b) / Ebar_i
 
     at the fixed `rank` (None = state.default_rank) and the default transmit power; E = device-side
     compute energy + p x upload time of the activations. Long-term constraint: the virtual energy
