@@ -17,7 +17,7 @@ All randomness comes from `np.random.default_rng([seed, 1])`.
 from __future__ import annotations
 
 import math
-from itertools import repeat
+from itertools import repeat, starmap
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -154,6 +154,7 @@ class Channel:
         self._single_group = self._groups.size <= 1
         self._rsrp_base_f32 = (self.rsu_tx_power_dbm - self.rsrp_offset_db).astype(np.float32)
         self._rsu_tx_psd_f32 = self.rsu_tx_psd_w_hz.astype(np.float32)
+        self._uniform_psd = bool(m == 0 or np.all(self.rsu_tx_psd_w_hz == self.rsu_tx_psd_w_hz[0]))
         self.handover_count = 0
         self.ping_pong_count = 0
         self.rlf_count = 0
@@ -400,12 +401,12 @@ class Channel:
                 np.multiply(z, np.sqrt(1 - rn * rn), out=t1)
                 np.add(g, t1, out=g)
                 if dl != dn and los.any():
+                    # LOS links: + los ((rho_L - rho_N) g + (s_L - s_N) z), s = sqrt(1 - rho^2).
                     rl = np.exp(-moved / dl).astype(f32)[:, None]
                     t2 = self._buf("t2", n)
-                    np.multiply(gp, rl, out=t2)
-                    np.multiply(z, np.sqrt(1 - rl * rl), out=t1)
+                    np.multiply(gp, rl - rn, out=t2)
+                    np.multiply(z, np.sqrt(1 - rl * rl) - np.sqrt(1 - rn * rn), out=t1)
                     np.add(t2, t1, out=t2)
-                    np.subtract(t2, g, out=t2)
                     np.multiply(t2, los, out=t2)
                     np.add(g, t2, out=g)
             else:
@@ -512,11 +513,12 @@ class Channel:
             self.handover_count += int(hi.size)
             self.ping_pong_count += int(pp.sum())
             self.rlf_count += int(rlf_ho[hi].sum())
-            t = float(time_s)
-            for i, f, tt, rf, rt, x, y, r, p in zip(hi.tolist(), frm.tolist(), to.tolist(), meas[hi, frm].tolist(),
-                                                     meas[hi, to].tolist(), xy[hi, 0].tolist(), xy[hi, 1].tolist(),
-                                                     rlf_ho[hi].tolist(), pp.tolist()):
-                events.append(HandoverEvent(t, ids[i], f, tt, rf, rt, x, y, "rlf" if r else "a3", p))
+            k = hi.size
+            vids = [ids[i] for i in hi.tolist()]
+            kinds = np.where(rlf_ho[hi], "rlf", "a3").tolist()
+            events = list(starmap(HandoverEvent, zip(repeat(float(time_s), k), vids, frm.tolist(), to.tolist(),
+                                                     meas[hi, frm].tolist(), meas[hi, to].tolist(), xy[hi, 0].tolist(),
+                                                     xy[hi, 1].tolist(), kinds, pp.tolist())))
             last_from[hi], last_to[hi], last_t[hi] = frm, to, time_s
         self._serving, self._cand, self._cand_since = new_serving, cand, np.asarray(since, dtype=float)
         self._last_from, self._last_to, self._last_ho_s = last_from, last_to, last_t
@@ -534,12 +536,16 @@ class Channel:
         g_serv = np.where(conn, gain[rows, s0], 0.0).astype(float)
         if cfg.interference and m > 1:
             # Downlink: every co-channel RSU other than the serving one, at its transmit PSD.
-            rx = self._buf("t1", n)
-            np.multiply(gain, self._rsu_tx_psd_f32, out=rx)
-            own = rx[rows, s0].astype(float)
-            if self._single_group:
+            own = g_serv * self.rsu_tx_psd_w_hz[s0]
+            if self._single_group and self._uniform_psd:
+                dl_i = gain.sum(1, dtype=float) * self.rsu_tx_psd_w_hz[0] - own
+            elif self._single_group:
+                rx = self._buf("t1", n)
+                np.multiply(gain, self._rsu_tx_psd_f32, out=rx)
                 dl_i = rx.sum(1, dtype=float) - own
             else:
+                rx = self._buf("t1", n)
+                np.multiply(gain, self._rsu_tx_psd_f32, out=rx)
                 dl_i = np.zeros(n)
                 for q in self._groups:
                     cols = self.reuse_group == q
