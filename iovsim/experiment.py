@@ -179,6 +179,7 @@ class Experiment:
             extra_args=extra + self._gui_args(), max_vehicles=cfg.mobility.fl_vehicles, enrol=cfg.mobility.enrol,
             probability=cfg.mobility.enrol_probability, scale=cfg.mobility.scale)
 
+        self._drop_absent_optional_tasks()
         with self.progress.task("Loading model and data", total=len(fl.tasks) + 1) as t:
             self.model = AdapterModel(fl.model, fl.target_modules, fl.lora_alpha, device=fl.device, threads=fl.threads)
             t.advance(1)
@@ -210,6 +211,22 @@ class Experiment:
         tiers = cfg.devices
         self._tier_p = np.asarray([t.share for t in tiers]) / sum(t.share for t in tiers)
         self._task_counts = [0] * len(fl.tasks)
+
+    def _drop_absent_optional_tasks(self):
+        from iovsim.fl.data import DataError, load_task
+
+        keep = []
+        for tc in self.cfg.fl.tasks:
+            if tc.optional:
+                try:
+                    load_task(tc, self.cfg.seed, self.cfg.base_dir)
+                except (DataError, ImportError) as e:
+                    self.progress.message(f"optional task {tc.name} skipped: {e}")
+                    continue
+            keep.append(tc)
+        if not keep:
+            raise RunError("no task left to train (every optional task's data is absent)")
+        self.cfg.fl.tasks = keep
 
     def _gui_args(self) -> list[str]:
         if not self.gui:

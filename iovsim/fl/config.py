@@ -24,6 +24,8 @@ class TaskConfig:
     """Non-IID label skew of the vehicles' shards (smaller = more skewed)."""
     energy_budget_j: float = 0.0
     """Energy budget of the task per round (for energy-aware strategies); 0 = unbounded."""
+    optional: bool = False
+    """Skip this task, with a message, when its data is absent (e.g. GLUE files on a machine without them)."""
 
     def validate(self, err):
         if self.dirichlet_alpha <= 0:
