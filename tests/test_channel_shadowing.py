@@ -89,3 +89,16 @@ def test_deterministic_for_the_same_seed_and_steps():
 
     assert np.array_equal(trace(5), trace(5))
     assert not np.array_equal(trace(5), trace(6))
+
+
+def test_uma_tall_ut_falls_back_to_direct_los_draw():
+    # With h_UT > 13 m, Pr_LOS of UMa is not monotone in d, so the channel compares u < Pr_LOS directly.
+    cfg = ChannelConfig(pathloss_model="uma", vehicle_height_m=20.0, shadowing=False)
+    rsu = type("R", (), {"height_m": 25.0, "tx_power_dbm": 30.0, "bandwidth_hz": 20e6, "noise_figure_db": 5.0})()
+    ch = Channel(cfg, rsu, np.array([[0.0, 0.0]]), 2)
+    assert not ch._los_by_threshold
+    n = 6000
+    link = ch.step(0.0, [f"v{i}" for i in range(n)], np.c_[np.full(n, 150.0), np.zeros(n)])
+    assert link.los[:, 0].mean() == pytest.approx(float(plm.los_probability("uma", 150.0, 20.0)), abs=0.02)
+    link = ch.step(1.0, [f"v{i}" for i in range(n)], np.c_[np.full(n, 150.0), np.full(n, 5.0)])
+    assert link.los.shape == (n, 1)
