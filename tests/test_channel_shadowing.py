@@ -91,14 +91,17 @@ def test_deterministic_for_the_same_seed_and_steps():
     assert not np.array_equal(trace(5), trace(6))
 
 
-def test_uma_tall_ut_falls_back_to_direct_los_draw():
-    # With h_UT > 13 m, Pr_LOS of UMa is not monotone in d, so the channel compares u < Pr_LOS directly.
+@pytest.mark.parametrize("by_threshold", [True, False])
+def test_uma_tall_ut_los_share_both_draw_paths(by_threshold):
+    # u < Pr_LOS(d) is drawn as d^2 < D(u)^2 when Pr_LOS decreases with d (always, in practice), else directly.
     cfg = ChannelConfig(pathloss_model="uma", vehicle_height_m=20.0, shadowing=False)
     rsu = type("R", (), {"height_m": 25.0, "tx_power_dbm": 30.0, "bandwidth_hz": 20e6, "noise_figure_db": 5.0})()
     ch = Channel(cfg, rsu, np.array([[0.0, 0.0]]), 2)
-    assert not ch._los_by_threshold
+    ch._los_by_threshold = by_threshold
     n = 6000
-    link = ch.step(0.0, [f"v{i}" for i in range(n)], np.c_[np.full(n, 150.0), np.zeros(n)])
-    assert link.los[:, 0].mean() == pytest.approx(float(plm.los_probability("uma", 150.0, 20.0)), abs=0.02)
-    link = ch.step(1.0, [f"v{i}" for i in range(n)], np.c_[np.full(n, 150.0), np.full(n, 5.0)])
-    assert link.los.shape == (n, 1)
+    ids = [f"v{i}" for i in range(n)]
+    link = ch.step(0.0, ids, np.c_[np.full(n, 150.0), np.zeros(n)])
+    want = float(plm.los_probability("uma", 150.0, 20.0))
+    assert link.los[:, 0].mean() == pytest.approx(want, abs=0.02)
+    link = ch.step(1.0, ids, np.c_[np.full(n, 150.0 * math.cos(0.5)), np.full(n, 150.0 * math.sin(0.5))])
+    assert link.los[:, 0].mean() == pytest.approx(want, abs=0.02)
