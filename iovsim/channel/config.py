@@ -90,7 +90,8 @@ class ChannelConfig:
     """Cap on the spectral efficiency: the highest entry of TS 38.214 Table 5.2.2.1-3 (CQI 15,
     256QAM, code rate 948/1024: 7.4063 bit/s/Hz). 0 = no cap."""
     min_sinr_db: float = -10.0
-    """Below this SINR the link carries nothing (rate 0); about the lowest MCS of TS 38.214."""
+    """Below this SINR the link carries nothing (rate 0). The lowest CQI of TS 38.214 Table 5.2.2.1-2
+    (QPSK, code rate 78/1024, 0.15 bit/s/Hz) needs roughly -6.7 dB; -10 dB leaves room for repetition."""
     bandwidth_allocation: str = "equal"
     """How an RSU shares its uplink bandwidth among its participants: `equal`, `proportional`
     (to the bits each uploads), or `minmax` (minimises the largest upload time, bisection)."""
@@ -130,6 +131,7 @@ class DeviceTier:
     of Mao et al., IEEE JSAC 2016, used by Tran et al., INFOCOM 2019 for FL)."""
 
     name: str = "mid"
+    """Tier name (logged per vehicle)."""
     share: float = 1.0
     """Fraction of the FL vehicles in this tier (shares sum to 1)."""
     flops_per_s: float = 2e11
