@@ -332,3 +332,15 @@ def torch_isfinite(t) -> bool:
     import torch
 
     return bool(torch.isfinite(t).all())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_empty_and_unconnected_rounds(name):
+    s = create(name, {})
+    s.setup(2, 0)
+    for st in (make_state(0, n=0), make_state(1, n=10, seed=1)):
+        st.rsu[:] = -1
+        plan = s.configure(st)
+        check_plan(st, plan)
+        assert plan.participants.size == 0
+        assert isinstance(s.observe(make_feedback(st, plan)), dict)
