@@ -130,13 +130,14 @@ def cmd_compare(args) -> int:
 def cmd_scenario(args) -> int:
     from iovsim.mobility.osm import from_osm
 
-    kwargs = {"seed": args.seed, "insertion_period_s": args.period, "end_s": args.end}
+    kwargs = {"seed": args.seed, "insertion_period_s": args.period, "begin_s": args.begin, "end_s": args.end,
+              "fringe_factor": args.fringe_factor}
     if args.routes:
         kwargs["routes"] = [Path(r) for r in args.routes]
-    if args.rsu_placement:
-        kwargs["rsu_placement"] = args.rsu_placement
-    if args.rsu_count:
-        kwargs["rsu_count"] = args.rsu_count
+    for flag, key in (("rsu_placement", "rsu_placement"), ("rsu_count", "rsu_count"), ("rsu_spacing", "rsu_spacing_m"),
+                      ("rsu_radius", "rsu_radius_m"), ("rsu_file", "rsu_file")):
+        if getattr(args, flag) is not None:
+            kwargs[key] = getattr(args, flag)
     path = from_osm(Path(args.osm), Path(args.out), **kwargs)
     print(path)
     return 0
@@ -146,8 +147,10 @@ def cmd_trajectories(args) -> int:
     from iovsim.mobility.trajectories import import_traces
 
     report = import_traces([Path(p) for p in args.traces], Path(args.net), Path(args.out), fmt=args.format,
-                           columns=args.columns, time_compression=args.compress, begin_s=args.begin,
-                           max_speed_mps=args.max_speed, gap_s=args.gap)
+                           columns=args.columns, time_unit=args.time_unit, time_compression=args.compress,
+                           begin_s=args.begin, departure_span_s=args.span, max_trips=args.max_trips,
+                           max_speed_mps=args.max_speed, gap_s=args.gap, delta_m=args.delta,
+                           validate=not args.no_validate)
     print(report.summary() if hasattr(report, "summary") else report)
     return 0
 
@@ -197,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     fo.add_argument("--routes", nargs="*", help="your own route files instead of randomTrips")
     fo.add_argument("--rsu-placement", choices=["regular", "junctions", "kmeans", "file"], help="RSU placement")
     fo.add_argument("--rsu-count", type=int, help="number of RSUs")
+    fo.add_argument("--begin", type=float, default=0.0, help="first departure time of the demand in seconds")
+    fo.add_argument("--fringe-factor", type=float, default=5.0, help="randomTrips: prefer trips from/to the map's edge")
+    fo.add_argument("--rsu-spacing", type=float, help="minimum RSU spacing in metres")
+    fo.add_argument("--rsu-radius", type=float, help="coverage radius drawn and used for the coverage figure (m)")
+    fo.add_argument("--rsu-file", help="CSV (lon,lat or x,y) or POI additional file, with --rsu-placement file")
     fo.add_argument("--seed", type=int, default=0)
     fo.set_defaults(func=cmd_scenario)
 
@@ -212,6 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     ti.add_argument("--begin", type=float, default=0.0, help="first departure time in seconds")
     ti.add_argument("--max-speed", type=float, default=60.0, help="drop jumps faster than this (m/s)")
     ti.add_argument("--gap", type=float, default=180.0, help="split trips on gaps longer than this (s)")
+    ti.add_argument("--time-unit", default="auto", choices=["auto", "s", "ms", "iso"], help="CSV time column unit")
+    ti.add_argument("--span", type=float, help="spread the departures over this many seconds (time compression)")
+    ti.add_argument("--max-trips", type=int, help="import at most this many trips")
+    ti.add_argument("--delta", type=float, default=50.0, help="map-matching search radius (m)")
+    ti.add_argument("--no-validate", action="store_true", help="skip the SUMO run that checks the routes")
     ti.set_defaults(func=cmd_trajectories)
     return p
 
