@@ -340,3 +340,12 @@ def test_empty_and_unconnected_rounds(name):
         check_plan(st, plan)
         assert plan.participants.size == 0
         assert isinstance(s.observe(make_feedback(st, plan)), dict)
+
+
+def test_registry_complete_on_plain_import():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", "from iovsim.strategies import STRATEGIES; print(','.join(sorted(STRATEGIES)))"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip().split(",") == sorted(NAMES), out.stderr[-2000:]
