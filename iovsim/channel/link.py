@@ -312,116 +312,30 @@ class Channel:
             return self._empty_step(time_s, ids, xy, n)
         f32 = np.float32
 
-        # Squared horizontal distances (N, M).
-        xr = (xy - self._origin).astype(f32)
-        d2 = self._buf("d2", n)
-        t1 = self._buf("t1", n)
-        np.subtract(xr[:, 0:1], self._rsu_xr[None, :, 0], out=d2)
-        np.multiply(d2, d2, out=d2)
-        np.subtract(xr[:, 1:2], self._rsu_xr[None, :, 1], out=t1)
-        np.multiply(t1, t1, out=t1)
-        np.add(d2, t1, out=d2)
-        # L = ln(d3D^2), d2D clamped to the tables' minimum (freespace: d3D >= 1 m).
-        lnd = self._buf("lnd", n)
-        np.maximum(d2, self._min_d2, out=lnd)
-        np.add(lnd, self._dh2_f32, out=lnd)
-        np.log(lnd, out=lnd)
-        pl = self._buf("pl", n)   # mean path loss of the link's LOS state
-        np.multiply(lnd, self._c_los1, out=pl)
-        np.add(pl, self._a_los1, out=pl)
         stochastic = cfg.los_model == "stochastic" and cfg.pathloss_model != "freespace"
-        if cfg.pathloss_model != "freespace":
-            # LOS loss beyond the breakpoint, continuous at d'_BP.
-            np.subtract(lnd, self._lbp, out=t1)
-            np.maximum(t1, 0, out=t1)
-            np.multiply(t1, self._c_los2, out=t1)
-            np.add(pl, t1, out=pl)
-        if cfg.pathloss_model == "freespace" or cfg.los_model == "los":
-            los = np.ones((n, m), bool)
-        else:
-            nl = self._buf("nl", n)
-            np.multiply(lnd, self._c_nlos, out=nl)
-            np.add(nl, self._a_nlos, out=nl)
-            np.maximum(nl, pl, out=nl)      # PL_NLOS = max(PL_LOS, PL'_NLOS)
-            if cfg.los_model == "nlos":
-                los = np.zeros((n, m), bool)
-                pl, nl = nl, pl
-            else:
-                p = None if (stochastic and self._los_by_threshold) else self._los_prob_lookup(lnd, n)
-                if stochastic and self._los_by_threshold:
-                    # u < Pr_LOS(d) <=> d^2 < D(u)^2 (Pr_LOS decreasing): keep D(u)^2 per link and
-                    # redraw only the links whose u is renewed this step.
-                    thr = self._buf("u", n)
-                    if has_prev:
-                        np.take(self._u, pr, axis=0, out=thr)
-                        q = (-np.expm1(-moved / cfg.los_correlation_distance_m)).astype(f32)  # P(redraw)
-                        redraw = np.flatnonzero(self._pool_slice("uniform", n * m).reshape(n, m) < q[:, None])
-                    else:
-                        redraw = np.arange(n * m)
-                    if redraw.size:
-                        uu = self._pool_slice("uniform", redraw.size)
-                        thr.reshape(-1)[redraw] = self._thr_tab[(uu * (self._thr_tab.size - 1)).astype(np.int32)]
-                    los = d2 < thr
-                    self._u_next = thr
-                elif stochastic:
-                    u = self._buf("u", n)
-                    if has_prev:
-                        np.take(self._u, pr, axis=0, out=u)
-                        q = (-np.expm1(-moved / cfg.los_correlation_distance_m)).astype(f32)  # P(redraw)
-                        redraw = self._pool_slice("uniform", n * m).reshape(n, m) < q[:, None]
-                        np.subtract(self._pool_slice("uniform", n * m).reshape(n, m), u, out=t1)
-                        np.multiply(t1, redraw, out=t1)
-                        np.add(u, t1, out=u)
-                    else:
-                        u[:] = self._pool_slice("uniform", n * m).reshape(n, m)
-                    los = u < p
-                    self._u_next = u
-                else:  # expected: LOS probability-weighted loss in dB
-                    los = p >= 0.5
-                    np.subtract(pl, nl, out=t1)
-                    np.multiply(t1, p, out=t1)
-                    np.add(nl, t1, out=pl)
-                    nl = None
-                if nl is not None:  # pl <- where(los, pl, nl) as a blend (masked copies are slow)
-                    np.subtract(pl, nl, out=t1)
-                    np.multiply(t1, los, out=t1)
-                    np.add(nl, t1, out=pl)
-
-        # Shadow fading: unit AR(1) process in the distance moved, scaled by the LOS state's sigma.
-        sig_l, sig_n = self.shadow_std_db
+        xr = (xy - self._origin).astype(f32)
+        mm = n * m
+        # Full-size results; the (N, M) work runs in row blocks that stay in the CPU cache.
+        pathloss = np.empty((n, m), f32)
+        los = np.empty((n, m), bool)
         g = self._buf("g", n)
-        if sig_l > 0 or sig_n > 0:
-            z = self._pool_slice("normal", n * m).reshape(n, m)
+        thr = self._buf("u", n)
+        shadow = self.shadow_std_db[0] > 0 or self.shadow_std_db[1] > 0
+        z = self._pool_slice("normal", mm).reshape(n, m) if shadow else None
+        renew = self._pool_slice("uniform", mm).reshape(n, m) if stochastic and has_prev else None
+        fresh_u = self._pool_slice("uniform", mm).reshape(n, m) if stochastic and not self._los_by_threshold else None
+        q = (-np.expm1(-moved / cfg.los_correlation_distance_m)).astype(f32)  # P(LOS variable renewed)
+        rn = rl = None
+        if shadow and has_prev:
             dl, dn = self.shadow_decorrelation_m
-            if has_prev:
-                gp = self._buf("gp", n)
-                np.take(self._g, pr, axis=0, out=gp)
-                rn = np.exp(-moved / dn).astype(f32)[:, None]
-                np.multiply(gp, rn, out=g)
-                np.multiply(z, np.sqrt(1 - rn * rn), out=t1)
-                np.add(g, t1, out=g)
-                if dl != dn and los.any():
-                    # LOS links: + los ((rho_L - rho_N) g + (s_L - s_N) z), s = sqrt(1 - rho^2).
-                    rl = np.exp(-moved / dl).astype(f32)[:, None]
-                    t2 = self._buf("t2", n)
-                    np.multiply(gp, rl - rn, out=t2)
-                    np.multiply(z, np.sqrt(1 - rl * rl) - np.sqrt(1 - rn * rn), out=t1)
-                    np.add(t2, t1, out=t2)
-                    np.multiply(t2, los, out=t2)
-                    np.add(g, t2, out=g)
-            else:
-                g[:] = z
-            if sig_l == sig_n:
-                np.multiply(g, sig_n, out=t1)
-            else:
-                np.multiply(los, sig_l - sig_n, out=t1)
-                np.add(t1, sig_n, out=t1)
-                np.multiply(t1, g, out=t1)
-            pathloss = pl + t1
-        else:
-            g[:] = 0
-            pathloss = pl.copy()
-        rsrp = self._rsrp_base_f32 - pathloss
+            rn = np.exp(-moved / dn).astype(f32)[:, None]
+            rl = np.exp(-moved / dl).astype(f32)[:, None]
+        rows = max(16, self._block_links // max(m, 1))
+        for r0 in range(0, n, rows):
+            r1 = min(n, r0 + rows)
+            self._rows(r0, r1, xr, pr, q, rn, rl, has_prev, stochastic, z, renew, fresh_u, pathloss, los, g, thr)
+        self._u_next = thr
+        rsrp = np.subtract(self._rsrp_base_f32, pathloss)
 
         if cfg.rsrp_filter_k > 0 and has_prev:
             a = 0.5 ** (cfg.rsrp_filter_k / 4.0)
@@ -439,6 +353,117 @@ class Channel:
         self._u = self._keep("u", self._u_next) if stochastic else np.zeros((n, m), f32)
         self.last = link
         return link
+
+    _block_links = 65536  # links per row block: bounds the work arrays (256 KB each) for large N
+
+    def _rows(self, r0, r1, xr, pr, q, rn, rl, has_prev, stochastic, z, renew, fresh_u, pathloss, los, g_full, thr_full):
+        """Path loss, LOS state and shadowing of vehicles r0:r1 into the full-size outputs."""
+        cfg = self.cfg
+        nc, m = r1 - r0, self.num_rsus
+        # Squared horizontal distances.
+        d2 = self._buf("d2", nc)
+        t1 = self._buf("t1", nc)
+        np.subtract(xr[r0:r1, 0:1], self._rsu_xr[None, :, 0], out=d2)
+        np.multiply(d2, d2, out=d2)
+        np.subtract(xr[r0:r1, 1:2], self._rsu_xr[None, :, 1], out=t1)
+        np.multiply(t1, t1, out=t1)
+        np.add(d2, t1, out=d2)
+        # L = ln(d3D^2), d2D clamped to the tables' minimum (freespace: d3D >= 1 m).
+        lnd = self._buf("lnd", nc)
+        np.maximum(d2, self._min_d2, out=lnd)
+        np.add(lnd, self._dh2_f32, out=lnd)
+        np.log(lnd, out=lnd)
+        pl = self._buf("pl", nc)   # mean path loss of the link's LOS state
+        np.multiply(lnd, self._c_los1, out=pl)
+        np.add(pl, self._a_los1, out=pl)
+        lo = los[r0:r1]
+        if cfg.pathloss_model != "freespace":
+            # LOS loss beyond the breakpoint, continuous at d'_BP.
+            np.subtract(lnd, self._lbp, out=t1)
+            np.maximum(t1, 0, out=t1)
+            np.multiply(t1, self._c_los2, out=t1)
+            np.add(pl, t1, out=pl)
+        if cfg.pathloss_model == "freespace" or cfg.los_model == "los":
+            lo[:] = True
+        else:
+            nl = self._buf("nl", nc)
+            np.multiply(lnd, self._c_nlos, out=nl)
+            np.add(nl, self._a_nlos, out=nl)
+            np.maximum(nl, pl, out=nl)      # PL_NLOS = max(PL_LOS, PL'_NLOS)
+            if cfg.los_model == "nlos":
+                lo[:] = False
+                pl, nl = nl, None
+            elif stochastic and self._los_by_threshold:
+                # u < Pr_LOS(d) <=> d^2 < D(u)^2 (Pr_LOS decreasing): keep D(u)^2 per link and
+                # redraw it only where u is renewed this step.
+                thr = thr_full[r0:r1]
+                if has_prev:
+                    np.take(self._u, pr[r0:r1], axis=0, out=thr)
+                    redraw = np.flatnonzero(renew[r0:r1] < q[r0:r1, None])
+                else:
+                    redraw = np.arange(nc * m)
+                if redraw.size:
+                    uu = self._pool_slice("uniform", redraw.size)
+                    thr.reshape(-1)[redraw] = self._thr_tab[(uu * (self._thr_tab.size - 1)).astype(np.int32)]
+                np.less(d2, thr, out=lo)
+            elif stochastic:
+                p = self._los_prob_lookup(lnd, nc)
+                u = thr_full[r0:r1]
+                if has_prev:
+                    np.take(self._u, pr[r0:r1], axis=0, out=u)
+                    redraw = renew[r0:r1] < q[r0:r1, None]
+                    np.subtract(fresh_u[r0:r1], u, out=t1)
+                    np.multiply(t1, redraw, out=t1)
+                    np.add(u, t1, out=u)
+                else:
+                    u[:] = fresh_u[r0:r1]
+                np.less(u, p, out=lo)
+            else:  # expected: LOS probability-weighted loss in dB
+                p = self._los_prob_lookup(lnd, nc)
+                np.greater_equal(p, 0.5, out=lo)
+                np.subtract(pl, nl, out=t1)
+                np.multiply(t1, p, out=t1)
+                np.add(nl, t1, out=pl)
+                nl = None
+            if nl is not None:  # pl <- where(los, pl, nl) as a blend (masked copies are slow)
+                np.subtract(pl, nl, out=t1)
+                np.multiply(t1, lo, out=t1)
+                np.add(nl, t1, out=pl)
+
+        # Shadow fading: unit AR(1) process in the distance moved, scaled by the LOS state's sigma.
+        sig_l, sig_n = self.shadow_std_db
+        g = g_full[r0:r1]
+        if z is None:
+            g[:] = 0
+            np.copyto(pathloss[r0:r1], pl)
+            return
+        zc = z[r0:r1]
+        if has_prev:
+            gp = self._buf("gp", nc)
+            np.take(self._g, pr[r0:r1], axis=0, out=gp)
+            rnc = rn[r0:r1]
+            np.multiply(gp, rnc, out=g)
+            np.multiply(zc, np.sqrt(1 - rnc * rnc), out=t1)
+            np.add(g, t1, out=g)
+            dl, dn = self.shadow_decorrelation_m
+            if dl != dn and lo.any():
+                # LOS links: + los ((rho_L - rho_N) g + (s_L - s_N) z), s = sqrt(1 - rho^2).
+                rlc = rl[r0:r1]
+                t2 = self._buf("t2", nc)
+                np.multiply(gp, rlc - rnc, out=t2)
+                np.multiply(zc, np.sqrt(1 - rlc * rlc) - np.sqrt(1 - rnc * rnc), out=t1)
+                np.add(t2, t1, out=t2)
+                np.multiply(t2, lo, out=t2)
+                np.add(g, t2, out=g)
+        else:
+            g[:] = zc
+        if sig_l == sig_n:
+            np.multiply(g, sig_n, out=t1)
+        else:
+            np.multiply(lo, sig_l - sig_n, out=t1)
+            np.add(t1, sig_n, out=t1)
+            np.multiply(t1, g, out=t1)
+        np.add(pl, t1, out=pathloss[r0:r1])
 
     def _los_prob_lookup(self, lnd: np.ndarray, n: int) -> np.ndarray:
         """LOS probability from a per-RSU table uniform in L = ln(d3D^2) (4096 cells, 1 m .. 100 km)."""
