@@ -65,7 +65,7 @@ class LyapunovBase(Strategy):
         raise NotImplementedError
 
     def option_cost(self, state, costs, idx, rank, power, bw_hz):
-        """(energy_j, upload_bits, time before upload s, upload time s) arrays for option (rank, power)."""
+        """(energy_j, upload_bits, time before the upload s, upload time s, upload rate bps) for option (rank, power)."""
         steps = np.full(idx.shape, state.local_steps)
         r = np.full(idx.shape, rank)
         comp_t = np.asarray(costs.compute_time_s(idx, r, steps), float)
