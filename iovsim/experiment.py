@@ -417,7 +417,8 @@ class Experiment:
             num_samples=np.asarray([len(i.shard) for i in info], dtype=int), rsu_bandwidth_hz=self.channel.rsu_bandwidth_hz,
             rsu_load=load, energy_budget_j=budgets, max_participants=fl.participants_per_round,
             local_steps=fl.local_steps, default_rank=fl.lora_rank, ranks=list(fl.lora_ranks),
-            default_tx_power_w=default_p, max_tx_power_w=max_p, round_deadline_s=fl.round_deadline_s, costs=costs)
+            default_tx_power_w=default_p, max_tx_power_w=max_p, round_deadline_s=fl.round_deadline_s, costs=costs,
+            extra={"lora_alpha": fl.lora_alpha})
 
     def _tier_extras(self, tier: np.ndarray) -> dict:
         """Optional per-vehicle device parameters the cost model understands (e.g. CPU frequency, kappa)."""
