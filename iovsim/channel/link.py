@@ -294,7 +294,10 @@ class Channel:
         return pool[o:o + size]
 
     def step(self, time_s: float, vehicle_ids: list[str], xy_m: np.ndarray, speed_mps: np.ndarray | None = None) -> LinkState:
-        """Advance the channel to `time_s` with the vehicles present; absent vehicles are forgotten."""
+        """Advance the channel to `time_s` with the vehicles present; absent vehicles are forgotten.
+
+        The random processes advance by the distance each vehicle moved since the previous step
+        (from the positions; `speed_mps` is accepted for the engine's convenience and not needed)."""
         cfg = self.cfg
         ids = list(vehicle_ids)
         n, m = len(ids), self.num_rsus
