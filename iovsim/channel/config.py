@@ -63,7 +63,8 @@ class ChannelConfig:
     """A3 offset (TS 38.331 `a3-Offset`), added to the hysteresis."""
     time_to_trigger_s: float = 0.0
     """A3 time-to-trigger (TS 38.331 `timeToTrigger`, 0..5.12 s): the A3 condition must hold this
-    long before the handover. 0 = immediate (v0 behaviour); 0.16-0.48 s are typical settings."""
+    long before the handover. 0 = immediate (v0 behaviour); 0.16-0.48 s are typical settings. It is
+    checked once per SUMO step, so it is rounded up to whole steps."""
     rsrp_filter_k: int = 0
     """Layer-3 RSRP filter coefficient k (TS 38.331 `filterCoefficient`, a = 1/2^(k/4)), applied
     once per step to the measurements used for handover. 0 = no filtering; fc4 is the RRC default."""
