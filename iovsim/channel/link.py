@@ -193,6 +193,8 @@ class Channel:
         self._c_los1 = f32(self._los1[1] * k)
         self._c_los2 = f32((self._los2[1] - self._los1[1]) * k)
         self._lbp = np.log(self._dbp ** 2 + self._dh2).astype(f32)
+        # PL2 = a1 - c2 L_bp + (c1 + c2) L.
+        self._a_los2 = (self._los1[0] - (self._los2[1] - self._los1[1]) * k * np.log(self._dbp ** 2 + self._dh2)).astype(f32)
         self._a_nlos = f32(self._nlos[0])
         self._c_nlos = f32(self._nlos[1] * k)
         # LOS probability table per RSU, uniform in L (4096 cells from d2D = 1 m to 100 km).
@@ -381,11 +383,10 @@ class Channel:
         np.add(pl, self._a_los1, out=pl)
         lo = los[r0:r1]
         if cfg.pathloss_model != "freespace":
-            # LOS loss beyond the breakpoint, continuous at d'_BP.
-            np.subtract(lnd, self._lbp, out=t1)
-            np.maximum(t1, 0, out=t1)
-            np.multiply(t1, self._c_los2, out=t1)
-            np.add(pl, t1, out=pl)
+            # LOS loss = max(PL1, PL2): PL2 - PL1 grows with L and is 0 at d'_BP.
+            np.multiply(lnd, self._c_los1 + self._c_los2, out=t1)
+            np.add(t1, self._a_los2, out=t1)
+            np.maximum(pl, t1, out=pl)
         if cfg.pathloss_model == "freespace" or cfg.los_model == "los":
             lo[:] = True
         else:
