@@ -63,14 +63,26 @@ def write_table(rows: list[dict], out_dir: Path) -> tuple[Path, Path]:
     return csv_path, md_path
 
 
+def strategy_params(cfg, name: str) -> dict:
+    """Parameters of strategy `name` in a comparison: `per_strategy[name]`, else `params` if it is the config's strategy."""
+    if name in cfg.strategy.per_strategy:
+        return dict(cfg.strategy.per_strategy[name])
+    return dict(cfg.strategy.params) if name == cfg.strategy.name else {}
+
+
 def run_compare(cfg, strategies: list[str], out_dir: Path | None = None, progress=None) -> Path:
     """Run each strategy with the same config and seed; write compare.csv/.md and a report. Returns out_dir."""
     from iovsim.experiment import Experiment, RunError
     from iovsim.strategies import create
 
+    from iovsim.config import ConfigError
+
     for name in strategies:  # fail before anything runs
-        params = cfg.strategy.params if name == cfg.strategy.name else {}
-        create(name, params)
+        params = strategy_params(cfg, name)
+        try:
+            create(name, params, base_dir=cfg.base_dir)
+        except ValueError as e:
+            raise ConfigError("--strategies", name, str(e)) from None
     base = Path(cfg.output.runs_dir)
     out_dir = out_dir or base / f"{cfg.name}-compare-{time.strftime('%Y%m%d-%H%M%S')}"
     out_dir = Path(out_dir)
@@ -80,8 +92,7 @@ def run_compare(cfg, strategies: list[str], out_dir: Path | None = None, progres
     rows, run_dirs = [], {}
     for name in strategies:
         c = copy.deepcopy(cfg)
-        if name != cfg.strategy.name:
-            c.strategy.name, c.strategy.params = name, {}
+        c.strategy.name, c.strategy.params = name, strategy_params(cfg, name)
         c.output.report = False
         run_dir = out_dir / name
         if progress is not None:

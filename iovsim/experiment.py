@@ -198,7 +198,12 @@ class Experiment:
             self.shards.append(dirichlet_shards(data.train_labels, n_shards, tc.dirichlet_alpha, rng,
                                                 fl.min_samples_per_vehicle))
         self.max_classes = max(d.num_classes for d in self.tasks)
-        self.strategy = create_strategy(cfg.strategy.name, cfg.strategy.params)
+        try:
+            self.strategy = create_strategy(cfg.strategy.name, cfg.strategy.params, base_dir=cfg.base_dir)
+        except ValueError as e:
+            from iovsim.config import ConfigError
+
+            raise ConfigError(cfg.source_path or None, "strategy", str(e)) from None
         self.strategy.setup(len(fl.tasks), cfg.seed)
         self.global_rank = max([fl.lora_rank, *fl.lora_ranks])
         self.globals = []

@@ -29,17 +29,36 @@ def _load_builtin() -> None:
                 raise
 
 
-def create(name: str, params: dict | None = None) -> Strategy:
-    """Build strategy `name` (registered, or "package.module:ClassName") with keyword `params`.
+def _import_user_module(mod_name: str, base_dir):
+    """`package.module`, or a `.py` file (relative to base_dir, the config's folder)."""
+    if not mod_name.endswith(".py"):
+        return importlib.import_module(mod_name)
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(mod_name)
+    if not path.is_absolute() and base_dir is not None:
+        path = Path(base_dir) / path
+    if not path.exists():
+        raise ImportError(f"file not found: {path}")
+    spec = importlib.util.spec_from_file_location(f"iovsim_user_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def create(name: str, params: dict | None = None, base_dir=None) -> Strategy:
+    """Build strategy `name` with keyword `params`: a registered name, "package.module:ClassName",
+    or "path/to/file.py:ClassName" (relative paths against `base_dir`, the config's folder).
 
     Raises ValueError with a one-line message for an unknown name or bad parameters.
     """
     _load_builtin()
     params = dict(params or {})
     if ":" in name:
-        mod_name, _, cls_name = name.partition(":")
+        mod_name, _, cls_name = name.rpartition(":")
         try:
-            cls = getattr(importlib.import_module(mod_name), cls_name)
+            cls = getattr(_import_user_module(mod_name, base_dir), cls_name)
         except (ImportError, AttributeError) as e:
             raise ValueError(f"cannot load strategy {name!r}: {e}") from None
         if not (isinstance(cls, type) and issubclass(cls, Strategy)):

@@ -175,15 +175,25 @@ class Strategy:
         """The adapter a participant of rank `rank` starts from.
 
         Default: the global adapter fitted to `rank` (first `rank` rows of A and columns of B, or
-        zero-padded). The cloud keeps whatever `aggregate` returns as the next global adapter.
+        zero-padded; B rescaled so that peft's alpha/rank scaling keeps the update). The cloud keeps
+        whatever `aggregate` returns as the next global adapter.
         """
-        return fit_rank(global_state, rank)
+        from iovsim.fl.aggregate import resize_rank
+
+        return resize_rank(global_state, rank, rescale=True)
 
     def aggregate(self, updates: list[Update], global_state: StateDict) -> Update:
-        """Combine updates (vehicles at an RSU, or RSUs at the cloud). Default: sample-weighted FedAvg."""
-        from iovsim.fl.aggregate import fedavg
+        """Combine updates (vehicles at an RSU, or RSUs at the cloud). Default: sample-weighted FedAvg;
+        where ranks differ, zero-padding to the largest rank (which is FedAvg for equal ranks)."""
+        from iovsim.fl.aggregate import fedavg, zero_pad_aggregate
 
-        return fedavg(updates)
+        ranks = {u.rank for u in updates}
+        if len(ranks) == 1:
+            return fedavg(updates)
+        rank = max(ranks)
+        state = zero_pad_aggregate(updates, rank)
+        return Update(state=state, weight=sum(u.weight for u in updates), rank=rank,
+                      source="+".join(u.source for u in updates))
 
     def observe(self, feedback: RoundFeedback) -> dict:
         """Learn from the round; return numbers to log in strategy.csv (may be empty)."""

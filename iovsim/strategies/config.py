@@ -11,6 +11,8 @@ class StrategyConfig:
     """A registered strategy name (`iovsim compare --list`), or `module.path:ClassName` for your own."""
     params: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments for the strategy's constructor."""
+    per_strategy: dict[str, dict] = field(default_factory=dict)
+    """For `iovsim compare`: keyword arguments by strategy name (e.g. `{ucb_dual: {ucb_c: 0.5}}`)."""
 
     def validate(self, err):
         if not self.name:
