@@ -112,9 +112,9 @@ def cmd_compare(args) -> int:
     from iovsim.compare import run_compare
 
     if args.list:
-        from iovsim.strategies import STRATEGIES
+        from iovsim.strategies import names
 
-        print("\n".join(sorted(STRATEGIES)))
+        print("\n".join(names()))
         return 0
     if not args.config:
         raise CliError("compare: a CONFIG.yaml is needed (or --list)")

@@ -1,9 +1,12 @@
 """Aggregation math on adapter state dicts (plain tensors, see strategies/base.py for names)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from iovsim.strategies.base import Update
+if TYPE_CHECKING:  # the strategies package imports this module; avoid the cycle at run time
+    from iovsim.strategies.base import Update
 
 
 def weighted_mean(states: list[dict], weights) -> dict:
@@ -28,6 +31,8 @@ def fedavg(updates: list[Update]) -> Update:
         raise ValueError(f"FedAvg needs equal ranks, got {sorted(ranks)}")
     total = sum(u.weight for u in updates)
     state = weighted_mean([u.state for u in updates], [u.weight for u in updates])
+    from iovsim.strategies.base import Update
+
     return Update(state=state, weight=total, rank=updates[0].rank, source="+".join(u.source for u in updates))
 
 

@@ -81,6 +81,5 @@ def names() -> list[str]:
 
 __all__ = ["STRATEGIES", "register", "create", "names", "Strategy"]
 
-# Register the built-ins on import, so `STRATEGIES` is complete for whoever reads it directly
-# (e.g. `iovsim compare --list`); `register` is defined above, so the modules can import it.
+# Register the built-ins on import, so `STRATEGIES` is complete for whoever reads it directly.
 _load_builtin()
