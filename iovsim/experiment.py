@@ -22,7 +22,8 @@ ROUND_METRICS = ["round", "time_s", "task", "accuracy", "loss", "participants", 
 VEHICLE_COLUMNS = ["round", "time_s", "vehicle", "task", "rsu", "tier", "rank", "local_steps", "tx_power_w",
                    "bandwidth_hz", "download_time_s", "compute_time_s", "upload_time_s", "latency_s", "energy_j",
                    "status", "loss_before", "loss_after", "num_samples", "dwell_pred_s"]
-HANDOVER_COLUMNS = ["time_s", "round", "vehicle", "from_rsu", "to_rsu", "rsrp_from_dbm", "rsrp_to_dbm", "x_m", "y_m"]
+HANDOVER_COLUMNS = ["time_s", "round", "vehicle", "from_rsu", "to_rsu", "rsrp_from_dbm", "rsrp_to_dbm", "x_m", "y_m",
+                    "kind", "ping_pong"]
 DWELL_COLUMNS = ["round", "vehicle", "rsu", "start_s", "predicted_s", "actual_s", "end"]
 
 
@@ -267,7 +268,8 @@ class Experiment:
                 self.handover_rows.append({"time_s": ev.time_s, "round": self.current_round, "vehicle": ev.vehicle_id,
                                            "from_rsu": ev.from_rsu, "to_rsu": ev.to_rsu,
                                            "rsrp_from_dbm": ev.rsrp_from_dbm, "rsrp_to_dbm": ev.rsrp_to_dbm,
-                                           "x_m": ev.x_m, "y_m": ev.y_m})
+                                           "x_m": ev.x_m, "y_m": ev.y_m, "kind": getattr(ev, "kind", "a3"),
+                                           "ping_pong": int(bool(getattr(ev, "ping_pong", False)))})
                 if self.overlay is not None:
                     self.overlay.highlight_handover(ev.vehicle_id, ev.x_m, ev.y_m, ev.time_s)
                     if self.screenshots_dir and self.screenshot_handovers:
@@ -760,6 +762,17 @@ class Experiment:
             "fl_vehicles_enrolled": len(getattr(self, "fleet", {})),
             "num_rsus": len(getattr(self, "sites", [])),
         }
+        if hasattr(self, "dwell_log"):
+            from iovsim.channel import dwell_prediction_error
+
+            d = self.dwell_log.read()
+            summary["dwell_prediction"] = dwell_prediction_error([float(r["predicted_s"]) for r in d],
+                                                                 [float(r["actual_s"]) for r in d],
+                                                                 [r["end"] == "handover" for r in d])
+        if hasattr(self, "handovers_log"):
+            h = self.handovers_log.read()
+            summary["handovers"] = len(h)
+            summary["ping_pong_handovers"] = sum(int(r.get("ping_pong") or 0) for r in h)
         try:
             import resource
 
