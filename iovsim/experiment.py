@@ -351,10 +351,11 @@ class Experiment:
                         break
                     self._round(r)
                     rounds_bar.advance(1)
+                    if fl.round_interval_s > 0 and r < fl.rounds:
+                        s.run_until(s.time_s + fl.round_interval_s, self._on_step)
+                    # After the idle gap, so that a resumed run starts its next round at the same time.
                     if r % cfg.output.checkpoint_every == 0 or r == fl.rounds:
                         self._checkpoint(r)
-                    if fl.round_interval_s > 0:
-                        s.run_until(s.time_s + fl.round_interval_s, self._on_step)
         finally:
             if self.overlay is not None:
                 try:

@@ -87,9 +87,11 @@ class LocalExecutor:
 
     def _train_one(self, job: TrainJob) -> TrainResult:
         model, task = self.model, self.tasks[job.task]
+        # Load first: a new rank's adapter draws its init from torch's RNG, which must not shift the
+        # dropout masks of this job (a resumed run creates adapters in a different round).
+        head, lora = model.load(job.state, job.rank)
         gen = np.random.default_rng(job.seed)
         torch.manual_seed(int(gen.integers(2**31)))
-        head, lora = model.load(job.state, job.rank)
         opt = torch.optim.AdamW([{"params": lora, "lr": job.learning_rate},
                                  {"params": head.parameters(), "lr": job.head_learning_rate}], weight_decay=0.0)
         idx = np.asarray(job.indices)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
+from pathlib import Path
 
 from iovsim.strategies.base import Strategy
 
@@ -33,8 +35,6 @@ def _import_user_module(mod_name: str, base_dir):
     """`package.module`, or a `.py` file (relative to base_dir, the config's folder)."""
     if not mod_name.endswith(".py"):
         return importlib.import_module(mod_name)
-    import importlib.util
-    from pathlib import Path
 
     path = Path(mod_name)
     if not path.is_absolute() and base_dir is not None:
