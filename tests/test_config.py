@@ -68,3 +68,13 @@ def test_defaults_are_documented():
     docs = dict((n, d) for n, _, d in field_docs(FlConfig))
     assert docs["local_steps"] and docs["lora_rank"]
     assert ExperimentConfig().seed == 0
+
+
+def test_config_reference_is_up_to_date():
+    """docs/config.md is generated from the dataclasses; regenerate with tools/gen_config_reference.py."""
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(repo / "tools" / "gen_config_reference.py"), "--check"])
+    assert out.returncode == 0, "docs/config.md is stale: run tools/gen_config_reference.py"
