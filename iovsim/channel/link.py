@@ -292,8 +292,19 @@ class Channel:
             count = max(self._POOL, 4 * size)
             pool = self.rng.standard_normal(count, dtype=np.float32) if kind == "normal" else self.rng.random(count, dtype=np.float32)
             self._pools[kind] = pool
+            self._pools.pop("thr", None)
         o = int(self.rng.integers(0, pool.size - size + 1))
+        self._pool_offset = o
         return pool[o:o + size]
+
+    def _thr_pool(self) -> np.ndarray:
+        """D(u)^2 of every value u of the uniform pool, aligned with it (the table lookup done once,
+        so a redraw reads a contiguous slice instead of gathering from the 4 MB table)."""
+        tp = self._pools.get("thr")
+        if tp is None:
+            u = self._pools["uniform"]
+            tp = self._pools["thr"] = self._thr_tab[(u * (self._thr_tab.size - 1)).astype(np.int32)]
+        return tp
 
     def step(self, time_s: float, vehicle_ids: list[str], xy_m: np.ndarray, speed_mps: np.ndarray | None = None) -> LinkState:
         """Advance the channel to `time_s` with the vehicles present; absent vehicles are forgotten.
@@ -382,6 +393,7 @@ class Channel:
         np.multiply(lnd, self._c_los1, out=pl)
         np.add(pl, self._a_los1, out=pl)
         lo = los[r0:r1]
+        lof = None  # float32 copy of lo, once made
         if cfg.pathloss_model != "freespace":
             # LOS loss = max(PL1, PL2): PL2 - PL1 grows with L and is 0 at d'_BP.
             np.multiply(lnd, self._c_los1 + self._c_los2, out=t1)
@@ -407,8 +419,9 @@ class Channel:
                 else:
                     redraw = np.arange(nc * m)
                 if redraw.size:
-                    uu = self._pool_slice("uniform", redraw.size)
-                    thr.reshape(-1)[redraw] = self._thr_tab[(uu * (self._thr_tab.size - 1)).astype(np.int32)]
+                    self._pool_slice("uniform", redraw.size)
+                    o = self._pool_offset
+                    thr.reshape(-1)[redraw] = self._thr_pool()[o:o + redraw.size]
                 np.less(d2, thr, out=lo)
             elif stochastic:
                 p = self._los_prob_lookup(lnd, nc)
@@ -430,8 +443,10 @@ class Channel:
                 np.add(nl, t1, out=pl)
                 nl = None
             if nl is not None:  # pl <- where(los, pl, nl) as a blend (masked copies are slow)
+                lof = self._buf("lof", nc)
+                np.copyto(lof, lo)  # the LOS state as 0/1 floats, reused below (casting bool each time is slow)
                 np.subtract(pl, nl, out=t1)
-                np.multiply(t1, lo, out=t1)
+                np.multiply(t1, lof, out=t1)
                 np.add(nl, t1, out=pl)
 
         # Shadow fading: unit AR(1) process in the distance moved, scaled by the LOS state's sigma.
@@ -442,30 +457,38 @@ class Channel:
             np.copyto(pathloss[r0:r1], pl)
             return
         zc = z[r0:r1]
+        if lof is None:
+            lof = self._buf("lof", nc)
+            np.copyto(lof, lo)
         if has_prev:
             gp = self._buf("gp", nc)
             np.take(self._g, pr[r0:r1], axis=0, out=gp)
             rnc = rn[r0:r1]
-            np.multiply(gp, rnc, out=g)
-            np.multiply(zc, np.sqrt(1 - rnc * rnc), out=t1)
-            np.add(g, t1, out=g)
             dl, dn = self.shadow_decorrelation_m
-            if dl != dn and lo.any():
-                # LOS links: + los ((rho_L - rho_N) g + (s_L - s_N) z), s = sqrt(1 - rho^2).
+            if dl != dn:
+                # rho = rho_N + los (rho_L - rho_N), s = s_N + los (s_L - s_N), s = sqrt(1 - rho^2):
+                # g <- rho g + s z with the coefficients of the link's LOS state.
                 rlc = rl[r0:r1]
-                t2 = self._buf("t2", nc)
-                np.multiply(gp, rlc - rnc, out=t2)
-                np.multiply(zc, np.sqrt(1 - rlc * rlc) - np.sqrt(1 - rnc * rnc), out=t1)
-                np.add(t2, t1, out=t2)
-                np.multiply(t2, lo, out=t2)
-                np.add(g, t2, out=g)
+                rho = self._buf("t2", nc)
+                np.multiply(lof, rlc - rnc, out=rho)
+                np.add(rho, rnc, out=rho)
+                np.multiply(gp, rho, out=g)
+                snc = np.sqrt(1 - rnc * rnc)
+                np.multiply(lof, np.sqrt(1 - rlc * rlc) - snc, out=t1)
+                np.add(t1, snc, out=t1)
+                np.multiply(t1, zc, out=t1)
+                np.add(g, t1, out=g)
+            else:
+                np.multiply(gp, rnc, out=g)
+                np.multiply(zc, np.sqrt(1 - rnc * rnc), out=t1)
+                np.add(g, t1, out=g)
         else:
             g[:] = zc
         if sig_l == sig_n:
             np.multiply(g, sig_n, out=t1)
         else:
-            np.multiply(lo, sig_l - sig_n, out=t1)
-            np.add(t1, sig_n, out=t1)
+            np.multiply(lof, np.float32(sig_l - sig_n), out=t1)
+            np.add(t1, np.float32(sig_n), out=t1)
             np.multiply(t1, g, out=t1)
         np.add(pl, t1, out=pathloss[r0:r1])
 
@@ -566,12 +589,13 @@ class Channel:
         if cfg.interference and m > 1:
             # Downlink: every co-channel RSU other than the serving one, at its transmit PSD.
             own = g_serv * self.rsu_tx_psd_w_hz[s0]
-            if self._single_group and self._uniform_psd:
-                dl_i = gain.sum(1, dtype=float) * self.rsu_tx_psd_w_hz[0] - own
-            elif self._single_group:
-                rx = self._buf("t1", n)
-                np.multiply(gain, self._rsu_tx_psd_f32, out=rx)
-                dl_i = rx.sum(1, dtype=float) - own
+            if self._single_group:
+                # Zero each connected vehicle's serving link in the (work) gain array: the sums over
+                # RSUs (downlink) and over vehicles (uplink) then exclude the own cell exactly, with
+                # no cancellation, as float32 matrix-vector products (float32 accumulation).
+                ci = np.flatnonzero(conn)
+                gain[ci, serving[ci]] = 0.0
+                dl_i = (gain @ self._rsu_tx_psd_f32).astype(float)
             else:
                 rx = self._buf("t1", n)
                 np.multiply(gain, self._rsu_tx_psd_f32, out=rx)
@@ -586,11 +610,10 @@ class Channel:
             # of the vehicles of cell j to RSU s: sum over vehicles k of w_k g[k, s], w_k = P / (n_j B_j).
             count = np.bincount(serving[conn], minlength=m).astype(float)
             w = np.where(conn, self.default_tx_power_w / (np.maximum(count[s0], 1) * self.rsu_bandwidth_hz[s0]), 0.0)
-            own_cell = np.bincount(s0, weights=w * g_serv, minlength=m)
             if self._single_group:
-                total = w.astype(np.float32) @ gain
-                ul_rsu = total.astype(float) - own_cell
+                ul_rsu = (w.astype(np.float32) @ gain).astype(float)  # serving links zeroed above
             else:
+                own_cell = np.bincount(s0, weights=w * g_serv, minlength=m)
                 ul_rsu = np.zeros(m)
                 for q in self._groups:
                     k_sel = conn & (self.reuse_group[s0] == q)
