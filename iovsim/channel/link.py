@@ -159,6 +159,7 @@ class Channel:
         self.ping_pong_count = 0
         self.rlf_count = 0
         self.last: LinkState | None = None
+        self._pl_state = self._los_state = None
 
     # ------------------------------------------------------------------ path loss
     def _prepare_pathloss(self):
@@ -347,9 +348,19 @@ class Channel:
             rn = np.exp(-moved / dn).astype(f32)[:, None]
             rl = np.exp(-moved / dl).astype(f32)[:, None]
         rows = max(16, self._block_links // max(m, 1))
-        for r0 in range(0, n, rows):
-            r1 = min(n, r0 + rows)
-            self._rows(r0, r1, xr, pr, q, rn, rl, has_prev, stochastic, z, renew, fresh_u, pathloss, los, g, thr)
+        act = None
+        if has_prev and self._pl_state is not None and self._pl_state.shape[1] == m:
+            # A vehicle that did not move keeps every link exactly (no renewal: q = 0; shadowing:
+            # rho = 1, sqrt(1 - rho^2) = 0; same distances): copy its rows, compute the others.
+            stand = moved == 0.0
+            if 8 * int(np.count_nonzero(stand)) >= n:
+                act = np.flatnonzero(~stand)
+                self._rows_moving(act, np.flatnonzero(stand), rows, n, xr, pr, q, rn, rl, stochastic, z, renew,
+                                  fresh_u, pathloss, los, g, thr)
+        if act is None:
+            for r0 in range(0, n, rows):
+                r1 = min(n, r0 + rows)
+                self._rows(r0, r1, xr, pr, q, rn, rl, has_prev, stochastic, z, renew, fresh_u, pathloss, los, g, thr)
         self._u_next = thr
         rsrp = np.subtract(self._rsrp_base_f32, pathloss)
 
@@ -367,8 +378,38 @@ class Channel:
         self._xy, self._meas = xy, meas
         self._g = self._keep("g", g)
         self._u = self._keep("u", self._u_next) if stochastic else np.zeros((n, m), f32)
+        self._pl_state, self._los_state = pathloss, los  # also in the LinkState: not to be modified
         self.last = link
         return link
+
+    def _rows_moving(self, act, st, rows, n, xr, pr, q, rn, rl, stochastic, z, renew, fresh_u, pathloss, los, g, thr):
+        """`_rows` for the vehicles `act` that moved (or are new), the rows of the standing vehicles
+        `st` copied from the previous step. The moving vehicles are processed in the same row blocks
+        as `_rows` on all vehicles would use, so the random variates are read identically."""
+        pst = pr[st]
+        pathloss[st] = self._pl_state[pst]
+        los[st] = self._los_state[pst]
+        g[st] = self._g[pst]
+        if stochastic:
+            thr[st] = self._u[pst]
+        cuts = np.searchsorted(act, np.arange(0, n + rows, rows))
+        for b0, b1 in zip(cuts[:-1], cuts[1:]):
+            if b1 <= b0:
+                continue
+            a = act[b0:b1]
+            na = a.size
+            zc = None if z is None else np.take(z, a, axis=0, out=self._buf("c_z", na))
+            rc = None if renew is None else np.take(renew, a, axis=0, out=self._buf("c_renew", na))
+            fc = None if fresh_u is None else np.take(fresh_u, a, axis=0, out=self._buf("c_fresh", na))
+            pl_c, los_c = self._buf("c_pl", na), self._buf("c_los", na, bool)
+            g_c, thr_c = self._buf("c_g", na), self._buf("c_thr", na)
+            self._rows(0, na, xr[a], pr[a], q[a], None if rn is None else rn[a], None if rl is None else rl[a], True,
+                       stochastic, zc, rc, fc, pl_c, los_c, g_c, thr_c)
+            pathloss[a] = pl_c
+            los[a] = los_c
+            g[a] = g_c
+            if stochastic:
+                thr[a] = thr_c
 
     _block_links = 65536  # links per row block: bounds the work arrays (256 KB each) for large N
 
@@ -519,6 +560,7 @@ class Channel:
         self._last_from = np.full(n, -1)
         self._last_to = np.full(n, -1)
         self._last_ho_s = np.full(n, -np.inf)
+        self._pl_state = self._los_state = None
         self.last = link
         return link
 
@@ -635,38 +677,42 @@ class Channel:
 
     # ------------------------------------------------------------------ rates
     def _shannon(self, bandwidth_hz, sinr):
+        """b min(log2(1 + sinr / gap), cap), 0 below min_sinr (min_sinr > 0, so also 0 where sinr = 0)."""
         cfg = self.cfg
-        se = np.log2(1.0 + sinr / self.snr_gap)
+        se = np.log2(1.0 + (sinr / self.snr_gap if self.snr_gap != 1.0 else sinr))
         if cfg.max_spectral_efficiency_bps_hz > 0:
-            se = np.minimum(se, cfg.max_spectral_efficiency_bps_hz)
+            np.minimum(se, cfg.max_spectral_efficiency_bps_hz, out=se)
         return np.where(sinr >= self.min_sinr, bandwidth_hz * se, 0.0)
+
+    @staticmethod
+    def _bcast(x, shape):
+        x = np.asarray(x, dtype=float)
+        return x if x.shape == shape else np.broadcast_to(x, shape)
 
     def uplink_sinr(self, link: LinkState, idx, tx_power_w, bandwidth_hz) -> np.ndarray:
         """Linear uplink SINR of vehicles `idx` sending `tx_power_w` over `bandwidth_hz` (0 if not connected)."""
         idx = np.asarray(idx, dtype=int)
-        p = np.minimum(np.broadcast_to(np.asarray(tx_power_w, dtype=float), idx.shape), self.max_tx_power_w)
-        b = np.broadcast_to(np.asarray(bandwidth_hz, dtype=float), idx.shape)
+        p = np.minimum(self._bcast(tx_power_w, idx.shape), self.max_tx_power_w)
+        b = self._bcast(bandwidth_hz, idx.shape)
         s = np.asarray(link.serving)[idx]
-        conn = (s >= 0) & (b > 0)
-        s0 = np.maximum(s, 0)
-        noise = (self.rsu_noise_psd_w_hz[s0] + link.uplink_interference_w_hz[idx]) * np.where(b > 0, b, 1.0)
+        pos = b > 0
+        conn = (s >= 0) & pos
+        noise = (self.rsu_noise_psd_w_hz[np.maximum(s, 0)] + link.uplink_interference_w_hz[idx]) * np.where(pos, b, 1.0)
         return np.where(conn, p * link.serving_gain[idx] / noise, 0.0)
 
     def uplink_rate_bps(self, link: LinkState, idx: np.ndarray, tx_power_w: np.ndarray, bandwidth_hz: np.ndarray) -> np.ndarray:
         """Shannon uplink rate b log2(1 + p g / (b (N0 NF + I)) / gap), capped; 0 where not connected.
         The power is clipped to the vehicle maximum."""
         idx = np.asarray(idx, dtype=int)
-        b = np.broadcast_to(np.asarray(bandwidth_hz, dtype=float), idx.shape)
-        sinr = self.uplink_sinr(link, idx, tx_power_w, b)
-        return np.where(sinr > 0, self._shannon(b, sinr), 0.0)
+        b = self._bcast(bandwidth_hz, idx.shape)
+        return self._shannon(b, self.uplink_sinr(link, idx, tx_power_w, b))  # SINR 0 -> rate 0
 
     def downlink_rate_bps(self, link: LinkState, idx: np.ndarray, bandwidth_hz: np.ndarray) -> np.ndarray:
         """Downlink rate over `bandwidth_hz` of the serving RSU (its transmit PSD is fixed)."""
         idx = np.asarray(idx, dtype=int)
-        b = np.broadcast_to(np.asarray(bandwidth_hz, dtype=float), idx.shape)
-        s = np.asarray(link.serving)[idx]
-        conn = (s >= 0) & (b > 0)
-        sinr = np.where(conn, 10 ** (np.where(conn, link.downlink_sinr_db[idx], 0.0) / 10), 0.0)
+        b = self._bcast(bandwidth_hz, idx.shape)
+        conn = (np.asarray(link.serving)[idx] >= 0) & (b > 0)
+        sinr = 10.0 ** (link.downlink_sinr_db[idx] / 10)   # -inf dB (not connected) -> 0
         return np.where(conn, self._shannon(b, sinr), 0.0)
 
     # ------------------------------------------------------------------ handover window
