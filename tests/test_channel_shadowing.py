@@ -105,3 +105,34 @@ def test_uma_tall_ut_los_share_both_draw_paths(by_threshold):
     assert link.los[:, 0].mean() == pytest.approx(want, abs=0.02)
     link = ch.step(1.0, ids, np.c_[np.full(n, 150.0 * math.cos(0.5)), np.full(n, 150.0 * math.sin(0.5))])
     assert link.los[:, 0].mean() == pytest.approx(want, abs=0.02)
+
+
+@pytest.mark.parametrize("los_model", ["stochastic", "expected"])
+def test_standing_vehicles_shortcut_is_exact(los_model):
+    """Rows of vehicles that did not move are copied from the previous step instead of recomputed:
+    the links equal, bit for bit, those of a channel that recomputes every row; vehicles leave and
+    arrive in between, and the row blocks are small so that several blocks are processed."""
+    rng = np.random.default_rng(0)
+    rsu = rng.uniform(0, 2000, (12, 2))
+    cfg = ChannelConfig(los_model=los_model)
+    a, b = Channel(cfg, Rsu(), rsu, 5), Channel(cfg, Rsu(), rsu, 5)
+    a._block_links = b._block_links = 12 * 40
+    xy = {f"v{i}": rng.uniform(0, 2000, 2) for i in range(300)}
+    nxt = 300
+    for k in range(8):
+        for v in list(xy)[:: 17 + k]:
+            del xy[v]
+        for _ in range(10):
+            xy[f"v{nxt}"] = rng.uniform(0, 2000, 2)
+            nxt += 1
+        for v in xy:
+            if rng.random() < 0.5:  # half the vehicles stand still
+                xy[v] = xy[v] + rng.normal(0, 8, 2)
+        ids = list(xy)
+        pos = np.array([xy[v] for v in ids])
+        b._pl_state = None  # forces the full computation
+        la, lb = a.step(float(k), ids, pos), b.step(float(k), ids, pos)
+        for f in ("pathloss_db", "rsrp_dbm", "los", "serving", "uplink_sinr_db", "downlink_sinr_db"):
+            assert np.array_equal(getattr(la, f), getattr(lb, f)), (k, f)
+        assert np.array_equal(a._g, b._g) and np.array_equal(a._u, b._u)
+        assert [(e.vehicle_id, e.to_rsu) for e in la.handovers] == [(e.vehicle_id, e.to_rsu) for e in lb.handovers]

@@ -608,8 +608,9 @@ class Channel:
             self.ping_pong_count += int(pp.sum())
             self.rlf_count += int(rlf_ho[hi].sum())
             k = hi.size
-            vids = [ids[i] for i in hi.tolist()]
-            kinds = np.where(rlf_ho[hi], "rlf", "a3").tolist()
+            vids = map(ids.__getitem__, hi.tolist())
+            rl_hi = rlf_ho[hi]
+            kinds = np.where(rl_hi, "rlf", "a3").tolist() if rl_hi.any() else repeat("a3", k)
             events = list(starmap(HandoverEvent, zip(repeat(float(time_s), k), vids, frm.tolist(), to.tolist(),
                                                      meas[hi, frm].tolist(), meas[hi, to].tolist(), xy[hi, 0].tolist(),
                                                      xy[hi, 1].tolist(), kinds, pp.tolist())))
