@@ -1,7 +1,10 @@
 """Shared fixtures: paths of the real data, a tiny experiment config, the real model (loaded once)."""
 from __future__ import annotations
 
+import csv
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,17 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 def shared_data() -> Path:
     return Path(os.environ.get("IOVSIM_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def iovsim(*args, timeout=600, env=None) -> subprocess.CompletedProcess:
+    """The `iovsim` command as a user types it (this interpreter, output captured)."""
+    return subprocess.run([sys.executable, "-m", "iovsim.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def csv_rows(path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 @pytest.fixture(scope="session")

@@ -1,17 +1,12 @@
 """The mobility commands as a user types them: `iovsim scenario from-osm` and `iovsim trajectories import`."""
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
+from conftest import iovsim
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def iovsim(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "iovsim.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def test_from_osm_then_import_traces_on_it(shared_data_dir, tmp_path):

@@ -3,37 +3,27 @@
 Each strategy must plan, train, aggregate and evaluate; the comparison must run them on common random
 numbers (identical mobility and channel, so identical handover logs) and write one table.
 """
-import csv
-import subprocess
-import sys
-
 import pytest
 import yaml
 
 from iovsim.strategies import names
 
-from conftest import tiny_config
+from conftest import csv_rows as rows, iovsim, tiny_config
 
 pytestmark = pytest.mark.slow
-
-
-def rows(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.fixture(scope="module")
 def comparison(tmp_path_factory):
     d = tmp_path_factory.mktemp("compare")
     base = tiny_config()
-    devices = [dict(d, memory_bytes=m) for d, m in zip(base["devices"], (2e9, 8e9))]  # HetLoRA: rank 4 / 16
+    devices = [dict(dev, memory_bytes=m) for dev, m in zip(base["devices"], (2e9, 8e9))]  # HetLoRA: rank 4 / 16
     cfg = tiny_config(**{"fl.rounds": 1, "fl.round_interval_s": 20, "devices": devices,
                          "fl.tasks": [dict(t, energy_budget_j=40.0) for t in base["fl"]["tasks"]]})
     (d / "tiny.yaml").write_text(yaml.safe_dump(cfg))
     strategies = names()
-    out = subprocess.run([sys.executable, "-m", "iovsim.cli", "compare", str(d / "tiny.yaml"),
-                          "--strategies", ",".join(strategies), "--out", str(d / "cmp"), "--quiet"],
-                         capture_output=True, text=True, timeout=1500)
+    out = iovsim("compare", d / "tiny.yaml", "--strategies", ",".join(strategies), "--out", d / "cmp", "--quiet",
+                 timeout=1500)
     assert out.returncode == 0, out.stderr[-3000:]
     return d / "cmp", strategies
 

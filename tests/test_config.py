@@ -8,6 +8,8 @@ import yaml
 from iovsim.config import ConfigError, ExperimentConfig, load_config, to_dict
 from iovsim.experiment import default_config_path
 
+from conftest import iovsim
+
 
 def write(tmp_path, data, name="exp.yaml"):
     p = tmp_path / name
@@ -48,7 +50,7 @@ def test_scientific_notation_strings_are_numbers(tmp_path):
 
 def test_cli_reports_one_line_without_traceback(tmp_path):
     p = write(tmp_path, {"fl": {"local_stepz": 2}})
-    out = subprocess.run([sys.executable, "-m", "iovsim.cli", "run", str(p)], capture_output=True, text=True)
+    out = iovsim("run", p)
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
     lines = [line for line in out.stderr.splitlines() if line.strip()]
@@ -56,8 +58,7 @@ def test_cli_reports_one_line_without_traceback(tmp_path):
 
 
 def test_cli_missing_config_file(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "iovsim.cli", "run", str(tmp_path / "nope.yaml")],
-                         capture_output=True, text=True)
+    out = iovsim("run", tmp_path / "nope.yaml")
     assert out.returncode == 2 and "config file not found" in out.stderr and "Traceback" not in out.stderr
 
 
@@ -72,7 +73,6 @@ def test_defaults_are_documented():
 
 def test_config_reference_is_up_to_date():
     """docs/config.md is generated from the dataclasses; regenerate with tools/gen_config_reference.py."""
-    import subprocess
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[1]

@@ -4,11 +4,8 @@ Checks that updates are aggregated, the handover log agrees with the channel, me
 written, the same seed gives the same metrics, and a resumed run ends exactly as an
 uninterrupted one.
 """
-import csv
 import json
 import shutil
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -18,14 +15,9 @@ from safetensors.torch import load_file
 from iovsim.config import config_from_dict
 from iovsim.experiment import Experiment
 
-from conftest import tiny_config
+from conftest import csv_rows as rows, iovsim, tiny_config
 
 pytestmark = pytest.mark.slow
-
-
-def rows(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +26,7 @@ def run_a(tmp_path_factory):
     d = tmp_path_factory.mktemp("e2e")
     cfg_path = d / "tiny.yaml"
     cfg_path.write_text(yaml.safe_dump(tiny_config(**{"fl.round_interval_s": 20})))
-    out = subprocess.run([sys.executable, "-m", "iovsim.cli", "run", str(cfg_path), "--out", str(d / "run_a"), "--quiet"],
-                         capture_output=True, text=True, timeout=900)
+    out = iovsim("run", cfg_path, "--out", d / "run_a", "--quiet", timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     return d / "run_a"
 
@@ -106,6 +97,5 @@ def test_resume_gives_the_same_final_metrics(run_a, tmp_path):
 
 
 def test_resume_of_a_non_run_folder_is_one_line(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "iovsim.cli", "run", "--resume", str(tmp_path)],
-                         capture_output=True, text=True)
+    out = iovsim("run", "--resume", tmp_path)
     assert out.returncode == 2 and "not a run folder" in out.stderr and "Traceback" not in out.stderr

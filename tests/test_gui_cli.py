@@ -1,14 +1,12 @@
 """`iovsim gui` end to end under Xvfb: the real experiment in sumo-gui, a screenshot per round."""
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import yaml
 from PIL import Image
 
-from conftest import tiny_config
+from conftest import iovsim, tiny_config
 from test_gui_overlay import xvfb_display  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
@@ -19,9 +17,7 @@ def test_iovsim_gui_writes_a_screenshot_per_round(xvfb_display, tmp_path):  # no
     cfg.write_text(yaml.safe_dump(tiny_config(**{"fl.round_interval_s": 15})))
     shots = tmp_path / "shots"
     env = dict(os.environ, DISPLAY=xvfb_display)
-    out = subprocess.run([sys.executable, "-m", "iovsim.cli", "gui", str(cfg), "--out", str(tmp_path / "run"),
-                          "--screenshots", str(shots), "--gif", "--quiet"], capture_output=True, text=True,
-                         env=env, timeout=900)
+    out = iovsim("gui", cfg, "--out", tmp_path / "run", "--screenshots", shots, "--gif", "--quiet", env=env, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     frames = [shots / "round_0001.png", shots / "round_0002.png"]
     images = []
