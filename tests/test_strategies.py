@@ -233,9 +233,10 @@ def test_hetlora_strategy_round_trip_prune_memory_and_hierarchy():
     vid = next(st.vehicle_ids[i] for i, r in zip(plan.participants, plan.rank) if r == 16)
     ups = [Update(_adapter(8, 1), 10, 8, vid), Update(_adapter(4, 2), 5, 4, "someone")]
     agg = s.aggregate(ups, g)
-    assert agg.rank == 16 and agg.state["l0.q.lora_A"].shape == (16, 5) and agg.weight == 15
-    cloud = s.aggregate([agg, s.aggregate([Update(_adapter(2, 3), 4, 2, "x")], g)], g)
-    assert cloud.rank == 16
+    assert agg["l0.q.lora_A"].shape == (16, 5)
+    other = s.aggregate([Update(_adapter(2, 3), 4, 2, "x")], g)
+    cloud = s.aggregate([Update(agg, 15, 16, "rsu0"), Update(other, 4, 16, "rsu1")], g)
+    assert cloud["l0.q.lora_A"].shape == (16, 5)
     assert s.pruned_rank == {vid: 8}
     plan2 = s.configure(st)
     r2 = dict(zip([st.vehicle_ids[i] for i in plan2.participants], plan2.rank.tolist()))
@@ -268,20 +269,20 @@ def test_flora_and_flexlora_strategy_aggregate():
 
     g = _adapter(8, 0)
     ups = [Update(_adapter(2, 1), 1, 2, "a"), Update(_adapter(4, 2), 3, 4, "b")]
-    fl = create("flora", {"lora_alpha": 16.0})
-    fl.setup(1, 0)
-    out = fl.aggregate(ups, g).state
+    fl = create("flora", {})
+    fl.setup(1, 0, lora_alpha=16.0)
+    out = fl.aggregate(ups, g)
     want = 0.25 * lora_product(ups[0].state, "l0.q", 16.0) + 0.75 * lora_product(ups[1].state, "l0.q", 16.0)
     assert torch.allclose(out["l0.q.delta"].double(), want, atol=1e-5)
     assert torch.count_nonzero(out["l0.q.lora_B"]) == 0 and out["l0.q.lora_A"].shape == (8, 5)
-    fl2 = create("flora", {"lora_alpha": 16.0})
-    fl2.setup(1, 0)
-    assert torch.equal(fl2.aggregate(ups, g).state["l0.q.lora_A"], out["l0.q.lora_A"])  # seeded re-init
+    fl2 = create("flora", {})
+    fl2.setup(1, 0, lora_alpha=16.0)
+    assert torch.equal(fl2.aggregate(ups, g)["l0.q.lora_A"], out["l0.q.lora_A"])  # seeded re-init
     start = fl.client_state(out, 2)
     assert start["l0.q.lora_A"].shape == (2, 5) and "l0.q.delta" in start
-    fx = create("flexlora", {"lora_alpha": 16.0})
-    fx.setup(1, 0)
-    agg = fx.aggregate(ups, g).state
+    fx = create("flexlora", {})
+    fx.setup(1, 0, lora_alpha=16.0)
+    agg = fx.aggregate(ups, g)
     assert torch.allclose(lora_product(agg, "l0.q", 16.0), want, atol=1e-4)  # 2 + 4 <= 8: exact
     c = fx.client_state(agg, 2)
     assert c["l0.q.lora_A"].shape == (2, 5)
@@ -312,9 +313,8 @@ def test_hierarchical_aggregation_of_planned_ranks(name):
             trained = {key: v + 0.01 * (k + 1) for key, v in start.items()}
             ups.append(Update(trained, 10 + k, int(plan.rank[k]), st.vehicle_ids[i]))
         agg = s.aggregate(ups, g)
-        agg.source = f"rsu{m}"
-        rsu_results.append(agg)
-    new = s.aggregate(rsu_results, g).state
+        rsu_results.append(Update(agg, sum(u.weight for u in ups), state_rank(agg), f"rsu{m}"))
+    new = s.aggregate(rsu_results, g)
     r = state_rank(new)
     assert r == (plan.rank[0] if name in ("homolora", "split_lora") else 16)
     assert set(k for k in new if not k.endswith(".delta")) == set(g)

@@ -37,12 +37,12 @@ def test_one_client_aggregate_reproduces_its_model(setup):
     """With one update, FLoRA (merged delta), FlexLoRA (SVD) and HetLoRA (padding) give the client's model."""
     model, ex, init = setup
     for name in ("flora", "flexlora", "hetlora"):
-        s = create(name, {"lora_alpha": ALPHA})
-        s.setup(1, 0)
+        s = create(name, {})
+        s.setup(1, 0, lora_alpha=ALPHA)
         start = s.client_state(init, 4)
         res = train(ex, start, 4, seed=1)
         want = ex.evaluate(0, res.state, 4)
-        glob = s.aggregate([Update(res.state, res.num_samples, 4, "v")], init).state
+        glob = s.aggregate([Update(res.state, res.num_samples, 4, "v")], init)
         assert state_rank(glob) == 8
         got = ex.evaluate(0, glob, 8)
         assert got.loss == pytest.approx(want.loss, abs=1e-4), name
@@ -53,6 +53,6 @@ def test_one_client_aggregate_reproduces_its_model(setup):
     s = create("hetlora", {})
     s.setup(1, 0)
     res = train(ex, s.client_state(init, 4), 4, seed=2)
-    glob = s.aggregate([Update(res.state, res.num_samples, 4, "v")], init).state
+    glob = s.aggregate([Update(res.state, res.num_samples, 4, "v")], init)
     back = s.client_state(glob, 4)
     assert ex.evaluate(0, back, 4).loss == pytest.approx(ex.evaluate(0, res.state, 4).loss, abs=1e-4)

@@ -1,12 +1,28 @@
 """Aggregation math on adapter state dicts (plain tensors, see strategies/base.py for names)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 import torch
 
-if TYPE_CHECKING:  # the strategies package imports this module; avoid the cycle at run time
-    from iovsim.strategies.base import Update
+
+@dataclass
+class Update:
+    """One adapter update entering aggregation (from a vehicle, or an RSU's aggregate)."""
+
+    state: dict                      # name -> torch.Tensor
+    weight: float                    # samples behind it (FedAvg weight)
+    rank: int
+    source: str = ""                 # vehicle id or rsu id
+    info: dict = field(default_factory=dict)
+
+
+def state_rank(state: dict) -> int:
+    """Rank of an adapter state dict (rows of its first lora_A)."""
+    for k, v in state.items():
+        if k.endswith(".lora_A"):
+            return int(v.shape[0])
+    raise ValueError("state dict has no lora_A")
 
 
 def weighted_mean(states: list[dict], weights) -> dict:
@@ -31,8 +47,6 @@ def fedavg(updates: list[Update]) -> Update:
         raise ValueError(f"FedAvg needs equal ranks, got {sorted(ranks)}")
     total = sum(u.weight for u in updates)
     state = weighted_mean([u.state for u in updates], [u.weight for u in updates])
-    from iovsim.strategies.base import Update
-
     return Update(state=state, weight=total, rank=updates[0].rank, source="+".join(u.source for u in updates))
 
 
@@ -48,20 +62,13 @@ def lora_modules(state: dict) -> list[str]:
     return [k[: -len(".lora_A")] for k in state if k.endswith(".lora_A")]
 
 
-def _rank_of(state: dict) -> int:
-    for k, v in state.items():
-        if k.endswith(".lora_A"):
-            return int(v.shape[0])
-    raise ValueError("state dict has no lora_A")
-
-
 def resize_rank(state: dict, rank: int, rescale: bool = True) -> dict:
     """Truncate (first `rank` rows of A / columns of B) or zero-pad an adapter to `rank`.
 
     With `rescale`, B is multiplied by rank / old_rank so that (alpha / r) B A keeps the kept
     components' contribution (peft's alpha / r scaling); truncate-then-pad round-trips exactly.
     """
-    old = _rank_of(state)
+    old = state_rank(state)
     factor = rank / old if rescale else 1.0
     out = {}
     for k, v in state.items():
@@ -194,7 +201,7 @@ def lowrank_svd(b: torch.Tensor, a: torch.Tensor, scale: float = 1.0):
 
 def refactor_rank(state: dict, rank: int, lora_alpha: float | None = None) -> dict:
     """FlexLoRA client split: each module's scale * B @ A re-factorized by SVD at `rank` (see svd_split)."""
-    r_old = _rank_of(state)
+    r_old = state_rank(state)
     out = {}
     for k, v in state.items():
         if not k.endswith((".lora_A", ".lora_B")):

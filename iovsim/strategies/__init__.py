@@ -1,8 +1,13 @@
-"""Strategy registry: `create(name, params)` builds a registered strategy or a user's `module:Class`."""
+"""Strategy registry: `create(name, params)` builds a registered strategy or a user's `module:Class`.
+
+A built-in strategy registers itself, in its own file, with `@register("name")`: every module of
+this package is imported once, so a new file is all a new built-in needs.
+"""
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import pkgutil
 from pathlib import Path
 
 from iovsim.strategies.base import Strategy
@@ -22,13 +27,9 @@ def register(name: str):
 
 
 def _load_builtin() -> None:
-    # Imported lazily so a broken optional strategy file never breaks the registry import.
-    for mod in ("homolora", "hetlora", "flexlora", "flora", "ucb_dual", "lyapunov_switch", "split_lora"):
-        try:
-            importlib.import_module(f"iovsim.strategies.{mod}")
-        except ModuleNotFoundError as e:
-            if e.name != f"iovsim.strategies.{mod}":
-                raise
+    # Importing each module of the package runs its @register decorators (imports are cached).
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
 
 
 def _import_user_module(mod_name: str, base_dir):

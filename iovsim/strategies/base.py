@@ -17,7 +17,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
+# Update and state_rank belong with the aggregation math; re-exported for strategy authors.
+from iovsim.fl.aggregate import Update, state_rank
+
 StateDict = dict  # name -> torch.Tensor
+
+__all__ = ["CostModel", "RoundState", "Plan", "RoundFeedback", "Strategy", "StateDict", "Update", "state_rank",
+           "fit_rank"]
 
 
 class CostModel(Protocol):
@@ -92,17 +98,6 @@ class Plan:
 
 
 @dataclass
-class Update:
-    """One adapter update entering aggregation (from a vehicle, or an RSU's aggregate)."""
-
-    state: StateDict
-    weight: float                    # samples behind it (FedAvg weight)
-    rank: int
-    source: str = ""                 # vehicle id or rsu id
-    info: dict = field(default_factory=dict)
-
-
-@dataclass
 class RoundFeedback:
     """What happened in a round, per participant (K,) and per task (T,)."""
 
@@ -123,14 +118,6 @@ class RoundFeedback:
     task_energy_j: np.ndarray        # (T,)
     round_latency_s: float
     extra: dict = field(default_factory=dict)
-
-
-def state_rank(state: StateDict) -> int:
-    """Rank of an adapter state dict (rows of its first lora_A)."""
-    for k, v in state.items():
-        if k.endswith(".lora_A"):
-            return int(v.shape[0])
-    raise ValueError("state dict has no lora_A")
 
 
 def fit_rank(state: StateDict, rank: int) -> StateDict:
@@ -159,14 +146,17 @@ class Strategy:
     """
 
     name = "base"
+    lora_alpha = 16.0   # set by setup from fl.lora_alpha
 
     def __init__(self, **params):
         if params:
             raise TypeError(f"unknown parameter(s): {', '.join(sorted(params))}")
 
-    def setup(self, num_tasks: int, seed: int) -> None:
-        """Called once before round 1."""
+    def setup(self, num_tasks: int, seed: int, lora_alpha: float = 16.0) -> None:
+        """Called once before round 1: the number of tasks, the run's seed, and the LoRA scaling
+        numerator (`fl.lora_alpha`; peft scales an adapter by lora_alpha / rank)."""
         self.rng = np.random.default_rng(seed)
+        self.lora_alpha = float(lora_alpha)
 
     def configure(self, state: RoundState) -> Plan:
         raise NotImplementedError
@@ -182,18 +172,19 @@ class Strategy:
 
         return resize_rank(global_state, rank, rescale=True)
 
-    def aggregate(self, updates: list[Update], global_state: StateDict) -> Update:
-        """Combine updates (vehicles at an RSU, or RSUs at the cloud). Default: sample-weighted FedAvg;
-        where ranks differ, zero-padding to the largest rank (which is FedAvg for equal ranks)."""
+    def aggregate(self, updates: list[Update], global_state: StateDict) -> StateDict:
+        """Combine updates (vehicles at an RSU, or RSUs at the cloud) into one adapter state.
+
+        The engine wraps the result (weight = the updates' total weight, rank = the state's rank,
+        source = the RSU). Default: sample-weighted FedAvg; where ranks differ, zero-padding to the
+        largest rank (which is FedAvg for equal ranks).
+        """
         from iovsim.fl.aggregate import fedavg, zero_pad_aggregate
 
         ranks = {u.rank for u in updates}
         if len(ranks) == 1:
-            return fedavg(updates)
-        rank = max(ranks)
-        state = zero_pad_aggregate(updates, rank)
-        return Update(state=state, weight=sum(u.weight for u in updates), rank=rank,
-                      source="+".join(u.source for u in updates))
+            return fedavg(updates).state
+        return zero_pad_aggregate(updates, max(ranks))
 
     def observe(self, feedback: RoundFeedback) -> dict:
         """Learn from the round; return numbers to log in strategy.csv (may be empty)."""

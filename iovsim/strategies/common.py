@@ -120,23 +120,23 @@ class HeteroRankMixin:
     which even the smallest candidate does not fit is not asked. Up to max_participants are chosen.
     """
 
-    def _init_hetero(self, tier_ranks, memory_bytes_per_rank, selection, respect_window, margin, lora_alpha):
+    def _init_hetero(self, tier_ranks, memory_bytes_per_rank, selection, respect_window, margin):
         check_choice("selection", selection, ("random", "round_robin"))
         if tier_ranks is not None and (not isinstance(tier_ranks, (list, tuple)) or not tier_ranks
                                        or min(int(r) for r in tier_ranks) < 1):
             raise ValueError(f"tier_ranks must be a list of ranks >= 1, got {tier_ranks!r}")
-        if memory_bytes_per_rank <= 0 or margin <= 0 or lora_alpha <= 0:
-            raise ValueError("memory_bytes_per_rank, margin and lora_alpha must be > 0")
+        if memory_bytes_per_rank <= 0 or margin <= 0:
+            raise ValueError("memory_bytes_per_rank and margin must be > 0")
         self.tier_ranks = None if tier_ranks is None else [int(r) for r in tier_ranks]
         self.memory_bytes_per_rank = float(memory_bytes_per_rank)
         self.selection = selection
         self.respect_window = bool(respect_window)
         self.margin = float(margin)
-        self.lora_alpha = float(lora_alpha)
         self.last_round: dict[str, int] = {}
         self.rng = np.random.default_rng()
 
-    def setup(self, num_tasks: int, seed: int) -> None:
+    def setup(self, num_tasks: int, seed: int, lora_alpha: float = 16.0) -> None:
+        super().setup(num_tasks, seed, lora_alpha)
         self.rng = np.random.default_rng([seed, 5])
         self.num_tasks = num_tasks
 
@@ -144,8 +144,6 @@ class HeteroRankMixin:
         return None
 
     def _hetero_plan(self, state: RoundState):
-        if "lora_alpha" in state.extra:
-            self.lora_alpha = float(state.extra["lora_alpha"])
         conn = state.connected()
         want = target_ranks(state, conn, self.tier_ranks, self.memory_bytes_per_rank)
         cap = self._rank_cap(state, conn)

@@ -25,7 +25,7 @@ class FlexLoRA(HeteroRankMixin, Strategy):
                  selection: str = "random", respect_window: bool = True, margin: float = 1.0,
                  lora_alpha: float = 16.0):
         super().__init__()
-        self._init_hetero(tier_ranks, memory_bytes_per_rank, selection, respect_window, margin, lora_alpha)
+        self._init_hetero(tier_ranks, memory_bytes_per_rank, selection, respect_window, margin)
 
     def configure(self, state: RoundState) -> Plan:
         chosen, ranks, extra = self._hetero_plan(state)
@@ -34,11 +34,9 @@ class FlexLoRA(HeteroRankMixin, Strategy):
     def client_state(self, global_state, rank: int):
         return refactor_rank(global_state, int(rank), self.lora_alpha)
 
-    def aggregate(self, updates: list[Update], global_state) -> Update:
+    def aggregate(self, updates: list[Update], global_state) -> dict:
         rank = state_rank(global_state)
-        state = flexlora_aggregate(updates, rank, self.lora_alpha)
-        return Update(state=state, weight=sum(u.weight for u in updates), rank=rank,
-                      source="+".join(u.source for u in updates))
+        return flexlora_aggregate(updates, rank, self.lora_alpha)
 
     def observe(self, feedback: RoundFeedback) -> dict:
         return rank_logs(feedback)

@@ -28,7 +28,7 @@ class FLoRA(HeteroRankMixin, Strategy):
                  selection: str = "random", respect_window: bool = True, margin: float = 1.0,
                  lora_alpha: float = 16.0):
         super().__init__()
-        self._init_hetero(tier_ranks, memory_bytes_per_rank, selection, respect_window, margin, lora_alpha)
+        self._init_hetero(tier_ranks, memory_bytes_per_rank, selection, respect_window, margin)
 
     def configure(self, state: RoundState) -> Plan:
         chosen, ranks, extra = self._hetero_plan(state)
@@ -37,12 +37,10 @@ class FLoRA(HeteroRankMixin, Strategy):
     def client_state(self, global_state, rank: int):
         return resize_rank(global_state, int(rank), rescale=True)
 
-    def aggregate(self, updates: list[Update], global_state) -> Update:
+    def aggregate(self, updates: list[Update], global_state) -> dict:
         rank = state_rank(global_state)
         gen = torch.Generator().manual_seed(int(self.rng.integers(2**62)))
-        state = flora_aggregate(updates, global_state, self.lora_alpha, rank, gen)
-        return Update(state=state, weight=sum(u.weight for u in updates), rank=rank,
-                      source="+".join(u.source for u in updates))
+        return flora_aggregate(updates, global_state, self.lora_alpha, rank, gen)
 
     def observe(self, feedback: RoundFeedback) -> dict:
         return rank_logs(feedback)

@@ -28,9 +28,9 @@ class HetLoRA(HeteroRankMixin, Strategy):
     def __init__(self, tier_ranks: list | None = None, memory_bytes_per_rank: float = 5e8,
                  selection: str = "random", respect_window: bool = True, margin: float = 1.0,
                  prune_lambda: float = 1e-3, prune_gamma: float = 0.5, prune_tol: float = 0.1,
-                 sparsity_weighting: bool = True, rescale: bool = True, lora_alpha: float = 16.0):
+                 sparsity_weighting: bool = True, rescale: bool = True):
         super().__init__()
-        self._init_hetero(tier_ranks, memory_bytes_per_rank, selection, respect_window, margin, lora_alpha)
+        self._init_hetero(tier_ranks, memory_bytes_per_rank, selection, respect_window, margin)
         if prune_lambda < 0 or not 0 < prune_gamma < 1 or prune_tol < 0:
             raise ValueError("expected prune_lambda >= 0, 0 < prune_gamma < 1, prune_tol >= 0")
         self.prune_lambda = float(prune_lambda)
@@ -61,15 +61,13 @@ class HetLoRA(HeteroRankMixin, Strategy):
     def client_state(self, global_state, rank: int):
         return resize_rank(global_state, int(rank), rescale=self.rescale)
 
-    def aggregate(self, updates: list[Update], global_state) -> Update:
+    def aggregate(self, updates: list[Update], global_state) -> dict:
         for u in updates:  # remember self-pruned ranks (vehicle-level updates only)
             if u.source in self.planned and u.rank < self.planned[u.source]:
                 self.pruned_rank[u.source] = int(u.rank)
         rank = state_rank(global_state)
         w = sparsity_weights(updates) if self.sparsity_weighting else None
-        state = zero_pad_aggregate(updates, rank, lora_weights=w, rescale=self.rescale)
-        return Update(state=state, weight=sum(u.weight for u in updates), rank=rank,
-                      source="+".join(u.source for u in updates))
+        return zero_pad_aggregate(updates, rank, lora_weights=w, rescale=self.rescale)
 
     def observe(self, feedback: RoundFeedback) -> dict:
         out = rank_logs(feedback)

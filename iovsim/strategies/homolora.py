@@ -36,7 +36,8 @@ class HomoLoRA(Strategy):
         self.last_round: dict[str, int] = {}
         self.rng = np.random.default_rng()
 
-    def setup(self, num_tasks: int, seed: int) -> None:
+    def setup(self, num_tasks: int, seed: int, lora_alpha: float = 16.0) -> None:
+        super().setup(num_tasks, seed, lora_alpha)
         self.rng = np.random.default_rng([seed, 5])
         self.num_tasks = num_tasks
 

@@ -53,7 +53,8 @@ class LyapunovBase(Strategy):
         self.budgets: list[float] = []
         self.planned: dict = {}
 
-    def setup(self, num_tasks: int, seed: int) -> None:
+    def setup(self, num_tasks: int, seed: int, lora_alpha: float = 16.0) -> None:
+        super().setup(num_tasks, seed, lora_alpha)
         self.rng = np.random.default_rng([seed, 5])
         self.Z = [0.0] * num_tasks
 

@@ -62,10 +62,6 @@ class LyapunovSwitch(LyapunovBase):
         return resize_rank(global_state, int(rank), rescale=True)
 
     def aggregate(self, updates, global_state):
-        from iovsim.fl.aggregate import zero_pad_aggregate
-        from iovsim.strategies.base import Update, state_rank
+        from iovsim.fl.aggregate import state_rank, zero_pad_aggregate
 
-        rank = state_rank(global_state)
-        state = zero_pad_aggregate(updates, rank, rescale=True)
-        return Update(state=state, weight=sum(u.weight for u in updates), rank=rank,
-                      source="+".join(u.source for u in updates))
+        return zero_pad_aggregate(updates, state_rank(global_state), rescale=True)

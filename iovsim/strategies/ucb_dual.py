@@ -82,7 +82,8 @@ class UCBDual(Strategy):
         self.history: list[list] = []
         self.last_round: dict[str, int] = {}
 
-    def setup(self, num_tasks: int, seed: int) -> None:
+    def setup(self, num_tasks: int, seed: int, lora_alpha: float = 16.0) -> None:
+        super().setup(num_tasks, seed, lora_alpha)
         self.rng = np.random.default_rng([seed, 5])
         self.num_tasks = int(num_tasks)
         self._reset(self.num_tasks)
@@ -169,14 +170,10 @@ class UCBDual(Strategy):
 
     def aggregate(self, updates, global_state):
         """Mixed ranks: zero-padding to the global rank (HetLoRA style), sample weights (or sparsity)."""
-        from iovsim.fl.aggregate import sparsity_weights, zero_pad_aggregate
-        from iovsim.strategies.base import Update, state_rank
+        from iovsim.fl.aggregate import sparsity_weights, state_rank, zero_pad_aggregate
 
-        rank = state_rank(global_state)
         w = sparsity_weights(updates) if self.sparsity_weighting else None
-        state = zero_pad_aggregate(updates, rank, lora_weights=w, rescale=True)
-        return Update(state=state, weight=sum(u.weight for u in updates), rank=rank,
-                      source="+".join(u.source for u in updates))
+        return zero_pad_aggregate(updates, state_rank(global_state), lora_weights=w, rescale=True)
 
     def observe(self, fb: RoundFeedback) -> dict:
         T = len(self.lam)

@@ -1,0 +1,153 @@
+"""Building the parts of an experiment from its config: mobility, learning, RSUs and channel."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from iovsim.config import ConfigError, ExperimentConfig
+from iovsim.engine.errors import RunError
+from iovsim.engine.fleet import dirichlet_task_shards
+
+
+@dataclass
+class Mobility:
+    scenario: object        # iovsim.mobility.scenario.Scenario
+    net: object             # sumolib net
+    route_ahead: object     # iovsim.mobility.prediction.RouteAhead
+    session: object         # SumoSession or ReplaySession (not started)
+
+
+@dataclass
+class Learning:
+    model: object           # iovsim.fl.model.AdapterModel
+    tasks: list             # TaskData per task
+    executor: object        # iovsim.fl.train.LocalExecutor
+    shards: list            # per task, the vehicles' data shards
+    strategy: object        # iovsim.strategies.base.Strategy, set up
+    global_states: list     # per task, the initial global adapter
+    shapes: list            # per task, iovsim cost-model ModelShape
+
+
+def build_mobility(cfg: ExperimentConfig, run_dir: Path, gui: bool, gui_args: list[str]) -> Mobility:
+    """The scenario, its road network and a SUMO session (not started yet)."""
+    import sumolib
+
+    from iovsim.mobility.prediction import RouteAhead
+    from iovsim.mobility.scenario import build_scenario
+    from iovsim.mobility.sumo import SumoSession
+
+    mob = cfg.mobility
+    scenario = build_scenario(mob, cfg.base_dir)
+    net = sumolib.net.readNet(str(scenario.net_file), withInternal=False)
+    extra = scenario.output_args(run_dir / "sumo") + list(mob.sumo_args)
+    session_cls = SumoSession
+    if scenario.replay.get("file") and scenario.replay.get("mode", "exact") == "exact":
+        from iovsim.mobility.replay import ReplaySession as session_cls  # vehicles follow GPS tracks
+    session = session_cls(
+        scenario, seed=cfg.seed, step_length_s=mob.step_length_s, begin_s=mob.begin_s, end_s=mob.end_s,
+        backend=mob.backend, gui=gui, out_dir=run_dir / "sumo", extra_args=extra + gui_args,
+        max_vehicles=mob.fl_vehicles, enrol=mob.enrol, probability=mob.enrol_probability, scale=mob.scale)
+    return Mobility(scenario, net, RouteAhead(net), session)
+
+
+def available_tasks(cfg: ExperimentConfig, message) -> list:
+    """The configured tasks without the optional ones whose data is absent (`message` says which)."""
+    from iovsim.fl.data import DataError, load_task
+
+    keep = []
+    for tc in cfg.fl.tasks:
+        if tc.optional:
+            try:
+                load_task(tc, cfg.seed, cfg.base_dir)
+            except (DataError, ImportError) as e:
+                message(f"optional task {tc.name} skipped: {e}")
+                continue
+        keep.append(tc)
+    if not keep:
+        raise RunError("no task left to train (every optional task's data is absent)")
+    return keep
+
+
+def build_strategy(cfg: ExperimentConfig, num_tasks: int):
+    """The configured strategy, set up with the task count, the seed and lora_alpha."""
+    from iovsim.strategies import create
+
+    try:
+        strategy = create(cfg.strategy.name, cfg.strategy.params, base_dir=cfg.base_dir)
+    except ValueError as e:
+        raise ConfigError(cfg.source_path or None, "strategy", str(e)) from None
+    strategy.setup(num_tasks, cfg.seed, lora_alpha=cfg.fl.lora_alpha)
+    return strategy
+
+
+def build_learning(cfg: ExperimentConfig, progress) -> Learning:
+    """Model, task data (tokenized once), executor, shards, strategy and initial global adapters."""
+    from iovsim.fl.data import load_task
+    from iovsim.fl.model import AdapterModel
+    from iovsim.fl.train import LocalExecutor, TokenizedTask
+
+    fl = cfg.fl
+    with progress.task("Loading model and data", total=len(fl.tasks) + 1) as t:
+        model = AdapterModel(fl.model, fl.target_modules, fl.lora_alpha, device=fl.device, threads=fl.threads)
+        t.advance(1)
+        tasks, tokenized = [], []
+        for tc in fl.tasks:
+            data = load_task(tc, cfg.seed, cfg.base_dir)
+            tasks.append(data)
+            tokenized.append(TokenizedTask(model, data, tc.max_length))
+            t.advance(1)
+    executor = LocalExecutor(model, tokenized)
+    shards = dirichlet_task_shards(fl.tasks, tasks, cfg.seed, fl.samples_per_vehicle, fl.min_samples_per_vehicle)
+    strategy = build_strategy(cfg, len(fl.tasks))
+    global_states = initial_global_states(model, tasks, max([fl.lora_rank, *fl.lora_ranks]), cfg.seed)
+    shapes = [model.shape(tc.max_length, fl.batch_size, d.num_classes) for tc, d in zip(fl.tasks, tasks)]
+    return Learning(model, tasks, executor, shards, strategy, global_states, shapes)
+
+
+def initial_global_states(model, tasks, rank: int, seed: int) -> list[dict]:
+    """Each task's first global adapter at the largest rank, from its own seeded stream."""
+    import torch
+
+    out = []
+    for ti, data in enumerate(tasks):
+        gen = torch.Generator().manual_seed(int(np.random.default_rng([seed, 3, ti]).integers(2**31)))
+        out.append(model.init_state(rank, data.num_classes, gen))
+    return out
+
+
+def warm_up(session, mob, progress) -> np.ndarray:
+    """Run SUMO through the warm-up; the vehicle positions every 10 steps (for RSU placement)."""
+    warm_end = mob.begin_s + mob.warmup_s
+    warm_xy = []
+    with progress.task("SUMO warm-up", total=max(1, int(mob.warmup_s / mob.step_length_s))) as t:
+        while session.time_s + 1e-9 < warm_end and not session.finished():
+            session.step()
+            t.advance(1)
+            if int(round(session.time_s / mob.step_length_s)) % 10 == 0:
+                warm_xy.extend(session.api.vehicle.getPosition(v) for v in session.api.vehicle.getIDList())
+    return np.asarray(warm_xy, dtype=float).reshape(-1, 2)
+
+
+def place_rsus(cfg: ExperimentConfig, scenario, net, warm_xy: np.ndarray) -> list:
+    """RSU sites (with lon/lat). A scenario's own RSU file replaces the default regular placement;
+    the config records that choice, so the saved config.yaml is what ran."""
+    from iovsim.mobility.placement import place_rsus as place
+    from iovsim.mobility.rsu import add_lonlat
+
+    if scenario.rsu_file and cfg.rsu.placement == "regular" and not cfg.rsu.file:
+        cfg.rsu.placement, cfg.rsu.file = "file", str(scenario.rsu_file)
+    sites = place(cfg.rsu.placement, net, cfg.rsu, warmup_xy=warm_xy, seed=cfg.seed, base_dir=cfg.base_dir)
+    return add_lonlat(net, sites)
+
+
+def build_channel(cfg: ExperimentConfig, sites: list):
+    """The channel over the RSU sites. Returns (channel, coverage radius in m)."""
+    from iovsim.channel import Channel
+
+    rsu_xy = np.asarray([[r.x_m, r.y_m] for r in sites])
+    channel = Channel(cfg.channel, cfg.rsu, rsu_xy, cfg.seed)
+    # Without a configured radius: where the mean RSRP (no shadowing) falls to the association threshold.
+    radius = cfg.rsu.coverage_radius_m or float(channel.coverage_radius_m())
+    return channel, radius
