@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from iovsim.config import ExperimentConfig, load_config, save_config, to_dict
+from iovsim.costs.tiers import tier_columns
 
 ROUND_METRICS = ["round", "time_s", "task", "accuracy", "loss", "participants", "completed", "lost_updates",
                  "lost_handover", "lost_left", "lost_deadline", "round_latency_s", "compute_time_s",
@@ -324,7 +325,7 @@ class Experiment:
                         warm_xy.extend(s.api.vehicle.getPosition(v) for v in s.api.vehicle.getIDList())
             self.sites = self._place_rsus(np.asarray(warm_xy, dtype=float).reshape(-1, 2))
             rsu_xy = np.asarray([[r.x_m, r.y_m] for r in self.sites])
-            self.channel = Channel(cfg.channel, cfg.rsu, rsu_xy, cfg.seed)
+            self.channel = Channel(cfg.channel, rsu_xy, cfg.seed)
             radius = cfg.rsu.coverage_radius_m or self._link_budget_radius()
             self.coverage_radius_m = radius
             rsu_mod.write_rsu_additional(self.run_dir / "rsus.add.xml", self.sites, radius)
@@ -390,7 +391,7 @@ class Experiment:
 
     # ------------------------------------------------------------------ one round
     def _round_state(self, r: int):
-        from iovsim.channel import CostModel
+        from iovsim.costs import CostModel
         from iovsim.strategies.base import RoundState
 
         cfg, fl = self.cfg, self.cfg.fl
@@ -414,7 +415,7 @@ class Experiment:
         down = self.channel.downlink_rate_bps(link, idx, share_bw) if n else np.zeros(0)
         dwell = self._predict_dwell(ids, snap) if n else np.zeros(0)
         shape = self.shapes[0]
-        costs = CostModel(shape, flops, power, self.channel, link, default_p, **self._tier_extras(tier))
+        costs = CostModel(shape, flops_per_s=flops, power_w=power, rates=self.channel.rates(link), **self._tier_extras(tier))
         budgets = np.asarray([tc.energy_budget_j if tc.energy_budget_j > 0 else np.inf for tc in fl.tasks])
         return RoundState(
             round_index=r, time_s=snap.time_s, vehicle_ids=ids, task=task, task_names=[t.name for t in fl.tasks],
@@ -429,17 +430,9 @@ class Experiment:
             extra={"lora_alpha": fl.lora_alpha})
 
     def _tier_extras(self, tier: np.ndarray) -> dict:
-        """Optional per-vehicle device parameters the cost model understands (e.g. CPU frequency, kappa)."""
-        import inspect
-
-        from iovsim.channel import CostModel
-
-        accepted = set(inspect.signature(CostModel.__init__).parameters)
-        out = {}
-        for name in ("cpu_frequency_hz", "kappa", "cycles_per_flop"):
-            if name in accepted and all(hasattr(t, name) for t in self.cfg.devices):
-                out[name] = np.asarray([getattr(self.cfg.devices[t], name) for t in tier], dtype=float)
-        return out
+        """Per-vehicle parameters of the kappa energy model (CPU frequency, kappa, cycles per FLOP)."""
+        cols = tier_columns(self.cfg.devices, tier)
+        return {"cpu_frequency_hz": cols.cpu_frequency_hz, "kappa": cols.kappa, "cycles_per_flop": cols.cycles_per_flop}
 
     def _predict_dwell(self, ids, snap) -> np.ndarray:
         horizon = self.cfg.fl.round_deadline_s * 2
@@ -481,7 +474,7 @@ class Experiment:
         down_bits = np.asarray([float(costs.split_download_bits(int(plan.rank[k]), int(steps[k]))) if split[k]
                                 else float(costs.adapter_bits(int(plan.rank[k]))) for k in range(K)])
         compute_s = costs.compute_time_s(vi, plan.rank, steps) if K else np.zeros(0)
-        if hasattr(costs, "device_compute_time_s") and any(split):
+        if any(split):
             dev_s = costs.device_compute_time_s(vi, plan.rank, steps)
             compute_s = np.where(split, dev_s, compute_s)
         rsu_of = state.rsu[vi]
@@ -555,7 +548,7 @@ class Experiment:
         self._log_round(r, t0, parts, fb, evals, state, logged, by_vid)
 
     def _upload_bits(self, costs, rank: int, steps: int, split: bool) -> float:
-        if split and hasattr(costs, "split_upload_bits"):
+        if split:
             return float(costs.split_upload_bits(rank, steps))
         return float(costs.adapter_bits(rank))
 
