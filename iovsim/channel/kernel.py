@@ -244,14 +244,18 @@ class LinkKernel:
 
     def _rows(self, r0, r1, xr, pr, q, rn, rl, has_prev, stochastic, z, renew, fresh_u, pathloss, los, g_full, thr_full):
         """Path loss, LOS state and shadowing of vehicles r0:r1 into the full-size outputs."""
-        cfg = self.cfg
-        nc, m = r1 - r0, self.num_rsus
-        # Squared horizontal distances.
+        nc = r1 - r0
+        d2, lnd, pl = self._los_line_db(xr[r0:r1], nc)
+        pl, lof = self._los_state(r0, r1, d2, lnd, pl, los[r0:r1], pr, q, has_prev, stochastic, renew, fresh_u, thr_full)
+        self._shadowing(r0, r1, pl, lof, los[r0:r1], pr, rn, rl, has_prev, z, pathloss, g_full)
+
+    def _los_line_db(self, xr, nc):
+        """Squared distances d2D^2, L = ln(d3D^2) and the LOS path loss (float32 work buffers)."""
         d2 = self.buffers.get("d2", nc)
         t1 = self.buffers.get("t1", nc)
-        np.subtract(xr[r0:r1, 0:1], self._rsu_xr[None, :, 0], out=d2)
+        np.subtract(xr[:, 0:1], self._rsu_xr[None, :, 0], out=d2)
         np.multiply(d2, d2, out=d2)
-        np.subtract(xr[r0:r1, 1:2], self._rsu_xr[None, :, 1], out=t1)
+        np.subtract(xr[:, 1:2], self._rsu_xr[None, :, 1], out=t1)
         np.multiply(t1, t1, out=t1)
         np.add(d2, t1, out=d2)
         # L = ln(d3D^2), d2D clamped to the tables' minimum (freespace: d3D >= 1 m).
@@ -262,64 +266,75 @@ class LinkKernel:
         pl = self.buffers.get("pl", nc)   # mean path loss of the link's LOS state
         np.multiply(lnd, self._c_los1, out=pl)
         np.add(pl, self._a_los1, out=pl)
-        lo = los[r0:r1]
-        lof = None  # float32 copy of lo, once made
-        if cfg.pathloss_model != "freespace":
+        if self.cfg.pathloss_model != "freespace":
             # LOS loss = max(PL1, PL2): PL2 - PL1 grows with L and is 0 at d'_BP.
             np.multiply(lnd, self._c_los1 + self._c_los2, out=t1)
             np.add(t1, self._a_los2, out=t1)
             np.maximum(pl, t1, out=pl)
+        return d2, lnd, pl
+
+    def _los_state(self, r0, r1, d2, lnd, pl, lo, pr, q, has_prev, stochastic, renew, fresh_u, thr_full):
+        """Each link's LOS state into `lo`; the loss of that state (or the expected loss) into `pl`.
+        Returns (pl, the LOS state as 0/1 floats or None)."""
+        cfg = self.cfg
+        nc, m = r1 - r0, self.num_rsus
+        t1 = self.buffers.get("t1", nc)
         if cfg.pathloss_model == "freespace" or cfg.los_model == "los":
             lo[:] = True
-        else:
-            nl = self.buffers.get("nl", nc)
-            np.multiply(lnd, self._c_nlos, out=nl)
-            np.add(nl, self._a_nlos, out=nl)
-            np.maximum(nl, pl, out=nl)      # PL_NLOS = max(PL_LOS, PL'_NLOS)
-            if cfg.los_model == "nlos":
-                lo[:] = False
-                pl, nl = nl, None
-            elif stochastic and self.los_by_threshold:
-                # u < Pr_LOS(d) <=> d^2 < D(u)^2 (Pr_LOS decreasing): keep D(u)^2 per link and
-                # redraw it only where u is renewed this step.
-                thr = thr_full[r0:r1]
-                if has_prev:
-                    np.take(self.u, pr[r0:r1], axis=0, out=thr)
-                    redraw = np.flatnonzero(renew[r0:r1] < q[r0:r1, None])
-                else:
-                    redraw = np.arange(nc * m)
-                if redraw.size:
-                    self._pool_slice("uniform", redraw.size)
-                    o = self._pool_offset
-                    thr.reshape(-1)[redraw] = self._thr_pool()[o:o + redraw.size]
-                np.less(d2, thr, out=lo)
-            elif stochastic:
-                p = self._los_prob_lookup(lnd, nc)
-                u = thr_full[r0:r1]
-                if has_prev:
-                    np.take(self.u, pr[r0:r1], axis=0, out=u)
-                    redraw = renew[r0:r1] < q[r0:r1, None]
-                    np.subtract(fresh_u[r0:r1], u, out=t1)
-                    np.multiply(t1, redraw, out=t1)
-                    np.add(u, t1, out=u)
-                else:
-                    u[:] = fresh_u[r0:r1]
-                np.less(u, p, out=lo)
-            else:  # expected: LOS probability-weighted loss in dB
-                p = self._los_prob_lookup(lnd, nc)
-                np.greater_equal(p, 0.5, out=lo)
-                np.subtract(pl, nl, out=t1)
-                np.multiply(t1, p, out=t1)
-                np.add(nl, t1, out=pl)
-                nl = None
-            if nl is not None:  # pl <- where(los, pl, nl) as a blend (masked copies are slow)
-                lof = self.buffers.get("lof", nc)
-                np.copyto(lof, lo)  # the LOS state as 0/1 floats, reused below (casting bool each time is slow)
-                np.subtract(pl, nl, out=t1)
-                np.multiply(t1, lof, out=t1)
-                np.add(nl, t1, out=pl)
+            return pl, None
+        nl = self.buffers.get("nl", nc)
+        np.multiply(lnd, self._c_nlos, out=nl)
+        np.add(nl, self._a_nlos, out=nl)
+        np.maximum(nl, pl, out=nl)      # PL_NLOS = max(PL_LOS, PL'_NLOS)
+        if cfg.los_model == "nlos":
+            lo[:] = False
+            return nl, None
+        if stochastic and self.los_by_threshold:
+            # u < Pr_LOS(d) <=> d^2 < D(u)^2 (Pr_LOS decreasing): keep D(u)^2 per link and
+            # redraw it only where u is renewed this step.
+            thr = thr_full[r0:r1]
+            if has_prev:
+                np.take(self.u, pr[r0:r1], axis=0, out=thr)
+                redraw = np.flatnonzero(renew[r0:r1] < q[r0:r1, None])
+            else:
+                redraw = np.arange(nc * m)
+            if redraw.size:
+                self._pool_slice("uniform", redraw.size)
+                o = self._pool_offset
+                thr.reshape(-1)[redraw] = self._thr_pool()[o:o + redraw.size]
+            np.less(d2, thr, out=lo)
+        elif stochastic:
+            p = self._los_prob_lookup(lnd, nc)
+            u = thr_full[r0:r1]
+            if has_prev:
+                np.take(self.u, pr[r0:r1], axis=0, out=u)
+                redraw = renew[r0:r1] < q[r0:r1, None]
+                np.subtract(fresh_u[r0:r1], u, out=t1)
+                np.multiply(t1, redraw, out=t1)
+                np.add(u, t1, out=u)
+            else:
+                u[:] = fresh_u[r0:r1]
+            np.less(u, p, out=lo)
+        else:  # expected: LOS probability-weighted loss in dB
+            p = self._los_prob_lookup(lnd, nc)
+            np.greater_equal(p, 0.5, out=lo)
+            np.subtract(pl, nl, out=t1)
+            np.multiply(t1, p, out=t1)
+            np.add(nl, t1, out=pl)
+            return pl, None
+        # pl <- where(los, pl, nl) as a blend (masked copies are slow)
+        lof = self.buffers.get("lof", nc)
+        np.copyto(lof, lo)  # the LOS state as 0/1 floats, reused below (casting bool each time is slow)
+        np.subtract(pl, nl, out=t1)
+        np.multiply(t1, lof, out=t1)
+        np.add(nl, t1, out=pl)
+        return pl, lof
 
-        # Shadow fading: unit AR(1) process in the distance moved, scaled by the LOS state's sigma.
+    def _shadowing(self, r0, r1, pl, lof, lo, pr, rn, rl, has_prev, z, pathloss, g_full):
+        """Shadow fading: unit AR(1) process in the distance moved, scaled by the LOS state's sigma;
+        `pl` + shadowing into `pathloss[r0:r1]`."""
+        nc = r1 - r0
+        t1 = self.buffers.get("t1", nc)
         sig_l, sig_n = self.shadow_std_db
         g = g_full[r0:r1]
         if z is None:
@@ -331,27 +346,8 @@ class LinkKernel:
             lof = self.buffers.get("lof", nc)
             np.copyto(lof, lo)
         if has_prev:
-            gp = self.buffers.get("gp", nc)
-            np.take(self.g, pr[r0:r1], axis=0, out=gp)
-            rnc = rn[r0:r1]
-            dl, dn = self.shadow_decorrelation_m
-            if dl != dn:
-                # rho = rho_N + los (rho_L - rho_N), s = s_N + los (s_L - s_N), s = sqrt(1 - rho^2):
-                # g <- rho g + s z with the coefficients of the link's LOS state.
-                rlc = rl[r0:r1]
-                rho = self.buffers.get("t2", nc)
-                np.multiply(lof, rlc - rnc, out=rho)
-                np.add(rho, rnc, out=rho)
-                np.multiply(gp, rho, out=g)
-                snc = np.sqrt(1 - rnc * rnc)
-                np.multiply(lof, np.sqrt(1 - rlc * rlc) - snc, out=t1)
-                np.add(t1, snc, out=t1)
-                np.multiply(t1, zc, out=t1)
-                np.add(g, t1, out=g)
-            else:
-                np.multiply(gp, rnc, out=g)
-                np.multiply(zc, np.sqrt(1 - rnc * rnc), out=t1)
-                np.add(g, t1, out=g)
+            self._shadow_ar1(g, np.take(self.g, pr[r0:r1], axis=0, out=self.buffers.get("gp", nc)), zc, lof,
+                             rn[r0:r1], None if rl is None else rl[r0:r1], t1, nc)
         else:
             g[:] = zc
         if sig_l == sig_n:
@@ -361,6 +357,25 @@ class LinkKernel:
             np.add(t1, np.float32(sig_n), out=t1)
             np.multiply(t1, g, out=t1)
         np.add(pl, t1, out=pathloss[r0:r1])
+
+    def _shadow_ar1(self, g, gp, zc, lof, rnc, rlc, t1, nc):
+        """g <- rho g_prev + sqrt(1 - rho^2) z with the coefficients of each link's LOS state."""
+        dl, dn = self.shadow_decorrelation_m
+        if dl != dn:
+            # rho = rho_N + los (rho_L - rho_N), s = s_N + los (s_L - s_N), s = sqrt(1 - rho^2).
+            rho = self.buffers.get("t2", nc)
+            np.multiply(lof, rlc - rnc, out=rho)
+            np.add(rho, rnc, out=rho)
+            np.multiply(gp, rho, out=g)
+            snc = np.sqrt(1 - rnc * rnc)
+            np.multiply(lof, np.sqrt(1 - rlc * rlc) - snc, out=t1)
+            np.add(t1, snc, out=t1)
+            np.multiply(t1, zc, out=t1)
+            np.add(g, t1, out=g)
+        else:
+            np.multiply(gp, rnc, out=g)
+            np.multiply(zc, np.sqrt(1 - rnc * rnc), out=t1)
+            np.add(g, t1, out=g)
 
     def _los_prob_lookup(self, lnd: np.ndarray, n: int) -> np.ndarray:
         """LOS probability from a per-RSU table uniform in L = ln(d3D^2) (4096 cells, 1 m .. 100 km)."""
