@@ -8,6 +8,7 @@ dotted field, and says what was expected.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import types
 import typing
 from dataclasses import dataclass, field
@@ -16,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from iovsim.channel.config import ChannelConfig, DeviceTier, default_device_tiers
+from iovsim.channel.config import ChannelConfig
+from iovsim.costs.tiers import DeviceTier, default_device_tiers
 from iovsim.fl.config import FlConfig
 from iovsim.mobility.config import MobilityConfig, RsuConfig
 from iovsim.strategies.config import StrategyConfig
@@ -58,9 +60,9 @@ class ExperimentConfig:
     mobility: MobilityConfig = field(default_factory=MobilityConfig)
     """Traffic: SUMO scenario, backend, warm-up, federated fleet."""
     rsu: RsuConfig = field(default_factory=RsuConfig)
-    """Road-side units: placement and radio parameters."""
+    """Road-side units: placement (their radio parameters are in `channel`)."""
     channel: ChannelConfig = field(default_factory=ChannelConfig)
-    """Propagation, association/handover, bandwidth allocation."""
+    """Propagation, RSU radios, association/handover, bandwidth allocation."""
     devices: list[DeviceTier] = field(default_factory=default_device_tiers)
     """Device tiers of the federated vehicles (compute speed, power, memory)."""
     fl: FlConfig = field(default_factory=FlConfig)
@@ -91,6 +93,35 @@ class ExperimentConfig:
 
 
 # ----------------------------------------------------------------------------- loading
+
+log = logging.getLogger(__name__)
+
+#: Keys that moved to another section: old dotted key -> new dotted key. Old files keep loading.
+MOVED_KEYS = {
+    "rsu.height_m": "channel.rsu_height_m",
+    "rsu.tx_power_dbm": "channel.rsu_tx_power_dbm",
+    "rsu.bandwidth_hz": "channel.rsu_bandwidth_hz",
+    "rsu.noise_figure_db": "channel.rsu_noise_figure_db",
+}
+
+
+def _move_deprecated_keys(data: dict, source) -> dict:
+    """A copy of `data` with MOVED_KEYS under their new names; one warning line names the file and the keys."""
+    moved = []
+    for old, new in MOVED_KEYS.items():
+        (old_sec, old_key), (new_sec, new_key) = old.split("."), new.split(".")
+        sec, target = data.get(old_sec), data.get(new_sec) or {}
+        if not isinstance(sec, dict) or old_key not in sec or not isinstance(target, dict):
+            continue
+        if new_key in target:
+            raise ConfigError(source, old, f"set only {new} (the new name of this key), not both")
+        data = {**data, old_sec: {k: v for k, v in sec.items() if k != old_key},
+                new_sec: {**target, new_key: sec[old_key]}}
+        moved.append(f"{old} -> {new}")
+    if moved:
+        log.warning("%s: deprecated keys, please rename: %s", source, ", ".join(moved))
+    return data
+
 
 def _type_name(tp) -> str:
     origin = typing.get_origin(tp)
@@ -232,7 +263,7 @@ def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentCo
         raise ConfigError(path, "", "expected a mapping at the top level")
     for dotted, value in (overrides or {}).items():
         _set_dotted(data, dotted, value)
-    cfg = build_dataclass(ExperimentConfig, data, path)
+    cfg = build_dataclass(ExperimentConfig, _move_deprecated_keys(data, path), path)
     cfg.source_path = str(path.resolve())
     check_files(cfg, path)
     return cfg
@@ -240,7 +271,7 @@ def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentCo
 
 def config_from_dict(data: dict, source: str | Path = "<dict>", base_dir: str | Path | None = None) -> ExperimentConfig:
     """Same as load_config for a mapping built in code (tests, compare)."""
-    cfg = build_dataclass(ExperimentConfig, data, source)
+    cfg = build_dataclass(ExperimentConfig, _move_deprecated_keys(data, source), source)
     if base_dir is not None:
         cfg.source_path = str(Path(base_dir).resolve() / "config.yaml")
     check_files(cfg, source)

@@ -1,7 +1,8 @@
 """Channel and device-tier configuration: defaults, validation, YAML-style loading."""
 import pytest
 
-from iovsim.channel.config import ChannelConfig, DeviceTier, default_device_tiers
+from iovsim.channel.config import ChannelConfig
+from iovsim.costs.tiers import DeviceTier, default_device_tiers
 
 
 def _errors(obj):
@@ -48,3 +49,40 @@ def test_every_field_has_a_docstring_with_units_or_source():
     cfg = config_from_dict({"channel": {"handover_hysteresis_db": 3, "time_to_trigger_s": 0.32,
                                         "bandwidth_allocation": "minmax", "reuse_groups": [0, 1]}})
     assert cfg.channel.time_to_trigger_s == 0.32 and cfg.channel.reuse_groups == [0, 1]
+
+
+def test_old_rsu_radio_keys_move_to_the_channel_section(tmp_path, caplog):
+    import logging
+
+    import yaml
+
+    from iovsim.config import ConfigError, load_config
+
+    p = tmp_path / "old.yaml"
+    p.write_text(yaml.safe_dump({"rsu": {"count": 3, "bandwidth_hz": "1e7", "height_m": 12.0}}))
+    with caplog.at_level(logging.WARNING, logger="iovsim.config"):
+        cfg = load_config(p)
+    assert cfg.channel.rsu_bandwidth_hz == 1e7 and cfg.channel.rsu_height_m == 12.0 and cfg.rsu.count == 3
+    assert cfg.channel.rsu_tx_power_dbm == 30.0
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and str(p) in lines[0]
+    assert "rsu.bandwidth_hz -> channel.rsu_bandwidth_hz" in lines[0] and "rsu.height_m -> channel.rsu_height_m" in lines[0]
+    # Setting both names is ambiguous.
+    p.write_text(yaml.safe_dump({"rsu": {"height_m": 12.0}, "channel": {"rsu_height_m": 8.0}}))
+    with pytest.raises(ConfigError, match="rsu.height_m"):
+        load_config(p)
+
+
+def test_deprecation_line_reaches_stderr_once(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    p = tmp_path / "old.yaml"
+    p.write_text(yaml.safe_dump({"rsu": {"noise_figure_db": 7.0, "tx_power_dbm": 33.0}}))
+    code = f"from iovsim.config import load_config; c = load_config({str(p)!r}).channel; print(c.rsu_noise_figure_db, c.rsu_tx_power_dbm)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["7.0", "33.0"]
+    err = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(err) == 1 and str(p) in err[0] and "rsu.noise_figure_db -> channel.rsu_noise_figure_db" in err[0]

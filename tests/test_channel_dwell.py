@@ -11,13 +11,10 @@ from iovsim.channel.config import ChannelConfig
 RSU_XY = np.array([[0.0, 0.0], [1000.0, 0.0]])
 
 
-class Rsu:
-    height_m, tx_power_dbm, bandwidth_hz, noise_figure_db = 10.0, 30.0, 20e6, 5.0
-
 
 def _setup(**kw):
     cfg = ChannelConfig(los_model="los", shadowing=False, **kw)
-    ch = Channel(cfg, Rsu(), RSU_XY, 0)
+    ch = Channel(cfg, RSU_XY, 0)
     link = ch.step(0.0, ["car", "far"], np.array([[100.0, 0.0], [1e6, 0.0]]))
     return ch, link
 
@@ -61,7 +58,7 @@ def test_staying_in_the_cell_within_the_horizon_is_inf_and_route_matters():
 
 def test_leaving_coverage_ends_the_window():
     cfg = ChannelConfig(los_model="los", shadowing=False, min_rsrp_dbm=-80.0)
-    ch = Channel(cfg, Rsu(), RSU_XY[:1], 0)
+    ch = Channel(cfg, RSU_XY[:1], 0)
     link = ch.step(0.0, ["car"], np.array([[20.0, 0.0]]))
     t = np.arange(1.0, 100.0)
     xs = 20 + 10 * t
@@ -72,7 +69,7 @@ def test_leaving_coverage_ends_the_window():
 def test_default_channel_prediction_is_consistent_with_the_current_association():
     # With shadowing and stochastic LOS the prediction starts from today's measured state: a vehicle
     # predicted to stay where it stands (t = 0) never gets 0 s.
-    ch = Channel(ChannelConfig(), Rsu(), RSU_XY, 4)
+    ch = Channel(ChannelConfig(), RSU_XY, 4)
     n = 200
     ids = [f"v{i}" for i in range(n)]
     xy = np.c_[np.linspace(50, 950, n), np.zeros(n)]

@@ -10,12 +10,9 @@ FC = 5.9e9
 RSU_XY = np.array([[0.0, 0.0], [1000.0, 0.0]])
 
 
-class Rsu:
-    height_m, tx_power_dbm, bandwidth_hz, noise_figure_db = 10.0, 30.0, 20e6, 5.0
-
 
 def _drive(cfg, xs, dt=1.0, vid="car"):
-    ch = Channel(cfg, Rsu(), RSU_XY, 0)
+    ch = Channel(cfg, RSU_XY, 0)
     links = [ch.step(k * dt, [vid], np.array([[x, 0.0]])) for k, x in enumerate(xs)]
     return ch, links
 
@@ -96,7 +93,7 @@ def test_ping_pong_counted_within_the_window():
 def test_coverage_loss_and_reattach():
     # Far beyond coverage: RSRP below min_rsrp_dbm, not connected; the loss is not a handover.
     cfg = _deterministic(min_rsrp_dbm=-90.0)
-    ch = Channel(cfg, Rsu(), np.array([[0.0, 0.0]]), 0)
+    ch = Channel(cfg, np.array([[0.0, 0.0]]), 0)
     xs = [50.0, 5000.0, 60.0]
     links = [ch.step(float(k), ["car"], np.array([[x, 0.0]])) for k, x in enumerate(xs)]
     assert [int(l.serving[0]) for l in links] == [0, -1, 0]
@@ -118,7 +115,7 @@ def test_rlf_reattaches_to_a_stronger_rsu_below_hysteresis():
 
 def test_absent_vehicles_are_forgotten_and_state_follows_ids():
     cfg = _deterministic()
-    ch = Channel(cfg, Rsu(), RSU_XY, 0)
+    ch = Channel(cfg, RSU_XY, 0)
     ch.step(0.0, ["a", "b"], np.array([[100.0, 0.0], [900.0, 0.0]]))
     link = ch.step(1.0, ["b", "c"], np.array([[900.0, 0.0], [600.0, 0.0]]))
     assert link.index() == {"b": 0, "c": 1}
@@ -129,13 +126,13 @@ def test_absent_vehicles_are_forgotten_and_state_follows_ids():
 
 def test_l3_filter_smooths_measurements():
     cfg = ChannelConfig(rsrp_filter_k=4)
-    ch = Channel(cfg, Rsu(), RSU_XY, 0)
+    ch = Channel(cfg, RSU_XY, 0)
     n = 300
     ids = [f"v{i}" for i in range(n)]
     for k in range(40):
         ch.step(float(k), ids, np.c_[np.full(n, 480.0 + 2 * (k % 2)), np.linspace(-50, 50, n)])
     filtered = ch.handover_count
-    ch = Channel(ChannelConfig(), Rsu(), RSU_XY, 0)
+    ch = Channel(ChannelConfig(), RSU_XY, 0)
     for k in range(40):
         ch.step(float(k), ids, np.c_[np.full(n, 480.0 + 2 * (k % 2)), np.linspace(-50, 50, n)])
     assert filtered < ch.handover_count

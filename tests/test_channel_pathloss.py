@@ -15,9 +15,6 @@ from iovsim.channel.config import ChannelConfig
 FC = 5.9e9
 
 
-class Rsu:
-    height_m, tx_power_dbm, bandwidth_hz, noise_figure_db = 10.0, 30.0, 20e6, 5.0
-
 
 def umi_by_hand(d2d, fc_ghz=5.9, hbs=10.0, hut=1.5):
     """TR 38.901 Table 7.4.1-1, UMi-Street Canyon, written out term by term."""
@@ -114,9 +111,8 @@ def test_los_probability_literal_values():
 @pytest.mark.parametrize("los_model", ["los", "nlos"])
 def test_channel_step_uses_the_same_path_loss(model, h_bs, los_model):
     """The vectorized step (float32, formulas in ln d3D^2) agrees with the reference functions."""
-    rsu = type("R", (), {"height_m": h_bs, "tx_power_dbm": 30.0, "bandwidth_hz": 20e6, "noise_figure_db": 5.0})()
     rsu_xy = np.array([[0.0, 0.0], [3000.0, 0.0], [0.0, 2500.0]])
-    ch = Channel(ChannelConfig(pathloss_model=model, los_model=los_model, shadowing=False), rsu, rsu_xy, seed=1)
+    ch = Channel(ChannelConfig(pathloss_model=model, los_model=los_model, shadowing=False, rsu_height_m=h_bs), rsu_xy, seed=1)
     d = np.geomspace(1.0, 5000.0, 60)
     xy = np.c_[d, np.zeros_like(d)]
     link = ch.step(0.0, [f"v{i}" for i in range(len(d))], xy)
@@ -131,9 +127,9 @@ def test_channel_freespace_and_expected_models():
     d = np.array([20.0, 80.0, 300.0, 900.0])
     xy = np.c_[d, np.zeros_like(d)]
     ids = [f"v{i}" for i in range(len(d))]
-    fs = Channel(ChannelConfig(pathloss_model="freespace", shadowing=True), Rsu(), rsu_xy, 1).step(0.0, ids, xy)
+    fs = Channel(ChannelConfig(pathloss_model="freespace", shadowing=True), rsu_xy, 1).step(0.0, ids, xy)
     assert np.allclose(fs.pathloss_db[:, 0], plm.freespace_db(np.hypot(d, 8.5), FC), atol=0.01)  # no shadowing in free space
-    ex = Channel(ChannelConfig(los_model="expected", shadowing=False), Rsu(), rsu_xy, 1).step(0.0, ids, xy)
+    ex = Channel(ChannelConfig(los_model="expected", shadowing=False), rsu_xy, 1).step(0.0, ids, xy)
     p = plm.los_probability("umi", d)
     want = p * plm.umi_los_db(d, FC) + (1 - p) * plm.umi_nlos_db(d, FC)
     assert np.allclose(ex.pathloss_db[:, 0], want, atol=0.02)
@@ -160,3 +156,26 @@ def test_v2v_models():
     assert plm.v2v_los_probability("urban", 200.0) == pytest.approx(1.05 * math.exp(-2.28))
     with pytest.raises(ValueError):
         plm.v2v_los_db("rural", 10.0, FC)
+
+
+@pytest.mark.parametrize("model", ["umi", "uma"])
+@pytest.mark.parametrize("h_bs,h_ut", [(10.0, 1.5), (25.0, 1.5), (6.0, 2.5), (25.0, 12.0)])
+@pytest.mark.parametrize("los_model", ["stochastic", "los", "nlos"])
+def test_kernel_matches_reference_over_a_grid(model, h_bs, h_ut, los_model):
+    """The float32 step kernel against the float64 TR 38.901 functions: distances from 1 m to 5 km
+    (below and beyond d'_BP), several antenna heights, and each link's own LOS state."""
+    cfg = ChannelConfig(pathloss_model=model, los_model=los_model, shadowing=False, rsu_height_m=h_bs,
+                        vehicle_height_m=h_ut)
+    rsu_xy = np.array([[0.0, 0.0], [2000.0, 700.0]])
+    d = np.geomspace(1.0, 5000.0, 400)
+    xy = np.c_[d * np.cos(d), d * np.sin(d)]
+    link = Channel(cfg, rsu_xy, seed=3).step(0.0, [f"v{i}" for i in range(d.size)], xy)
+    d2d = np.hypot(xy[:, None, 0] - rsu_xy[None, :, 0], xy[:, None, 1] - rsu_xy[None, :, 1])
+    ref = plm.pathloss_db(model, d2d, FC, h_bs, h_ut, np.asarray(link.los))
+    assert np.abs(link.pathloss_db - ref).max() < 0.01
+    if los_model == "stochastic":
+        assert link.los.any() and not link.los.all()
+    f_los, f_nlos = {"umi": (plm.umi_los_db, plm.umi_nlos_db), "uma": (plm.uma_los_db, plm.uma_nlos_db)}[model]
+    by_hand = {"umi": umi_by_hand, "uma": uma_by_hand}[model]
+    for dd in (15.0, 300.0, 1500.0):
+        assert (f_los(dd, FC, h_bs, h_ut), f_nlos(dd, FC, h_bs, h_ut)) == pytest.approx(by_hand(dd, 5.9, h_bs, h_ut), abs=1e-9)

@@ -12,13 +12,10 @@ FC = 5.9e9
 N0_W_HZ = 10 ** ((-174 - 30) / 10)
 
 
-class Rsu:
-    height_m, tx_power_dbm, bandwidth_hz, noise_figure_db = 10.0, 30.0, 20e6, 5.0
-
 
 def _one(cfg=None, x=200.0):
     cfg = cfg or ChannelConfig(los_model="los", shadowing=False)
-    ch = Channel(cfg, Rsu(), np.array([[0.0, 0.0]]), 0)
+    ch = Channel(cfg, np.array([[0.0, 0.0]]), 0)
     return ch, ch.step(0.0, ["v"], np.array([[x, 0.0]]))
 
 
@@ -65,7 +62,7 @@ def test_cochannel_interference_by_hand_and_reuse():
     rsu_xy = np.array([[0.0, 0.0], [600.0, 0.0]])
     xy = np.array([[150.0, 0.0], [420.0, 0.0]])
     base = dict(los_model="los", shadowing=False, max_spectral_efficiency_bps_hz=0)
-    ch = Channel(ChannelConfig(**base), Rsu(), rsu_xy, 0)
+    ch = Channel(ChannelConfig(**base), rsu_xy, 0)
     link = ch.step(0.0, ["a", "b"], xy)
     assert list(link.serving) == [0, 1]
     gain = 10 ** (-plm.umi_los_db(np.hypot(xy[:, None, 0] - rsu_xy[None, :, 0], 0), FC) / 10)  # (vehicle, rsu)
@@ -84,13 +81,13 @@ def test_cochannel_interference_by_hand_and_reuse():
     # Reuse 2: the two RSUs are on different channels, no interference; interference off: the same.
     for cfg in (ChannelConfig(frequency_reuse=2, **base), ChannelConfig(interference=False, **base),
                 ChannelConfig(reuse_groups=[0, 1], **base)):
-        l2 = Channel(cfg, Rsu(), rsu_xy, 0).step(0.0, ["a", "b"], xy)
+        l2 = Channel(cfg, rsu_xy, 0).step(0.0, ["a", "b"], xy)
         assert l2.downlink_sinr_db[0] == pytest.approx(10 * math.log10(psd_rsu * gain[0, 0] / (N0_W_HZ * 10 ** 0.9)), abs=1e-3)
         assert l2.uplink_sinr_db[0] > link.uplink_sinr_db[0]
 
 
 def test_reuse_groups_spread_neighbours():
-    from iovsim.channel.link import assign_reuse_groups
+    from iovsim.channel.rates import assign_reuse_groups
 
     xy = np.array([[0, 0], [100, 0], [200, 0], [300, 0], [400, 0], [500, 0]], dtype=float)
     g = assign_reuse_groups(xy, 3)
@@ -139,7 +136,7 @@ def test_minmax_equalizes_upload_latency():
 def test_minmax_bisection_with_bandwidth_dependent_rate():
     rsu_xy = np.array([[0.0, 0.0], [800.0, 0.0]])
     xy = np.array([[50.0, 0.0], [200.0, 10.0], [300.0, 0.0], [700.0, 0.0], [760.0, 20.0]])
-    ch = Channel(ChannelConfig(los_model="los", shadowing=False), Rsu(), rsu_xy, 0)
+    ch = Channel(ChannelConfig(los_model="los", shadowing=False), rsu_xy, 0)
     link = ch.step(0.0, [f"v{i}" for i in range(5)], xy)
     idx = np.arange(5)
     p = np.full(5, 0.2)

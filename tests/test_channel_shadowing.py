@@ -9,14 +9,11 @@ from iovsim.channel import pathloss as plm
 from iovsim.channel.config import ChannelConfig
 
 
-class Rsu:
-    height_m, tx_power_dbm, bandwidth_hz, noise_figure_db = 10.0, 30.0, 20e6, 5.0
-
 
 def _run(cfg, step_m, steps=6, n=4000, seed=3):
     """n vehicles on parallel tracks past one RSU, each moving step_m per step; returns (shadow dB, los) per step."""
     rsu = np.array([[0.0, 0.0]])
-    ch = Channel(cfg, Rsu(), rsu, seed)
+    ch = Channel(cfg, rsu, seed)
     ids = [f"v{i}" for i in range(n)]
     y = np.linspace(50.0, 400.0, n)
     out, los = [], []
@@ -62,7 +59,7 @@ def test_stochastic_los_share_and_persistence():
     cfg = ChannelConfig(los_model="stochastic", shadowing=False)
     n = 6000
     rsu = np.array([[0.0, 0.0]])
-    ch = Channel(cfg, Rsu(), rsu, 11)
+    ch = Channel(cfg, rsu, 11)
     ids = [f"v{i}" for i in range(n)]
     xy = np.c_[np.full(n, 60.0), np.zeros(n)]
     a = ch.step(0.0, ids, xy).los[:, 0].copy()
@@ -80,7 +77,7 @@ def test_stochastic_los_share_and_persistence():
 def test_deterministic_for_the_same_seed_and_steps():
     def trace(seed):
         rsu = np.array([[0.0, 0.0], [400.0, 0.0]])
-        ch = Channel(ChannelConfig(), Rsu(), rsu, seed)
+        ch = Channel(ChannelConfig(), rsu, seed)
         out = []
         for k in range(5):
             xy = np.c_[np.arange(10) * 40.0 + 10 * k, np.full(10, 30.0)]
@@ -94,10 +91,9 @@ def test_deterministic_for_the_same_seed_and_steps():
 @pytest.mark.parametrize("by_threshold", [True, False])
 def test_uma_tall_ut_los_share_both_draw_paths(by_threshold):
     # u < Pr_LOS(d) is drawn as d^2 < D(u)^2 when Pr_LOS decreases with d (always, in practice), else directly.
-    cfg = ChannelConfig(pathloss_model="uma", vehicle_height_m=20.0, shadowing=False)
-    rsu = type("R", (), {"height_m": 25.0, "tx_power_dbm": 30.0, "bandwidth_hz": 20e6, "noise_figure_db": 5.0})()
-    ch = Channel(cfg, rsu, np.array([[0.0, 0.0]]), 2)
-    ch._los_by_threshold = by_threshold
+    cfg = ChannelConfig(pathloss_model="uma", vehicle_height_m=20.0, shadowing=False, rsu_height_m=25.0)
+    ch = Channel(cfg, np.array([[0.0, 0.0]]), 2)
+    ch.kernel.los_by_threshold = by_threshold
     n = 6000
     ids = [f"v{i}" for i in range(n)]
     link = ch.step(0.0, ids, np.c_[np.full(n, 150.0), np.zeros(n)])
@@ -115,8 +111,8 @@ def test_standing_vehicles_shortcut_is_exact(los_model):
     rng = np.random.default_rng(0)
     rsu = rng.uniform(0, 2000, (12, 2))
     cfg = ChannelConfig(los_model=los_model)
-    a, b = Channel(cfg, Rsu(), rsu, 5), Channel(cfg, Rsu(), rsu, 5)
-    a._block_links = b._block_links = 12 * 40
+    a, b = Channel(cfg, rsu, 5), Channel(cfg, rsu, 5)
+    a.kernel.block_links = b.kernel.block_links = 12 * 40
     xy = {f"v{i}": rng.uniform(0, 2000, 2) for i in range(300)}
     nxt = 300
     for k in range(8):
@@ -130,9 +126,9 @@ def test_standing_vehicles_shortcut_is_exact(los_model):
                 xy[v] = xy[v] + rng.normal(0, 8, 2)
         ids = list(xy)
         pos = np.array([xy[v] for v in ids])
-        b._pl_state = None  # forces the full computation
+        b.kernel.pl_state = None  # forces the full computation
         la, lb = a.step(float(k), ids, pos), b.step(float(k), ids, pos)
         for f in ("pathloss_db", "rsrp_dbm", "los", "serving", "uplink_sinr_db", "downlink_sinr_db"):
             assert np.array_equal(getattr(la, f), getattr(lb, f)), (k, f)
-        assert np.array_equal(a._g, b._g) and np.array_equal(a._u, b._u)
+        assert np.array_equal(a.kernel.g, b.kernel.g) and np.array_equal(a.kernel.u, b.kernel.u)
         assert [(e.vehicle_id, e.to_rsu) for e in la.handovers] == [(e.vehicle_id, e.to_rsu) for e in lb.handovers]

@@ -31,7 +31,7 @@ def test_default_config_loads_and_round_trips(tmp_path):
     ({"mobility": {"backend": "carla"}}, "mobility.backend", "libsumo or traci"),
     ({"mobility": {"net_file": "nowhere.net.xml"}}, "mobility.net_file", "file not found"),
     ({"fl": {"tasks": [{"name": "a", "dirichlet_alpha": -1}]}}, "fl.tasks[0].dirichlet_alpha", "positive"),
-    ({"rsu": {"bandwidth_hz": "lots"}}, "rsu.bandwidth_hz", "expected a number"),
+    ({"channel": {"rsu_bandwidth_hz": "lots"}}, "channel.rsu_bandwidth_hz", "expected a number"),
     ({"devices": [{"name": "x", "share": 0.5}]}, "devices", "summing to 1"),
 ])
 def test_errors_name_file_and_field(tmp_path, data, field, words):
@@ -44,8 +44,8 @@ def test_errors_name_file_and_field(tmp_path, data, field, words):
 
 
 def test_scientific_notation_strings_are_numbers(tmp_path):
-    cfg = load_config(write(tmp_path, {"rsu": {"bandwidth_hz": "1e7"}}))
-    assert cfg.rsu.bandwidth_hz == 1e7
+    cfg = load_config(write(tmp_path, {"channel": {"rsu_bandwidth_hz": "1e7"}}))
+    assert cfg.channel.rsu_bandwidth_hz == 1e7
 
 
 def test_cli_reports_one_line_without_traceback(tmp_path):

@@ -37,6 +37,15 @@ class FakeCosts:
         snr = np.asarray(tx_power_w, float) * self.gain / (self.noise * bw)
         return bw * np.log2(1 + snr)
 
+    def device_compute_time_s(self, vehicle, rank, steps):  # split training: a tenth stays on the device
+        return 0.1 * self.compute_time_s(vehicle, rank, steps)
+
+    def split_upload_bits(self, rank, steps):  # the head + 16 x 48 x 384 activations per step, fp32
+        return 32.0 * 384 * 3 + 16 * 48 * 384 * 32 * steps
+
+    def split_download_bits(self, rank, steps):
+        return self.split_upload_bits(rank, steps)
+
 
 def make_state(round_index=0, n=30, seed=0, num_rsus=3, num_tasks=2, costs=True, budget=50.0) -> RoundState:
     rng = np.random.default_rng(seed)

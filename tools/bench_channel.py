@@ -69,11 +69,8 @@ def main(argv=None):
     gx, gy = np.meshgrid(x0 + (np.arange(nx) + 0.5) * (x1 - x0) / nx, y0 + (np.arange(ny) + 0.5) * (y1 - y0) / ny)
     rsu_xy = np.c_[gx.ravel(), gy.ravel()][: args.rsus]
 
-    class Rsu:  # iovsim.mobility.config.RsuConfig defaults (duck-typed)
-        height_m, tx_power_dbm, bandwidth_hz, noise_figure_db = 10.0, 30.0, 20e6, 5.0
-
     cfg = ChannelConfig()
-    ch = Channel(cfg, Rsu(), rsu_xy, args.seed)
+    ch = Channel(cfg, rsu_xy, args.seed)
 
     # Warm-up until enough vehicles are present (the channel follows them, untimed).
     t = 0.0

@@ -7,8 +7,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from iovsim.channel.config import ChannelConfig, DeviceTier
+from iovsim.channel.config import ChannelConfig
 from iovsim.config import ExperimentConfig, OutputConfig, field_docs
+from iovsim.costs.tiers import DeviceTier
 from iovsim.fl.config import FlConfig, TaskConfig
 from iovsim.mobility.config import MobilityConfig, RsuConfig
 from iovsim.strategies.config import StrategyConfig

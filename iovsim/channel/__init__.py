@@ -1,7 +1,8 @@
-"""Wireless channel, association/handover, bandwidth sharing and cost models (numpy only)."""
-from iovsim.channel.costs import CostModel, ModelShape
-from iovsim.channel.link import Channel, HandoverEvent, LinkState, dwell_prediction_error
+"""Wireless channel: path loss, association/handover, SINR and rates, bandwidth sharing (numpy only)."""
+from iovsim.channel.dwell import dwell_prediction_error
+from iovsim.channel.handover import HandoverEvent
+from iovsim.channel.link import Channel
 from iovsim.channel.resources import allocate_bandwidth
+from iovsim.channel.state import LinkState
 
-__all__ = ["Channel", "LinkState", "HandoverEvent", "CostModel", "ModelShape", "allocate_bandwidth",
-           "dwell_prediction_error"]
+__all__ = ["Channel", "LinkState", "HandoverEvent", "allocate_bandwidth", "dwell_prediction_error"]

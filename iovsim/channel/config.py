@@ -1,4 +1,4 @@
-"""Configuration of the radio channel and of the vehicles' compute devices.
+"""Configuration of the radio channel: propagation, RSU radios, association/handover, rates.
 
 Every default names its source. TR 38.901 = 3GPP TR 38.901 V17 "Study on channel model for
 frequencies from 0.5 to 100 GHz"; TR 37.885 = 3GPP TR 37.885 V15 "Study on evaluation methodology of
@@ -37,6 +37,14 @@ class ChannelConfig:
     """Shadow-fading decorrelation distance along a vehicle's path; the correlation at distance d
     is exp(-d / d_corr) (Gudmundson 1991). 0 = TR 38.901 Table 7.5-6 (SF correlation distance:
     UMi LOS 10 m, NLOS 13 m; UMa LOS 37 m, NLOS 50 m; freespace uses the UMi values)."""
+    rsu_height_m: float = 10.0
+    """RSU antenna height (3GPP TR 38.901 UMi: 10 m)."""
+    rsu_tx_power_dbm: float = 30.0
+    """RSU downlink transmit power."""
+    rsu_bandwidth_hz: float = 20e6
+    """Uplink bandwidth each RSU shares among its vehicles (a 20 MHz NR-V2X/ITS channel)."""
+    rsu_noise_figure_db: float = 5.0
+    """Receiver noise figure of the RSU."""
     vehicle_height_m: float = 1.5
     """Vehicle antenna height (TR 38.901 UT height 1.5 m)."""
     vehicle_tx_power_dbm: float = 23.0
@@ -108,7 +116,8 @@ class ChannelConfig:
             err("vehicle_tx_power_dbm", f"expected at most vehicle_max_tx_power_dbm ({self.vehicle_max_tx_power_dbm:g}), got {self.vehicle_tx_power_dbm:g}")
         if self.bandwidth_allocation not in BANDWIDTH_ALLOCATIONS:
             err("bandwidth_allocation", f"expected equal, proportional or minmax, got {self.bandwidth_allocation!r}")
-        for name in ("los_correlation_distance_m", "vehicle_height_m", "subcarrier_spacing_hz"):
+        for name in ("los_correlation_distance_m", "vehicle_height_m", "subcarrier_spacing_hz", "rsu_height_m",
+                     "rsu_bandwidth_hz"):
             if getattr(self, name) <= 0:
                 err(name, f"expected a positive number, got {getattr(self, name)}")
         for name in ("shadowing_std_db", "shadowing_decorrelation_m", "handover_hysteresis_db",
@@ -123,49 +132,3 @@ class ChannelConfig:
             err("reuse_groups", "expected group numbers >= 0")
         if not 0 <= self.interference_load <= 1:
             err("interference_load", f"expected a fraction in [0, 1], got {self.interference_load}")
-
-
-@dataclass
-class DeviceTier:
-    """A class of on-board computer. Compute time = FLOPs / flops_per_s; energy = power_w x time, or
-    kappa x cycles x f^2 when `cpu_frequency_hz` and `kappa` are set (the CMOS dynamic-power model
-    of Mao et al., IEEE JSAC 2016, used by Tran et al., INFOCOM 2019 for FL)."""
-
-    name: str = "mid"
-    """Tier name (logged per vehicle)."""
-    share: float = 1.0
-    """Fraction of the FL vehicles in this tier (shares sum to 1)."""
-    flops_per_s: float = 2e11
-    """Sustained training throughput of the on-board accelerator."""
-    power_w: float = 15.0
-    """Power drawn while training."""
-    memory_bytes: float = 4e9
-    """Accelerator memory available for training."""
-    cpu_frequency_hz: float = 0.0
-    """Clock frequency f for the kappa*C*f^2 energy model (0 = use power_w x time)."""
-    kappa: float = 0.0
-    """Effective switched capacitance of the chip (J/cycle/Hz^2); 1e-28 is the common value
-    (Mao et al. 2016; Tran et al. 2019 use alpha/2 = 2e-28). 0 = use power_w x time."""
-    cycles_per_flop: float = 0.0
-    """Cycles per FLOP for the kappa model (0 = cpu_frequency_hz / flops_per_s, so that C / f equals
-    the compute time)."""
-
-    def validate(self, err):
-        if not 0 <= self.share <= 1:
-            err("share", f"expected a fraction in [0, 1], got {self.share}")
-        if self.flops_per_s <= 0:
-            err("flops_per_s", f"expected a positive FLOP/s, got {self.flops_per_s}")
-        if self.power_w <= 0:
-            err("power_w", f"expected a positive power in watts, got {self.power_w}")
-        for name in ("cpu_frequency_hz", "kappa", "cycles_per_flop"):
-            if getattr(self, name) < 0:
-                err(name, f"expected a number >= 0, got {getattr(self, name)}")
-
-
-def default_device_tiers() -> list[DeviceTier]:
-    # Three tiers loosely matching automotive SoCs (entry ARM CPU, mid NPU, high-end GPU SoC).
-    return [
-        DeviceTier(name="low", share=0.3, flops_per_s=5e10, power_w=8.0, memory_bytes=2e9),
-        DeviceTier(name="mid", share=0.4, flops_per_s=2e11, power_w=15.0, memory_bytes=4e9),
-        DeviceTier(name="high", share=0.3, flops_per_s=1e12, power_w=40.0, memory_bytes=16e9),
-    ]

@@ -5,6 +5,9 @@ Distances below the tables' minimum are clamped to it (TR 38.901 is defined from
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
 C_MPS = 299_792_458.0
@@ -25,51 +28,81 @@ def breakpoint_distance_m(carrier_frequency_hz, h_bs_m, h_ut_m, h_e_m: float = E
     return 4.0 * (np.asarray(h_bs_m) - h_e_m) * (np.asarray(h_ut_m) - h_e_m) * carrier_frequency_hz / C_3GPP_MPS
 
 
+@dataclass(frozen=True)
+class LogDistanceModel:
+    """TR 38.901 Table 7.4.1-1 path loss of one model as straight lines in log10(d3D), the only place
+    its constants are written: PL = a + b log10(d3D) for LOS before (`los_near`) and beyond
+    (`los_far`) the breakpoint d'_BP, and PL'_NLOS; PL_NLOS = max(PL_LOS, PL'_NLOS). Freespace
+    (Friis) uses one line for all three. Heights may be arrays (one entry per RSU)."""
+
+    model: str
+    los_near: tuple
+    los_far: tuple
+    nlos: tuple
+    breakpoint_m: Any
+    height_diff_sq_m2: Any
+
+    def los_nlos_db(self, d2d_m):
+        """(PL_LOS, PL_NLOS) in dB at horizontal distances `d2d_m` (broadcast against the heights)."""
+        d2d = np.asarray(d2d_m, dtype=float)
+        if self.model == "freespace":
+            d3 = np.maximum(np.sqrt(d2d * d2d + self.height_diff_sq_m2), 1.0)
+            pl = self.los_near[0] + 20.0 * np.log10(d3)
+            return pl, pl
+        d2 = np.maximum(d2d, MIN_D2D_M)
+        lg = np.log10(d2 * d2 + self.height_diff_sq_m2) * 0.5  # log10(d3D)
+        pl_los = np.where(d2 <= self.breakpoint_m, self.los_near[0] + self.los_near[1] * lg,
+                          self.los_far[0] + self.los_far[1] * lg)
+        pl_nlos = np.maximum(pl_los, self.nlos[0] + self.nlos[1] * lg)
+        return pl_los, pl_nlos
+
+
+def log_distance_model(model: str, carrier_frequency_hz, h_bs_m, h_ut_m) -> LogDistanceModel:
+    """The constants of `model` (umi, uma, freespace) at a carrier frequency and antenna heights."""
+    fc = carrier_frequency_hz / 1e9
+    h_bs = np.asarray(h_bs_m, dtype=float) if np.ndim(h_bs_m) else float(h_bs_m)
+    dh2 = (h_bs - h_ut_m) ** 2
+    dbp = breakpoint_distance_m(carrier_frequency_hz, h_bs, h_ut_m)
+    lf = 20 * np.log10(fc)
+    if model == "umi":
+        los1 = (32.4 + lf, 21.0)
+        los2 = (32.4 + lf - 9.5 * np.log10(dbp ** 2 + dh2), 40.0)
+        nlos = (22.4 + 21.3 * np.log10(fc) - 0.3 * (h_ut_m - 1.5), 35.3)
+    elif model == "uma":
+        los1 = (28.0 + lf, 22.0)
+        los2 = (28.0 + lf - 9.0 * np.log10(dbp ** 2 + dh2), 40.0)
+        nlos = (13.54 + lf - 0.6 * (h_ut_m - 1.5), 39.08)
+    elif model == "freespace":
+        los1 = los2 = nlos = (20 * np.log10(4 * np.pi * carrier_frequency_hz / C_MPS), 20.0)
+    else:
+        raise ValueError(f"unknown path loss model {model!r}")
+    return LogDistanceModel(model, los1, los2, nlos, dbp, dh2)
+
+
 def freespace_db(d3d_m, carrier_frequency_hz):
-    """Friis free-space loss 20 log10(4 pi d f / c)."""
-    d = np.maximum(np.asarray(d3d_m, dtype=float), 1.0)
-    return 20.0 * np.log10(4.0 * np.pi * d * carrier_frequency_hz / C_MPS)
-
-
-def _d3d(d2d_m, h_bs_m, h_ut_m):
-    d2d = np.maximum(np.asarray(d2d_m, dtype=float), MIN_D2D_M)
-    return d2d, np.sqrt(d2d * d2d + (h_bs_m - h_ut_m) ** 2)
+    """Friis free-space loss 20 log10(4 pi d f / c), d3D >= 1 m."""
+    m = log_distance_model("freespace", carrier_frequency_hz, 0.0, 0.0)
+    return m.los_nlos_db(d3d_m)[0]
 
 
 def umi_los_db(d2d_m, carrier_frequency_hz, h_bs_m=10.0, h_ut_m=1.5):
     """UMi-Street Canyon LOS (TR 38.901 Table 7.4.1-1): PL1 up to d'_BP, PL2 beyond."""
-    d2d, d3d = _d3d(d2d_m, h_bs_m, h_ut_m)
-    fc = carrier_frequency_hz / 1e9
-    dbp = breakpoint_distance_m(carrier_frequency_hz, h_bs_m, h_ut_m)
-    pl1 = 32.4 + 21.0 * np.log10(d3d) + 20.0 * np.log10(fc)
-    pl2 = 32.4 + 40.0 * np.log10(d3d) + 20.0 * np.log10(fc) - 9.5 * np.log10(dbp ** 2 + (h_bs_m - h_ut_m) ** 2)
-    return np.where(d2d <= dbp, pl1, pl2)
+    return log_distance_model("umi", carrier_frequency_hz, h_bs_m, h_ut_m).los_nlos_db(d2d_m)[0]
 
 
 def umi_nlos_db(d2d_m, carrier_frequency_hz, h_bs_m=10.0, h_ut_m=1.5):
     """UMi-Street Canyon NLOS: max(PL_LOS, PL'_NLOS), PL'_NLOS = 35.3 log10 d3D + 22.4 + 21.3 log10 fc - 0.3 (h_UT - 1.5)."""
-    _, d3d = _d3d(d2d_m, h_bs_m, h_ut_m)
-    fc = carrier_frequency_hz / 1e9
-    nlos = 35.3 * np.log10(d3d) + 22.4 + 21.3 * np.log10(fc) - 0.3 * (h_ut_m - 1.5)
-    return np.maximum(umi_los_db(d2d_m, carrier_frequency_hz, h_bs_m, h_ut_m), nlos)
+    return log_distance_model("umi", carrier_frequency_hz, h_bs_m, h_ut_m).los_nlos_db(d2d_m)[1]
 
 
 def uma_los_db(d2d_m, carrier_frequency_hz, h_bs_m=25.0, h_ut_m=1.5):
     """UMa LOS (TR 38.901 Table 7.4.1-1): 28.0 + 22 log10 d3D + 20 log10 fc, 40 log10 beyond d'_BP."""
-    d2d, d3d = _d3d(d2d_m, h_bs_m, h_ut_m)
-    fc = carrier_frequency_hz / 1e9
-    dbp = breakpoint_distance_m(carrier_frequency_hz, h_bs_m, h_ut_m)
-    pl1 = 28.0 + 22.0 * np.log10(d3d) + 20.0 * np.log10(fc)
-    pl2 = 28.0 + 40.0 * np.log10(d3d) + 20.0 * np.log10(fc) - 9.0 * np.log10(dbp ** 2 + (h_bs_m - h_ut_m) ** 2)
-    return np.where(d2d <= dbp, pl1, pl2)
+    return log_distance_model("uma", carrier_frequency_hz, h_bs_m, h_ut_m).los_nlos_db(d2d_m)[0]
 
 
 def uma_nlos_db(d2d_m, carrier_frequency_hz, h_bs_m=25.0, h_ut_m=1.5):
     """UMa NLOS: max(PL_LOS, PL'_NLOS), PL'_NLOS = 13.54 + 39.08 log10 d3D + 20 log10 fc - 0.6 (h_UT - 1.5)."""
-    _, d3d = _d3d(d2d_m, h_bs_m, h_ut_m)
-    fc = carrier_frequency_hz / 1e9
-    nlos = 13.54 + 39.08 * np.log10(d3d) + 20.0 * np.log10(fc) - 0.6 * (h_ut_m - 1.5)
-    return np.maximum(uma_los_db(d2d_m, carrier_frequency_hz, h_bs_m, h_ut_m), nlos)
+    return log_distance_model("uma", carrier_frequency_hz, h_bs_m, h_ut_m).los_nlos_db(d2d_m)[1]
 
 
 def los_probability(model: str, d2d_m, h_ut_m=1.5):
@@ -90,12 +123,7 @@ def los_probability(model: str, d2d_m, h_ut_m=1.5):
 def pathloss_db(model: str, d2d_m, carrier_frequency_hz, h_bs_m, h_ut_m, los):
     """Path loss of `model` (umi, uma, freespace) for a LOS state: bool array, or a LOS probability
     in [0, 1] (float array) giving the probability-weighted loss in dB."""
-    if model == "freespace":
-        d2d = np.asarray(d2d_m, dtype=float)
-        return freespace_db(np.sqrt(d2d * d2d + (h_bs_m - h_ut_m) ** 2), carrier_frequency_hz)
-    f_los, f_nlos = {"umi": (umi_los_db, umi_nlos_db), "uma": (uma_los_db, uma_nlos_db)}[model]
-    pl_los = f_los(d2d_m, carrier_frequency_hz, h_bs_m, h_ut_m)
-    pl_nlos = f_nlos(d2d_m, carrier_frequency_hz, h_bs_m, h_ut_m)
+    pl_los, pl_nlos = log_distance_model(model, carrier_frequency_hz, h_bs_m, h_ut_m).los_nlos_db(d2d_m)
     los = np.asarray(los)
     if los.dtype == bool:
         return np.where(los, pl_los, pl_nlos)

@@ -147,7 +147,7 @@ def build_channel(cfg: ExperimentConfig, sites: list):
     from iovsim.channel import Channel
 
     rsu_xy = np.asarray([[r.x_m, r.y_m] for r in sites])
-    channel = Channel(cfg.channel, cfg.rsu, rsu_xy, cfg.seed)
+    channel = Channel(cfg.channel, rsu_xy, cfg.seed)
     # Without a configured radius: where the mean RSRP (no shadowing) falls to the association threshold.
     radius = cfg.rsu.coverage_radius_m or float(channel.coverage_radius_m())
     return channel, radius

@@ -16,21 +16,15 @@ def dbm_to_w(dbm: float) -> float:
 
 # ----------------------------------------------------------------------------- the cost model
 
-def cost_model(shape, view, channel, devices, tier: np.ndarray, default_tx_power_w: float):
+def cost_model(shape, view, channel, devices, tier: np.ndarray):
     """Latency/energy model of the vehicles of `view.link` (rows aligned with its vehicle ids)."""
-    import inspect
+    from iovsim.costs import CostModel
+    from iovsim.costs.tiers import tier_columns
 
-    from iovsim.channel import CostModel
-
-    tiers = [devices[t] for t in tier]
-    flops = np.asarray([t.flops_per_s for t in tiers], dtype=float)
-    power = np.asarray([t.power_w for t in tiers], dtype=float)
-    # Optional per-vehicle device parameters, where the cost model takes them (CPU frequency, kappa).
-    accepted = set(inspect.signature(CostModel.__init__).parameters)
-    extras = {name: np.asarray([getattr(t, name) for t in tiers], dtype=float)
-              for name in ("cpu_frequency_hz", "kappa", "cycles_per_flop")
-              if name in accepted and all(hasattr(d, name) for d in devices)}
-    return CostModel(shape, flops, power, channel, view.link, default_tx_power_w, **extras)
+    cols = tier_columns(devices, tier)
+    return CostModel(shape, flops_per_s=cols.flops_per_s, power_w=cols.power_w,
+                     cpu_frequency_hz=cols.cpu_frequency_hz, kappa=cols.kappa,
+                     cycles_per_flop=cols.cycles_per_flop, rates=channel.rates(view.link))
 
 
 def participant_costs(costs, vehicle: np.ndarray, rank: np.ndarray, steps: np.ndarray, split: list[bool]):
@@ -40,13 +34,12 @@ def participant_costs(costs, vehicle: np.ndarray, rank: np.ndarray, steps: np.nd
     costed as one download and one upload phase of the same total size around the compute.
     """
     k_all = range(len(vehicle))
-    up_bits = np.asarray([float(costs.split_upload_bits(int(rank[k]), int(steps[k])))
-                          if split[k] and hasattr(costs, "split_upload_bits") else float(costs.adapter_bits(int(rank[k])))
-                          for k in k_all])
+    up_bits = np.asarray([float(costs.split_upload_bits(int(rank[k]), int(steps[k]))) if split[k]
+                          else float(costs.adapter_bits(int(rank[k]))) for k in k_all])
     down_bits = np.asarray([float(costs.split_download_bits(int(rank[k]), int(steps[k]))) if split[k]
                             else float(costs.adapter_bits(int(rank[k]))) for k in k_all])
     compute_s = costs.compute_time_s(vehicle, rank, steps) if len(vehicle) else np.zeros(0)
-    if hasattr(costs, "device_compute_time_s") and any(split):
+    if any(split):
         compute_s = np.where(split, costs.device_compute_time_s(vehicle, rank, steps), compute_s)
     energy_j = np.asarray([float(costs.compute_energy_j(np.asarray([int(vehicle[k])]), np.asarray([int(rank[k])]),
                                                         np.asarray([int(steps[k])]))[0]) for k in k_all])
@@ -110,4 +103,4 @@ def observe_round(r: int, cfg, view, channel, fleet, shape, dwell_s: np.ndarray)
         max_participants=fl.participants_per_round, local_steps=fl.local_steps, default_rank=fl.lora_rank,
         ranks=list(fl.lora_ranks), default_tx_power_w=default_p,
         max_tx_power_w=dbm_to_w(cfg.channel.vehicle_max_tx_power_dbm), round_deadline_s=fl.round_deadline_s,
-        costs=cost_model(shape, view, channel, cfg.devices, tier, default_p))
+        costs=cost_model(shape, view, channel, cfg.devices, tier))

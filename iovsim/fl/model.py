@@ -87,7 +87,7 @@ class AdapterModel:
 
     def shape(self, seq_len: int, batch_size: int, num_classes: int = 2):
         """The model's dimensions for the compute and communication cost model."""
-        from iovsim.channel import ModelShape
+        from iovsim.costs import ModelShape
 
         c = self.config
         mods = dict(self.base.named_modules())

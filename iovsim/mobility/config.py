@@ -1,4 +1,5 @@
-"""Configuration of the traffic side: which SUMO scenario, how it is run, and where RSUs stand."""
+"""Configuration of the traffic side: which SUMO scenario, how it is run, and where RSUs stand
+(their radio parameters are in the channel section)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -78,14 +79,6 @@ class RsuConfig:
     """Minimum distance between RSUs."""
     file: str = ""
     """With placement `file`: CSV (lon,lat or x,y columns) or a SUMO additional file of POIs."""
-    height_m: float = 10.0
-    """Antenna height (3GPP TR 38.901 UMi: 10 m)."""
-    tx_power_dbm: float = 30.0
-    """Downlink transmit power."""
-    bandwidth_hz: float = 20e6
-    """Uplink bandwidth each RSU shares among its vehicles (a 20 MHz NR-V2X/ITS channel)."""
-    noise_figure_db: float = 5.0
-    """Receiver noise figure of the RSU."""
     coverage_radius_m: float = 0.0
     """Radius drawn and used for coverage statistics; 0 = derived from the link budget."""
 
@@ -98,5 +91,3 @@ class RsuConfig:
             err("count", f"expected an integer >= 1, got {self.count}")
         if self.spacing_m <= 0:
             err("spacing_m", f"expected a positive distance in metres, got {self.spacing_m}")
-        if self.bandwidth_hz <= 0:
-            err("bandwidth_hz", f"expected a positive bandwidth in Hz, got {self.bandwidth_hz}")

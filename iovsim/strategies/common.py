@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from iovsim.costs import CostModel, CostModelProtocol, ModelShape
 from iovsim.strategies.base import RoundState
 
 
@@ -181,44 +182,45 @@ def rank_logs(feedback) -> dict:
             "mean_rank": float(ranks.mean()) if ranks.size else 0.0}
 
 
-class FallbackCosts:
-    """A CostModel from the RoundState alone, for tests and engines that pass `costs=None`.
+#: all-MiniLM-L6-v2 (the default model) with LoRA on query and value, 2 classes, 48 tokens, batch 16:
+#: the shape `costs_of` assumes when a RoundState carries no cost model.
+FALLBACK_SHAPE = ModelShape(num_layers=6, hidden_size=384, intermediate_size=1536, num_heads=12, vocab_size=30522,
+                            lora_targets=[(384, 384), (384, 384)], head_params=(384 + 1) * 2, seq_len=48, batch_size=16)
 
-    adapter bits = 32-bit A and B of `modules` (in x out = `hidden` x `hidden`) at the rank; compute =
-    steps x flops_per_step / device FLOP/s; energy = device power x time; uplink rate = Shannon on the
-    state's SINR scaled by power and by bandwidth (noise grows with bandwidth).
-    """
 
-    def __init__(self, state: RoundState, hidden: int = 384, modules: int = 12,
-                 flops_per_token_step: float = 6 * 22.7e6, tokens: int = 16 * 48):
+class StateRates:
+    """Link rates from a RoundState alone: uplink Shannon on the state's SINR (at the default power
+    and an equal bandwidth share) scaled by power and bandwidth; downlink proportional to the
+    bandwidth (its SINR does not depend on it)."""
+
+    def __init__(self, state: RoundState):
         self.state = state
-        self.hidden = hidden
-        self.modules = modules
-        self.base_flops = flops_per_token_step * tokens
+        self.max_tx_power_w = float(state.max_tx_power_w)
 
-    def flops_per_step(self, rank: int) -> float:
-        return self.base_flops * (1 + 0.01 * rank)
+    def _equal_share_hz(self, v):
+        st = self.state
+        m = np.maximum(np.asarray(st.rsu)[v], 0)
+        return np.asarray(st.rsu_bandwidth_hz, float)[m] / np.maximum(np.asarray(st.rsu_load)[m], 1)
 
-    def adapter_bits(self, rank: int) -> float:
-        return 32.0 * self.modules * 2 * self.hidden * rank
-
-    def compute_time_s(self, vehicle, rank, steps):
-        f = np.vectorize(self.flops_per_step)(np.asarray(rank))
-        return np.asarray(steps) * f / np.asarray(self.state.device_flops_per_s, float)[np.asarray(vehicle, int)]
-
-    def compute_energy_j(self, vehicle, rank, steps):
-        return self.compute_time_s(vehicle, rank, steps) * np.asarray(self.state.device_power_w, float)[np.asarray(vehicle, int)]
-
-    def upload_rate_bps(self, vehicle, tx_power_w, bandwidth_hz):
+    def uplink_rate_bps(self, vehicle, tx_power_w, bandwidth_hz):
         st = self.state
         v = np.asarray(vehicle, int)
-        m = np.maximum(np.asarray(st.rsu)[v], 0)
-        bw0 = np.asarray(st.rsu_bandwidth_hz, float)[m] / np.maximum(np.asarray(st.rsu_load)[m], 1)
         bw = np.maximum(np.asarray(bandwidth_hz, float), 1.0)
-        snr = 10 ** (np.asarray(st.sinr_db, float)[v] / 10) * np.asarray(tx_power_w, float) / st.default_tx_power_w * bw0 / bw
-        return bw * np.log2(1 + snr)
+        p = np.minimum(np.asarray(tx_power_w, float), self.max_tx_power_w)
+        snr = 10 ** (np.asarray(st.sinr_db, float)[v] / 10) * p / st.default_tx_power_w * self._equal_share_hz(v) / bw
+        return np.where(np.asarray(st.rsu)[v] >= 0, bw * np.log2(1 + snr), 0.0)
+
+    def downlink_rate_bps(self, vehicle, bandwidth_hz):
+        v = np.asarray(vehicle, int)
+        share = self._equal_share_hz(v)
+        return np.asarray(self.state.downlink_rate_bps, float)[v] * np.asarray(bandwidth_hz, float) / share
 
 
-def costs_of(state: RoundState):
-    """state.costs, or a FallbackCosts built from the state."""
-    return state.costs if state.costs is not None else FallbackCosts(state)
+def costs_of(state: RoundState) -> CostModelProtocol:
+    """state.costs, or the cost model of FALLBACK_SHAPE on the state's devices and rates."""
+    if state.costs is not None:
+        return state.costs
+    n = len(state.vehicle_ids)
+    zero = np.zeros(n)
+    return CostModel(FALLBACK_SHAPE, flops_per_s=state.device_flops_per_s, power_w=state.device_power_w,
+                     cpu_frequency_hz=zero, kappa=zero, cycles_per_flop=zero, rates=StateRates(state))

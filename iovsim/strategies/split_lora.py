@@ -28,22 +28,16 @@ class SplitLoRA(LyapunovBase):
 
     Handover window: P_success = probability the activations upload finishes inside the dwell window
     (Rayleigh fading around the mean SNR at the share), so vehicles about to leave are not scheduled.
-    Without CostModel split terms the device computes `device_fraction` of the full model's time and
-    uploads `activation_bits_per_step` x steps plus the adapter. Aggregation: FedAvg (base default).
+    Aggregation: FedAvg (base default).
     """
 
     def __init__(self, V: float = 10.0, rank: int | None = None, vehicle_energy_budget_j: float = 0.0,
-                 bandwidth_iters: int = 2, margin: float = 1.0, device_fraction: float = 0.1,
-                 activation_bits_per_step: float = 16 * 48 * 384 * 32 * 2):
+                 bandwidth_iters: int = 2, margin: float = 1.0):
         super().__init__(V=V, vehicle_energy_budget_j=vehicle_energy_budget_j, bandwidth_iters=bandwidth_iters,
                          margin=margin)
         if rank is not None and int(rank) < 1:
             raise ValueError(f"rank must be >= 1, got {rank}")
-        if not 0 < device_fraction <= 1 or activation_bits_per_step < 0:
-            raise ValueError("expected 0 < device_fraction <= 1 and activation_bits_per_step >= 0")
         self.rank = None if rank is None else int(rank)
-        self.device_fraction = float(device_fraction)
-        self.activation_bits_per_step = float(activation_bits_per_step)
 
     def options(self, state: RoundState):
         return [(self.rank or int(state.default_rank), float(state.default_tx_power_w))]
@@ -59,15 +53,9 @@ class SplitLoRA(LyapunovBase):
         r = np.full(idx.shape, rank)
         full_t = np.asarray(costs.compute_time_s(idx, r, steps), float)
         full_e = np.asarray(costs.compute_energy_j(idx, r, steps), float)
-        if hasattr(costs, "device_compute_time_s"):
-            dev_t = np.asarray(costs.device_compute_time_s(idx, r, steps), float)
-        else:
-            dev_t = full_t * self.device_fraction
+        dev_t = np.asarray(costs.device_compute_time_s(idx, r, steps), float)
         dev_e = full_e * np.where(full_t > 0, dev_t / np.maximum(full_t, 1e-12), 0.0)
-        if hasattr(costs, "split_upload_bits"):
-            bits = float(costs.split_upload_bits(rank, int(state.local_steps)))
-        else:
-            bits = float(costs.adapter_bits(rank)) + self.activation_bits_per_step * int(state.local_steps)
+        bits = float(costs.split_upload_bits(rank, int(state.local_steps)))
         down_t = float(costs.adapter_bits(rank)) / np.maximum(np.asarray(state.downlink_rate_bps, float)[idx], 1e-9)
         rate = np.asarray(costs.upload_rate_bps(idx, np.full(idx.shape, power), bw_hz), float)
         up_t = bits / np.maximum(rate, 1e-9)

@@ -1,0 +1,119 @@
+"""Association and handover: layer-3 RSRP filtering, A3 event with hysteresis, offset and
+time-to-trigger (TS 38.331), radio link failure below min_rsrp_dbm, ping-pong counting."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import repeat, starmap
+
+import numpy as np
+
+from iovsim.channel.config import ChannelConfig
+
+
+@dataclass(slots=True)
+class HandoverEvent:
+    time_s: float
+    vehicle_id: str
+    from_rsu: int
+    to_rsu: int
+    rsrp_from_dbm: float
+    rsrp_to_dbm: float
+    x_m: float
+    y_m: float
+    kind: str = "a3"
+    """`a3` (A3 event after time-to-trigger) or `rlf` (serving RSRP fell below min_rsrp_dbm and the
+    vehicle re-attached at once to the strongest RSU)."""
+    ping_pong: bool = False
+    """True when this handover returns to the RSU the vehicle left within ping_pong_window_s."""
+
+
+class Association:
+    """Serving RSU and handover memory of each vehicle (rows aligned with the channel's last step)."""
+
+    def __init__(self, cfg: ChannelConfig, num_rsus: int):
+        self.cfg = cfg
+        self.num_rsus = num_rsus
+        self.handover_count = 0
+        self.ping_pong_count = 0
+        self.rlf_count = 0
+        self.forget(0)
+
+    def forget(self, n: int) -> None:
+        """Memory of `n` vehicles none of which is connected."""
+        self.meas = np.zeros((n, self.num_rsus), np.float32)  # L3-filtered RSRP used for handover decisions
+        self.serving = np.full(n, -1)
+        self.cand = np.full(n, -1)
+        self.cand_since = np.zeros(n)
+        self.last_from = np.full(n, -1)
+        self.last_to = np.full(n, -1)
+        self.last_ho_s = np.full(n, -np.inf)
+
+    def update(self, time_s, ids, xy, rsrp, old, pr, has_prev):
+        """Serving RSU of each vehicle and the handover events of this step, from the RSRP (N, M);
+        row `pr[k]` of the previous step is vehicle k's memory where `old[k]`."""
+        cfg = self.cfg
+        if cfg.rsrp_filter_k > 0 and has_prev:
+            a = 0.5 ** (cfg.rsrp_filter_k / 4.0)
+            meas = rsrp * a + (1 - a) * np.take(self.meas, pr, axis=0)
+            fresh = ~old
+            meas[fresh] = rsrp[fresh]
+        else:
+            meas = rsrp
+        serving, events = self._decide(time_s, ids, xy, meas, old, pr, has_prev)
+        self.meas = meas
+        return serving, events
+
+    def _decide(self, time_s, ids, xy, meas, old, pr, has_prev):
+        """A3 handover with hysteresis + offset and time-to-trigger; RLF below min_rsrp_dbm."""
+        cfg = self.cfg
+        n = len(ids)
+        if has_prev:
+            serving = np.where(old, self.serving[pr], -1)
+            cand = np.where(old, self.cand[pr], -1)
+            since = np.where(old, self.cand_since[pr], time_s)
+            last_from = np.where(old, self.last_from[pr], -1)
+            last_to = np.where(old, self.last_to[pr], -1)
+            last_t = np.where(old, self.last_ho_s[pr], -np.inf)
+        else:
+            serving, cand = np.full(n, -1), np.full(n, -1)
+            since = np.full(n, float(time_s))
+            last_from, last_to, last_t = np.full(n, -1), np.full(n, -1), np.full(n, -np.inf)
+        rows = np.arange(n)
+        best = meas.argmax(1)
+        best_val = meas[rows, best].astype(float)
+        conn = serving >= 0
+        s0 = np.maximum(serving, 0)
+        s_val = np.where(conn, meas[rows, s0], -np.inf)
+        cond = conn & (best != serving) & (best_val > s_val + cfg.handover_hysteresis_db + cfg.handover_offset_db) \
+            & (best_val >= cfg.min_rsrp_dbm)
+        since = np.where(cond & (cand == best), since, time_s)
+        cand = np.where(cond, best, -1)
+        fire = cond & (time_s - since >= cfg.time_to_trigger_s - 1e-9)
+        rlf = conn & ~fire & (s_val < cfg.min_rsrp_dbm)
+        rlf_ho = rlf & (best_val >= cfg.min_rsrp_dbm) & (best != serving)
+        ho = fire | rlf_ho
+        new_serving = serving.copy()
+        new_serving[ho] = best[ho]
+        new_serving[rlf & ~rlf_ho] = -1
+        attach = ~conn & (best_val >= cfg.min_rsrp_dbm)
+        new_serving[attach] = best[attach]
+        cand[ho] = -1
+        events: list[HandoverEvent] = []
+        hi = np.flatnonzero(ho)
+        if hi.size:
+            frm, to = serving[hi], best[hi]
+            pp = (to == last_from[hi]) & (frm == last_to[hi]) & (time_s - last_t[hi] <= cfg.ping_pong_window_s + 1e-9)
+            self.handover_count += int(hi.size)
+            self.ping_pong_count += int(pp.sum())
+            self.rlf_count += int(rlf_ho[hi].sum())
+            k = hi.size
+            vids = map(ids.__getitem__, hi.tolist())
+            rl_hi = rlf_ho[hi]
+            kinds = np.where(rl_hi, "rlf", "a3").tolist() if rl_hi.any() else repeat("a3", k)
+            events = list(starmap(HandoverEvent, zip(repeat(float(time_s), k), vids, frm.tolist(), to.tolist(),
+                                                     meas[hi, frm].tolist(), meas[hi, to].tolist(), xy[hi, 0].tolist(),
+                                                     xy[hi, 1].tolist(), kinds, pp.tolist())))
+            last_from[hi], last_to[hi], last_t[hi] = frm, to, time_s
+        self.serving, self.cand, self.cand_since = new_serving, cand, np.asarray(since, dtype=float)
+        self.last_from, self.last_to, self.last_ho_s = last_from, last_to, last_t
+        return new_serving, events

@@ -1,0 +1,36 @@
+"""What one channel step returns: every vehicle's links, serving RSU, SINR and handovers."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from iovsim.channel.handover import HandoverEvent
+
+
+@dataclass
+class LinkState:
+    time_s: float
+    vehicle_ids: list[str]
+    xy_m: np.ndarray             # (N, 2)
+    serving: np.ndarray          # (N,) RSU index, -1 = not connected
+    rsrp_dbm: np.ndarray         # (N, M) downlink RSRP from every RSU
+    pathloss_db: np.ndarray      # (N, M) including shadowing
+    uplink_sinr_db: np.ndarray   # (N,) at the default vehicle power over the serving RSU's full bandwidth
+    downlink_sinr_db: np.ndarray  # (N,)
+    handovers: list[HandoverEvent]
+    los: np.ndarray | None = None                  # (N, M) bool LOS state of each link
+    serving_gain: np.ndarray | None = None         # (N,) linear channel gain to the serving RSU (0 if none)
+    uplink_interference_w_hz: np.ndarray | None = None    # (N,) interference PSD at the serving RSU
+    downlink_interference_w_hz: np.ndarray | None = None  # (N,) interference PSD at the vehicle
+    _index: dict | None = field(default=None, repr=False)
+
+    def index(self) -> dict[str, int]:
+        """vehicle id -> row."""
+        if self._index is None:
+            self._index = {v: i for i, v in enumerate(self.vehicle_ids)}
+        return self._index
+
+    @property
+    def num_vehicles(self) -> int:
+        return len(self.vehicle_ids)

@@ -1,0 +1,85 @@
+"""The cost model of one round: FLOPs and bits of the model shape, on each vehicle's device and link."""
+from __future__ import annotations
+
+import numpy as np
+
+from iovsim.costs import bits as _bits
+from iovsim.costs import flops as _flops
+from iovsim.costs.protocol import LinkRates
+from iovsim.costs.shape import ModelShape
+
+
+class CostModel:
+    """Latency and energy of compute and radio for the vehicles of one link snapshot.
+
+    Per-vehicle arrays (`flops_per_s`, `power_w`, and the kappa energy model's `cpu_frequency_hz`,
+    `kappa`, `cycles_per_flop`; see `iovsim.costs.tiers.DeviceTier`) are aligned with the vehicles;
+    methods take `vehicle` as row indices into them. `rates` gives the achievable link rates of the
+    same vehicles (None: the radio methods are unavailable). `split_layer` is the number of encoder
+    layers kept on the device in split training (0 = embedding and head only, arXiv 2407.02924).
+    Implements `iovsim.costs.protocol.CostModelProtocol`.
+    """
+
+    def __init__(self, shape: ModelShape, *, flops_per_s, power_w, cpu_frequency_hz, kappa, cycles_per_flop,
+                 rates: LinkRates | None, split_layer: int = 0):
+        if not 0 <= split_layer <= shape.num_layers:
+            raise ValueError(f"split_layer must be in 0..{shape.num_layers}, got {split_layer}")
+        self.shape = shape
+        self.rates = rates
+        self.split_layer = int(split_layer)
+        cols = np.broadcast_arrays(*(np.atleast_1d(np.asarray(x, dtype=float))
+                                     for x in (flops_per_s, power_w, cpu_frequency_hz, kappa, cycles_per_flop)))
+        self.device_flops_per_s, self.device_power_w, self.cpu_frequency_hz, self.kappa, cpf = cols
+        # Default C/f = FLOPs / FLOP/s, so the kappa energy and the compute time describe the same run.
+        self.cycles_per_flop = np.where(cpf > 0, cpf, self.cpu_frequency_hz / self.device_flops_per_s)
+        self.use_kappa = (self.kappa > 0) & (self.cpu_frequency_hz > 0)
+
+    # ------------------------------------------------------------------ FLOPs and bits
+    def flops_per_step(self, rank) -> float | np.ndarray:
+        return _flops.flops_per_step(self.shape, rank)
+
+    def device_flops_per_step(self, rank) -> float | np.ndarray:
+        return _flops.device_flops_per_step(self.shape, self.split_layer, rank)
+
+    def adapter_bits(self, rank) -> float | np.ndarray:
+        return _bits.adapter_bits(self.shape, rank)
+
+    def split_upload_bits(self, rank, steps) -> float | np.ndarray:
+        return _bits.split_upload_bits(self.shape, self.split_layer, rank, steps)
+
+    def split_download_bits(self, rank, steps) -> float | np.ndarray:
+        return _bits.split_download_bits(self.shape, self.split_layer, rank, steps)
+
+    # ------------------------------------------------------------------ compute
+    def _energy_of(self, v, flops, time_s):
+        cycles = flops * self.cycles_per_flop[v]
+        kappa_e = self.kappa[v] * cycles * self.cpu_frequency_hz[v] ** 2
+        return np.where(self.use_kappa[v], kappa_e, self.device_power_w[v] * time_s)
+
+    def compute_time_s(self, vehicle, rank, steps) -> np.ndarray:
+        """Time for `steps` local steps at `rank` on each vehicle's device."""
+        v = np.asarray(vehicle, dtype=int)
+        return self.flops_per_step(np.asarray(rank)) * np.asarray(steps, dtype=float) / self.device_flops_per_s[v]
+
+    def compute_energy_j(self, vehicle, rank, steps) -> np.ndarray:
+        """power x time, or kappa C f^2 (C = FLOPs x cycles per FLOP) where a tier gives kappa and f."""
+        v = np.asarray(vehicle, dtype=int)
+        flops = self.flops_per_step(np.asarray(rank)) * np.asarray(steps, dtype=float)
+        return self._energy_of(v, flops, flops / self.device_flops_per_s[v])
+
+    def device_compute_time_s(self, vehicle, rank, steps) -> np.ndarray:
+        """Device-side time of `steps` split-training steps."""
+        v = np.asarray(vehicle, dtype=int)
+        return self.device_flops_per_step(np.asarray(rank)) * np.asarray(steps, dtype=float) / self.device_flops_per_s[v]
+
+    def device_compute_energy_j(self, vehicle, rank, steps) -> np.ndarray:
+        v = np.asarray(vehicle, dtype=int)
+        flops = self.device_flops_per_step(np.asarray(rank)) * np.asarray(steps, dtype=float)
+        return self._energy_of(v, flops, flops / self.device_flops_per_s[v])
+
+    # ------------------------------------------------------------------ radio
+    def upload_rate_bps(self, vehicle, tx_power_w, bandwidth_hz) -> np.ndarray:
+        return self.rates.uplink_rate_bps(np.asarray(vehicle, dtype=int), tx_power_w, bandwidth_hz)
+
+    def download_rate_bps(self, vehicle, bandwidth_hz) -> np.ndarray:
+        return self.rates.downlink_rate_bps(np.asarray(vehicle, dtype=int), bandwidth_hz)
