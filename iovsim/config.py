@@ -19,6 +19,8 @@ import yaml
 from iovsim.channel.config import ChannelConfig, DeviceTier, default_device_tiers
 from iovsim.fl.config import FlConfig
 from iovsim.mobility.config import MobilityConfig, RsuConfig
+from iovsim.schema import (check_choice, coerce_number, describe_choice, describe_number, numeric_kind,
+                           number_spec)
 from iovsim.strategies.config import StrategyConfig
 
 
@@ -39,22 +41,18 @@ class OutputConfig:
     """Folder under which each run gets its own folder (relative to the working directory)."""
     run_name: str = ""
     """Name of the run folder; empty means `<experiment name>-<timestamp>`."""
-    checkpoint_every: int = 1
+    checkpoint_every: int = field(default=1, metadata={"ge": 1, "le": 10**6})
     """Write a checkpoint after every N rounds (and always after the last)."""
     report: bool = True
     """Write figures and the HTML report at the end of the run."""
-
-    def validate(self, err):
-        if self.checkpoint_every < 1:
-            err("checkpoint_every", f"expected an integer >= 1, got {self.checkpoint_every}")
 
 
 @dataclass
 class ExperimentConfig:
     name: str = "experiment"
     """Experiment name (run folders are named after it)."""
-    seed: int = 0
-    """One seed for SUMO, channel randomness, data partition and training."""
+    seed: int = field(default=0, metadata={"ge": 0, "le": 2**31 - 1})
+    """One seed for SUMO, channel randomness, data partition and training (SUMO takes 0..2^31-1)."""
     mobility: MobilityConfig = field(default_factory=MobilityConfig)
     """Traffic: SUMO scenario, backend, warm-up, federated fleet."""
     rsu: RsuConfig = field(default_factory=RsuConfig)
@@ -105,6 +103,8 @@ def _type_name(tp) -> str:
         return "a mapping"
     if tp is type(None):
         return "null"
+    if origin is typing.Literal:
+        return describe_choice(tp)
     if tp is float:
         return "a number"
     return {int: "an integer", str: "a string", bool: "true or false"}.get(tp, getattr(tp, "__name__", str(tp)))
@@ -115,22 +115,21 @@ def _coerce(value: Any, tp, path: str, source) -> Any:
     if tp is Any:
         return value
     if origin in (typing.Union, types.UnionType):
-        errors = []
         for arg in typing.get_args(tp):
             try:
                 return _coerce(value, arg, path, source)
-            except ConfigError as e:
-                errors.append(e)
+            except ConfigError:
+                pass
         raise ConfigError(source, path, f"expected {_type_name(tp)}, got {value!r}")
     if tp is type(None):
         if value is None:
             return None
         raise ConfigError(source, path, f"expected null, got {value!r}")
-    if typing.get_origin(tp) is typing.Literal:
-        allowed = typing.get_args(tp)
-        if value in allowed:
-            return value
-        raise ConfigError(source, path, f"expected one of {', '.join(map(str, allowed))}; got {value!r}")
+    if origin is typing.Literal:
+        try:
+            return check_choice(value, tp)
+        except ValueError as e:
+            raise ConfigError(source, path, str(e)) from None
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(source, path, f"expected a mapping, got {value!r}")
@@ -151,21 +150,8 @@ def _coerce(value: Any, tp, path: str, source) -> Any:
         if isinstance(value, bool):
             return value
         raise ConfigError(source, path, f"expected true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ConfigError(source, path, f"expected an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:  # YAML reads 1e9 (no dot) as a string
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(source, path, f"expected a number, got {value!r}")
+    if tp in (int, float):
+        return _number(value, tp, {}, path, source)
     if tp is str:
         if isinstance(value, str):
             return value
@@ -175,8 +161,54 @@ def _coerce(value: Any, tp, path: str, source) -> Any:
     return value
 
 
+# Ranges of the channel and device fields, kept here rather than in the metadata of
+# channel/config.py while that file is being reshaped; the loader reads both the same way.
+RANGES_OUTSIDE_METADATA: dict[type, dict[str, dict]] = {
+    ChannelConfig: {
+        "carrier_frequency_hz": {"ge": 0.5e9, "le": 100e9},  # TR 38.901's range
+        "los_correlation_distance_m": {"gt": 0, "le": 1e6},
+        "shadowing_std_db": {"ge": 0, "le": 50},
+        "shadowing_decorrelation_m": {"ge": 0, "le": 1e6},
+        "vehicle_height_m": {"gt": 0, "le": 1000},
+        "vehicle_tx_power_dbm": {"ge": -100, "le": 100},
+        "vehicle_max_tx_power_dbm": {"ge": -100, "le": 100},
+        "vehicle_noise_figure_db": {"ge": 0, "le": 100},
+        "noise_psd_dbm_hz": {"ge": -300, "le": 0},
+        "min_rsrp_dbm": {"ge": -300, "le": 100},
+        "subcarrier_spacing_hz": {"gt": 0, "le": 1e7},
+        "handover_hysteresis_db": {"ge": 0, "le": 100},
+        "handover_offset_db": {"ge": -100, "le": 100},
+        "time_to_trigger_s": {"ge": 0, "le": 3600},
+        "rsrp_filter_k": {"ge": 0, "le": 19},  # TS 38.331 filterCoefficient fc0..fc19
+        "ping_pong_window_s": {"ge": 0, "le": 3600},
+        "frequency_reuse": {"ge": 1, "le": 1000},
+        "reuse_groups": {"ge": 0, "le": 1000},
+        "interference_load": {"ge": 0, "le": 1},
+        "snr_gap_db": {"ge": 0, "le": 100},
+        "max_spectral_efficiency_bps_hz": {"ge": 0, "le": 100},
+        "min_sinr_db": {"ge": -100, "le": 100},
+    },
+    DeviceTier: {
+        "share": {"ge": 0, "le": 1},
+        "flops_per_s": {"gt": 0, "le": 1e18, "unit": "FLOP/s"},
+        "power_w": {"gt": 0, "le": 1e5},
+        "memory_bytes": {"gt": 0, "le": 1e15},
+        "cpu_frequency_hz": {"ge": 0, "le": 1e11},
+        "kappa": {"ge": 0, "le": 1, "unit": "J/cycle/Hz^2"},
+        "cycles_per_flop": {"ge": 0, "le": 1e6},
+    },
+    RsuConfig: {  # the RSU radio fields (moving to the channel section)
+        "height_m": {"gt": 0, "le": 1000},
+        "tx_power_dbm": {"ge": -100, "le": 100},
+        "bandwidth_hz": {"gt": 0, "le": 1e10},
+        "noise_figure_db": {"ge": 0, "le": 100},
+    },
+}
+
+
 def build_dataclass(cls, data: dict, source=None, path: str = ""):
-    """Build dataclass `cls` from a mapping, rejecting unknown keys and wrong types, then validate."""
+    """Build dataclass `cls` from a mapping, rejecting unknown keys, wrong types and numbers out of
+    their declared range, then validate."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     kwargs = {}
@@ -185,10 +217,30 @@ def build_dataclass(cls, data: dict, source=None, path: str = ""):
         if key not in fields:
             known = ", ".join(sorted(fields))
             raise ConfigError(source, sub, f"unknown key; known keys here: {known}")
-        kwargs[key] = _coerce(value, hints[key], sub, source)
+        kwargs[key] = _coerce_field(cls, key, hints[key], value, sub, source)
     obj = cls(**kwargs)
     validate_tree(obj, source, path)
     return obj
+
+
+def _coerce_field(cls, name: str, tp, value, path: str, source):
+    """A field's value: numbers (and lists of numbers) checked against their declared range."""
+    kind = numeric_kind(tp)
+    if kind is None:
+        return _coerce(value, tp, path, source)
+    spec = number_spec(cls, name, RANGES_OUTSIDE_METADATA.get(cls))
+    if kind is tp:
+        return _number(value, kind, spec, path, source)
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(source, path, f"expected a list, each {describe_number(kind, spec)}, got {value!r}")
+    return [_number(v, kind, spec, f"{path}[{i}]", source) for i, v in enumerate(value)]
+
+
+def _number(value, kind: type, spec: dict, path: str, source):
+    try:
+        return coerce_number(value, kind, spec)
+    except ValueError as e:
+        raise ConfigError(source, path, str(e)) from None
 
 
 def validate_tree(obj, source=None, path: str = ""):

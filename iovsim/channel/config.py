@@ -7,20 +7,25 @@ new V2X use cases for LTE and NR"; TS 38.331/38.214 = NR RRC / physical layer pr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
-PATHLOSS_MODELS = ("umi", "uma", "freespace")
-LOS_MODELS = ("stochastic", "expected", "los", "nlos")
-BANDWIDTH_ALLOCATIONS = ("equal", "proportional", "minmax")
+# The choices are the Literal types; the config loader checks them, code reads the tuples.
+PathlossModel = Literal["umi", "uma", "freespace"]
+LosModel = Literal["stochastic", "expected", "los", "nlos"]
+BandwidthAllocation = Literal["equal", "proportional", "minmax"]
+PATHLOSS_MODELS = get_args(PathlossModel)
+LOS_MODELS = get_args(LosModel)
+BANDWIDTH_ALLOCATIONS = get_args(BandwidthAllocation)
 
 
 @dataclass
 class ChannelConfig:
-    pathloss_model: str = "umi"
+    pathloss_model: PathlossModel = "umi"
     """Vehicle-to-RSU path loss: `umi` (3GPP TR 38.901 Table 7.4.1-1 UMi-Street Canyon), `uma`
     (same table, UMa), or `freespace` (Friis, a reference)."""
     carrier_frequency_hz: float = 5.9e9
     """Carrier frequency (ITS band, 5.9 GHz; ETSI EN 302 571 / TR 37.885 V2X evaluations)."""
-    los_model: str = "stochastic"
+    los_model: LosModel = "stochastic"
     """How the LOS/NLOS state of a link is chosen: `stochastic` (drawn from the LOS probability of
     TR 38.901 Table 7.4.2-1 with a spatially consistent uniform variable per link, §7.6.3.3),
     `expected` (path loss in dB weighted by the LOS probability, deterministic), `los` or `nlos`
@@ -93,21 +98,15 @@ class ChannelConfig:
     min_sinr_db: float = -10.0
     """Below this SINR the link carries nothing (rate 0). The lowest CQI of TS 38.214 Table 5.2.2.1-2
     (QPSK, code rate 78/1024, 0.15 bit/s/Hz) needs roughly -6.7 dB; -10 dB leaves room for repetition."""
-    bandwidth_allocation: str = "equal"
+    bandwidth_allocation: BandwidthAllocation = "equal"
     """How an RSU shares its uplink bandwidth among its participants: `equal`, `proportional`
     (to the bits each uploads), or `minmax` (minimises the largest upload time, bisection)."""
 
     def validate(self, err):
-        if self.pathloss_model not in PATHLOSS_MODELS:
-            err("pathloss_model", f"expected umi, uma or freespace, got {self.pathloss_model!r}")
-        if self.los_model not in LOS_MODELS:
-            err("los_model", f"expected one of {', '.join(LOS_MODELS)}, got {self.los_model!r}")
         if not 0.5e9 <= self.carrier_frequency_hz <= 100e9:
             err("carrier_frequency_hz", f"expected 0.5e9..100e9 Hz (TR 38.901 range), got {self.carrier_frequency_hz:g}")
         if self.vehicle_tx_power_dbm > self.vehicle_max_tx_power_dbm:
             err("vehicle_tx_power_dbm", f"expected at most vehicle_max_tx_power_dbm ({self.vehicle_max_tx_power_dbm:g}), got {self.vehicle_tx_power_dbm:g}")
-        if self.bandwidth_allocation not in BANDWIDTH_ALLOCATIONS:
-            err("bandwidth_allocation", f"expected equal, proportional or minmax, got {self.bandwidth_allocation!r}")
         for name in ("los_correlation_distance_m", "vehicle_height_m", "subcarrier_spacing_hz"):
             if getattr(self, name) <= 0:
                 err(name, f"expected a positive number, got {getattr(self, name)}")
