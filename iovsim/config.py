@@ -19,6 +19,7 @@ import yaml
 from iovsim.channel.config import ChannelConfig, DeviceTier, default_device_tiers
 from iovsim.fl.config import FlConfig
 from iovsim.mobility.config import MobilityConfig, RsuConfig
+from iovsim.mobility.scenario import ScenarioError, resolve_file
 from iovsim.schema import (check_choice, coerce_number, describe_choice, describe_number, numeric_kind,
                            number_spec)
 from iovsim.strategies.config import StrategyConfig
@@ -83,9 +84,8 @@ class ExperimentConfig:
         return Path(self.source_path).resolve().parent if self.source_path else Path.cwd()
 
     def resolve_path(self, value: str | Path) -> Path:
-        """A path from the config, relative to the config file's folder."""
-        p = Path(value).expanduser()
-        return p if p.is_absolute() else (self.base_dir / p)
+        """A path from the config: `sumo:` under SUMO_HOME, relative ones against the config file's folder."""
+        return resolve_file(str(value), self.base_dir)
 
 
 # ----------------------------------------------------------------------------- loading
@@ -309,11 +309,16 @@ def _set_dotted(data: dict, dotted: str, value):
 
 def check_files(cfg: ExperimentConfig, source):
     """Every file a config names must exist; say which field names a missing one."""
-    for field_path, value in cfg.mobility.file_fields():
-        if value and not value.startswith("sumo:") and not cfg.resolve_path(value).exists():
-            raise ConfigError(source, f"mobility.{field_path}", f"file not found: {value}")
-    if cfg.rsu.file and not cfg.resolve_path(cfg.rsu.file).exists():
-        raise ConfigError(source, "rsu.file", f"file not found: {cfg.rsu.file}")
+    named = [(f"mobility.{name}", value) for name, value in cfg.mobility.file_fields()] + [("rsu.file", cfg.rsu.file)]
+    for field_path, value in named:
+        if not value:
+            continue
+        try:
+            found = cfg.resolve_path(value).exists()
+        except ScenarioError as e:  # `sumo:` without a SUMO installation
+            raise ConfigError(source, field_path, str(e)) from None
+        if not found:
+            raise ConfigError(source, field_path, f"file not found: {value}")
 
 
 def save_config(cfg: ExperimentConfig, path: Path):

@@ -39,7 +39,8 @@ def number_spec(cls, name: str, extra: dict[str, dict] | None = None) -> dict:
     return spec
 
 
-def _fmt(v) -> str:
+def format_number(v) -> str:
+    """A bound as a person writes it: 86400, 1e+08, 2147483647, 0.5."""
     if float(v).is_integer() and abs(v) < 1e6:
         return str(int(v))
     if float(f"{v:g}") == v:
@@ -52,13 +53,8 @@ def describe_number(kind: type, spec: dict) -> str:
     what = "an integer" if kind is int else "a finite number"
     if spec.get("unit"):
         what += f" of {spec['unit']}" if kind is float else f" ({spec['unit']})"
-    bounds = [f"{word} {_fmt(spec[key])}" for key, word in _BOUND_WORDS if key in spec]
+    bounds = [f"{word} {format_number(spec[key])}" for key, word in _BOUND_WORDS if key in spec]
     return " ".join([what, " and ".join(bounds)]).strip()
-
-
-def has_range(spec: dict) -> bool:
-    """A lower and an upper bound are declared."""
-    return ("ge" in spec or "gt" in spec) and ("le" in spec or "lt" in spec)
 
 
 def _in_range(x, spec: dict) -> bool:

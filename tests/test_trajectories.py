@@ -138,11 +138,10 @@ def test_grid_import_routes_and_exact_replay(grid_net, tmp_path):
     report_json = json.loads((tmp_path / "out" / "import_report.json").read_text())
     assert report_json["acceptance"] == 1.0
     # the exact scenario through the session the engine uses: positions on the track, arrival reported
-    from iovsim.mobility.replay import ReplaySession, replay_session
+    from iovsim.mobility.replay import ReplaySession
 
     track = read_replay(ex.replay["file"])[0]
-    session = replay_session(ex, seed=1, end_s=track.time_s[-1] + 5, max_vehicles=5)
-    assert isinstance(session, ReplaySession)
+    session = ReplaySession(ex, seed=1, end_s=track.time_s[-1] + 5, max_vehicles=5)
     seen, arrived, err = 0, [], []
     with session as s:
         s.open_enrolment()

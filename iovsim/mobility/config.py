@@ -51,7 +51,7 @@ class MobilityConfig:
             yield f"route_files[{i}]", f
         for i, f in enumerate(self.additional_files):
             yield f"additional_files[{i}]", f
-        if not self.net_file and self.scenario and not self.scenario.startswith("sumo:"):
+        if not self.net_file and self.scenario:
             yield "scenario", self.scenario
 
     def validate(self, err):

@@ -21,6 +21,7 @@ import numpy as np
 import yaml
 
 from iovsim.mobility.scenario import ScenarioError, sumo_binary, sumo_home
+from iovsim.schema import field_problems
 
 # netconvert options for vehicular simulation from OSM: join the clusters of nodes OSM draws at big
 # junctions, guess on/off-ramps, traffic lights and roundabouts, keep the roads cars use, drop
@@ -150,7 +151,7 @@ def from_osm(osm_path: str | Path, out_dir: str | Path, *, name: str | None = No
     net = load_net(net_path)
     cfg = RsuConfig(placement=rsu_placement, count=rsu_count, spacing_m=rsu_spacing_m,
                     file=str(rsu_file or ""), coverage_radius_m=rsu_radius_m)
-    errors = []
+    errors = [f"rsu.{f}: {m}" for f, m in field_problems(cfg)]
     cfg.validate(lambda f, m: errors.append(f"rsu.{f}: {m}"))
     if errors:
         raise ScenarioError(f"{osm_path}: {errors[0]}")
