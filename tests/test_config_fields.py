@@ -59,18 +59,23 @@ def spec_of(cls, name):
     return number_spec(cls, name, RANGES_OUTSIDE_METADATA.get(cls))
 
 
-def bad_values(kind, spec):
-    """(label, value) that must all be refused: NaN, inf, below the range, above it, wrong types."""
+def bad_values(tp, spec):
+    """(label, value) that must all be refused: NaN, inf, below the range, above it, wrong types.
+    For a list field each value is the list's only item, except the bare number `not_a_list`."""
+    kind = numeric_kind(tp)
     low = spec.get("ge", spec.get("gt"))
     below = -1 if low >= 0 else low - 1
     huge = 10**30 if kind is int else 1e300
-    return [("nan", math.nan), ("inf", math.inf), ("below", kind(below)), ("huge", huge),
-            ("text", "abc"), ("bool", True), ("list", [1])]
+    values = [("nan", math.nan), ("inf", math.inf), ("below", kind(below)), ("huge", huge),
+              ("text", "abc"), ("bool", True)]
+    if kind is tp:
+        return values + [("list", [1])]
+    return [(label, [v]) for label, v in values] + [("not_a_list", 3)]
 
 
 CASES = [(path, cls, name, tp, label, value)
          for path, cls, name, tp in NUMERIC
-         for label, value in bad_values(numeric_kind(tp), spec_of(cls, name))]
+         for label, value in bad_values(tp, spec_of(cls, name))]
 
 
 def test_the_walk_finds_every_section_and_enough_cases():
@@ -91,15 +96,15 @@ def test_every_numeric_field_declares_a_range(path, cls, name, tp):
 @pytest.mark.parametrize("path, cls, name, tp, label, value", CASES, ids=[f"{c[0]}-{c[4]}" for c in CASES])
 def test_every_numeric_field_refuses_bad_values(path, cls, name, tp, label, value):
     kind = numeric_kind(tp)
-    listed = kind is not tp
-    expected_path = f"{path}[0]" if listed and label != "list" else path
+    item = kind is not tp and label != "not_a_list"
+    expected_path = f"{path}[0]" if item else path
     with pytest.raises(ConfigError) as e:
-        config_from_dict(nest(path, [value] if listed and label != "list" else value), "exp.yaml")
+        config_from_dict(nest(path, value), "exp.yaml")
     msg = str(e.value)
     assert e.value.field_path == expected_path, msg
     assert msg.startswith(f"exp.yaml: field '{expected_path}': expected ") and "\n" not in msg
     assert describe_number(kind, spec_of(cls, name)) in msg, msg
-    assert f"got {value!r}" in msg, msg
+    assert f"got {(value[0] if item else value)!r}" in msg, msg
 
 
 @pytest.mark.parametrize("path, cls, name, tp", CHOICES, ids=[c[0] for c in CHOICES])
