@@ -23,7 +23,7 @@ import math
 import subprocess
 import time as _time
 import typing
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
@@ -35,6 +35,7 @@ import numpy as np
 from iovsim.mobility.fileio import sniff_dialect, write_xml
 from iovsim.mobility.net import check_lonlat, load_net
 from iovsim.mobility.scenario import ScenarioError, sumo_binary
+from iovsim.schema import field_problems
 
 DROP_REASONS = ("duplicate", "time_reversal", "speed_jump", "off_map", "short_trip")
 TimeUnit = Literal["auto", "s", "ms", "iso"]
@@ -107,15 +108,15 @@ class CsvFormat:
 
 @dataclass
 class CleanConfig:
-    max_speed_mps: float = 60.0
+    max_speed_mps: float = field(default=60.0, metadata={"gt": 0, "le": 1e4})
     """A point reached faster than this from the previous kept point is an impossible jump."""
-    max_gap_s: float = 180.0
+    max_gap_s: float = field(default=180.0, metadata={"gt": 0, "le": 1e9})
     """A trip is split where two consecutive points are further apart in time."""
-    min_points: int = 5
+    min_points: int = field(default=5, metadata={"ge": 1, "le": 10**9})
     """Trips with fewer points are dropped (short_trip)."""
-    min_duration_s: float = 60.0
+    min_duration_s: float = field(default=60.0, metadata={"ge": 0, "le": 1e9})
     """Trips shorter than this are dropped (short_trip)."""
-    map_margin_m: float = 0.0
+    map_margin_m: float = field(default=0.0, metadata={"ge": 0, "le": 1e7})
     """Points further than this outside the net's boundary are off the map."""
 
 
@@ -666,17 +667,7 @@ def import_traces(paths, net_path: str | Path, out_dir: str | Path, *, fmt: str 
     started = _time.perf_counter()
     if csv_format is None and columns:
         csv_format = parse_columns(columns, time_unit)
-    clean = clean or CleanConfig()
-    if max_speed_mps is not None:
-        clean.max_speed_mps = max_speed_mps
-    if gap_s is not None:
-        clean.max_gap_s = gap_s
-    if min_points is not None:
-        clean.min_points = min_points
-    if clean.max_speed_mps <= 0:
-        raise TraceError(f"max_speed_mps: expected a positive speed in m/s, got {clean.max_speed_mps}")
-    if clean.max_gap_s <= 0:
-        raise TraceError(f"gap_s: expected a positive time in seconds, got {clean.max_gap_s}")
+    clean = _clean_settings(clean, max_speed_mps=max_speed_mps, max_gap_s=gap_s, min_points=min_points)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     net_path = Path(net_path).resolve()
@@ -713,6 +704,15 @@ def import_traces(paths, net_path: str | Path, out_dir: str | Path, *, fmt: str 
     report.elapsed_s = _time.perf_counter() - started
     (out_dir / "import_report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     return report
+
+
+def _clean_settings(clean: CleanConfig | None, **shortcuts) -> CleanConfig:
+    """A copy of `clean` with the shortcuts that are not None applied, checked against its declared ranges."""
+    clean = replace(clean or CleanConfig(), **{k: v for k, v in shortcuts.items() if v is not None})
+    problems = field_problems(clean)
+    if problems:
+        raise TraceError(f"{problems[0][0]}: {problems[0][1]}")
+    return clean
 
 
 def write_trace_scenarios(out_dir: Path, net_path: Path, routes: Path, replay: Path) -> tuple[Path, Path]:
