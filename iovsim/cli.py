@@ -5,6 +5,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import get_args
 
 import yaml
 
@@ -156,6 +157,9 @@ def cmd_trajectories(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from iovsim.mobility.config import RsuPlacement
+    from iovsim.mobility.trajectories import TIME_UNITS, TRACE_FORMATS
+
     p = argparse.ArgumentParser(prog="iovsim", description="Federated LoRA fine-tuning in Internet-of-Vehicles networks, "
                                 "co-simulated with SUMO.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -198,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     fo.add_argument("--period", type=float, default=2.0, help="randomTrips insertion period in seconds (default 2)")
     fo.add_argument("--end", type=float, default=3600.0, help="last departure time of the demand in seconds")
     fo.add_argument("--routes", nargs="*", help="your own route files instead of randomTrips")
-    fo.add_argument("--rsu-placement", choices=["regular", "junctions", "kmeans", "file"], help="RSU placement")
+    fo.add_argument("--rsu-placement", choices=get_args(RsuPlacement), help="RSU placement")
     fo.add_argument("--rsu-count", type=int, help="number of RSUs")
     fo.add_argument("--begin", type=float, default=0.0, help="first departure time of the demand in seconds")
     fo.add_argument("--fringe-factor", type=float, default=5.0, help="randomTrips: prefer trips from/to the map's edge")
@@ -214,13 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
     ti.add_argument("traces", nargs="+", help="trace files (CSV, Cabspotting .txt, FCD .xml)")
     ti.add_argument("--net", required=True, help="SUMO net to match onto")
     ti.add_argument("--out", required=True, help="folder to write")
-    ti.add_argument("--format", default="auto", choices=["auto", "csv", "cabspotting", "fcd"])
+    ti.add_argument("--format", default="auto", choices=TRACE_FORMATS)
     ti.add_argument("--columns", default="id,time,lat,lon", help="CSV columns for id,time,lat,lon")
     ti.add_argument("--compress", type=float, default=1.0, help="time compression factor (24 = a day into an hour)")
     ti.add_argument("--begin", type=float, default=0.0, help="first departure time in seconds")
     ti.add_argument("--max-speed", type=float, default=60.0, help="drop jumps faster than this (m/s)")
     ti.add_argument("--gap", type=float, default=180.0, help="split trips on gaps longer than this (s)")
-    ti.add_argument("--time-unit", default="auto", choices=["auto", "s", "ms", "iso"], help="CSV time column unit")
+    ti.add_argument("--time-unit", default="auto", choices=TIME_UNITS, help="CSV time column unit")
     ti.add_argument("--span", type=float, help="spread the departures over this many seconds (time compression)")
     ti.add_argument("--max-trips", type=int, help="import at most this many trips")
     ti.add_argument("--delta", type=float, default=50.0, help="map-matching search radius (m)")

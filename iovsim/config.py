@@ -21,6 +21,9 @@ from iovsim.channel.config import ChannelConfig
 from iovsim.costs.tiers import DeviceTier, default_device_tiers
 from iovsim.fl.config import FlConfig
 from iovsim.mobility.config import MobilityConfig, RsuConfig
+from iovsim.mobility.scenario import ScenarioError, resolve_file
+from iovsim.schema import (check_choice, coerce_number, describe_choice, describe_number, numeric_kind,
+                           number_spec)
 from iovsim.strategies.config import StrategyConfig
 
 
@@ -41,22 +44,18 @@ class OutputConfig:
     """Folder under which each run gets its own folder (relative to the working directory)."""
     run_name: str = ""
     """Name of the run folder; empty means `<experiment name>-<timestamp>`."""
-    checkpoint_every: int = 1
+    checkpoint_every: int = field(default=1, metadata={"ge": 1, "le": 10**6})
     """Write a checkpoint after every N rounds (and always after the last)."""
     report: bool = True
     """Write figures and the HTML report at the end of the run."""
-
-    def validate(self, err):
-        if self.checkpoint_every < 1:
-            err("checkpoint_every", f"expected an integer >= 1, got {self.checkpoint_every}")
 
 
 @dataclass
 class ExperimentConfig:
     name: str = "experiment"
     """Experiment name (run folders are named after it)."""
-    seed: int = 0
-    """One seed for SUMO, channel randomness, data partition and training."""
+    seed: int = field(default=0, metadata={"ge": 0, "le": 2**31 - 1})
+    """One seed for SUMO, channel randomness, data partition and training (SUMO takes 0..2^31-1)."""
     mobility: MobilityConfig = field(default_factory=MobilityConfig)
     """Traffic: SUMO scenario, backend, warm-up, federated fleet."""
     rsu: RsuConfig = field(default_factory=RsuConfig)
@@ -87,9 +86,8 @@ class ExperimentConfig:
         return Path(self.source_path).resolve().parent if self.source_path else Path.cwd()
 
     def resolve_path(self, value: str | Path) -> Path:
-        """A path from the config, relative to the config file's folder."""
-        p = Path(value).expanduser()
-        return p if p.is_absolute() else (self.base_dir / p)
+        """A path from the config: `sumo:` under SUMO_HOME, relative ones against the config file's folder."""
+        return resolve_file(str(value), self.base_dir)
 
 
 # ----------------------------------------------------------------------------- loading
@@ -136,6 +134,8 @@ def _type_name(tp) -> str:
         return "a mapping"
     if tp is type(None):
         return "null"
+    if origin is typing.Literal:
+        return describe_choice(tp)
     if tp is float:
         return "a number"
     return {int: "an integer", str: "a string", bool: "true or false"}.get(tp, getattr(tp, "__name__", str(tp)))
@@ -146,22 +146,21 @@ def _coerce(value: Any, tp, path: str, source) -> Any:
     if tp is Any:
         return value
     if origin in (typing.Union, types.UnionType):
-        errors = []
         for arg in typing.get_args(tp):
             try:
                 return _coerce(value, arg, path, source)
-            except ConfigError as e:
-                errors.append(e)
+            except ConfigError:
+                pass
         raise ConfigError(source, path, f"expected {_type_name(tp)}, got {value!r}")
     if tp is type(None):
         if value is None:
             return None
         raise ConfigError(source, path, f"expected null, got {value!r}")
-    if typing.get_origin(tp) is typing.Literal:
-        allowed = typing.get_args(tp)
-        if value in allowed:
-            return value
-        raise ConfigError(source, path, f"expected one of {', '.join(map(str, allowed))}; got {value!r}")
+    if origin is typing.Literal:
+        try:
+            return check_choice(value, tp)
+        except ValueError as e:
+            raise ConfigError(source, path, str(e)) from None
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(source, path, f"expected a mapping, got {value!r}")
@@ -182,21 +181,8 @@ def _coerce(value: Any, tp, path: str, source) -> Any:
         if isinstance(value, bool):
             return value
         raise ConfigError(source, path, f"expected true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ConfigError(source, path, f"expected an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:  # YAML reads 1e9 (no dot) as a string
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(source, path, f"expected a number, got {value!r}")
+    if tp in (int, float):
+        return _number(value, tp, {}, path, source)
     if tp is str:
         if isinstance(value, str):
             return value
@@ -207,7 +193,8 @@ def _coerce(value: Any, tp, path: str, source) -> Any:
 
 
 def build_dataclass(cls, data: dict, source=None, path: str = ""):
-    """Build dataclass `cls` from a mapping, rejecting unknown keys and wrong types, then validate."""
+    """Build dataclass `cls` from a mapping, rejecting unknown keys, wrong types and numbers out of
+    their declared range, then validate."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     kwargs = {}
@@ -216,10 +203,30 @@ def build_dataclass(cls, data: dict, source=None, path: str = ""):
         if key not in fields:
             known = ", ".join(sorted(fields))
             raise ConfigError(source, sub, f"unknown key; known keys here: {known}")
-        kwargs[key] = _coerce(value, hints[key], sub, source)
+        kwargs[key] = _coerce_field(cls, key, hints[key], value, sub, source)
     obj = cls(**kwargs)
     validate_tree(obj, source, path)
     return obj
+
+
+def _coerce_field(cls, name: str, tp, value, path: str, source):
+    """A field's value: numbers (and lists of numbers) checked against their declared range."""
+    kind = numeric_kind(tp)
+    if kind is None:
+        return _coerce(value, tp, path, source)
+    spec = number_spec(cls, name)
+    if kind is tp:
+        return _number(value, kind, spec, path, source)
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(source, path, f"expected a list, each {describe_number(kind, spec)}, got {value!r}")
+    return [_number(v, kind, spec, f"{path}[{i}]", source) for i, v in enumerate(value)]
+
+
+def _number(value, kind: type, spec: dict, path: str, source):
+    try:
+        return coerce_number(value, kind, spec)
+    except ValueError as e:
+        raise ConfigError(source, path, str(e)) from None
 
 
 def validate_tree(obj, source=None, path: str = ""):
@@ -288,11 +295,16 @@ def _set_dotted(data: dict, dotted: str, value):
 
 def check_files(cfg: ExperimentConfig, source):
     """Every file a config names must exist; say which field names a missing one."""
-    for field_path, value in cfg.mobility.file_fields():
-        if value and not value.startswith("sumo:") and not cfg.resolve_path(value).exists():
-            raise ConfigError(source, f"mobility.{field_path}", f"file not found: {value}")
-    if cfg.rsu.file and not cfg.resolve_path(cfg.rsu.file).exists():
-        raise ConfigError(source, "rsu.file", f"file not found: {cfg.rsu.file}")
+    named = [(f"mobility.{name}", value) for name, value in cfg.mobility.file_fields()] + [("rsu.file", cfg.rsu.file)]
+    for field_path, value in named:
+        if not value:
+            continue
+        try:
+            found = cfg.resolve_path(value).exists()
+        except ScenarioError as e:  # `sumo:` without a SUMO installation
+            raise ConfigError(source, field_path, str(e)) from None
+        if not found:
+            raise ConfigError(source, field_path, f"file not found: {value}")
 
 
 def save_config(cfg: ExperimentConfig, path: Path):

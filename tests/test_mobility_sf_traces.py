@@ -45,7 +45,7 @@ def test_sf_traces_recipe_small_build_has_handovers(shared_data_dir, tmp_path):
         while not s.finished():
             snap = s.step()
             frames.append(snap.xy_m.copy())
-            if snap.num_vehicles:
+            if len(snap.vehicle_ids):
                 d = np.hypot(*(snap.xy_m[:, None, :] - rsu_xy[None]).transpose(2, 0, 1))
                 for vid, j in zip(snap.vehicle_ids, np.argmin(d, axis=1)):
                     handovers += int(vid in serving and serving[vid] != j)

@@ -53,7 +53,7 @@ def test_from_osm_builds_a_scenario_iovsim_accepts(sf_scenario):
     with SumoSession(sc, seed=2, end_s=200, max_vehicles=10) as s:
         s.open_enrolment()
         s.run_until(120)
-        assert s.vehicle_count() > 10
+        assert s.api.vehicle.getIDCount() > 10
 
 
 def test_from_osm_with_user_routes_and_kmeans(sf_osm, sf_scenario, tmp_path):
@@ -98,7 +98,7 @@ def test_sumocfg_outputs_go_to_the_run_folder(shared_data_dir, tmp_path):
         s.open_enrolment()
         for _ in range(200):
             s.step()
-        inserted = s.vehicle_count()
+        inserted = s.api.vehicle.getIDCount()
     after = _listing(cfg.parent)
     written = sorted(p.name for p in out.iterdir())
     print(f"\nBologna: {inserted} vehicles on the map after 200 steps; run folder has {written}; "

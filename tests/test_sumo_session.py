@@ -24,7 +24,7 @@ def trace(backend, steps=150, cap=10, seed=3, tmp=None):
         out = []
         for _ in range(steps):
             snap = s.step()
-            assert snap.num_vehicles <= cap
+            assert len(snap.vehicle_ids) <= cap
             out.append((snap.time_s, tuple(snap.vehicle_ids), snap.xy_m.copy(), snap.speed_mps.copy()))
         return out, s.enrolled
     finally:
@@ -37,7 +37,7 @@ def test_subscriptions_match_getters(tmp_path):
         s.run_until(30)
         s.open_enrolment()
         snap = s.step()
-        assert snap.num_vehicles == 5 and snap.departed  # vehicles on the map joined first
+        assert len(snap.vehicle_ids) == 5 and snap.departed  # vehicles on the map joined first
         for i, v in enumerate(snap.vehicle_ids):
             assert np.allclose(snap.xy_m[i], s.api.vehicle.getPosition(v))
             assert snap.edge[i] == s.api.vehicle.getRoadID(v)

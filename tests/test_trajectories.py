@@ -138,11 +138,10 @@ def test_grid_import_routes_and_exact_replay(grid_net, tmp_path):
     report_json = json.loads((tmp_path / "out" / "import_report.json").read_text())
     assert report_json["acceptance"] == 1.0
     # the exact scenario through the session the engine uses: positions on the track, arrival reported
-    from iovsim.mobility.replay import ReplaySession, replay_session
+    from iovsim.mobility.replay import ReplaySession
 
     track = read_replay(ex.replay["file"])[0]
-    session = replay_session(ex, seed=1, end_s=track.time_s[-1] + 5, max_vehicles=5)
-    assert isinstance(session, ReplaySession)
+    session = ReplaySession(ex, seed=1, end_s=track.time_s[-1] + 5, max_vehicles=5)
     seen, arrived, err = 0, [], []
     with session as s:
         s.open_enrolment()
@@ -251,3 +250,43 @@ def test_sample_csv_with_iso_times_on_sf(sf, tmp_path):
     assert rep.routes_accepted == rep.trips_in_bounds >= 5
     assert rep.first_depart_s == 60
     assert len(read_replay(rep.replay_file)) == rep.routes_written
+
+
+def test_written_xml_escapes_ids_and_reads_back(tmp_path):
+    """Vehicle and RSU ids with XML specials survive routes, FCD and RSU additional files."""
+    from xml.etree import ElementTree
+
+    from iovsim.mobility.rsu import RsuSite, write_rsu_additional
+
+    odd = 'cab "7" & <co>'
+    trips = [T.Trip(odd, "cab", np.array([0.0, 2.0]), np.array([1.0, 3.0]), np.array([5.0, 6.0]),
+                    edges=["e1", "e2"], status="matched")]
+    T.write_routes(tmp_path / "r.rou.xml", trips, np.array([4.0]))
+    v = ElementTree.parse(tmp_path / "r.rou.xml").getroot().find("vehicle")
+    assert (v.get("id"), v.get("depart"), v.find("route").get("edges")) == (odd, "4.00", "e1 e2")
+    T.write_fcd(tmp_path / "c.fcd.xml", trips, np.array([4.0]))
+    (back,) = T.read_fcd(tmp_path / "c.fcd.xml", geo=False)
+    assert back.vehicle_id == odd and list(back.time_s) == [4.0, 6.0] and list(back.x_m) == [1.0, 3.0]
+    write_rsu_additional(tmp_path / "rsus.add.xml", [RsuSite("r&1", 10.0, 20.0)], 50.0)
+    poi = ElementTree.parse(tmp_path / "rsus.add.xml").getroot().find("poi")
+    assert (poi.get("id"), poi.get("x"), poi.get("color")) == ("r&1", "10.00", "31,119,180")
+
+
+def test_csv_dialect_is_sniffed_and_bad_degrees_name_the_column(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text("id;time;lat;lon\nv;0;37.5;-122.4\n")
+    (tr,) = T.read_csv_traces(p)
+    assert tr.vehicle_id == "v" and tr.lat[0] == 37.5 and tr.lon[0] == -122.4
+    p.write_text("id\ttime\tlat\tlon\nv\t0\tnan\t-122.4\n")
+    with pytest.raises(ScenarioError, match=r"t.csv: line 2: column 'lat': expected degrees in \[-90, 90\], got nan"):
+        T.read_csv_traces(p)
+
+
+def test_unreadable_net_is_one_line_naming_the_file(tmp_path):
+    from iovsim.mobility.net import load_net
+
+    bad = tmp_path / "cut.net.xml"
+    bad.write_text('<?xml version="1.0"?>\n<net version="1.20">\n<edge id="a"')
+    with pytest.raises(ScenarioError) as e:
+        load_net(bad)
+    assert str(e.value).startswith(f"{bad}: not a readable SUMO net") and "\n" not in str(e.value)

@@ -5,6 +5,7 @@ Run: .venv/bin/python tools/gen_config_reference.py   (a test checks the file is
 from __future__ import annotations
 
 import sys
+import typing
 from pathlib import Path
 
 from iovsim.channel.config import ChannelConfig
@@ -12,6 +13,7 @@ from iovsim.config import ExperimentConfig, OutputConfig, field_docs
 from iovsim.costs.tiers import DeviceTier
 from iovsim.fl.config import FlConfig, TaskConfig
 from iovsim.mobility.config import MobilityConfig, RsuConfig
+from iovsim.schema import format_number, number_spec, numeric_kind
 from iovsim.strategies.config import StrategyConfig
 
 SECTIONS = [
@@ -21,16 +23,34 @@ SECTIONS = [
 ]
 
 
+BOUND_WORDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+
+
+def allowed(cls, name: str) -> str:
+    """The values the loader accepts: a Literal's choices, or a number's range and unit."""
+    tp = typing.get_type_hints(cls)[name]
+    if typing.get_origin(tp) is typing.Literal:
+        return ", ".join(f"`{v}`" for v in typing.get_args(tp))
+    kind = numeric_kind(tp)
+    if kind is None:
+        return ""
+    spec = number_spec(cls, name)
+    text = " and ".join(f"{word} {format_number(spec[key])}" for key, word in BOUND_WORDS if key in spec)
+    text = ("integer " if kind is int else "") + text + (f" ({spec['unit']})" if spec.get("unit") else "")
+    return ("each " if kind is not tp else "") + text
+
+
 def render() -> str:
     out = ["# Config reference", "",
            "Every field of an experiment YAML, its default and its meaning. Generated from the config",
-           "dataclasses by `tools/gen_config_reference.py`; unknown keys are rejected with the file and field named.", ""]
+           "dataclasses by `tools/gen_config_reference.py`. The loader rejects, with the file and field named,",
+           "unknown keys, values outside `allowed`, and NaN or infinite numbers.", ""]
     for title, cls in SECTIONS:
-        out += [f"## `{title}`", "", "| field | default | meaning |", "|---|---|---|"]
+        out += [f"## `{title}`", "", "| field | default | allowed | meaning |", "|---|---|---|---|"]
         for name, default, doc in field_docs(cls):
             doc = " ".join(doc.split()).replace("|", "\\|")
             default = default.replace("|", "\\|")
-            out.append(f"| `{name}` | `{default}` | {doc} |")
+            out.append(f"| `{name}` | `{default}` | {allowed(cls, name)} | {doc} |")
         out.append("")
     return "\n".join(out)
 

@@ -7,128 +7,111 @@ new V2X use cases for LTE and NR"; TS 38.331/38.214 = NR RRC / physical layer pr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
-PATHLOSS_MODELS = ("umi", "uma", "freespace")
-LOS_MODELS = ("stochastic", "expected", "los", "nlos")
-BANDWIDTH_ALLOCATIONS = ("equal", "proportional", "minmax")
+# The choices are the Literal types; the config loader checks them, code reads the tuples.
+PathlossModel = Literal["umi", "uma", "freespace"]
+LosModel = Literal["stochastic", "expected", "los", "nlos"]
+BandwidthAllocation = Literal["equal", "proportional", "minmax"]
+PATHLOSS_MODELS = get_args(PathlossModel)
+LOS_MODELS = get_args(LosModel)
+BANDWIDTH_ALLOCATIONS = get_args(BandwidthAllocation)
 
 
 @dataclass
 class ChannelConfig:
-    pathloss_model: str = "umi"
+    pathloss_model: PathlossModel = "umi"
     """Vehicle-to-RSU path loss: `umi` (3GPP TR 38.901 Table 7.4.1-1 UMi-Street Canyon), `uma`
     (same table, UMa), or `freespace` (Friis, a reference)."""
-    carrier_frequency_hz: float = 5.9e9
+    carrier_frequency_hz: float = field(default=5.9e9, metadata={"ge": 0.5e9, "le": 100e9})
     """Carrier frequency (ITS band, 5.9 GHz; ETSI EN 302 571 / TR 37.885 V2X evaluations)."""
-    los_model: str = "stochastic"
+    los_model: LosModel = "stochastic"
     """How the LOS/NLOS state of a link is chosen: `stochastic` (drawn from the LOS probability of
     TR 38.901 Table 7.4.2-1 with a spatially consistent uniform variable per link, §7.6.3.3),
     `expected` (path loss in dB weighted by the LOS probability, deterministic), `los` or `nlos`
     (every link forced)."""
-    los_correlation_distance_m: float = 50.0
+    los_correlation_distance_m: float = field(default=50.0, metadata={"gt": 0, "le": 1e6})
     """Distance over which a link's LOS/NLOS state decorrelates along the vehicle's path
     (TR 38.901 Table 7.6.3.1-2, LOS/NLOS state: UMi 50 m, UMa 50 m)."""
     shadowing: bool = True
     """Log-normal shadow fading with the standard deviation of TR 38.901 Table 7.4.1-1
     (UMi LOS 4 dB, NLOS 7.82 dB; UMa LOS 4 dB, NLOS 6 dB; none for freespace)."""
-    shadowing_std_db: float = 0.0
+    shadowing_std_db: float = field(default=0.0, metadata={"ge": 0, "le": 50})
     """Override of the shadow-fading standard deviation (0 = the table's value for the LOS state)."""
-    shadowing_decorrelation_m: float = 0.0
+    shadowing_decorrelation_m: float = field(default=0.0, metadata={"ge": 0, "le": 1e6})
     """Shadow-fading decorrelation distance along a vehicle's path; the correlation at distance d
     is exp(-d / d_corr) (Gudmundson 1991). 0 = TR 38.901 Table 7.5-6 (SF correlation distance:
     UMi LOS 10 m, NLOS 13 m; UMa LOS 37 m, NLOS 50 m; freespace uses the UMi values)."""
-    rsu_height_m: float = 10.0
+    rsu_height_m: float = field(default=10.0, metadata={"gt": 0, "le": 1000})
     """RSU antenna height (3GPP TR 38.901 UMi: 10 m)."""
-    rsu_tx_power_dbm: float = 30.0
+    rsu_tx_power_dbm: float = field(default=30.0, metadata={"ge": -100, "le": 100})
     """RSU downlink transmit power."""
-    rsu_bandwidth_hz: float = 20e6
+    rsu_bandwidth_hz: float = field(default=20e6, metadata={"gt": 0, "le": 1e10})
     """Uplink bandwidth each RSU shares among its vehicles (a 20 MHz NR-V2X/ITS channel)."""
-    rsu_noise_figure_db: float = 5.0
+    rsu_noise_figure_db: float = field(default=5.0, metadata={"ge": 0, "le": 100})
     """Receiver noise figure of the RSU."""
-    vehicle_height_m: float = 1.5
+    vehicle_height_m: float = field(default=1.5, metadata={"gt": 0, "le": 1000})
     """Vehicle antenna height (TR 38.901 UT height 1.5 m)."""
-    vehicle_tx_power_dbm: float = 23.0
+    vehicle_tx_power_dbm: float = field(default=23.0, metadata={"ge": -100, "le": 100})
     """Default vehicle uplink transmit power (a strategy may set it per vehicle, up to the max)."""
-    vehicle_max_tx_power_dbm: float = 23.0
+    vehicle_max_tx_power_dbm: float = field(default=23.0, metadata={"ge": -100, "le": 100})
     """Upper bound of the vehicle transmit power (3GPP power class 3: 23 dBm, TS 38.101-1)."""
-    vehicle_noise_figure_db: float = 9.0
+    vehicle_noise_figure_db: float = field(default=9.0, metadata={"ge": 0, "le": 100})
     """Receiver noise figure at the vehicle (downlink; TR 38.901/TR 36.814 UE noise figure 9 dB)."""
-    noise_psd_dbm_hz: float = -174.0
+    noise_psd_dbm_hz: float = field(default=-174.0, metadata={"ge": -300, "le": 0})
     """Thermal noise power spectral density (kT at 290 K)."""
-    min_rsrp_dbm: float = -110.0
+    min_rsrp_dbm: float = field(default=-110.0, metadata={"ge": -300, "le": 100})
     """Below this RSRP a vehicle is not connected to any RSU (a common LTE/NR cell-edge level;
     RSRP here is wideband, see `rsrp_per_resource_element`)."""
     rsrp_per_resource_element: bool = False
     """False: RSRP = RSU transmit power - path loss (wideband received power, the usual
     system-level simplification). True: per resource element as TS 38.215 defines it (the transmit
     power spread over bandwidth / subcarrier spacing subcarriers, ~31 dB lower at 20 MHz / 15 kHz)."""
-    subcarrier_spacing_hz: float = 15e3
+    subcarrier_spacing_hz: float = field(default=15e3, metadata={"gt": 0, "le": 1e7})
     """Subcarrier spacing for per-resource-element RSRP (NR numerology 0, TS 38.211)."""
-    handover_hysteresis_db: float = 0.0
+    handover_hysteresis_db: float = field(default=0.0, metadata={"ge": 0, "le": 100})
     """A3-event hysteresis (TS 38.331 `hysteresis`): a neighbour must be this much stronger than
     the serving RSU. 0 = strongest-RSRP association (v0 behaviour); 3 dB is a typical setting."""
-    handover_offset_db: float = 0.0
+    handover_offset_db: float = field(default=0.0, metadata={"ge": -100, "le": 100})
     """A3 offset (TS 38.331 `a3-Offset`), added to the hysteresis."""
-    time_to_trigger_s: float = 0.0
+    time_to_trigger_s: float = field(default=0.0, metadata={"ge": 0, "le": 3600})
     """A3 time-to-trigger (TS 38.331 `timeToTrigger`, 0..5.12 s): the A3 condition must hold this
     long before the handover. 0 = immediate (v0 behaviour); 0.16-0.48 s are typical settings. It is
     checked once per SUMO step, so it is rounded up to whole steps."""
-    rsrp_filter_k: int = 0
+    rsrp_filter_k: int = field(default=0, metadata={"ge": 0, "le": 19})
     """Layer-3 RSRP filter coefficient k (TS 38.331 `filterCoefficient`, a = 1/2^(k/4)), applied
     once per step to the measurements used for handover. 0 = no filtering; fc4 is the RRC default."""
-    ping_pong_window_s: float = 1.0
+    ping_pong_window_s: float = field(default=1.0, metadata={"ge": 0, "le": 3600})
     """A handover A->B followed by B->A within this time counts as a ping-pong (minimum
     time-of-stay 1 s, 3GPP TR 36.839 §5.2.2; vehicular studies often use up to 5 s)."""
-    frequency_reuse: int = 1
+    frequency_reuse: int = field(default=1, metadata={"ge": 1, "le": 1000})
     """Number of orthogonal channels RSUs are spread over (reuse-K). 1 = every RSU co-channel,
     the worst case for interference (TR 36.814 / TR 38.901 system-level evaluations assume reuse 1).
     With K > 1 each RSU keeps its full bandwidth on its own channel; groups are assigned greedily
     so that nearby RSUs differ, unless `reuse_groups` is given."""
-    reuse_groups: list[int] = field(default_factory=list)
+    reuse_groups: list[int] = field(default_factory=list, metadata={"ge": 0, "le": 1000})
     """Explicit channel group of each RSU (same order as the RSUs); empty = assigned from `frequency_reuse`."""
     interference: bool = True
     """Co-channel interference in the SINR (downlink from co-channel RSUs, uplink from vehicles
     served by co-channel RSUs). False = SNR only."""
-    interference_load: float = 1.0
+    interference_load: float = field(default=1.0, metadata={"ge": 0, "le": 1})
     """Fraction of resources on which an interferer transmits: every co-channel RSU (downlink), one
     vehicle of every loaded co-channel cell (uplink). 1 = full buffer, the 3GPP system-level assumption."""
-    snr_gap_db: float = 0.0
+    snr_gap_db: float = field(default=0.0, metadata={"ge": 0, "le": 100})
     """SNR gap to capacity: rate = B log2(1 + SINR / gap). 0 dB = Shannon; ~3-6 dB for practical
     modulation and coding (Cioffi's gap approximation)."""
-    max_spectral_efficiency_bps_hz: float = 7.4063
+    max_spectral_efficiency_bps_hz: float = field(default=7.4063, metadata={"ge": 0, "le": 100})
     """Cap on the spectral efficiency: the highest entry of TS 38.214 Table 5.2.2.1-3 (CQI 15,
     256QAM, code rate 948/1024: 7.4063 bit/s/Hz). 0 = no cap."""
-    min_sinr_db: float = -10.0
+    min_sinr_db: float = field(default=-10.0, metadata={"ge": -100, "le": 100})
     """Below this SINR the link carries nothing (rate 0). The lowest CQI of TS 38.214 Table 5.2.2.1-2
     (QPSK, code rate 78/1024, 0.15 bit/s/Hz) needs roughly -6.7 dB; -10 dB leaves room for repetition."""
-    bandwidth_allocation: str = "equal"
+    bandwidth_allocation: BandwidthAllocation = "equal"
     """How an RSU shares its uplink bandwidth among its participants: `equal`, `proportional`
     (to the bits each uploads), or `minmax` (minimises the largest upload time, bisection)."""
 
     def validate(self, err):
-        if self.pathloss_model not in PATHLOSS_MODELS:
-            err("pathloss_model", f"expected umi, uma or freespace, got {self.pathloss_model!r}")
-        if self.los_model not in LOS_MODELS:
-            err("los_model", f"expected one of {', '.join(LOS_MODELS)}, got {self.los_model!r}")
-        if not 0.5e9 <= self.carrier_frequency_hz <= 100e9:
-            err("carrier_frequency_hz", f"expected 0.5e9..100e9 Hz (TR 38.901 range), got {self.carrier_frequency_hz:g}")
+        # Ranges and choices are declared on the fields and checked by the config loader;
+        # only the rule between two fields is checked here.
         if self.vehicle_tx_power_dbm > self.vehicle_max_tx_power_dbm:
             err("vehicle_tx_power_dbm", f"expected at most vehicle_max_tx_power_dbm ({self.vehicle_max_tx_power_dbm:g}), got {self.vehicle_tx_power_dbm:g}")
-        if self.bandwidth_allocation not in BANDWIDTH_ALLOCATIONS:
-            err("bandwidth_allocation", f"expected equal, proportional or minmax, got {self.bandwidth_allocation!r}")
-        for name in ("los_correlation_distance_m", "vehicle_height_m", "subcarrier_spacing_hz", "rsu_height_m",
-                     "rsu_bandwidth_hz"):
-            if getattr(self, name) <= 0:
-                err(name, f"expected a positive number, got {getattr(self, name)}")
-        for name in ("shadowing_std_db", "shadowing_decorrelation_m", "handover_hysteresis_db",
-                     "time_to_trigger_s", "ping_pong_window_s", "snr_gap_db", "max_spectral_efficiency_bps_hz"):
-            if getattr(self, name) < 0:
-                err(name, f"expected a number >= 0, got {getattr(self, name)}")
-        if self.rsrp_filter_k < 0:
-            err("rsrp_filter_k", f"expected an integer >= 0, got {self.rsrp_filter_k}")
-        if self.frequency_reuse < 1:
-            err("frequency_reuse", f"expected an integer >= 1, got {self.frequency_reuse}")
-        if any(g < 0 for g in self.reuse_groups):
-            err("reuse_groups", "expected group numbers >= 0")
-        if not 0 <= self.interference_load <= 1:
-            err("interference_load", f"expected a fraction in [0, 1], got {self.interference_load}")

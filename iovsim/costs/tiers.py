@@ -1,7 +1,7 @@
 """Device tiers of the federated vehicles (the `devices:` section) and their per-vehicle columns."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -14,33 +14,22 @@ class DeviceTier:
 
     name: str = "mid"
     """Tier name (logged per vehicle)."""
-    share: float = 1.0
+    share: float = field(default=1.0, metadata={"ge": 0, "le": 1})
     """Fraction of the FL vehicles in this tier (shares sum to 1)."""
-    flops_per_s: float = 2e11
+    flops_per_s: float = field(default=2e11, metadata={"gt": 0, "le": 1e18, "unit": "FLOP/s"})
     """Sustained training throughput of the on-board accelerator."""
-    power_w: float = 15.0
+    power_w: float = field(default=15.0, metadata={"gt": 0, "le": 1e5})
     """Power drawn while training."""
-    memory_bytes: float = 4e9
+    memory_bytes: float = field(default=4e9, metadata={"gt": 0, "le": 1e15})
     """Accelerator memory available for training."""
-    cpu_frequency_hz: float = 0.0
+    cpu_frequency_hz: float = field(default=0.0, metadata={"ge": 0, "le": 1e11})
     """Clock frequency f for the kappa*C*f^2 energy model (0 = use power_w x time)."""
-    kappa: float = 0.0
+    kappa: float = field(default=0.0, metadata={"ge": 0, "le": 1, "unit": "J/cycle/Hz^2"})
     """Effective switched capacitance of the chip (J/cycle/Hz^2); 1e-28 is the common value
     (Mao et al. 2016; Tran et al. 2019 use alpha/2 = 2e-28). 0 = use power_w x time."""
-    cycles_per_flop: float = 0.0
+    cycles_per_flop: float = field(default=0.0, metadata={"ge": 0, "le": 1e6})
     """Cycles per FLOP for the kappa model (0 = cpu_frequency_hz / flops_per_s, so that C / f equals
     the compute time)."""
-
-    def validate(self, err):
-        if not 0 <= self.share <= 1:
-            err("share", f"expected a fraction in [0, 1], got {self.share}")
-        if self.flops_per_s <= 0:
-            err("flops_per_s", f"expected a positive FLOP/s, got {self.flops_per_s}")
-        if self.power_w <= 0:
-            err("power_w", f"expected a positive power in watts, got {self.power_w}")
-        for name in ("cpu_frequency_hz", "kappa", "cycles_per_flop"):
-            if getattr(self, name) < 0:
-                err(name, f"expected a number >= 0, got {getattr(self, name)}")
 
 
 def default_device_tiers() -> list[DeviceTier]:

@@ -32,15 +32,14 @@ class Learning:
 
 def build_mobility(cfg: ExperimentConfig, run_dir: Path, gui: bool, gui_args: list[str]) -> Mobility:
     """The scenario, its road network and a SUMO session (not started yet)."""
-    import sumolib
-
+    from iovsim.mobility.net import load_net
     from iovsim.mobility.prediction import RouteAhead
     from iovsim.mobility.scenario import build_scenario
     from iovsim.mobility.sumo import SumoSession
 
     mob = cfg.mobility
     scenario = build_scenario(mob, cfg.base_dir)
-    net = sumolib.net.readNet(str(scenario.net_file), withInternal=False)
+    net = load_net(scenario.net_file)
     extra = scenario.output_args(run_dir / "sumo") + list(mob.sumo_args)
     session_cls = SumoSession
     if scenario.replay.get("file") and scenario.replay.get("mode", "exact") == "exact":
@@ -134,12 +133,10 @@ def place_rsus(cfg: ExperimentConfig, scenario, net, warm_xy: np.ndarray) -> lis
     """RSU sites (with lon/lat). A scenario's own RSU file replaces the default regular placement;
     the config records that choice, so the saved config.yaml is what ran."""
     from iovsim.mobility.placement import place_rsus as place
-    from iovsim.mobility.rsu import add_lonlat
 
     if scenario.rsu_file and cfg.rsu.placement == "regular" and not cfg.rsu.file:
         cfg.rsu.placement, cfg.rsu.file = "file", str(scenario.rsu_file)
-    sites = place(cfg.rsu.placement, net, cfg.rsu, warmup_xy=warm_xy, seed=cfg.seed, base_dir=cfg.base_dir)
-    return add_lonlat(net, sites)
+    return place(cfg.rsu.placement, net, cfg.rsu, warmup_xy=warm_xy, seed=cfg.seed, base_dir=cfg.base_dir)
 
 
 def build_channel(cfg: ExperimentConfig, sites: list):

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
+
+TorchDevice = Literal["cpu", "cuda", "auto"]
 
 
 @dataclass
@@ -14,28 +17,19 @@ class TaskConfig:
     `csv:PATH` with `text` and `label` columns."""
     data_dir: str = ""
     """Folder for GLUE TSVs; empty = `$IOVSIM_SHARED_DATA/glue/<TASK>`."""
-    max_samples: int = 6000
+    max_samples: int = field(default=6000, metadata={"ge": 0, "le": 10**9})
     """Cap on the training pool (random subset, fixed by the seed); 0 = all."""
-    test_samples: int = 400
+    test_samples: int = field(default=400, metadata={"ge": 10, "le": 10**8})
     """Held-out test examples (stratified by the seed)."""
-    max_length: int = 48
+    max_length: int = field(default=48, metadata={"ge": 4, "le": 512, "unit": "tokens"})
     """Tokens per example."""
-    dirichlet_alpha: float = 0.5
+    dirichlet_alpha: float = field(default=0.5, metadata={"gt": 0, "le": 1e6})
     """Non-IID label skew of the vehicles' shards (smaller = more skewed)."""
-    energy_budget_j: float = 0.0
+    energy_budget_j: float = field(default=0.0, metadata={"ge": 0, "le": 1e15})
     """Energy budget of the task per round (for energy-aware strategies); 0 = unbounded."""
     optional: bool = False
     """Skip this task, with a message, when its data is absent (e.g. GLUE files on a machine without them)."""
 
-    def validate(self, err):
-        if self.dirichlet_alpha <= 0:
-            err("dirichlet_alpha", f"expected a positive number, got {self.dirichlet_alpha}")
-        if self.test_samples < 10:
-            err("test_samples", f"expected at least 10, got {self.test_samples}")
-        if not 4 <= self.max_length <= 512:
-            err("max_length", f"expected 4..512 tokens, got {self.max_length}")
-        if self.max_samples < 0:
-            err("max_samples", f"expected an integer >= 0, got {self.max_samples}")
 
 
 def default_tasks() -> list[TaskConfig]:
@@ -50,39 +44,39 @@ class FlConfig:
     Hugging Face model id (needs the network the first time)."""
     tasks: list[TaskConfig] = field(default_factory=default_tasks)
     """The tasks trained at once; each FL vehicle serves one of them."""
-    rounds: int = 10
+    rounds: int = field(default=10, metadata={"ge": 1, "le": 10**6})
     """Number of synchronized rounds."""
-    participants_per_round: int = 8
+    participants_per_round: int = field(default=8, metadata={"ge": 1, "le": 10**6})
     """How many vehicles a strategy may ask to train per round (over all tasks)."""
-    local_steps: int = 5
+    local_steps: int = field(default=5, metadata={"ge": 1, "le": 10**6})
     """Local optimizer steps per participant per round."""
-    batch_size: int = 16
+    batch_size: int = field(default=16, metadata={"ge": 1, "le": 10**5})
     """Local mini-batch size."""
-    learning_rate: float = 1e-3
+    learning_rate: float = field(default=1e-3, metadata={"gt": 0, "le": 10})
     """AdamW learning rate of the LoRA factors."""
-    head_learning_rate: float = 5e-3
+    head_learning_rate: float = field(default=5e-3, metadata={"gt": 0, "le": 10})
     """AdamW learning rate of the task head."""
-    lora_rank: int = 8
+    lora_rank: int = field(default=8, metadata={"ge": 1, "le": 4096})
     """LoRA rank (the maximum rank where strategies choose per vehicle)."""
-    lora_ranks: list[int] = field(default_factory=lambda: [2, 4, 8, 16])
+    lora_ranks: list[int] = field(default_factory=lambda: [2, 4, 8, 16], metadata={"ge": 1, "le": 4096})
     """Candidate ranks for rank-choosing strategies."""
-    lora_alpha: float = 16.0
+    lora_alpha: float = field(default=16.0, metadata={"gt": 0, "le": 1e6})
     """LoRA scaling numerator (scale = alpha / rank)."""
     target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
     """Linear layers that get LoRA adapters."""
-    round_deadline_s: float = 120.0
+    round_deadline_s: float = field(default=120.0, metadata={"gt": 0, "le": 86400})
     """Longest simulated time a round may last; uploads not done by then are lost."""
-    round_interval_s: float = 0.0
+    round_interval_s: float = field(default=0.0, metadata={"ge": 0, "le": 1e8})
     """Simulated idle time between the end of a round and the start of the next."""
-    min_samples_per_vehicle: int = 16
+    min_samples_per_vehicle: int = field(default=16, metadata={"ge": 0, "le": 10**8})
     """Each FL vehicle holds at least this many training examples."""
-    samples_per_vehicle: int = 150
+    samples_per_vehicle: int = field(default=150, metadata={"ge": 1, "le": 10**8})
     """Mean shard size per vehicle (the pool is split by Dirichlet label skew)."""
-    eval_batch_size: int = 64
+    eval_batch_size: int = field(default=64, metadata={"ge": 1, "le": 10**5})
     """Batch size of the per-round evaluation."""
-    threads: int = 0
+    threads: int = field(default=0, metadata={"ge": 0, "le": 4096})
     """torch CPU threads (0 = all cores)."""
-    device: str = "cpu"
+    device: TorchDevice = "cpu"
     """torch device for real training: `cpu`, `cuda`, or `auto`."""
 
     def validate(self, err):
@@ -91,18 +85,7 @@ class FlConfig:
         names = [t.name for t in self.tasks]
         if len(set(names)) != len(names):
             err("tasks", f"expected unique task names, got {names}")
-        for key in ("rounds", "participants_per_round", "local_steps", "batch_size", "lora_rank"):
-            if getattr(self, key) < 1:
-                err(key, f"expected an integer >= 1, got {getattr(self, key)}")
-        if self.learning_rate <= 0 or self.head_learning_rate <= 0:
-            err("learning_rate", "expected positive learning rates")
-        if not self.lora_ranks or min(self.lora_ranks) < 1:
-            err("lora_ranks", f"expected a list of ranks >= 1, got {self.lora_ranks}")
+        if not self.lora_ranks:
+            err("lora_ranks", "expected at least one rank")
         if not self.target_modules:
             err("target_modules", "expected at least one module name")
-        if self.round_deadline_s <= 0:
-            err("round_deadline_s", f"expected a positive time in seconds, got {self.round_deadline_s}")
-        if self.round_interval_s < 0:
-            err("round_interval_s", f"expected a time >= 0, got {self.round_interval_s}")
-        if self.device not in ("cpu", "cuda", "auto"):
-            err("device", f"expected cpu, cuda or auto, got {self.device!r}")

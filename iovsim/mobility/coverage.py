@@ -1,8 +1,6 @@
 """RSU coverage: the share of vehicle-seconds spent within range of an RSU."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 
@@ -34,27 +32,3 @@ def coverage_share(vehicle_xy_over_time, rsu_xy, radius_m, step_length_s: float 
         total += len(c)
     return inside / total if total else 0.0
 
-
-@dataclass
-class CoverageMeter:
-    """Accumulates coverage step by step (call `add(snapshot.xy_m)` after each SUMO step)."""
-
-    rsu_xy: np.ndarray
-    radius_m: float | np.ndarray
-    step_length_s: float = 1.0
-    inside_s: float = 0.0
-    total_s: float = 0.0
-
-    def add(self, vehicle_xy: np.ndarray):
-        v = np.asarray(vehicle_xy, dtype=float).reshape(-1, 2)
-        c = covered(v, self.rsu_xy, self.radius_m)
-        self.inside_s += float(c.sum()) * self.step_length_s
-        self.total_s += len(c) * self.step_length_s
-
-    @property
-    def share(self) -> float:
-        return self.inside_s / self.total_s if self.total_s else 0.0
-
-    def report(self) -> dict:
-        return {"vehicle_seconds": self.total_s, "covered_vehicle_seconds": self.inside_s,
-                "coverage_share": self.share}

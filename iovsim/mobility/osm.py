@@ -21,6 +21,7 @@ import numpy as np
 import yaml
 
 from iovsim.mobility.scenario import ScenarioError, sumo_binary, sumo_home
+from iovsim.schema import field_problems
 
 # netconvert options for vehicular simulation from OSM: join the clusters of nodes OSM draws at big
 # junctions, guess on/off-ramps, traffic lights and roundabouts, keep the roads cars use, drop
@@ -117,6 +118,16 @@ def _rel(p: Path, base: Path) -> str:
         return str(Path(p).resolve())
 
 
+def write_coverage(path: Path, xy: np.ndarray, sites, radius_m: float, *, placement: str, window_s: tuple):
+    """coverage.json: the share of sampled vehicle positions within radius_m of an RSU."""
+    from iovsim.mobility.coverage import coverage_share
+
+    share = coverage_share(xy, np.array([[s.x_m, s.y_m] for s in sites]), radius_m)
+    path.write_text(json.dumps({
+        "rsus": len(sites), "placement": placement, "radius_m": radius_m, "window_s": list(window_s),
+        "vehicle_samples": int(len(xy)), "coverage_share": round(float(share), 4)}, indent=2) + "\n")
+
+
 def from_osm(osm_path: str | Path, out_dir: str | Path, *, name: str | None = None,
              insertion_period_s: float = 2.0, begin_s: float = 0.0, end_s: float = 3600.0, seed: int = 0,
              routes: list[str | Path] | None = None, fringe_factor: float = 5.0,
@@ -133,7 +144,7 @@ def from_osm(osm_path: str | Path, out_dir: str | Path, *, name: str | None = No
     from iovsim.mobility.config import RsuConfig
     from iovsim.mobility.placement import place_rsus
     from iovsim.mobility.rsu import write_rsu_additional, write_rsu_csv
-    from iovsim.mobility.trajectories import load_net
+    from iovsim.mobility.net import load_net
 
     osm_path, out_dir = Path(osm_path), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -150,7 +161,7 @@ def from_osm(osm_path: str | Path, out_dir: str | Path, *, name: str | None = No
     net = load_net(net_path)
     cfg = RsuConfig(placement=rsu_placement, count=rsu_count, spacing_m=rsu_spacing_m,
                     file=str(rsu_file or ""), coverage_radius_m=rsu_radius_m)
-    errors = []
+    errors = [f"rsu.{f}: {m}" for f, m in field_problems(cfg)]
     cfg.validate(lambda f, m: errors.append(f"rsu.{f}: {m}"))
     if errors:
         raise ScenarioError(f"{osm_path}: {errors[0]}")
@@ -161,15 +172,10 @@ def from_osm(osm_path: str | Path, out_dir: str | Path, *, name: str | None = No
     write_rsu_additional(out_dir / "rsus.add.xml", sites, rsu_radius_m)
     write_rsu_csv(out_dir / "rsus.csv", sites, rsu_radius_m)
     if coverage_s > 0:
-        from iovsim.mobility.coverage import coverage_share
-
         xy = warm if warm is not None and warmup_s == coverage_s else \
             warmup_positions(net_path, route_files, duration_s=coverage_s, begin_s=begin_s, seed=seed, period_s=1.0)
-        share = coverage_share(xy, np.array([[s.x_m, s.y_m] for s in sites]), rsu_radius_m)
-        (out_dir / "coverage.json").write_text(json.dumps({
-            "rsus": len(sites), "placement": rsu_placement, "radius_m": rsu_radius_m,
-            "window_s": [begin_s, begin_s + coverage_s], "vehicle_samples": int(len(xy)),
-            "coverage_share": round(float(share), 4)}, indent=2) + "\n")
+        write_coverage(out_dir / "coverage.json", xy, sites, rsu_radius_m, placement=rsu_placement,
+                       window_s=(begin_s, begin_s + coverage_s))
     data = {
         "name": name,
         "description": f"built by iovsim scenario from-osm from {osm_path.name}",

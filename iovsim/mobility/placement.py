@@ -7,15 +7,19 @@ or net x/y; positions off the map raise a one-line `PlacementError` naming the f
 from __future__ import annotations
 
 import csv
+import typing
 from pathlib import Path
 from xml.etree import ElementTree
 
 import numpy as np
 
+from iovsim.mobility.config import RsuPlacement
+from iovsim.mobility.fileio import sniff_dialect
+from iovsim.mobility.net import check_lonlat
 from iovsim.mobility.rsu import RsuSite, add_lonlat, place_regular
 from iovsim.mobility.scenario import ScenarioError
 
-METHODS = ("regular", "junctions", "kmeans", "file")
+METHODS = typing.get_args(RsuPlacement)
 OFF_MAP_MARGIN_M = 500.0
 
 
@@ -143,10 +147,7 @@ def _check_on_map(net, x: float, y: float, where: str, given: str):
 
 def lonlat_to_xy(net, lon: float, lat: float, where: str) -> tuple[float, float]:
     """Net x/y of a lon/lat position; one-line errors for bad degrees, no geo-reference, off the map."""
-    if not -90 <= lat <= 90:
-        raise PlacementError(f"{where}: field 'lat': expected degrees in [-90, 90], got {lat:g}")
-    if not -180 <= lon <= 180:
-        raise PlacementError(f"{where}: field 'lon': expected degrees in [-180, 180], got {lon:g}")
+    check_lonlat(lon, lat, where, error=PlacementError)
     if not net.hasGeoProj():
         raise PlacementError(f"{where}: lon/lat given but the net has no geo-reference; give x/y in net metres")
     x, y = net.convertLonLat2XY(lon, lat)
@@ -183,9 +184,8 @@ def _find(header: list[str], names) -> int | None:
 
 def _read_rsu_csv(path: Path, net) -> list[RsuSite]:
     text = path.read_text(encoding="utf-8-sig")
-    first = text.splitlines()[0] if text else ""
-    delim = max([",", ";", "\t"], key=first.count)
-    rows = list(csv.reader(text.splitlines(), delimiter=delim))
+    dialect = sniff_dialect(text)
+    rows = list(csv.reader(text.splitlines(), dialect))
     if not rows:
         raise PlacementError(f"{path}: empty file (expected a header with lon,lat or x,y columns)")
     header = rows[0]
@@ -203,7 +203,7 @@ def _read_rsu_csv(path: Path, net) -> list[RsuSite]:
             a, b = (float(row[ilon]), float(row[ilat])) if geo else (float(row[ix]), float(row[iy]))
         except (ValueError, IndexError):
             cols = "lon,lat" if geo else "x,y"
-            raise PlacementError(f"{where}: columns '{cols}': expected numbers, got {delim.join(row)!r}") from None
+            raise PlacementError(f"{where}: columns '{cols}': expected numbers, got {dialect.delimiter.join(row)!r}") from None
         if geo:
             x, y = lonlat_to_xy(net, a, b, where)
         else:

@@ -210,11 +210,6 @@ class ExactReplay:
         except Exception:  # noqa: BLE001 - SUMO already removed it (teleport, end)
             pass
 
-    @property
-    def end_time_s(self) -> float:
-        return max((tr.time_s[-1] for tr in self.tracks), default=0.0)
-
-
 
 class ReplaySession(SumoSession):
     """SumoSession whose scenario vehicles follow their GPS tracks exactly (`scenario.replay`).
@@ -258,10 +253,3 @@ class ReplaySession(SumoSession):
                 self._tracked.discard(vid)
                 snap.arrived.append(vid)
         return snap
-
-
-def replay_session(scenario, **session_kwargs) -> SumoSession:
-    """The session for `scenario`: a ReplaySession when it asks for exact replay, else a SumoSession."""
-    if (scenario.replay or {}).get("mode") == "exact":
-        return ReplaySession(scenario, **session_kwargs)
-    return SumoSession(scenario, **session_kwargs)

@@ -4,13 +4,20 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from xml.sax.saxutils import quoteattr
+from xml.etree import ElementTree
 
 import numpy as np
+
+from iovsim.mobility.fileio import write_xml
 
 # A qualitative palette; RSU i gets colour i mod len (also used by the GUI and the plots).
 RSU_COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
               (140, 86, 75), (227, 119, 194), (188, 189, 34), (23, 190, 207), (127, 127, 127)]
+
+
+def rsu_color(i: int) -> tuple[int, int, int]:
+    """RGB of RSU i (the palette repeats)."""
+    return tuple(int(c) for c in RSU_COLORS[int(i) % len(RSU_COLORS)])
 
 
 @dataclass
@@ -77,16 +84,15 @@ def circle(x: float, y: float, r: float, n: int = 36) -> list[tuple[float, float
 def write_rsu_additional(path: Path, sites: list[RsuSite], radius_m: float | list[float]):
     """SUMO additional file: a POI per RSU and a coverage polygon (sumo-gui and netedit show both)."""
     radii = radius_m if isinstance(radius_m, (list, tuple, np.ndarray)) else [radius_m] * len(sites)
-    lines = ['<?xml version="1.0" encoding="UTF-8"?>', "<!-- RSUs written by iovsim -->", "<additional>"]
+    root = ElementTree.Element("additional")
     for i, (s, r) in enumerate(zip(sites, radii)):
-        c = RSU_COLORS[i % len(RSU_COLORS)]
-        lines.append(f'    <poi id={quoteattr(s.id)} type="RSU {s.id}" color="{c[0]},{c[1]},{c[2]}" layer="10" '
-                     f'x="{s.x_m:.2f}" y="{s.y_m:.2f}" width="12" height="12"/>')
+        rgb = ",".join(map(str, rsu_color(i)))
+        ElementTree.SubElement(root, "poi", id=s.id, type=f"RSU {s.id}", color=rgb, layer="10",
+                               x=f"{s.x_m:.2f}", y=f"{s.y_m:.2f}", width="12", height="12")
         shape = " ".join(f"{x:.2f},{y:.2f}" for x, y in circle(s.x_m, s.y_m, float(r)))
-        lines.append(f'    <poly id={quoteattr(s.id + "_coverage")} type="coverage" color="{c[0]},{c[1]},{c[2]},60" '
-                     f'fill="1" layer="-1" shape="{shape}"/>')
-    lines.append("</additional>")
-    Path(path).write_text("\n".join(lines) + "\n")
+        ElementTree.SubElement(root, "poly", id=f"{s.id}_coverage", type="coverage", color=f"{rgb},60",
+                               fill="1", layer="-1", shape=shape)
+    write_xml(path, root, "RSUs written by iovsim")
 
 
 def write_rsu_csv(path: Path, sites: list[RsuSite], radius_m: float | list[float]):
@@ -97,9 +103,3 @@ def write_rsu_csv(path: Path, sites: list[RsuSite], radius_m: float | list[float
         for s, r in zip(sites, radii):
             w.writerow([s.id, f"{s.x_m:.3f}", f"{s.y_m:.3f}", f"{s.lon:.7f}", f"{s.lat:.7f}", f"{float(r):.1f}"])
 
-
-def read_rsu_csv(path: Path) -> list[RsuSite]:
-    """Read rsus.csv as written by write_rsu_csv (x_m, y_m in net coordinates)."""
-    with open(path, newline="") as f:
-        return [RsuSite(r["id"], float(r["x_m"]), float(r["y_m"]), float(r.get("lon") or "nan"),
-                        float(r.get("lat") or "nan")) for r in csv.DictReader(f)]

@@ -40,10 +40,6 @@ class Snapshot:
     departed: list[str] = field(default_factory=list)   # enrolled in this step
     arrived: list[str] = field(default_factory=list)    # tracked vehicles that left in this step
 
-    @property
-    def num_vehicles(self) -> int:
-        return len(self.vehicle_ids)
-
 
 class SumoSession:
     """Runs one SUMO simulation and tracks the federated vehicles.
@@ -192,6 +188,3 @@ class SumoSession:
 
     def finished(self) -> bool:
         return self.time_s + 1e-9 >= self.end_s
-
-    def vehicle_count(self) -> int:
-        return int(self.api.vehicle.getIDCount())

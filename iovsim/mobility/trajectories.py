@@ -22,16 +22,26 @@ import json
 import math
 import subprocess
 import time as _time
-from dataclasses import asdict, dataclass, field
+import typing
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Literal
 from xml.etree import ElementTree
+from xml.sax.saxutils import XMLGenerator
 
 import numpy as np
 
+from iovsim.mobility.fileio import sniff_dialect, write_xml
+from iovsim.mobility.net import check_lonlat, load_net
 from iovsim.mobility.scenario import ScenarioError, sumo_binary
+from iovsim.schema import field_problems
 
 DROP_REASONS = ("duplicate", "time_reversal", "speed_jump", "off_map", "short_trip")
+TimeUnit = Literal["auto", "s", "ms", "iso"]
+TraceFormat = Literal["auto", "csv", "cabspotting", "fcd"]
+TIME_UNITS = typing.get_args(TimeUnit)
+TRACE_FORMATS = typing.get_args(TraceFormat)
 
 
 class TraceError(ScenarioError):
@@ -87,26 +97,26 @@ class CsvFormat:
     """Latitude column (degrees × `coord_scale`)."""
     lon_col: str = "lon"
     """Longitude column (degrees × `coord_scale`)."""
-    time_unit: str = "auto"
+    time_unit: TimeUnit = "auto"
     """`s`, `ms` (numbers, e.g. unix time), `iso` (ISO 8601 datetime; naive means UTC), or `auto`:
     from the first row (a number above 1e11 is milliseconds, another number seconds, text ISO)."""
     coord_scale: float = 1.0
     """Multiply lat/lon by this to get degrees (1e-6 for micro-degrees)."""
     delimiter: str = ""
-    """Field separator; empty = detect (comma, semicolon, tab)."""
+    """Field separator; empty = detect (csv.Sniffer: comma, semicolon or tab)."""
 
 
 @dataclass
 class CleanConfig:
-    max_speed_mps: float = 60.0
+    max_speed_mps: float = field(default=60.0, metadata={"gt": 0, "le": 1e4})
     """A point reached faster than this from the previous kept point is an impossible jump."""
-    max_gap_s: float = 180.0
+    max_gap_s: float = field(default=180.0, metadata={"gt": 0, "le": 1e9})
     """A trip is split where two consecutive points are further apart in time."""
-    min_points: int = 5
+    min_points: int = field(default=5, metadata={"ge": 1, "le": 10**9})
     """Trips with fewer points are dropped (short_trip)."""
-    min_duration_s: float = 60.0
+    min_duration_s: float = field(default=60.0, metadata={"ge": 0, "le": 1e9})
     """Trips shorter than this are dropped (short_trip)."""
-    map_margin_m: float = 0.0
+    map_margin_m: float = field(default=0.0, metadata={"ge": 0, "le": 1e7})
     """Points further than this outside the net's boundary are off the map."""
 
 
@@ -195,29 +205,21 @@ def _guess_time_unit(value: str) -> str:
         return "iso"
 
 
-def _check_lonlat(lon: float, lat: float, path, line: int, lon_col="lon", lat_col="lat"):
-    if not (-90.0 <= lat <= 90.0) or not math.isfinite(lat):
-        raise TraceError(f"{path}: column '{lat_col}': expected degrees in [-90, 90], got {lat:g} at line {line}")
-    if not (-180.0 <= lon <= 180.0) or not math.isfinite(lon):
-        raise TraceError(f"{path}: column '{lon_col}': expected degrees in [-180, 180], got {lon:g} at line {line}")
-
-
 def read_csv_traces(path: str | Path, fmt: CsvFormat | None = None) -> list[RawTrace]:
     """GPS points from a CSV with a header (columns named by `fmt`); one trace per vehicle id."""
     fmt = fmt or CsvFormat()
     path = Path(path)
-    if fmt.time_unit not in ("auto", "s", "ms", "iso"):
-        raise TraceError(f"{path}: time unit: expected auto, s, ms or iso, got {fmt.time_unit!r}")
+    if fmt.time_unit not in TIME_UNITS:
+        raise TraceError(f"{path}: time unit: expected one of {', '.join(TIME_UNITS)}, got {fmt.time_unit!r}")
     unit = fmt.time_unit
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         raise TraceError(f"{path}: cannot read ({e})") from None
-    delim = fmt.delimiter
-    if not delim:
-        first = text.splitlines()[0] if text else ""
-        delim = max([",", ";", "\t"], key=first.count)
-    reader = csv.reader(text.splitlines(), delimiter=delim)
+    if fmt.delimiter:
+        reader = csv.reader(text.splitlines(), delimiter=fmt.delimiter)
+    else:
+        reader = csv.reader(text.splitlines(), sniff_dialect(text))
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
@@ -247,7 +249,8 @@ def read_csv_traces(path: str | Path, fmt: CsvFormat | None = None) -> list[RawT
         except ValueError:
             raise TraceError(f"{path}: columns '{fmt.lat_col}'/'{fmt.lon_col}': expected numbers (degrees), "
                              f"got {row[cols['lat_col']]!r}/{row[cols['lon_col']]!r} at line {n}") from None
-        _check_lonlat(lon, lat, path, n, fmt.lon_col, fmt.lat_col)
+        check_lonlat(lon, lat, f"{path}: line {n}", lon_name=fmt.lon_col, lat_name=fmt.lat_col, kind="column",
+                     error=TraceError)
         by_vehicle.setdefault(vid, []).append((t, lon, lat, n))
     if not by_vehicle:
         raise TraceError(f"{path}: no data rows after the header")
@@ -276,7 +279,7 @@ def read_cabspotting(path: str | Path) -> RawTrace:
             lat, lon, t = float(parts[0]), float(parts[1]), float(parts[3])
         except ValueError:
             raise TraceError(f"{path}: line {n}: expected numbers 'lat lon occupied unix_time', got {line.strip()!r}") from None
-        _check_lonlat(lon, lat, path, n)
+        check_lonlat(lon, lat, f"{path}: line {n}", error=TraceError)
         rows.append((t, lon, lat, n))
     if not rows:
         raise TraceError(f"{path}: no points (expected lines 'lat lon occupied unix_time')")
@@ -343,8 +346,8 @@ def read_traces(paths, fmt: str = "auto", csv_format: CsvFormat | None = None) -
             raise TraceError(f"{p}: trace file not found")
     if not files:
         raise TraceError(f"{paths}: no trace files")
-    if fmt not in ("auto", "csv", "cabspotting", "fcd"):
-        raise TraceError(f"trace format: expected auto, csv, cabspotting or fcd, got {fmt!r}")
+    if fmt not in TRACE_FORMATS:
+        raise TraceError(f"trace format: expected one of {', '.join(TRACE_FORMATS)}, got {fmt!r}")
     out: list[RawTrace] = []
     for f in files:
         kind = fmt if fmt != "auto" else _detect_format(f)
@@ -375,19 +378,6 @@ def _detect_format(path: Path) -> str:
 
 
 # ----------------------------------------------------------------------------- projection + cleaning
-
-def load_net(net_path: str | Path):
-    """sumolib net with shapes (needed for map matching); a ScenarioError if unreadable."""
-    import sumolib
-
-    net_path = Path(net_path)
-    if not net_path.exists():
-        raise TraceError(f"{net_path}: net file not found")
-    try:
-        return sumolib.net.readNet(str(net_path), withInternal=False)
-    except Exception as e:  # noqa: BLE001 - sumolib raises assorted errors on bad XML
-        raise TraceError(f"{net_path}: not a readable SUMO net ({e})") from None
-
 
 def project(trace: RawTrace, net) -> tuple[np.ndarray, np.ndarray]:
     """Net x/y of a trace (lon/lat converted with the net's geo-reference)."""
@@ -549,18 +539,14 @@ def write_routes(path: Path, trips: list[Trip], departs: np.ndarray, *, vtype: s
     """SUMO routes: one vehicle per matched trip, sorted by departure. Returns how many were written."""
     order = [i for i in np.argsort(departs, kind="stable") if trips[i].status in ("matched", "truncated")
              and trips[i].edges]
-    lines = ['<?xml version="1.0" encoding="UTF-8"?>',
-             "<!-- vehicles map-matched from GPS traces by iovsim (departure = first GPS point) -->",
-             "<routes>",
-             f'    <vType id="{vtype}" vClass="passenger"/>']
+    root = ElementTree.Element("routes")
+    ElementTree.SubElement(root, "vType", id=vtype, vClass="passenger")
     for i in order:
         tr = trips[i]
-        lines.append(f'    <vehicle id="{tr.trip_id}" type="{vtype}" depart="{departs[i]:.2f}" '
-                     f'departLane="best" departPos="base" departSpeed="max">')
-        lines.append(f'        <route edges="{" ".join(tr.edges)}"/>')
-        lines.append("    </vehicle>")
-    lines.append("</routes>")
-    Path(path).write_text("\n".join(lines) + "\n")
+        v = ElementTree.SubElement(root, "vehicle", id=tr.trip_id, type=vtype, depart=f"{departs[i]:.2f}",
+                                   departLane="best", departPos="base", departSpeed="max")
+        ElementTree.SubElement(v, "route", edges=" ".join(tr.edges))
+    write_xml(path, root, "vehicles map-matched from GPS traces by iovsim (departure = first GPS point)")
     return len(order)
 
 
@@ -592,19 +578,29 @@ def write_fcd(path: Path, trips: list[Trip], departs: np.ndarray):
         for t, x, y in zip(times, tr.x_m, tr.y_m):
             rows.append((float(t), tr.trip_id, float(x), float(y)))
     rows.sort()
-    with open(path, "w") as f:
-        f.write('<?xml version="1.0" encoding="UTF-8"?>\n<fcd-export>\n')
+    with open(path, "w", encoding="utf-8") as f:   # streamed: a day of traces does not fit a tree
+        out = XMLGenerator(f, encoding="utf-8", short_empty_elements=True)
+        out.startDocument()
+        out.startElement("fcd-export", {})
         cur = None
         for t, vid, x, y in rows:
             if t != cur:
                 if cur is not None:
-                    f.write("    </timestep>\n")
-                f.write(f'    <timestep time="{t:.2f}">\n')
+                    out.ignorableWhitespace("\n    ")
+                    out.endElement("timestep")
+                out.ignorableWhitespace("\n    ")
+                out.startElement("timestep", {"time": f"{t:.2f}"})
                 cur = t
-            f.write(f'        <vehicle id="{vid}" x="{x:.2f}" y="{y:.2f}"/>\n')
+            out.ignorableWhitespace("\n        ")
+            out.startElement("vehicle", {"id": vid, "x": f"{x:.2f}", "y": f"{y:.2f}"})
+            out.endElement("vehicle")
         if cur is not None:
-            f.write("    </timestep>\n")
-        f.write("</fcd-export>\n")
+            out.ignorableWhitespace("\n    ")
+            out.endElement("timestep")
+        out.ignorableWhitespace("\n")
+        out.endElement("fcd-export")
+        out.endDocument()
+        f.write("\n")
 
 
 # ----------------------------------------------------------------------------- validation
@@ -671,17 +667,7 @@ def import_traces(paths, net_path: str | Path, out_dir: str | Path, *, fmt: str 
     started = _time.perf_counter()
     if csv_format is None and columns:
         csv_format = parse_columns(columns, time_unit)
-    clean = clean or CleanConfig()
-    if max_speed_mps is not None:
-        clean.max_speed_mps = max_speed_mps
-    if gap_s is not None:
-        clean.max_gap_s = gap_s
-    if min_points is not None:
-        clean.min_points = min_points
-    if clean.max_speed_mps <= 0:
-        raise TraceError(f"max_speed_mps: expected a positive speed in m/s, got {clean.max_speed_mps}")
-    if clean.max_gap_s <= 0:
-        raise TraceError(f"gap_s: expected a positive time in seconds, got {clean.max_gap_s}")
+    clean = _clean_settings(clean, max_speed_mps=max_speed_mps, max_gap_s=gap_s, min_points=min_points)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     net_path = Path(net_path).resolve()
@@ -718,6 +704,15 @@ def import_traces(paths, net_path: str | Path, out_dir: str | Path, *, fmt: str 
     report.elapsed_s = _time.perf_counter() - started
     (out_dir / "import_report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     return report
+
+
+def _clean_settings(clean: CleanConfig | None, **shortcuts) -> CleanConfig:
+    """A copy of `clean` with the shortcuts that are not None applied, checked against its declared ranges."""
+    clean = replace(clean or CleanConfig(), **{k: v for k, v in shortcuts.items() if v is not None})
+    problems = field_problems(clean)
+    if problems:
+        raise TraceError(f"{problems[0][0]}: {problems[0][1]}")
+    return clean
 
 
 def write_trace_scenarios(out_dir: Path, net_path: Path, routes: Path, replay: Path) -> tuple[Path, Path]:

@@ -18,13 +18,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+from iovsim.mobility.rsu import RSU_COLORS, rsu_color  # noqa: F401 - RSU_COLORS is part of the overlay's API
 
-try:
-    from iovsim.mobility.rsu import RSU_COLORS
-except Exception:  # noqa: BLE001 - keep the overlay usable without the mobility package
-    RSU_COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-                  (140, 86, 75), (227, 119, 194), (188, 189, 34), (23, 190, 207), (127, 127, 127)]
+log = logging.getLogger(__name__)
 
 PHASES = ("idle", "download", "train", "upload", "done", "lost")
 NOT_CONNECTED = (35, 35, 35, 255)  # FL vehicle without a serving RSU: near black
@@ -51,10 +47,6 @@ LAYER_LOST = 40
 LAYER_HANDOVER = 50
 LAYER_RSU = 60
 LAYER_TEXT = 100
-
-
-def _rgb(i: int) -> tuple[int, int, int]:
-    return tuple(int(c) for c in RSU_COLORS[int(i) % len(RSU_COLORS)])
 
 
 def _pale(rgb, k: float = 0.55) -> tuple[int, int, int, int]:
@@ -141,7 +133,7 @@ class GuiOverlay:
         """A POI per RSU (its id as type text) and a coverage disc per RSU (translucent, below the roads)."""
         poi, poly = self.conn.poi, self.conn.polygon
         for i, ((x, y), r) in enumerate(zip(self.rsu_xy_m, self.radius_m)):
-            c = _rgb(i)
+            c = rsu_color(i)
             shape = _circle(x, y, r)
             poly.add(f"iovsim_cov_{i}", shape, c + (55,), fill=True, polygonType=f"coverage RSU {i}",
                      layer=LAYER_COVERAGE_FILL)
@@ -158,7 +150,7 @@ class GuiOverlay:
         """Serving RSU's colour; pale while not in a round; grey without a serving RSU."""
         if serving is None or serving < 0:
             return NOT_CONNECTED
-        rgb = _rgb(serving)
+        rgb = rsu_color(serving)
         if phase in ("download", "train", "upload", "lost"):
             return rgb + (255,)
         return _pale(rgb)
@@ -167,7 +159,7 @@ class GuiOverlay:
         """The dot drawn on every FL vehicle: its serving RSU's colour, near black without one."""
         if serving is None or serving < 0:
             return NOT_CONNECTED
-        return _rgb(serving) + (255,)
+        return rsu_color(serving) + (255,)
 
     def color_vehicles(self, vehicle_ids: Sequence[str], serving: np.ndarray, phase: Sequence[str],
                        xy_m: np.ndarray | None = None) -> None:

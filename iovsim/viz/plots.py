@@ -18,12 +18,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-# Same order as the RSU colours of rsus.add.xml and the sumo-gui overlay: RSU i has colour i.
-try:
-    from iovsim.mobility.rsu import RSU_COLORS as _RSU_RGB
-except Exception:  # noqa: BLE001 - viz must work on a run folder without the rest of iovsim importable
-    _RSU_RGB = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-                (140, 86, 75), (227, 119, 194), (188, 189, 34), (23, 190, 207), (127, 127, 127)]
+# Same colours as rsus.add.xml and the sumo-gui overlay: RSU i has colour i.
+from iovsim.mobility.rsu import rsu_color as _rsu_rgb
 
 TASK_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
 DPI = 110
@@ -41,7 +37,7 @@ FIGURES = {
 
 
 def rsu_color(i: int) -> tuple[float, float, float]:
-    r, g, b = _RSU_RGB[int(i) % len(_RSU_RGB)]
+    r, g, b = _rsu_rgb(i)
     return (r / 255, g / 255, b / 255)
 
 
@@ -378,9 +374,9 @@ def fig_map(run_dir: Path, rsus, handovers, out: Path, net_file: Path | None = N
     net_file = Path(net_file) if net_file else resolve_net_file(run_dir)
     lines, bounds = [], None
     if net_file is not None and net_file.is_file():
-        import sumolib
+        from iovsim.mobility.net import load_net
 
-        net = sumolib.net.readNet(str(net_file), withInternal=False)
+        net = load_net(net_file)
         for e in net.getEdges():
             for ln in e.getLanes():
                 shp = ln.getShape()
