@@ -66,3 +66,27 @@ def tiny_config(**over) -> dict:
             node = node.setdefault(k, {})
         node[keys[-1]] = value
     return cfg
+
+
+@pytest.fixture(scope="session")
+def real_model():
+    """The real all-MiniLM model with LoRA (alpha 16), a BBC News executor and a rank-8 initial adapter.
+
+    Loaded once per test session and shared by the tests that train for real.
+    """
+    pytest.importorskip("peft")
+    import torch
+
+    from iovsim.fl.config import TaskConfig
+    from iovsim.fl.data import load_task
+    from iovsim.fl.model import AdapterModel
+    from iovsim.fl.train import LocalExecutor, TokenizedTask
+
+    try:
+        model = AdapterModel("minilm", ["query", "value"], 16.0)
+        data = load_task(TaskConfig(name="bbc", dataset="bbc_news", max_samples=200, test_samples=40), seed=0)
+    except Exception as e:  # the offline model/data packages are not installed
+        pytest.skip(f"model or data unavailable: {e}")
+    ex = LocalExecutor(model, [TokenizedTask(model, data, 32)])
+    init = model.init_state(8, data.num_classes, torch.Generator().manual_seed(0))
+    return model, ex, init

@@ -161,3 +161,85 @@ def test_self_prune_shrinks_only_when_tail_is_small():
     assert self_prune(zero, 8, 0.5)[1] == 8
     with pytest.raises(ValueError):
         self_prune(s, 8, gamma=1.5)
+
+
+def test_flexlora_split_by_hand():
+    """dW = [[3, 0, 0], [0, 2, 0]]: U = I, S = (3, 2), V_r^T = the first two unit rows.
+
+    FlexLoRA puts the singular values in B: B = U_r S_r / scale, A = V_r^T (scale = alpha / r).
+    """
+    dw = torch.tensor([[3.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    for alpha, scale in ((None, 1.0), (16.0, 8.0)):
+        b, a = svd_split(dw, 2, alpha, dtype=torch.float64)
+        sign = torch.sign(torch.diagonal(a[:, :2]))  # an SVD fixes each (u_i, v_i) pair up to a joint sign
+        assert torch.allclose(a * sign[:, None], torch.tensor([[1.0, 0, 0], [0, 1.0, 0]], dtype=torch.float64))
+        assert torch.allclose(b * sign, torch.tensor([[3.0, 0], [0, 2.0]], dtype=torch.float64) / scale)
+        assert torch.allclose(scale * b @ a, dw.double())
+
+
+def test_flexlora_split_gives_untrained_directions_a_fresh_a():
+    """Where dW has no singular value, A is a fresh kaiming-uniform row (seeded) and B is zero."""
+    dw = torch.tensor([[3.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    b, a = svd_split(dw, 3, 16.0, generator=torch.Generator().manual_seed(1))  # rank 3 > rank of dW
+    assert torch.count_nonzero(b[:, 2]) == 0 and torch.count_nonzero(a[2]) == 3
+    assert float(a[2].abs().max()) <= 1 / 3 ** 0.5
+    assert torch.allclose((16.0 / 3) * b @ a, dw, atol=1e-6)
+    zero = torch.zeros(OUT, IN)
+    b0, a0 = svd_split(zero, 4, 16.0, generator=torch.Generator().manual_seed(2))
+    assert torch.count_nonzero(b0) == 0 and torch.count_nonzero(a0) == 4 * IN
+    _, again = svd_split(zero, 4, 16.0, generator=torch.Generator().manual_seed(2))
+    _, other = svd_split(zero, 4, 16.0, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a0, again) and not torch.equal(a0, other)
+    # the same for the client split of an untrained global (B = 0) and for the aggregate of zeros
+    init = adapter(8, 9)
+    for m in MODS:
+        init[f"{m}.lora_B"] = torch.zeros(OUT, 8)
+    c = refactor_rank(init, 4, 16.0, torch.Generator().manual_seed(0))
+    g = flexlora_aggregate([Update(init, 1.0, 8)], 8, 16.0, torch.Generator().manual_seed(0))
+    for m in MODS:
+        assert torch.count_nonzero(c[f"{m}.lora_A"]) == 4 * IN and torch.count_nonzero(c[f"{m}.lora_B"]) == 0
+        assert torch.count_nonzero(g[f"{m}.lora_A"]) == 8 * IN
+
+
+def _orthogonal_adapter(col_norms, out=OUT, inp=IN):
+    """Components i = e_i (A row) x col_norms[i] e_i (B column): ||B_i A_i||_F = col_norms[i]."""
+    r = len(col_norms)
+    s = {}
+    for m in MODS:
+        s[f"{m}.lora_A"] = torch.eye(r, inp)
+        s[f"{m}.lora_B"] = torch.eye(out, r) * torch.tensor(col_norms)
+    return s
+
+
+def test_self_prune_decays_one_component_when_the_tail_is_weak_relative_to_the_rest():
+    weak = _orthogonal_adapter([1.0] * 7 + [0.3])
+    pruned, r = self_prune(weak, 8, gamma=0.99, tol=0.5)
+    assert r == 7 and pruned[f"{MODS[0]}.lora_A"].shape == (7, IN)
+    # (alpha / r) B A keeps the first seven components exactly
+    assert close(lora_product(pruned, MODS[0], 16.0)[:7, :7], 2.0 * torch.eye(7, dtype=torch.float64))
+    strong = _orthogonal_adapter([1.0] * 7 + [0.8])  # 0.8 of a typical component: not weak, kept
+    assert self_prune(strong, 8, gamma=0.99, tol=0.5)[1] == 8
+    # rank-independent: the same weak last component is pruned at rank 4 as at rank 16
+    assert self_prune(_orthogonal_adapter([1.0] * 3 + [0.3]), 4, 0.99, 0.5)[1] == 3
+    assert self_prune(_orthogonal_adapter([1.0] * 9 + [0.3]), 10, 0.99, 0.5)[1] == 9
+    assert self_prune(_orthogonal_adapter([1.0]), 1, 0.99, 0.5)[1] == 1  # never below one
+
+
+def test_module_sparsity_weights_weight_each_module_by_its_own_update_norm():
+    from iovsim.fl.aggregate import module_sparsity_weights
+
+    u1 = _orthogonal_adapter([2.0, 0.0])
+    u2 = _orthogonal_adapter([1.0, 0.0])
+    u2[f"{MODS[1]}.lora_B"] = u2[f"{MODS[1]}.lora_B"] * 3  # module 1: norm 3 against u1's 2
+    for u in (u1, u2):
+        u["head.weight"], u["head.bias"] = torch.ones(3, IN), torch.zeros(3)
+    ups = [Update(u1, 10.0, 2), Update(u2, 30.0, 2)]
+    w = module_sparsity_weights(ups)
+    assert w[MODS[0]] == pytest.approx([2 / 3, 1 / 3]) and w[MODS[1]] == pytest.approx([2 / 5, 3 / 5])
+    out = zero_pad_aggregate(ups, 2, lora_weights=w)
+    for m, (w1, w2) in zip(MODS, ([2 / 3, 1 / 3], [2 / 5, 3 / 5])):
+        want = w1 * u1[f"{m}.lora_B"] + w2 * u2[f"{m}.lora_B"]
+        assert close(out[f"{m}.lora_B"], want)
+    zero = [Update({k: v * 0 if "lora_B" in k else v for k, v in u1.items()}, 1.0, 2),
+            Update({k: v * 0 if "lora_B" in k else v for k, v in u2.items()}, 3.0, 2)]
+    assert module_sparsity_weights(zero)[MODS[0]] == pytest.approx([0.25, 0.75])  # samples when all zero

@@ -231,7 +231,7 @@ def test_hetlora_strategy_round_trip_prune_memory_and_hierarchy():
     assert all(r == want[int(st.tier[i])] for i, r in zip(plan.participants, plan.rank))
     o = plan.train_options[0]
     assert set(o) == {"prune_lambda", "prune_keep", "prune_gamma", "prune_tol"}
-    assert o["prune_keep"] == max(1, int(0.5 * plan.rank[0]))
+    assert o["prune_gamma"] == 0.99 and o["prune_keep"] == max(1, int(0.99 * plan.rank[0]))
     g = _adapter(16, 0)
     small = s.client_state(g, 4)
     assert small["l0.q.lora_A"].shape == (4, 5)
@@ -250,6 +250,33 @@ def test_hetlora_strategy_round_trip_prune_memory_and_hierarchy():
     plan2 = s.configure(st)
     r2 = dict(zip([st.vehicle_ids[i] for i in plan2.participants], plan2.rank.tolist()))
     assert r2[vid] == 8
+    # a pruned rank that is no candidate (15 after 16) is trained as is, not snapped down to 8
+    s2 = create("hetlora", {"tier_ranks": [2, 4, 16]})
+    s2.setup(1, 0)
+    s2.configure(st)
+    s2.aggregate([Update(_adapter(15, 4), 10, 15, vid)], g)
+    plan3 = s2.configure(st)
+    r3 = dict(zip([st.vehicle_ids[i] for i in plan3.participants], plan3.rank.tolist()))
+    assert r3[vid] == 15 and s2.pruned_rank == {vid: 15}
+
+
+def test_fresh_adapter_draws_do_not_shift_the_selection_stream():
+    """FLoRA and FlexLoRA draw fresh A rows from their own stream: same seed, same participants as HetLoRA."""
+    picks = {}
+    for name in ("hetlora", "flora", "flexlora"):
+        s = create(name, {"tier_ranks": [2, 4, 8]})
+        s.setup(1, 3)
+        seq = []
+        for t in range(3):
+            st = make_state(t, n=30, seed=10 + t, num_tasks=1)
+            st.dwell_time_s[:] = np.inf
+            plan = s.configure(st)
+            seq.append(plan.participants.tolist())
+            g = _adapter(8, t)
+            s.aggregate([Update(s.client_state(g, int(r)), 5, int(r), st.vehicle_ids[i])
+                         for i, r in zip(plan.participants, plan.rank)], g)
+        picks[name] = seq
+    assert picks["flora"] == picks["hetlora"] == picks["flexlora"]
 
 
 def test_window_shrinks_ranks_for_rank_choosing_strategies():

@@ -105,49 +105,81 @@ def update_norm(state: dict, lora_alpha: float | None = None) -> float:
 
 
 def sparsity_weights(updates: list[Update], use_samples: bool = True) -> list[float]:
-    """HetLoRA's sparsity weights: ||dW_k||_F (times the sample count), normalized to sum 1.
+    """Sparsity weights over the whole adapter: ||dW_k||_F (times the sample count), normalized to sum 1.
 
     dW_k = B_k A_k / r_k (alpha cancels in the normalization). Falls back to sample weights when
     every update is zero (e.g. the first round, B = 0).
     """
     norms = [update_norm(u.state, lora_alpha=1.0) for u in updates]
+    return _normalized_or_samples(norms, updates, use_samples)
+
+
+def _normalized_or_samples(norms: list[float], updates: list[Update], use_samples: bool) -> list[float]:
     base = [float(u.weight) if use_samples else 1.0 for u in updates]
     w = [n * b for n, b in zip(norms, base)]
     total = sum(w)
     if total <= 0:
-        total_b = sum(base)
-        if total_b <= 0:
+        total_s = sum(float(u.weight) for u in updates)
+        if total_s <= 0:
             raise ValueError("aggregation weights sum to zero")
-        return [b / total_b for b in base]
+        return [float(u.weight) / total_s for u in updates]
     return [x / total for x in w]
+
+
+def module_sparsity_weights(updates: list[Update], use_samples: bool = False) -> dict[str, list[float]]:
+    """HetLoRA's sparsity weights per LoRA module: w_k,m = ||B_k,m A_k,m / r_k||_F / Z_m.
+
+    The paper weights each client's module by the Frobenius norm of its reconstructed update,
+    normalized over clients (optionally times samples). A module whose updates are all zero falls
+    back to sample weights.
+    """
+    out = {}
+    for m in lora_modules(updates[0].state):
+        norms = []
+        for u in updates:
+            a = u.state[f"{m}.lora_A"].to(torch.float64)
+            b = u.state[f"{m}.lora_B"].to(torch.float64)
+            norms.append(max(float(torch.sum((b.T @ b) * (a @ a.T))), 0.0) ** 0.5 / a.shape[0])
+        out[m] = _normalized_or_samples(norms, updates, use_samples)
+    return out
 
 
 def zero_pad_aggregate(updates: list[Update], rank: int, lora_weights=None, rescale: bool = True) -> dict:
     """HetLoRA aggregation: zero-pad every update to `rank`, weighted mean of A and B.
 
-    `lora_weights` weight the LoRA factors (default: samples); the head and any other entry
+    `lora_weights` weight the LoRA factors: None (samples), one list for every module, or a dict
+    module -> list (per-module weights, see module_sparsity_weights). The head and any other entry
     (e.g. `.delta`) are averaged with the sample weights. With equal ranks and default weights
     this is FedAvg.
     """
     padded = [resize_rank(u.state, rank, rescale=rescale) for u in updates]
     samples = [float(u.weight) for u in updates]
-    lw = samples if lora_weights is None else [float(x) for x in lora_weights]
     lora_keys = [k for k in padded[0] if k.endswith((".lora_A", ".lora_B"))]
     other_keys = [k for k in padded[0] if k not in lora_keys]
-    out = weighted_mean([{k: p[k] for k in lora_keys} for p in padded], lw)
+    out = {}
+    for m in lora_modules(padded[0]):
+        if isinstance(lora_weights, dict):
+            lw = lora_weights[m]
+        else:
+            lw = samples if lora_weights is None else lora_weights
+        keys = (f"{m}.lora_A", f"{m}.lora_B")
+        out.update(weighted_mean([{k: p[k] for k in keys} for p in padded], lw))
     if other_keys:
         out.update(weighted_mean([{k: p[k] for k in other_keys} for p in padded], samples))
     return {k: out[k] for k in padded[0]}
 
 
-def self_prune(state: dict, rank: int, gamma: float, tol: float = 0.1, rescale: bool = True,
+def self_prune(state: dict, rank: int, gamma: float, tol: float = 0.5, rescale: bool = True,
                min_rank: int = 1) -> tuple[dict, int]:
     """HetLoRA local rank self-pruning, called by the training side after local training.
 
-    The tail = components keep..rank-1 with keep = max(min_rank, floor(gamma * rank)). When the
-    tail's update norm ||B[:, keep:] A[keep:]|| is at most `tol` x the whole update's norm, the
+    keep = max(min_rank, floor(gamma * rank)); with gamma close to 1 (0.99) the tail is the last
+    component, so a rank decays one step at a time. The tail's update per component
+    (||B[:, keep:] A[keep:]||_F / sqrt(rank - keep), summed over modules) is compared with the
+    rest's (||B[:, :keep] A[:keep]||_F / sqrt(keep)); when it is at most `tol` times that, the
     adapter is truncated to `keep` (B rescaled as in `resize_rank`) and `(state, keep)` is
-    returned; otherwise `(state, rank)` unchanged. An all-zero update is never pruned.
+    returned, otherwise `(state, rank)` unchanged. Per component, so one `tol` means the same at
+    every rank; an all-zero update is never pruned.
     """
     if not 0 < gamma < 1:
         raise ValueError(f"gamma must be in (0, 1), got {gamma}")
@@ -155,35 +187,56 @@ def self_prune(state: dict, rank: int, gamma: float, tol: float = 0.1, rescale: 
     keep = max(int(min_rank), int(gamma * rank))
     if keep >= rank:
         return state, rank
-    whole = update_norm(state)
-    if whole <= 0:
-        return state, rank
-    tail = {}
+    tail, rest = {}, {}
     for m in lora_modules(state):
-        tail[f"{m}.lora_A"] = state[f"{m}.lora_A"][keep:]
-        tail[f"{m}.lora_B"] = state[f"{m}.lora_B"][:, keep:]
-    if update_norm(tail) <= tol * whole:
+        a, b = state[f"{m}.lora_A"], state[f"{m}.lora_B"]
+        tail[f"{m}.lora_A"], tail[f"{m}.lora_B"] = a[keep:], b[:, keep:]
+        rest[f"{m}.lora_A"], rest[f"{m}.lora_B"] = a[:keep], b[:, :keep]
+    rest_rms = update_norm(rest) / keep ** 0.5
+    if rest_rms <= 0:
+        return state, rank
+    if update_norm(tail) / (rank - keep) ** 0.5 <= tol * rest_rms:
         return resize_rank(state, keep, rescale=rescale), keep
     return state, rank
 
 
-def svd_split(delta: torch.Tensor, rank: int, lora_alpha: float | None = None, dtype=torch.float32):
-    """Best rank-`rank` factorization of dW for an adapter: scale * B @ A = truncated SVD of dW.
+# Singular values below this fraction of the largest are numerical noise of a lower-rank product.
+_SV_RTOL = 1e-9
 
-    Convention (balanced split): dW ~ U_r S_r V_r^T, B = U_r sqrt(S_r / scale),
-    A = sqrt(S_r / scale) V_r^T with scale = lora_alpha / rank (1 when alpha is None). Missing
-    singular values (rank > min(out, in)) are padded with zeros.
+
+def _flex_factors(u, s, vh, rank: int, scale: float, generator: torch.Generator | None,
+                  dtype=torch.float32):
+    """FlexLoRA's split of U S V^T at `rank`: B = U_r S_r / scale, A = V_r^T, so scale B A = U_r S_r V_r^T.
+
+    Components with no singular value (dW = 0 there, e.g. the first round where every B is 0, or
+    rank > rank of dW) get a fresh kaiming-uniform A row and a zero B column, as peft initializes
+    an adapter: their product stays zero but B's gradient does not, so they remain trainable.
     """
-    d = delta.to(torch.float64)
-    u, s, vh = torch.linalg.svd(d, full_matrices=False)
+    out_f, in_f = u.shape[0], vh.shape[1]
+    b = torch.zeros(out_f, rank, dtype=torch.float64)
+    a = torch.zeros(rank, in_f, dtype=torch.float64)
     k = min(rank, s.numel())
-    scale = 1.0 if lora_alpha is None else float(lora_alpha) / rank
-    root = torch.sqrt(s[:k] / scale)
-    b = torch.zeros(d.shape[0], rank, dtype=torch.float64)
-    a = torch.zeros(rank, d.shape[1], dtype=torch.float64)
-    b[:, :k] = u[:, :k] * root
-    a[:k] = root[:, None] * vh[:k]
+    s_max = float(s.max()) if s.numel() else 0.0
+    n = int((s[:k] > _SV_RTOL * s_max).sum()) if s_max > 0 else 0  # sorted: the live ones come first
+    b[:, :n] = u[:, :n] * (s[:n] / scale)
+    a[:n] = vh[:n]
+    if n < rank:
+        gen = generator if generator is not None else torch.Generator().manual_seed(0)
+        a[n:] = kaiming_uniform_A(rank - n, in_f, gen, torch.float64)
     return b.to(dtype), a.to(dtype)
+
+
+def svd_split(delta: torch.Tensor, rank: int, lora_alpha: float | None = None, dtype=torch.float32,
+              generator: torch.Generator | None = None):
+    """FlexLoRA factorization of dW for an adapter of `rank`: scale * B @ A = truncated SVD of dW.
+
+    dW ~ U_r S_r V_r^T, B = U_r S_r / scale, A = V_r^T with scale = lora_alpha / rank (1 when alpha
+    is None), as in FlexLoRA (Bai et al. 2024). Components without a singular value get a fresh A
+    from `generator` and B = 0 (see _flex_factors).
+    """
+    u, s, vh = torch.linalg.svd(delta.to(torch.float64), full_matrices=False)
+    scale = 1.0 if lora_alpha is None else float(lora_alpha) / rank
+    return _flex_factors(u, s, vh, rank, scale, generator, dtype)
 
 
 def lowrank_svd(b: torch.Tensor, a: torch.Tensor, scale: float = 1.0):
@@ -199,34 +252,30 @@ def lowrank_svd(b: torch.Tensor, a: torch.Tensor, scale: float = 1.0):
     return qb @ uc, s, vhc @ qa.T
 
 
-def refactor_rank(state: dict, rank: int, lora_alpha: float | None = None) -> dict:
-    """FlexLoRA client split: each module's scale * B @ A re-factorized by SVD at `rank` (see svd_split)."""
+def refactor_rank(state: dict, rank: int, lora_alpha: float | None = None,
+                  generator: torch.Generator | None = None) -> dict:
+    """FlexLoRA client split: each module's scale * B @ A re-factorized by SVD at `rank` (see svd_split).
+
+    The SVD comes from QR of B and A^T and the SVD of the r x r core (no out x in matrix).
+    """
     r_old = state_rank(state)
-    out = {}
-    for k, v in state.items():
-        if not k.endswith((".lora_A", ".lora_B")):
-            out[k] = v
+    out = {k: v for k, v in state.items() if not k.endswith((".lora_A", ".lora_B"))}
+    s_old = 1.0 if lora_alpha is None else float(lora_alpha) / r_old
+    s_new = 1.0 if lora_alpha is None else float(lora_alpha) / rank
     for m in lora_modules(state):
         a, b = state[f"{m}.lora_A"], state[f"{m}.lora_B"]
-        s_old = 1.0 if lora_alpha is None else float(lora_alpha) / r_old
         u, s, vh = lowrank_svd(b, a, s_old)
-        k = min(rank, s.numel())
-        s_new = 1.0 if lora_alpha is None else float(lora_alpha) / rank
-        root = torch.sqrt(s[:k] / s_new)
-        nb = torch.zeros(b.shape[0], rank, dtype=torch.float64)
-        na = torch.zeros(rank, a.shape[1], dtype=torch.float64)
-        nb[:, :k] = u[:, :k] * root
-        na[:k] = root[:, None] * vh[:k]
-        out[f"{m}.lora_A"] = na.to(a.dtype)
-        out[f"{m}.lora_B"] = nb.to(b.dtype)
+        nb, na = _flex_factors(u, s, vh, rank, s_new, generator, a.dtype)
+        out[f"{m}.lora_A"], out[f"{m}.lora_B"] = na, nb.to(b.dtype)
     return {k: out[k] for k in state}
 
 
-def flexlora_aggregate(updates: list[Update], rank: int, lora_alpha: float | None = None) -> dict:
+def flexlora_aggregate(updates: list[Update], rank: int, lora_alpha: float | None = None,
+                       generator: torch.Generator | None = None) -> dict:
     """FlexLoRA: sample-weighted sum of full updates scale_k B_k A_k per module, truncated SVD at `rank`.
 
-    The result is an adapter of rank `rank` in the svd_split convention; the head and other
-    entries are sample-weighted means.
+    The result is an adapter of rank `rank` in the svd_split convention (fresh A where dW has no
+    singular value); the head and other entries are sample-weighted means.
     """
     w = torch.as_tensor([float(u.weight) for u in updates], dtype=torch.float64)
     if w.sum() <= 0:
@@ -236,7 +285,7 @@ def flexlora_aggregate(updates: list[Update], rank: int, lora_alpha: float | Non
     out = {}
     for m in lora_modules(first):
         delta = sum(wi * lora_product(u.state, m, lora_alpha) for wi, u in zip(w, updates))
-        b, a = svd_split(delta, rank, lora_alpha, dtype=first[f"{m}.lora_A"].dtype)
+        b, a = svd_split(delta, rank, lora_alpha, dtype=first[f"{m}.lora_A"].dtype, generator=generator)
         out[f"{m}.lora_A"], out[f"{m}.lora_B"] = a, b
     others = [k for k in first if not k.endswith((".lora_A", ".lora_B"))]
     if others:

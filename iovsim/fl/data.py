@@ -89,19 +89,60 @@ def _glue_dir(cfg, name: str) -> Path:
 
 
 def _sst2(cfg):
+    """SST-2 with GLUE's own split: train.tsv (phrases) to train, dev.tsv (872 sentences) to test."""
     d = _glue_dir(cfg, "SST-2")
-    rows = _read_tsv(d / "train.tsv") + _read_tsv(d / "dev.tsv")
-    texts = [r["sentence"] for r in rows]
-    return texts, np.asarray([int(r["label"]) for r in rows]), ["negative", "positive"], str(d)
+    names = ["negative", "positive"]
+    train = _read_tsv(d / "train.tsv")
+    test = _read_tsv(d / "dev.tsv")
+    return ([r["sentence"].strip() for r in train], np.asarray([int(r["label"]) for r in train]),
+            [r["sentence"].strip() for r in test], np.asarray([int(r["label"]) for r in test]), names, str(d))
+
+
+# QNLI's labelled data offline is dev.tsv alone (5,463 pairs). It is split once, the same for every
+# experiment seed: pairs sharing a question or a sentence form a group, the groups are shuffled with
+# this fixed seed, and whole groups go to the test pool until it holds QNLI_TEST_POOL pairs.
+QNLI_SPLIT_SEED = 20240611
+QNLI_TEST_POOL = 2000
 
 
 def _qnli(cfg):
-    # Only QNLI's labelled dev split ships offline; it is split locally into train/test.
     d = _glue_dir(cfg, "QNLI")
     rows = _read_tsv(d / "dev.tsv")
     names = ["entailment", "not_entailment"]
     texts = [(r["question"], r["sentence"]) for r in rows]
-    return texts, np.asarray([names.index(r["label"]) for r in rows]), names, str(d)
+    labels = np.asarray([names.index(r["label"]) for r in rows])
+    test_mask = _grouped_test_mask(texts, QNLI_TEST_POOL, np.random.default_rng(QNLI_SPLIT_SEED))
+    tr, te = np.flatnonzero(~test_mask), np.flatnonzero(test_mask)
+    return [texts[i] for i in tr], labels[tr], [texts[i] for i in te], labels[te], names, str(d)
+
+
+def _grouped_test_mask(pairs: list, n_test: int, rng) -> np.ndarray:
+    """Rows to hold out: whole groups of pairs linked by a shared question or sentence, shuffled by rng."""
+    parent = list(range(len(pairs)))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict = {}
+    for i, (q, s) in enumerate(pairs):
+        for key in (("q", q), ("s", s)):
+            if key in first:
+                parent[root(i)] = root(first[key])
+            else:
+                first[key] = i
+    groups: dict[int, list[int]] = {}
+    for i in range(len(pairs)):
+        groups.setdefault(root(i), []).append(i)
+    order = list(groups.values())
+    mask = np.zeros(len(pairs), dtype=bool)
+    for j in rng.permutation(len(order)):
+        if mask.sum() >= n_test:
+            break
+        mask[order[j]] = True
+    return mask
 
 
 def _user_csv(path: Path):
@@ -131,16 +172,21 @@ def _hf(name: str):
 
 
 def load_task(cfg, seed: int, base_dir: Path | None = None) -> TaskData:
-    """Load a task's pool and make a stratified test split, all fixed by the seed."""
+    """Load a task and its held-out test examples, all fixed by the seed.
+
+    SST-2 and QNLI come with a fixed test pool (SST-2: GLUE dev.tsv; QNLI: a fixed grouped split
+    of dev.tsv), of which `test_samples` are drawn stratified; training rows that contain a test
+    text are dropped. Other sources are pooled and split stratified.
+    """
     ds = cfg.dataset
+    test_pool = None
     if ds == "tweet_sentiment":
         texts, labels, names, src = _tweets()
     elif ds == "bbc_news":
         texts, labels, names, src = _bbc()
-    elif ds == "sst2":
-        texts, labels, names, src = _sst2(cfg)
-    elif ds == "qnli":
-        texts, labels, names, src = _qnli(cfg)
+    elif ds in ("sst2", "qnli"):
+        texts, labels, test_texts, test_labels, names, src = (_sst2 if ds == "sst2" else _qnli)(cfg)
+        test_pool = _dedup(test_texts, test_labels)
     elif ds.startswith("hf:"):
         texts, labels, names, src = _hf(ds[3:])
     elif ds.startswith("csv:"):
@@ -149,22 +195,51 @@ def load_task(cfg, seed: int, base_dir: Path | None = None) -> TaskData:
     else:
         raise DataError(f"unknown dataset {ds!r} (expected tweet_sentiment, bbc_news, sst2, qnli, hf:NAME or csv:PATH)")
     # Exact duplicates (the BBC corpus and the tweets both have some) would leak into the test split.
+    texts, labels = _dedup(texts, labels)
+    rng = np.random.default_rng([seed, 2, _stable_hash(cfg.name)])
+    if test_pool is None:
+        test_idx = _stratified_sample(labels, cfg.test_samples, rng)
+        mask = np.ones(len(labels), dtype=bool)
+        mask[test_idx] = False
+        test_text, test_labels = [texts[i] for i in test_idx], labels[test_idx]
+    else:
+        pool_text, pool_labels = test_pool
+        pick = _stratified_sample(pool_labels, cfg.test_samples, rng, max_share=1.0)
+        test_text, test_labels = [pool_text[i] for i in pick], pool_labels[pick]
+        mask = ~_contains_any(texts, test_text)
+    train_idx = np.flatnonzero(mask)
+    rng.shuffle(train_idx)
+    if cfg.max_samples and len(train_idx) > cfg.max_samples:
+        train_idx = train_idx[: cfg.max_samples]
+    return TaskData(cfg.name, names, [texts[i] for i in train_idx], labels[train_idx], test_text, test_labels, src)
+
+
+def _dedup(texts: list, labels: np.ndarray) -> tuple[list, np.ndarray]:
     seen, keep = set(), []
     for i, t in enumerate(texts):
         if t not in seen:
             seen.add(t)
             keep.append(i)
-    texts, labels = [texts[i] for i in keep], labels[keep]
-    rng = np.random.default_rng([seed, 2, _stable_hash(cfg.name)])
-    test_idx = _stratified_sample(labels, cfg.test_samples, rng)
-    mask = np.ones(len(labels), dtype=bool)
-    mask[test_idx] = False
-    train_idx = np.flatnonzero(mask)
-    rng.shuffle(train_idx)
-    if cfg.max_samples and len(train_idx) > cfg.max_samples:
-        train_idx = train_idx[: cfg.max_samples]
-    return TaskData(cfg.name, names, [texts[i] for i in train_idx], labels[train_idx],
-                    [texts[i] for i in test_idx], labels[test_idx], src)
+    return [texts[i] for i in keep], np.asarray(labels)[keep]
+
+
+def _contains_any(train: list, test: list) -> np.ndarray:
+    """Per training text: does it equal or contain a test text (for pairs: either part of one)?"""
+    import bisect
+
+    parts = sorted({p for t in test for p in (t if isinstance(t, (tuple, list)) else (t,)) if p})
+    rows = ["\x00".join(t) if isinstance(t, (tuple, list)) else t for t in train]
+    # One joined string and str.find per test text: linear, instead of |train| x |test| `in` tests.
+    sep = "\x01"
+    big = sep.join(rows)
+    starts = np.cumsum([0] + [len(r) + 1 for r in rows[:-1]]).tolist()
+    hit = np.zeros(len(rows), dtype=bool)
+    for p in parts:
+        at = big.find(p)
+        while at >= 0:
+            hit[bisect.bisect_right(starts, at) - 1] = True
+            at = big.find(p, at + 1)
+    return hit
 
 
 def _stable_hash(text: str) -> int:
@@ -174,8 +249,9 @@ def _stable_hash(text: str) -> int:
     return h
 
 
-def _stratified_sample(labels: np.ndarray, n: int, rng) -> np.ndarray:
-    n = min(n, len(labels) // 2)
+def _stratified_sample(labels: np.ndarray, n: int, rng, max_share: float = 0.5) -> np.ndarray:
+    """n indices (at most max_share of the rows) with the label proportions of `labels`."""
+    n = min(n, int(len(labels) * max_share))
     classes, counts = np.unique(labels, return_counts=True)
     take = np.maximum(1, np.round(counts / counts.sum() * n).astype(int))
     out = [rng.choice(np.flatnonzero(labels == c), size=min(k, cnt), replace=False)
