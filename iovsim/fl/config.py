@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass
@@ -84,6 +85,14 @@ class FlConfig:
     """torch CPU threads (0 = all cores)."""
     device: str = "cpu"
     """torch device for real training: `cpu`, `cuda`, or `auto`."""
+    executor: Literal["sequential", "batched"] = "batched"
+    """Local training: `batched` trains a round's jobs together through one shared base model;
+    `sequential` trains them one after another (the reference; both agree to rounding)."""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """Frozen-base compute of the batched executor: `bf16` autocast (adapters, heads and optimizer
+    stay fp32); fast on CUDA and on CPUs with AVX512-BF16/AMX, emulated (slower) elsewhere."""
+    max_tokens_per_pass: int = 8192
+    """Batched executor: most tokens (rows x width) in one forward/backward; bounds activation memory."""
 
     def validate(self, err):
         if not self.tasks:
@@ -106,3 +115,9 @@ class FlConfig:
             err("round_interval_s", f"expected a time >= 0, got {self.round_interval_s}")
         if self.device not in ("cpu", "cuda", "auto"):
             err("device", f"expected cpu, cuda or auto, got {self.device!r}")
+        if self.executor not in ("sequential", "batched"):
+            err("executor", f"expected sequential or batched, got {self.executor!r}")
+        if self.precision not in ("fp32", "bf16"):
+            err("precision", f"expected fp32 or bf16, got {self.precision!r}")
+        if self.max_tokens_per_pass < 1:
+            err("max_tokens_per_pass", f"expected an integer >= 1, got {self.max_tokens_per_pass}")
