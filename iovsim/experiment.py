@@ -156,7 +156,8 @@ class Experiment:
         from iovsim.channel import Channel, allocate_bandwidth  # noqa: F401 - checked here, used below
         from iovsim.fl.data import dirichlet_shards, load_task
         from iovsim.fl.model import AdapterModel
-        from iovsim.fl.train import LocalExecutor, TokenizedTask
+        from iovsim.fl.executors import make_executor
+        from iovsim.fl.train import TokenizedTask
         from iovsim.mobility.prediction import RouteAhead
         from iovsim.mobility.scenario import build_scenario
         from iovsim.mobility.sumo import SumoSession
@@ -191,7 +192,7 @@ class Experiment:
                 self.tasks.append(data)
                 self.tokenized.append(TokenizedTask(self.model, data, tc.max_length))
                 t.advance(1)
-        self.executor = LocalExecutor(self.model, self.tokenized)
+        self.executor = make_executor(fl, self.model, self.tokenized)
         self.shards = []
         for ti, (tc, data) in enumerate(zip(fl.tasks, self.tasks)):
             n_shards = max(1, len(data.train_labels) // fl.samples_per_vehicle)
