@@ -90,7 +90,7 @@ class FlConfig:
     `sequential` trains them one after another (the reference; both agree to rounding)."""
     precision: Literal["fp32", "bf16"] = "fp32"
     """Frozen-base compute of the batched executor: `bf16` autocast (adapters, heads and optimizer
-    stay fp32); fast on CUDA and on CPUs with AVX512-BF16/AMX, emulated (slower) elsewhere."""
+    stay fp32) on CUDA and on CPUs with AVX512-BF16/AMX; elsewhere it falls back to fp32 with a warning."""
     max_tokens_per_pass: int = 8192
     """Batched executor: most tokens (rows x width) in one forward/backward; bounds activation memory."""
 
