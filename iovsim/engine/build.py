@@ -23,7 +23,7 @@ class Mobility:
 class Learning:
     model: object           # iovsim.fl.model.AdapterModel
     tasks: list             # TaskData per task
-    executor: object        # iovsim.fl.train.LocalExecutor
+    executor: object        # iovsim.fl executor: train(jobs) -> results (see fl/executors.py)
     shards: list            # per task, the vehicles' data shards
     strategy: object        # iovsim.strategies.base.Strategy, set up
     global_states: list     # per task, the initial global adapter
@@ -85,7 +85,8 @@ def build_learning(cfg: ExperimentConfig, progress) -> Learning:
     """Model, task data (tokenized once), executor, shards, strategy and initial global adapters."""
     from iovsim.fl.data import load_task
     from iovsim.fl.model import AdapterModel
-    from iovsim.fl.train import LocalExecutor, TokenizedTask
+    from iovsim.fl.executors import make_executor
+    from iovsim.fl.train import TokenizedTask
 
     fl = cfg.fl
     with progress.task("Loading model and data", total=len(fl.tasks) + 1) as t:
@@ -97,7 +98,7 @@ def build_learning(cfg: ExperimentConfig, progress) -> Learning:
             tasks.append(data)
             tokenized.append(TokenizedTask(model, data, tc.max_length))
             t.advance(1)
-    executor = LocalExecutor(model, tokenized)
+    executor = make_executor(fl, model, tokenized)
     shards = dirichlet_task_shards(fl.tasks, tasks, cfg.seed, fl.samples_per_vehicle, fl.min_samples_per_vehicle)
     strategy = build_strategy(cfg, len(fl.tasks))
     global_states = initial_global_states(model, tasks, max([fl.lora_rank, *fl.lora_ranks]), cfg.seed)

@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 TorchDevice = Literal["cpu", "cuda", "auto"]
+Executor = Literal["sequential", "batched"]
+Precision = Literal["fp32", "bf16"]
 
 
 @dataclass
@@ -78,6 +80,14 @@ class FlConfig:
     """torch CPU threads (0 = all cores)."""
     device: TorchDevice = "cpu"
     """torch device for real training: `cpu`, `cuda`, or `auto`."""
+    executor: Executor = "batched"
+    """Local training: `batched` trains a round's jobs together through one shared base model;
+    `sequential` trains them one after another (the reference; both agree to rounding)."""
+    precision: Precision = "fp32"
+    """Frozen-base compute of the batched executor: `bf16` autocast (adapters, heads and optimizer
+    stay fp32) on CUDA and on CPUs with AVX512-BF16/AMX; elsewhere it falls back to fp32 with a warning."""
+    max_tokens_per_pass: int = field(default=8192, metadata={"ge": 1, "le": 10**9})
+    """Batched executor: most tokens (rows x width) in one forward/backward; bounds activation memory."""
 
     def validate(self, err):
         if not self.tasks:

@@ -164,6 +164,22 @@ class AdapterModel:
                     layer.weight.add_(state[f"{n}.delta"].to(layer.weight.dtype).to(self.device))
         self._delta_active = has
 
+    # ---------------------------------------------------------------- the bare encoder
+    def target_linears(self) -> dict[str, torch.nn.Linear]:
+        """The frozen nn.Linear of every adapted module (under peft's wrapper when there is one)."""
+        mods = dict(self.base.named_modules())
+        return {n: getattr(mods[n], "base_layer", mods[n]) for n in self.module_names}
+
+    @contextlib.contextmanager
+    def bare(self):
+        """The frozen encoder alone (peft adapters off, merged deltas removed), in eval mode."""
+        if self._delta_active:
+            self._apply_delta({})
+        ctx = self.peft.disable_adapter() if self.peft is not None else contextlib.nullcontext()
+        self.base.eval()
+        with ctx:
+            yield self.base
+
     # ---------------------------------------------------------------- forward
     def encode(self, batch: dict) -> torch.Tensor:
         out = self.peft(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state

@@ -1,12 +1,21 @@
-"""Local training and evaluation on real data.
+"""Local training and evaluation on real data: the jobs, the tokenized tasks and the sequential executor.
 
-`LocalExecutor.train(jobs)` is the one call through which a round's vehicles train: a batched or
-distributed executor replaces it by implementing the same method. Each job carries everything
-it needs (start state, rank, steps, data indices, seed), so jobs are independent and
-reproducible in any order.
+`executor.train(jobs, on_done=None) -> list[TrainResult]` is the one call through which a round's
+vehicles train; `executor.evaluate(task_index, state, rank, batch_size)` scores a state on a task's
+test set. `LocalExecutor` (sequential, the reference) trains the jobs one after another through peft;
+`iovsim.fl.batched.BatchedExecutor` trains them together (the default, see `iovsim.fl.executors`).
+Each job carries everything it needs (start state, rank, steps, data indices, seed), so jobs are
+independent and reproducible in any order.
+
+Both executors train with the frozen encoder in eval mode (no dropout), so a job's result is a
+function of its inputs alone and the two executors agree to rounding. The bandit's loss before and
+after training is measured, in eval mode, on a held-out part of the vehicle's own shard
+(`probe_size`), which the job does not train on.
 """
 from __future__ import annotations
 
+import hashlib
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,6 +24,10 @@ import torch.nn.functional as F
 
 from iovsim.fl.data import TaskData
 from iovsim.fl.model import AdapterModel
+
+PROBE_FRACTION = 0.1
+"""Share of a vehicle's shard held out to measure loss before/after training (at least one batch,
+at most half the shard)."""
 
 
 @dataclass
@@ -28,7 +41,7 @@ class TrainJob:
     learning_rate: float
     head_learning_rate: float
     indices: np.ndarray             # rows of the task's training pool this vehicle holds
-    seed: list[int]                 # RNG seed sequence for batches and dropout-free training
+    seed: list[int]                 # RNG seed sequence for the probe split and the batches
     options: dict = field(default_factory=dict)
 
 
@@ -38,9 +51,9 @@ class TrainResult:
     task: int
     state: dict
     rank: int
-    num_samples: int
-    loss_before: float              # loss on a probe batch of local data before training
-    loss_after: float               # the same probe batch after training
+    num_samples: int                # examples the update was trained on (shard minus the probe)
+    loss_before: float              # eval-mode loss on the held-out probe rows, start state
+    loss_after: float               # the same rows, trained state
     steps: int
 
 
@@ -51,27 +64,95 @@ class EvalResult:
     num_examples: int
 
 
+_TOKEN_CACHE: dict = {}
+
+
+def _tokenize_cached(model: AdapterModel, texts: list, max_length: int) -> dict:
+    """Tokenize once per process for a given tokenizer, length and text list (runs and strategies reuse it)."""
+    digest = hashlib.sha1(repr(texts).encode("utf-8", "replace")).hexdigest()
+    key = (getattr(model.tokenizer, "name_or_path", ""), int(max_length), digest)
+    if key not in _TOKEN_CACHE:
+        enc = model.tokenize(texts, max_length)
+        enc["lengths"] = enc["attention_mask"].sum(1)
+        _TOKEN_CACHE[key] = enc
+    return _TOKEN_CACHE[key]
+
+
 class TokenizedTask:
-    """A task's pools tokenized once (padded to max_length; batches are trimmed to their longest row)."""
+    """A task's pools tokenized once (padded to max_length, cached per process).
 
-    def __init__(self, model: AdapterModel, data: TaskData, max_length: int):
+    With `dynamic_padding` a batch is trimmed to its longest row; without it every batch keeps
+    `max_length` tokens (used by the benchmark to fix the workload).
+    """
+
+    def __init__(self, model: AdapterModel, data: TaskData, max_length: int, dynamic_padding: bool = True):
         self.data = data
-        self.train = model.tokenize(data.train_text, max_length)
+        self.max_length = int(max_length)
+        self.dynamic_padding = dynamic_padding
+        self.train = _tokenize_cached(model, data.train_text, max_length)
         self.train_labels = torch.as_tensor(data.train_labels, dtype=torch.long)
-        self.test = model.tokenize(data.test_text, max_length)
+        self.test = _tokenize_cached(model, data.test_text, max_length)
         self.test_labels = torch.as_tensor(data.test_labels, dtype=torch.long)
+        # Test rows by length: evaluation batches then carry little padding (scores are per example).
+        self.test_order = np.argsort(self.test["lengths"].numpy(), kind="stable")
 
-    @staticmethod
-    def batch(enc: dict, labels: torch.Tensor, rows, device) -> tuple[dict, torch.Tensor]:
+    def width(self, enc: dict, rows) -> int:
+        """Tokens a batch of `rows` needs."""
+        if not self.dynamic_padding:
+            return self.max_length
+        return int(enc["lengths"][torch.as_tensor(np.asarray(rows), dtype=torch.long)].max())
+
+    def rows(self, enc: dict, labels: torch.Tensor, rows, width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """input_ids, attention_mask (both `width` wide, zero-padded) and labels of `rows`."""
         rows = torch.as_tensor(np.asarray(rows), dtype=torch.long)
-        mask = enc["attention_mask"][rows]
-        width = int(mask.sum(1).max())
-        return ({"input_ids": enc["input_ids"][rows, :width].to(device), "attention_mask": mask[:, :width].to(device)},
-                labels[rows].to(device))
+        ids, mask = enc["input_ids"][rows, :width], enc["attention_mask"][rows, :width]
+        if ids.shape[1] < width:
+            ids, mask = F.pad(ids, (0, width - ids.shape[1])), F.pad(mask, (0, width - mask.shape[1]))
+        return ids, mask, labels[rows]
+
+    def batch(self, enc: dict, labels: torch.Tensor, rows, device) -> tuple[dict, torch.Tensor]:
+        ids, mask, y = self.rows(enc, labels, rows, self.width(enc, rows))
+        return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}, y.to(device)
+
+
+def probe_size(n: int, batch_size: int) -> int:
+    """Held-out rows of an `n`-row shard: PROBE_FRACTION of it, at least one batch, at most half."""
+    return max(1, min(max(math.ceil(PROBE_FRACTION * n), batch_size), n // 2))
+
+
+def split_probe(job: TrainJob) -> tuple[np.random.Generator, np.ndarray, np.ndarray]:
+    """The job's RNG, its training rows and its held-out probe rows (fixed by the job's seed)."""
+    gen = np.random.default_rng(job.seed)
+    idx = np.asarray(job.indices)
+    probe = np.sort(gen.choice(idx, size=probe_size(len(idx), job.batch_size), replace=False))
+    return gen, np.setdiff1d(idx, probe), probe
+
+
+def draw_batch(gen: np.random.Generator, train_rows: np.ndarray, batch_size: int) -> np.ndarray:
+    """One step's rows: a uniform draw without replacement (batch composition never depends on lengths)."""
+    return gen.choice(train_rows, size=min(batch_size, len(train_rows)), replace=False)
+
+
+def finish_state(job: TrainJob, state: dict) -> tuple[dict, int]:
+    """Post-training steps a strategy asked for (HetLoRA: drop a tail that training left small)."""
+    if "prune_gamma" in job.options:
+        from iovsim.fl.aggregate import self_prune
+
+        return self_prune(state, job.rank, float(job.options["prune_gamma"]), float(job.options.get("prune_tol", 0.1)))
+    return state, job.rank
+
+
+def lora_tail(pairs, keep: int) -> torch.Tensor:
+    """Squared norm of rank components beyond `keep`: rows of each A (r x in), columns of each B (out x r)."""
+    total = None
+    for a, b in pairs:
+        term = a[keep:].pow(2).sum() + b[:, keep:].pow(2).sum()
+        total = term if total is None else total + term
+    return total
 
 
 class LocalExecutor:
-    """Trains jobs one after another in this process on the shared AdapterModel."""
+    """Trains jobs one after another in this process on the shared AdapterModel (the reference)."""
 
     def __init__(self, model: AdapterModel, tasks: list[TokenizedTask]):
         self.model = model
@@ -85,44 +166,39 @@ class LocalExecutor:
                 on_done(job)
         return results
 
+    def _probe_loss(self, head, task: TokenizedTask, rows: np.ndarray, chunk: int = 256) -> float:
+        total = 0.0
+        for s in range(0, len(rows), chunk):
+            x, y = task.batch(task.train, task.train_labels, rows[s:s + chunk], self.model.device)
+            total += float(F.cross_entropy(head(self.model.encode(x)), y, reduction="sum"))
+        return total / len(rows)
+
     def _train_one(self, job: TrainJob) -> TrainResult:
         model, task = self.model, self.tasks[job.task]
-        # Load first: a new rank's adapter draws its init from torch's RNG, which must not shift the
-        # dropout masks of this job (a resumed run creates adapters in a different round).
         head, lora = model.load(job.state, job.rank)
-        gen = np.random.default_rng(job.seed)
-        torch.manual_seed(int(gen.integers(2**31)))
+        gen, train_rows, probe_rows = split_probe(job)
         opt = torch.optim.AdamW([{"params": lora, "lr": job.learning_rate},
                                  {"params": head.parameters(), "lr": job.head_learning_rate}], weight_decay=0.0)
-        idx = np.asarray(job.indices)
-        probe_rows = gen.choice(idx, size=min(job.batch_size, len(idx)), replace=False)
-        probe = task.batch(task.train, task.train_labels, probe_rows, model.device)
         prune_lambda = float(job.options.get("prune_lambda", 0.0))
         keep = int(job.options.get("prune_keep", job.rank))
-        model.peft.train()
+        model.peft.eval()
         with torch.no_grad():
-            loss_before = float(F.cross_entropy(head(model.encode(probe[0])), probe[1]))
+            loss_before = self._probe_loss(head, task, probe_rows)
         for _ in range(job.steps):
-            rows = gen.choice(idx, size=min(job.batch_size, len(idx)), replace=False)
-            x, y = task.batch(task.train, task.train_labels, rows, model.device)
+            x, y = task.batch(task.train, task.train_labels, draw_batch(gen, train_rows, job.batch_size), model.device)
             loss = F.cross_entropy(head(model.encode(x)), y)
             if prune_lambda > 0 and keep < job.rank:
-                loss = loss + prune_lambda * _lora_tail(lora, keep)
+                loss = loss + prune_lambda * lora_tail(zip(lora[0::2], lora[1::2]), keep)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         with torch.no_grad():
-            loss_after = float(F.cross_entropy(head(model.encode(probe[0])), probe[1]))
+            loss_after = self._probe_loss(head, task, probe_rows)
         state = model.export(job.rank, head, delta_from=job.state)
         for p in lora:
             p.requires_grad_(False)
-        rank = job.rank
-        if "prune_gamma" in job.options:  # HetLoRA: drop a tail that training left small
-            from iovsim.fl.aggregate import self_prune
-
-            state, rank = self_prune(state, rank, float(job.options["prune_gamma"]),
-                                     float(job.options.get("prune_tol", 0.1)))
-        return TrainResult(job.vehicle_id, job.task, state, rank, len(idx), loss_before, loss_after, job.steps)
+        state, rank = finish_state(job, state)
+        return TrainResult(job.vehicle_id, job.task, state, rank, len(train_rows), loss_before, loss_after, job.steps)
 
     @torch.no_grad()
     def evaluate(self, task_index: int, state: dict, rank: int, batch_size: int = 64) -> EvalResult:
@@ -134,17 +210,11 @@ class LocalExecutor:
         n = len(task.test_labels)
         correct, loss_sum = 0, 0.0
         for start in range(0, n, batch_size):
-            rows = np.arange(start, min(n, start + batch_size))
-            x, y = task.batch(task.test, task.test_labels, rows, model.device)
+            x, y = task.batch(task.test, task.test_labels, task.test_order[start:start + batch_size], model.device)
             logits = head(model.encode(x))
             loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
             correct += int((logits.argmax(-1) == y).sum())
         return EvalResult(correct / n, loss_sum / n, n)
 
 
-def _lora_tail(lora: list[torch.nn.Parameter], keep: int) -> torch.Tensor:
-    """Squared norm of rank components beyond `keep`: rows of each A (r x in), columns of each B (out x r)."""
-    total = lora[0].new_zeros(())
-    for a, b in zip(lora[0::2], lora[1::2]):
-        total = total + a[keep:].pow(2).sum() + b[:, keep:].pow(2).sum()
-    return total
+SequentialExecutor = LocalExecutor

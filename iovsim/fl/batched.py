@@ -1,0 +1,223 @@
+"""The batched executor: a round's jobs trained together through one shared, frozen encoder.
+
+Every step, the active jobs' batches are concatenated and go through the encoder in one forward and
+one backward (large matmuls on the shared base weights). Forward hooks on the adapted nn.Linear
+layers add each job's LoRA path, B_j (A_j x) * alpha / r_j, with batched matmuls over the stacked
+adapters (padded to the largest rank: the padded rows of A and columns of B are zero and receive
+zero gradient, so the result is exact); a job's `<module>.delta`, when it has one, is added on its
+rows. Each job keeps its own head, its own loss and its own AdamW state (one optimizer, per-tensor
+state), so a job's result equals the sequential executor's to rounding. Jobs with more steps keep
+going after shorter ones stop; a job absent from a step gets no gradient and no optimizer update.
+
+Passes hold at most `max_tokens` tokens (rows x width); batches are ordered by width before they
+are cut into passes, which lowers padding without changing which samples form a job's batch.
+No peft adapter is created: one base model is in memory whatever the number of jobs.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from iovsim.fl.model import AdapterModel
+from iovsim.fl.train import (EvalResult, TokenizedTask, TrainJob, TrainResult, draw_batch, finish_state, lora_tail,
+                             split_probe)
+
+PROBE_PIECE_ROWS = 256
+"""Probe rows of one job per segment (a large shard's probe is split, its loss summed)."""
+
+
+class _Slot:
+    """One job's (or one evaluated state's) adapter, head and delta on the device."""
+
+    def __init__(self, model: AdapterModel, state: dict, rank: int, trainable: bool):
+        dev = model.device
+
+        def leaf(t):
+            return t.detach().to(dev, torch.float32).clone().requires_grad_(trainable)
+
+        self.rank = int(rank)
+        self.scale = model.lora_alpha / self.rank
+        self.A = [leaf(state[f"{m}.lora_A"]) for m in model.module_names]
+        self.B = [leaf(state[f"{m}.lora_B"]) for m in model.module_names]
+        self.delta = [state[f"{m}.delta"].to(dev, torch.float32) if f"{m}.delta" in state else None
+                      for m in model.module_names]
+        self.head_w, self.head_b = leaf(state["head.weight"]), leaf(state["head.bias"])
+
+    def logits(self, pooled: torch.Tensor) -> torch.Tensor:
+        return pooled @ self.head_w.T + self.head_b
+
+    def export(self, model: AdapterModel, start: dict) -> dict:
+        out = {}
+        for m, a, b in zip(model.module_names, self.A, self.B):
+            out[f"{m}.lora_A"] = a.detach().cpu().clone()
+            out[f"{m}.lora_B"] = b.detach().cpu().clone()
+        out.update({k: v for k, v in start.items() if k.endswith(".delta")})
+        out["head.weight"] = self.head_w.detach().cpu().clone()
+        out["head.bias"] = self.head_b.detach().cpu().clone()
+        return out
+
+
+class BatchedExecutor:
+    """Trains a round's jobs together on the shared AdapterModel; same seam as LocalExecutor."""
+
+    def __init__(self, model: AdapterModel, tasks: list[TokenizedTask], precision: str = "fp32",
+                 max_tokens: int = 8192):
+        self.model = model
+        self.tasks = tasks
+        self.precision = precision
+        self.max_tokens = int(max_tokens)
+        self._segments = None  # (slots, rows per segment) of the pass in flight
+        for i, lin in enumerate(model.target_linears().values()):
+            lin.register_forward_hook(functools.partial(self._add_lora, i))
+
+    # ------------------------------------------------------------------ the pass
+    def _autocast(self):
+        if self.precision != "bf16":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.model.device.type, dtype=torch.bfloat16)
+
+    def _add_lora(self, module_index: int, module, inputs, out):
+        if self._segments is None:
+            return None
+        slots, sizes = self._segments
+        x = inputs[0]
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            x = x.float()
+            rmax = max(s.rank for s in slots)
+            a = torch.stack([F.pad(s.A[module_index], (0, 0, 0, rmax - s.rank)) for s in slots])
+            b = torch.stack([F.pad(s.B[module_index], (0, rmax - s.rank)) for s in slots])
+            scale = x.new_tensor([s.scale for s in slots]).view(-1, 1, 1)
+            if len(set(sizes)) == 1:
+                xs = x.reshape(len(slots), -1, x.shape[-1])
+                y = (torch.bmm(torch.bmm(xs, a.transpose(1, 2)), b.transpose(1, 2)) * scale).reshape(*x.shape[:-1], -1)
+            else:
+                parts = torch.split(x, sizes)
+                y = torch.cat([(p @ a[j].T) @ b[j].T * scale[j] for j, p in enumerate(parts)])
+            if any(s.delta[module_index] is not None for s in slots):
+                parts = torch.split(x, sizes)
+                y = y + torch.cat([p @ s.delta[module_index].T if s.delta[module_index] is not None
+                                   else p.new_zeros(*p.shape[:-1], y.shape[-1]) for s, p in zip(slots, parts)])
+        return out + y.to(out.dtype)
+
+    def _pooled(self, slots: list[_Slot], ids: list[torch.Tensor], masks: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Mean-pooled encoder output of each segment, all segments in one pass."""
+        dev = self.model.device
+        input_ids, mask = torch.cat(ids).to(dev), torch.cat(masks).to(dev)
+        sizes = [len(t) for t in ids]
+        self._segments = (slots, sizes)
+        try:
+            with self.model.bare() as enc, self._autocast():
+                hidden = enc(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        finally:
+            self._segments = None
+        m = mask.unsqueeze(-1).to(torch.float32)
+        pooled = (hidden.float() * m).sum(1) / m.sum(1).clamp(min=1.0)
+        return list(torch.split(pooled, sizes))
+
+    def _passes(self, pieces: list[tuple]) -> list[list[tuple]]:
+        """Pieces (slot, task, enc, labels, rows, width, job index) ordered by width, cut into passes of <= max_tokens."""
+        pieces = sorted(pieces, key=lambda p: p[5])
+        out, cur, rows = [], [], 0
+        for p in pieces:
+            if cur and (rows + len(p[4])) * p[5] > self.max_tokens:
+                out.append(cur)
+                cur, rows = [], 0
+            cur.append(p)
+            rows += len(p[4])
+        return out + ([cur] if cur else [])
+
+    def _run(self, group: list[tuple]):
+        """Forward one pass; returns per piece (logits, labels)."""
+        width = group[-1][5]
+        ids, masks, labels = [], [], []
+        for slot, task, enc, lab, rows, *_ in group:
+            i, m, y = task.rows(enc, lab, rows, width)
+            ids.append(i)
+            masks.append(m)
+            labels.append(y.to(self.model.device))
+        pooled = self._pooled([p[0] for p in group], ids, masks)
+        return [(p[0].logits(h), y) for p, h, y in zip(group, pooled, labels)]
+
+    # ------------------------------------------------------------------ the seam
+    def train(self, jobs: list[TrainJob], on_done=None) -> list[TrainResult]:
+        if not jobs:
+            return []
+        slots = [_Slot(self.model, j.state, j.rank, trainable=True) for j in jobs]
+        splits = [split_probe(j) for j in jobs]
+        losses_before = self._probe_losses(jobs, slots, splits)
+        opt = self._optimizer(jobs, slots)
+        for step in range(max(j.steps for j in jobs)):
+            active = [k for k, j in enumerate(jobs) if j.steps > step]
+            pieces = []
+            for k in active:
+                task, (gen, train_rows, _) = self.tasks[jobs[k].task], splits[k]
+                rows = draw_batch(gen, train_rows, jobs[k].batch_size)
+                pieces.append((slots[k], task, task.train, task.train_labels, rows, task.width(task.train, rows), k))
+            opt.zero_grad(set_to_none=True)
+            for group in self._passes(pieces):
+                out = self._run(group)
+                loss = sum(F.cross_entropy(lg, y) + self._prune_term(jobs[p[6]], p[0]) for p, (lg, y) in zip(group, out))
+                loss.backward()
+            opt.step()
+            for k in active:
+                if jobs[k].steps == step + 1 and on_done is not None:
+                    on_done(jobs[k])
+        for k, j in enumerate(jobs):
+            if j.steps == 0 and on_done is not None:
+                on_done(j)
+        losses_after = self._probe_losses(jobs, slots, splits)
+        results = []
+        for k, j in enumerate(jobs):
+            state, rank = finish_state(j, slots[k].export(self.model, j.state))
+            results.append(TrainResult(j.vehicle_id, j.task, state, rank, len(splits[k][1]),
+                                       losses_before[k], losses_after[k], j.steps))
+        return results
+
+    @staticmethod
+    def _optimizer(jobs: list[TrainJob], slots: list[_Slot]) -> torch.optim.Optimizer:
+        """One AdamW over every job's tensors (per-tensor state = per-job AdamW), one group per learning rate."""
+        groups: dict[float, list] = {}
+        for j, s in zip(jobs, slots):
+            groups.setdefault(float(j.learning_rate), []).extend(s.A + s.B)
+            groups.setdefault(float(j.head_learning_rate), []).extend([s.head_w, s.head_b])
+        return torch.optim.AdamW([{"params": p, "lr": lr} for lr, p in groups.items()], weight_decay=0.0, foreach=True)
+
+    @staticmethod
+    def _prune_term(job: TrainJob, slot: _Slot):
+        lam, keep = float(job.options.get("prune_lambda", 0.0)), int(job.options.get("prune_keep", job.rank))
+        if lam > 0 and keep < job.rank:
+            return lam * lora_tail(zip(slot.A, slot.B), keep)
+        return 0.0
+
+    @torch.no_grad()
+    def _probe_losses(self, jobs, slots, splits) -> list[float]:
+        """Eval-mode mean loss on each job's held-out probe rows, all jobs batched together."""
+        pieces = []
+        for k, (j, (_, _, probe)) in enumerate(zip(jobs, splits)):
+            task = self.tasks[j.task]
+            probe = probe[np.argsort(task.train["lengths"][torch.as_tensor(probe)].numpy(), kind="stable")]
+            for s in range(0, len(probe), PROBE_PIECE_ROWS):
+                rows = probe[s:s + PROBE_PIECE_ROWS]
+                pieces.append((slots[k], task, task.train, task.train_labels, rows, task.width(task.train, rows), k))
+        sums = [0.0] * len(jobs)
+        for group in self._passes(pieces):
+            for p, (lg, y) in zip(group, self._run(group)):
+                sums[p[6]] += float(F.cross_entropy(lg.float(), y, reduction="sum"))
+        return [sums[k] / len(splits[k][2]) for k in range(len(jobs))]
+
+    @torch.no_grad()
+    def evaluate(self, task_index: int, state: dict, rank: int, batch_size: int = 64) -> EvalResult:
+        task = self.tasks[task_index]
+        slot = _Slot(self.model, state, rank, trainable=False)
+        order, n = task.test_order, len(task.test_labels)
+        correct, loss_sum = 0, 0.0
+        for s in range(0, n, batch_size):
+            rows = order[s:s + batch_size]
+            (lg, y), = self._run([(slot, task, task.test, task.test_labels, rows, task.width(task.test, rows), 0)])
+            loss_sum += float(F.cross_entropy(lg.float(), y, reduction="sum"))
+            correct += int((lg.argmax(-1) == y).sum())
+        return EvalResult(correct / n, loss_sum / n, n)

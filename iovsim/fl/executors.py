@@ -1,0 +1,33 @@
+"""Choosing the local-training executor from the FL configuration."""
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from iovsim.fl.model import AdapterModel
+from iovsim.fl.train import LocalExecutor, TokenizedTask
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether the device computes bf16 matmuls natively (CUDA with bf16, or a CPU with AVX512-BF16/AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def make_executor(fl_cfg, model: AdapterModel, tokenized_tasks: list[TokenizedTask]):
+    """`fl.executor`: `batched` (default) or `sequential` (the reference), at `fl.precision` on the model's device."""
+    kind, precision = fl_cfg.executor, fl_cfg.precision
+    if kind == "sequential":
+        if precision != "fp32":
+            warnings.warn("fl.precision is applied by the batched executor only; the sequential one runs fp32")
+        return LocalExecutor(model, tokenized_tasks)
+    from iovsim.fl.batched import BatchedExecutor
+
+    if precision == "bf16" and not native_bf16(model.device):
+        # Emulated bf16 matmuls run ~20x slower than fp32 on AVX2 CPUs: not worth it.
+        warnings.warn(f"fl.precision bf16: no native bf16 on this {model.device.type}; training in fp32")
+        precision = "fp32"
+    return BatchedExecutor(model, tokenized_tasks, precision=precision,
+                           max_tokens=int(fl_cfg.max_tokens_per_pass))
