@@ -23,7 +23,7 @@ def register(name: str):
 
 def _load_builtin() -> None:
     # Imported lazily so a broken optional strategy file never breaks the registry import.
-    for mod in ("homolora", "hetlora", "flexlora", "flora", "ucb_dual", "lyapunov_switch", "split_lora"):
+    for mod in ("homolora", "hetlora", "flexlora", "flora", "ucb_dual", "dwell_ucb", "lyapunov_switch", "split_lora"):
         try:
             importlib.import_module(f"iovsim.strategies.{mod}")
         except ModuleNotFoundError as e:
