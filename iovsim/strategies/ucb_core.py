@@ -24,17 +24,18 @@ def paper_reward(latency_s, energy_j, accuracy_pct, alpha_per_s: float, beta_per
 
 
 def ucb_index(sum_reward, plays, t: int, price_per_arm, initial_index: float, c: float = 1.0) -> np.ndarray:
-    """mean reward - price + c sqrt(2 ln t / n) per arm; arms never played sit at `initial_index`.
+    """mean reward - price + c sqrt(2 ln t / n) per arm; an arm never played has `initial_index` - price.
 
     `price_per_arm` is lambda x rank (rank pricing) or lambda x mean normalized energy (energy pricing).
+    Untried arms are priced too: an unpriced constant would make untried higher ranks look better than
+    tried lower ones exactly when the budget binds.
     """
     n = np.asarray(plays, dtype=float)
     s = np.asarray(sum_reward, dtype=float)
-    out = np.full(n.shape, float(initial_index))
     seen = n > 0
     bonus = c * np.sqrt(2.0 * math.log(max(int(t), 1)) / np.where(seen, n, 1.0))
-    out[seen] = (s[seen] / n[seen] - np.asarray(price_per_arm, dtype=float)[seen] + bonus[seen])
-    return out
+    mean = np.where(seen, s / np.where(seen, n, 1.0) + bonus, float(initial_index))
+    return mean - np.asarray(price_per_arm, dtype=float)
 
 
 def adjacent_choice(index: np.ndarray, current: int) -> int:
