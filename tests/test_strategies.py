@@ -118,7 +118,7 @@ def plan_key(plan: Plan):
             json.dumps(plan.train_options, sort_keys=True))
 
 
-NAMES = ["homolora", "hetlora", "flexlora", "flora", "ucb_dual", "lyapunov_switch", "split_lora"]
+NAMES = ["homolora", "hetlora", "flexlora", "flora", "ucb_dual", "dwell_ucb", "lyapunov_switch", "split_lora"]
 
 
 def test_registry_names_and_errors():
