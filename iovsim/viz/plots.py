@@ -541,6 +541,8 @@ def fig_seeds_accuracy(bands: dict[str, dict[str, tuple]], out: Path) -> Path | 
             c = TASK_COLORS[j % len(TASK_COLORS)]
             ax.plot(x, mean, "o-", ms=3, color=c, label=group)
             ax.fill_between(x, low, high, color=c, alpha=0.18, linewidth=0)
+            if len(x) == 1:  # a band needs two rounds; one round gets an error bar
+                ax.errorbar(x, mean, yerr=[mean - low, high - mean], color=c, capsize=4, fmt="none")
         ax.set_title(f"accuracy: {t}", fontsize=10)
         ax.set_ylabel("test accuracy (mean, 95 % CI)")
         _int_rounds(ax)
