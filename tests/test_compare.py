@@ -72,7 +72,8 @@ def test_common_random_numbers_and_one_table(comparison):
     assert all(log == first for log in logs.values()), "mobility/channel differ between strategies"
     table = rows(out / "compare.csv")
     final = {(r["strategy"], r["task"]): r for r in table if r["metric"] == "final_accuracy"}
-    assert [s for s, t in final if t == "tweets"] == strategies  # the failed run has no row of numbers
+    assert [s for s, t in final if t == "tweets"] == [*strategies, "boom.py:Boom"]
+    assert final["boom.py:Boom", "tweets"]["n"] == "0" and final["boom.py:Boom", "tweets"]["mean"] == ""
     for name in strategies:
         last = {r["task"]: float(r["accuracy"]) for r in rows(run(out, name) / "metrics.csv")}
         assert final[name, "bbc"]["n"] == "1" and float(final[name, "bbc"]["mean"]) == last["bbc"]
