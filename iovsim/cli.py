@@ -1,4 +1,4 @@
-"""`iovsim run | compare | scenario | trajectories | gui | report`."""
+"""`iovsim run | compare | sweep | scenario | trajectories | gui | report`."""
 from __future__ import annotations
 
 import argparse
@@ -109,6 +109,29 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _runs_kwargs(args) -> dict:
+    """Options shared by compare and sweep: seeds, baseline, pool size, backend."""
+    if args.jobs < 1:
+        raise CliError(f"--jobs {args.jobs}: expected an integer >= 1")
+    if args.threads is not None and args.threads < 1:
+        raise CliError(f"--threads {args.threads}: expected an integer >= 1")
+    if args.address and args.backend != "ray":
+        raise CliError("--address: only with --backend ray")
+    return {"seeds": args.seeds, "out_dir": Path(args.out) if args.out else None, "baseline": args.baseline,
+            "jobs": args.jobs, "threads": args.threads, "backend": args.backend, "address": args.address,
+            "memory_bytes": int(args.memory_gb * 2**30) if args.memory_gb else None, "progress": _progress(args)}
+
+
+def _finish_runs(out: Path, kind: str, records: list[dict]) -> int:
+    print(out)
+    failed = [r for r in records if r["status"] != "finished"]
+    if failed:
+        print(f"iovsim: {len(failed)} of {len(records)} runs failed ({out / (kind + '.md')}); "
+              "run the same command again to retry them", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_compare(args) -> int:
     from iovsim.compare import run_compare
 
@@ -119,13 +142,23 @@ def cmd_compare(args) -> int:
         return 0
     if not args.config:
         raise CliError("compare: a CONFIG.yaml is needed (or --list)")
-    cfg = _load(args.config, _parse_set(args.set))
     names = [s.strip() for s in (args.strategies or "").split(",") if s.strip()]
     if not names:
         raise CliError("--strategies: expected a comma-separated list, e.g. homolora,hetlora,ucb_dual")
-    out = run_compare(cfg, names, out_dir=Path(args.out) if args.out else None, progress=_progress(args))
-    print(out)
-    return 0
+    out, records = run_compare(Path(args.config), _parse_set(args.set), names,
+                               **_runs_kwargs(args))
+    return _finish_runs(out, "compare", records)
+
+
+def cmd_sweep(args) -> int:
+    from iovsim.experiment import default_config_path
+    from iovsim.runs.sweep import run_sweep
+
+    if not args.grid:
+        raise CliError("--grid: expected FIELD=V1,V2,..., e.g. --grid fl.lora_rank=4,8,16")
+    out, records = run_sweep(Path(args.config) if args.config else default_config_path(), _parse_set(args.set),
+                             args.grid, **_runs_kwargs(args))
+    return _finish_runs(out, "sweep", records)
 
 
 def cmd_scenario(args) -> int:
@@ -177,11 +210,29 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     r.set_defaults(func=cmd_run)
 
-    c = sub.add_parser("compare", help="run several strategies on identical traffic, channel, data and init")
+    def runs_options(sp, kind):
+        sp.add_argument("--seeds", help="number of seeds from the config's seed on (3), or a list (1,2,3); default 1")
+        sp.add_argument("--baseline", help=f"paired differences against this {kind} (default: the first)")
+        sp.add_argument("--jobs", type=int, default=1, help="runs at once on this machine (default 1)")
+        sp.add_argument("--threads", type=int, help="torch threads per run (default: cores // jobs)")
+        sp.add_argument("--backend", choices=["local", "ray"], default="local",
+                        help="local process pool, or Ray tasks (pip install 'iovsim[ray]')")
+        sp.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
+        sp.add_argument("--memory-gb", type=float, help="memory a Ray task declares (default 2)")
+
+    c = sub.add_parser("compare", help="several strategies over several seeds on common random numbers, "
+                       "each run in its own process; statistics with intervals and paired differences")
     common(c)
     c.add_argument("--strategies", help="comma-separated strategy names")
+    runs_options(c, "strategy")
     c.add_argument("--list", action="store_true", help="list the registered strategies")
     c.set_defaults(func=cmd_compare)
+
+    sw = sub.add_parser("sweep", help="every combination of config values over several seeds, one table")
+    common(sw)
+    sw.add_argument("--grid", action="append", metavar="FIELD=V1,V2", help="values of a config field (repeatable)")
+    runs_options(sw, "grid point (e.g. fl.lora_rank=4)")
+    sw.set_defaults(func=cmd_sweep)
 
     g = sub.add_parser("gui", help="run an experiment in sumo-gui with RSUs, coverage and handovers drawn")
     common(g)

@@ -1,15 +1,14 @@
-"""`iovsim compare`: several strategies on identical mobility, channel randomness, data split and init.
+"""`iovsim compare`: several strategies over several seeds, each (strategy, seed) one run in its own process.
 
 Common random numbers come from the design: every random stream is derived from the one seed
 and from what it serves (SUMO, channel, partition, init, per-vehicle training), never from a
-shared global state, so changing the strategy changes nothing else.
+shared global state, so within a seed changing the strategy changes nothing else. Across seeds,
+iovsim.runs.stats gives means, intervals and paired differences against a baseline strategy.
 """
 from __future__ import annotations
 
-import copy
 import csv
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -70,46 +69,35 @@ def strategy_params(cfg, name: str) -> dict:
     return dict(cfg.strategy.params) if name == cfg.strategy.name else {}
 
 
-def run_compare(cfg, strategies: list[str], out_dir: Path | None = None, progress=None) -> Path:
-    """Run each strategy with the same config and seed; write compare.csv/.md and a report. Returns out_dir."""
-    from iovsim.experiment import Experiment, RunError
+def run_compare(config_path: Path, sets: dict, strategies: list[str], seeds: str | None = None,
+                out_dir: Path | None = None, baseline: str | None = None, jobs: int = 1, threads: int | None = None,
+                backend: str = "local", address: str | None = None, memory_bytes: int | None = None,
+                progress=None) -> tuple[Path, list[dict]]:
+    """Every (strategy, seed) run in `<out>/<strategy>/seed-<s>/`; compare.csv/.md, runs.csv, report.html.
+
+    `seeds`: a count from the config's seed on, or a comma-separated list. Finished runs in out_dir
+    are kept, interrupted ones resumed. Returns out_dir and one record per run (status, error, memory).
+    """
+    from iovsim.config import ConfigError, load_config
+    from iovsim.runs.driver import DEFAULT_TASK_MEMORY_BYTES, run_plan
+    from iovsim.runs.plan import PlanError, parse_seeds
     from iovsim.strategies import create
 
-    from iovsim.config import ConfigError
-
+    cfg = load_config(config_path, sets)
+    groups = []
     for name in strategies:  # fail before anything runs
         params = strategy_params(cfg, name)
         try:
             create(name, params, base_dir=cfg.base_dir)
         except ValueError as e:
             raise ConfigError("--strategies", name, str(e)) from None
-    base = Path(cfg.output.runs_dir)
-    out_dir = out_dir or base / f"{cfg.name}-compare-{time.strftime('%Y%m%d-%H%M%S')}"
-    out_dir = Path(out_dir)
-    if (out_dir / "compare.csv").exists():
-        raise RunError(f"{out_dir}: a comparison already exists there")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows, run_dirs = [], {}
-    for name in strategies:
-        c = copy.deepcopy(cfg)
-        c.strategy.name, c.strategy.params = name, strategy_params(cfg, name)
-        c.output.report = False
-        run_dir = out_dir / name
-        if progress is not None:
-            progress.message(f"strategy {name}: {run_dir}")
-        Experiment(c, run_dir, progress=progress).run()
-        run_dirs[name] = run_dir
-        rows += summarize_run(run_dir, name)
-        write_table(rows, out_dir)  # after each strategy, so a long comparison keeps what it has
-    csv_path, _ = write_table(rows, out_dir)
-    if cfg.output.report:
-        try:
-            from iovsim.viz.report import write_compare_report, write_report
-
-            for d in run_dirs.values():
-                write_report(d)
-            write_compare_report(out_dir, run_dirs, csv_path)
-        except Exception as e:  # noqa: BLE001 - figures must not lose the table
-            if progress is not None:
-                progress.message(f"compare report not written: {e}")
-    return out_dir
+        groups.append((name, {"strategy.name": name, "strategy.params": params}))
+    baseline = baseline or strategies[0]
+    if baseline not in strategies:
+        raise PlanError(f"--baseline {baseline}: expected one of --strategies ({', '.join(strategies)})")
+    out_dir = Path(out_dir or Path(cfg.output.runs_dir) / f"{cfg.name}-compare")
+    records = run_plan("compare", "strategy", config_path, sets, groups, parse_seeds(seeds, cfg.seed), out_dir,
+                       baseline=baseline, jobs=jobs, threads=threads, backend=backend, address=address,
+                       memory_bytes=memory_bytes or DEFAULT_TASK_MEMORY_BYTES, report=cfg.output.report,
+                       progress=progress)
+    return out_dir, records

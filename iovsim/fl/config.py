@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 TorchDevice = Literal["cpu", "cuda", "auto"]
-Executor = Literal["sequential", "batched"]
+Executor = Literal["sequential", "batched", "ray"]
 Precision = Literal["fp32", "bf16"]
 
 
@@ -82,12 +82,17 @@ class FlConfig:
     """torch device for real training: `cpu`, `cuda`, or `auto`."""
     executor: Executor = "batched"
     """Local training: `batched` trains a round's jobs together through one shared base model;
-    `sequential` trains them one after another (the reference; both agree to rounding)."""
+    `sequential` trains them one after another (the reference; both agree to rounding); `ray` spreads
+    them over Ray actors, each running the sequential executor (`pip install 'iovsim[ray]'`)."""
     precision: Precision = "fp32"
     """Frozen-base compute of the batched executor: `bf16` autocast (adapters, heads and optimizer
     stay fp32) on CUDA and on CPUs with AVX512-BF16/AMX; elsewhere it falls back to fp32 with a warning."""
     max_tokens_per_pass: int = field(default=8192, metadata={"ge": 1, "le": 10**9})
     """Batched executor: most tokens (rows x width) in one forward/backward; bounds activation memory."""
+    ray_actors: int = field(default=0, metadata={"ge": 0, "le": 10**5})
+    """With executor `ray`: number of training actors (0 = the cluster's CPUs // `threads`)."""
+    ray_address: str = ""
+    """With executor `ray`: the cluster to join (empty = a running Ray session, else a local one)."""
 
     def validate(self, err):
         if not self.tasks:

@@ -17,8 +17,12 @@ def native_bf16(device: torch.device) -> bool:
 
 
 def make_executor(fl_cfg, model: AdapterModel, tokenized_tasks: list[TokenizedTask]):
-    """`fl.executor`: `batched` (default) or `sequential` (the reference), at `fl.precision` on the model's device."""
+    """`fl.executor`: `batched` (default), `sequential` (the reference) or `ray`, at `fl.precision` on the model's device."""
     kind, precision = fl_cfg.executor, fl_cfg.precision
+    if kind == "ray":
+        from iovsim.fl.ray_executor import RayExecutor
+
+        return RayExecutor.from_config(fl_cfg, model, tokenized_tasks)
     if kind == "sequential":
         if precision != "fp32":
             warnings.warn("fl.precision is applied by the batched executor only; the sequential one runs fp32")

@@ -516,3 +516,55 @@ def fig_compare_latency_energy(runs: dict[str, list[dict]], out: Path) -> Path |
         _int_rounds(a)
         a.legend(fontsize=7)
     return _save(fig, out)
+
+
+def fig_seeds_accuracy(bands: dict[str, dict[str, tuple]], out: Path) -> Path | None:
+    """Accuracy per round across seeds: mean line and 95 % interval band per group, one panel per task.
+
+    `bands`: {group: {task: (rounds, mean, ci_low, ci_high)}}, computed by iovsim.runs.stats.round_bands."""
+    tasks = list(dict.fromkeys(t for per_task in bands.values() for t in per_task))
+    if not tasks:
+        return None
+    ncols = min(3, len(tasks))
+    nrows = math.ceil(len(tasks) / ncols)
+    fig, axes = _new(nrows, ncols, w=4.6 * ncols, h=3.6 * nrows)
+    for i, t in enumerate(tasks):
+        ax = axes[i // ncols, i % ncols]
+        for j, (group, per_task) in enumerate(bands.items()):
+            if t not in per_task:
+                continue
+            x, mean, low, high = per_task[t]
+            c = TASK_COLORS[j % len(TASK_COLORS)]
+            ax.plot(x, mean, "o-", ms=3, color=c, label=group)
+            ax.fill_between(x, low, high, color=c, alpha=0.18, linewidth=0)
+            if len(x) == 1:  # a band needs two rounds; one round gets an error bar
+                ax.errorbar(x, mean, yerr=[mean - low, high - mean], color=c, capsize=4, fmt="none")
+        ax.set_title(f"accuracy: {t}", fontsize=10)
+        ax.set_ylabel("test accuracy (mean, 95 % CI)")
+        _int_rounds(ax)
+        ax.legend(fontsize=7)
+    for j in range(len(tasks), nrows * ncols):
+        axes[j // ncols, j % ncols].set_visible(False)
+    return _save(fig, out)
+
+
+def fig_seeds_bars(panels: dict[str, list[tuple[str, float, float, float]]], out: Path) -> Path | None:
+    """One bar per group with its 95 % interval as error bar, one panel per metric.
+
+    `panels`: {axis label: [(group, mean, ci_low, ci_high), ...]}; a missing interval draws no bar end."""
+    panels = {k: v for k, v in panels.items() if v}
+    if not panels:
+        return None
+    fig, axes = _new(1, len(panels), w=4.4 * len(panels) + 1, h=3.8)
+    for ax, (label, bars) in zip(axes[0], panels.items()):
+        names = [b[0] for b in bars]
+        mean = np.asarray([b[1] for b in bars], dtype=float)
+        low = np.asarray([b[2] for b in bars], dtype=float)
+        high = np.asarray([b[3] for b in bars], dtype=float)
+        err = np.vstack([np.nan_to_num(mean - low), np.nan_to_num(high - mean)])
+        ax.bar(range(len(bars)), mean, yerr=err, capsize=4,
+               color=[TASK_COLORS[j % len(TASK_COLORS)] for j in range(len(bars))], alpha=0.85)
+        ax.set_xticks(range(len(bars)), names, rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel(label)
+        ax.grid(True, axis="y", alpha=0.3)
+    return _save(fig, out)

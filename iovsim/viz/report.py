@@ -1,4 +1,5 @@
-"""Self-contained HTML reports: one per run (`write_report`) and one per comparison (`write_compare_report`).
+"""Self-contained HTML reports: one per run (`write_report`), one per single-seed comparison
+(`write_compare_report`) and one per multi-seed comparison or sweep (`write_seeds_report`).
 
 Figures are embedded as base64 PNGs, so a report is one file that can be mailed or archived.
 """
@@ -14,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from iovsim.viz.plots import (FIGURES, fig_compare_accuracy, fig_compare_latency_energy, has_cols, make_figures,
-                              num, read_csv, tasks_of)
+from iovsim.viz.plots import (FIGURES, fig_compare_accuracy, fig_compare_latency_energy, fig_seeds_accuracy,
+                              fig_seeds_bars, has_cols, make_figures, num, read_csv, tasks_of)
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1200px;
@@ -193,4 +194,63 @@ def write_compare_report(out_dir: Path, run_dirs: dict[str, Path], table_csv: Pa
     parts += ["<h2>Per-strategy reports</h2>", "<ul>" + "".join(links) + "</ul>"]
     out = out_dir / "report.html"
     out.write_text(_page("iovsim comparison", parts), encoding="utf-8")
+    return out
+
+
+BAR_METRICS = [("final_accuracy", "final accuracy, mean of tasks"), ("mean_round_latency_s", "round latency [s]"),
+               ("energy_j", "energy, all tasks [J]")]
+
+
+def _bar_panels(rows: list[dict], diff: bool) -> dict[str, list[tuple]]:
+    """Task `all` rows of the statistics table as bar panels: the means, or the paired differences."""
+    cols = ("diff_mean", "diff_ci95_low", "diff_ci95_high") if diff else ("mean", "ci95_low", "ci95_high")
+    panels = {}
+    for metric, label in BAR_METRICS:
+        mine = [r for r in rows if r["task"] == "all" and r["metric"] == metric and num(r.get(cols[0])) == num(r.get(cols[0]))]
+        panels[("Δ " if diff else "") + label] = [(r["group"], *(num(r.get(c)) for c in cols)) for r in mine]
+    return panels
+
+
+def write_seeds_report(out_dir: Path, kind: str, group_label: str, table, records: list[dict],
+                       bands: dict, baseline: str | None) -> Path:
+    """`iovsim compare|sweep` over seeds: out_dir/report.html with the statistics table, the runs (status,
+    error, peak memory), accuracy per round with 95 % bands, and bars with 95 % intervals."""
+    out_dir = Path(out_dir)
+    rows = table.to_dict("records")
+    fig_dir = out_dir / "figures"
+    figs = [(fig_seeds_accuracy(bands, fig_dir / f"{kind}_accuracy.png"),
+             "Accuracy per round and task: mean over seeds, band = 95 % t-interval"),
+            (fig_seeds_bars(_bar_panels(rows, diff=False), fig_dir / f"{kind}_bars.png"),
+             "Final accuracy, round latency and energy: mean over seeds with 95 % t-intervals"),
+            (fig_seeds_bars(_bar_panels(rows, diff=True), fig_dir / f"{kind}_paired.png"),
+             f"Paired differences against {baseline} on the same seeds, with 95 % t-intervals")]
+    seeds = sorted({r["seed"] for r in records})
+    finished = sum(r["status"] == "finished" for r in records)
+    parts = [f"<h1>iovsim {html.escape(kind)}: {html.escape(', '.join(dict.fromkeys(r['group'] for r in records)))}</h1>",
+             f'<p class="meta">folder <code>{html.escape(str(out_dir.resolve()))}</code> · seeds '
+             f'{html.escape(", ".join(map(str, seeds)))} · {finished} of {len(records)} runs finished · within a seed '
+             f'every {html.escape(group_label)} sees the same traffic, channel, data split and initialisation · '
+             f'written {time.strftime("%Y-%m-%d %H:%M:%S")}</p>',
+             "<h2>Across seeds</h2>",
+             f'<p class="meta">mean, sample standard deviation, 95 % t-interval; Δ: paired difference against '
+             f'<b>{html.escape(str(baseline))}</b> on the same seeds, its 95 % t-interval and the paired t-test p-value '
+             "(scipy.stats.ttest_rel).</p>"]
+    cols = ["group", "task", "metric", "n", "mean", "std", "ci95_low", "ci95_high", "diff_mean", "diff_ci95_low",
+            "diff_ci95_high", "p_value"]
+    header = [group_label, "task", "metric", "n", "mean", "std", "CI low", "CI high", "Δ mean", "Δ CI low",
+              "Δ CI high", "p"]
+    parts.append(html_table(header, [[r.get(c) for c in cols] for r in rows], left=3))
+    parts.append("<h2>Figures</h2>")
+    for png, title in figs:
+        if png is not None:
+            parts.append(f"<figure>{img_tag(png, title)}<figcaption>{html.escape(title)}</figcaption></figure>")
+    run_rows = [[r["group"], r["seed"], r["status"], r["attempts"],
+                 r["peak_rss_bytes"] / 2**20 if r.get("peak_rss_bytes") else None, r.get("wall_time_s"),
+                 r.get("error") or ""] for r in records]
+    parts += ["<h2>Runs</h2>", '<p class="meta">each run in its own process; peak memory is that process\'s own '
+              "maximum resident set size.</p>",
+              html_table([group_label, "seed", "status", "attempts", "peak RSS [MiB]", "wall time [s]", "error"],
+                         run_rows, left=1)]
+    out = out_dir / "report.html"
+    out.write_text(_page(f"iovsim {kind}", parts), encoding="utf-8")
     return out

@@ -1,0 +1,124 @@
+"""The run list of a comparison or sweep: one (group, seed) pair per run, its config overrides and folder.
+
+A group is a strategy (`compare`) or a grid point (`sweep`). Folders are `<out>/<group>/seed-<s>/`,
+so re-running the same command finds the same folders; `plan.json` in `<out>` records what they
+hold, and a command whose config or overrides differ is refused rather than mixed in.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+PLAN_FILE = "plan.json"
+
+
+class PlanError(ValueError):
+    """A bad --seeds/--grid value or an output folder holding another comparison (one line)."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    group: str                                   # strategy name or grid-point label
+    seed: int
+    run_dir: Path
+    overrides: dict = field(default_factory=dict, hash=False)   # dotted config field -> value
+
+
+def parse_seeds(text: str | None, first_seed: int) -> list[int]:
+    """`N` -> N seeds from the config's seed on; `1,2,3` (or `5,`) -> those seeds."""
+    text = (text or "1").strip()
+    try:
+        if "," not in text:
+            n = int(text)
+            if n < 1:
+                raise ValueError
+            return [first_seed + i for i in range(n)]
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise PlanError(f"--seeds {text}: expected a count >= 1 or a comma-separated list of integers") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise PlanError(f"--seeds {text}: expected distinct integers")
+    return seeds
+
+
+def parse_grid(items: list[str]) -> dict[str, list]:
+    """`["fl.lora_rank=4,8,16"]` -> `{"fl.lora_rank": [4, 8, 16]}` (values read as YAML scalars)."""
+    grid = {}
+    for item in items or []:
+        key, sep, values = item.partition("=")
+        vals = [yaml.safe_load(v) for v in values.split(",") if v.strip()] if sep else []
+        if not key.strip() or not vals:
+            raise PlanError(f"--grid {item}: expected FIELD=V1,V2,..., e.g. --grid fl.lora_rank=4,8,16")
+        grid[key.strip()] = vals
+    if not grid:
+        raise PlanError("--grid: expected at least one FIELD=V1,V2,...")
+    return grid
+
+
+def grid_groups(grid: dict[str, list]) -> list[tuple[str, dict]]:
+    """Every combination of the grid's values: (label, overrides), e.g. ("fl.lora_rank=4", {...})."""
+    keys = list(grid)
+    out = []
+    for combo in itertools.product(*(grid[k] for k in keys)):
+        over = dict(zip(keys, combo))
+        out.append((",".join(f"{k}={v}" for k, v in over.items()), over))
+    return out
+
+
+def folder_name(group: str) -> str:
+    """A group label as one path component (user strategies are `path/file.py:Class`)."""
+    return re.sub(r"[^A-Za-z0-9._=,+-]+", "_", group).strip("_") or "_"
+
+
+def make_specs(groups: list[tuple[str, dict]], seeds: list[int], out_dir: Path) -> list[RunSpec]:
+    """Group-major run list; each run's folder is `<out>/<group>/seed-<s>`."""
+    folders = [folder_name(g) for g, _ in groups]
+    if len(set(folders)) != len(folders):
+        raise PlanError(f"two groups share a folder name: {folders}")
+    out_dir = Path(out_dir).resolve()
+    return [RunSpec(g, s, out_dir / f / f"seed-{s}", dict(over))
+            for (g, over), f in zip(groups, folders) for s in seeds]
+
+
+def run_state(run_dir: Path) -> str:
+    """`finished` (summary.json says so), `resume` (a checkpoint exists) or `fresh` (start over)."""
+    try:
+        if json.loads((run_dir / "summary.json").read_text()).get("finished") is True:
+            return "finished"
+    except (OSError, ValueError):
+        pass
+    if any((run_dir / "checkpoints").glob("round_*/state.json")):
+        return "resume"
+    return "fresh"
+
+
+def identity(kind: str, config_path: Path, sets: dict) -> dict:
+    """What every run of one comparison shares: the command, the config file's bytes, the --set fields."""
+    config_path = Path(config_path).resolve()
+    return {"kind": kind, "config": str(config_path),
+            "config_sha256": hashlib.sha256(config_path.read_bytes()).hexdigest(), "set": sets}
+
+
+def record_plan(out_dir: Path, ident: dict, specs: list[RunSpec]) -> None:
+    """Write or extend `<out>/plan.json`; refuse a folder that holds runs of another config or overrides."""
+    out_dir = Path(out_dir)
+    path = out_dir / PLAN_FILE
+    runs = {str(s.run_dir.relative_to(out_dir.resolve())): {"group": s.group, "seed": s.seed, "overrides": s.overrides}
+            for s in specs}
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old.get("identity") != json.loads(json.dumps(ident)):
+            raise PlanError(f"{out_dir}: holds a {old.get('identity', {}).get('kind', '')} of another config or "
+                            "--set values (plan.json); choose another --out")
+        for rel, run in runs.items():
+            if rel in old["runs"] and old["runs"][rel] != json.loads(json.dumps(run)):
+                raise PlanError(f"{out_dir / rel}: was planned with other overrides (plan.json); choose another --out")
+        runs = {**old["runs"], **runs}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"identity": ident, "runs": runs}, indent=2) + "\n")
