@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,10 @@ def strategy_params(cfg, name: str) -> dict:
     return dict(cfg.strategy.params) if name == cfg.strategy.name else {}
 
 
+MIN_COMPARE_TEST_SAMPLES = 1000
+log = logging.getLogger("iovsim.compare")
+
+
 def run_compare(config_path: Path, sets: dict, strategies: list[str], seeds: str | None = None,
                 out_dir: Path | None = None, baseline: str | None = None, jobs: int = 1, threads: int | None = None,
                 backend: str = "local", address: str | None = None, memory_bytes: int | None = None,
@@ -84,6 +89,11 @@ def run_compare(config_path: Path, sets: dict, strategies: list[str], seeds: str
     from iovsim.strategies import create
 
     cfg = load_config(config_path, sets)
+    for tc in cfg.fl.tasks:  # comparisons need a test set whose standard error is below the effects
+        if tc.test_samples < MIN_COMPARE_TEST_SAMPLES:
+            log.warning("%s: fl.tasks %s: %d test samples give a standard error up to %.1f points; comparisons "
+                        "should use >= %d", config_path, tc.name, tc.test_samples, 50 / tc.test_samples ** 0.5,
+                        MIN_COMPARE_TEST_SAMPLES)
     groups = []
     for name in strategies:  # fail before anything runs
         params = strategy_params(cfg, name)

@@ -188,7 +188,7 @@ class Experiment:
         fl, mob = self.cfg.fl, self.cfg.mobility
         dwell_s = predict_dwell(world.channel, view, world.mobility.route_ahead, world.mobility.session.routes,
                                 horizon_s=fl.round_deadline_s * 2, dt_s=max(mob.step_length_s, 1.0))
-        return observe_round(r, self.cfg, view, world.channel, world.fleet, world.learning.shapes[0], dwell_s)
+        return observe_round(r, self.cfg, view, world.channel, world.fleet, world.learning.shapes, dwell_s)
 
     def _transfer(self, world: World, r: int, parts: list, t0: float, view: StepView):
         """Step SUMO through the round while the participants download, compute and upload."""

@@ -33,7 +33,7 @@ def _write(path: Path, header: list[str], rows: list[dict]):
             w.writerow(r)
 
 
-METRICS = ["round", "time_s", "task", "accuracy", "loss", "participants", "completed", "lost_updates",
+METRICS = ["round", "time_s", "task", "accuracy", "accuracy_se", "test_samples", "loss", "participants", "completed", "lost_updates",
            "lost_handover", "lost_left", "lost_deadline", "round_latency_s", "compute_time_s", "upload_time_s",
            "wait_time_s", "energy_j", "energy_budget_j", "mean_rank", "handovers"]
 VEHICLES = ["round", "time_s", "vehicle", "task", "rsu", "tier", "rank", "local_steps", "tx_power_w", "bandwidth_hz",
@@ -73,7 +73,9 @@ def make_run(run_dir: Path, net: Path | None, seed: int = 0, acc_gain: float = 0
                               "status": st, "loss_before": 1.1, "loss_after": 0.9, "num_samples": 40,
                               "dwell_pred_s": 30.0})
             lost = status.count("lost_handover")
-            mrows.append({"round": r, "time_s": t0, "task": task, "accuracy": round(0.3 + acc_gain * r + 0.05 * ti, 4),
+            acc = round(0.3 + acc_gain * r + 0.05 * ti, 4)
+            mrows.append({"round": r, "time_s": t0, "task": task, "accuracy": acc,
+                          "accuracy_se": round((acc * (1 - acc) / 300) ** 0.5, 5), "test_samples": 300,
                           "loss": round(1.2 - 0.1 * r, 4), "participants": 3, "completed": 3 - lost,
                           "lost_updates": lost, "lost_handover": lost, "lost_left": 0, "lost_deadline": 0,
                           "round_latency_s": latency, "compute_time_s": 4.0 + ti, "upload_time_s": 3.0,
@@ -179,14 +181,15 @@ def test_write_report_self_contained(tmp_path):
         handovers = sum(int(r["handovers"]) for r in mine)
         row = re.search(rf"<tr><td class=\"l\">{task}</td>(.*?)</tr>", text).group(1)
         cells = re.findall(r"<td[^>]*>([^<]*)</td>", row)
-        # rounds, final, best, mean latency, energy, budget, lost, participants, handovers
+        # rounds, final, its standard error, best, mean latency, energy, budget, lost, participants, handovers
         assert cells[0] == str(ROUNDS)
         assert float(cells[1]) == pytest.approx(final, abs=1e-4)
-        assert float(cells[3]) == pytest.approx(lat, rel=1e-3)
-        assert float(cells[4]) == pytest.approx(energy, rel=1e-3)
-        assert float(cells[5]) == pytest.approx(70.0 * ROUNDS)
-        assert int(cells[6]) == lost
-        assert int(cells[8]) == handovers
+        assert float(cells[2]) == pytest.approx(float(mine[-1]["accuracy_se"]), abs=1e-4)
+        assert float(cells[4]) == pytest.approx(lat, rel=1e-3)
+        assert float(cells[5]) == pytest.approx(energy, rel=1e-3)
+        assert float(cells[6]) == pytest.approx(70.0 * ROUNDS)
+        assert int(cells[7]) == lost
+        assert int(cells[9]) == handovers
 
 
 def test_compare_report(tmp_path):

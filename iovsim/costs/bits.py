@@ -22,6 +22,12 @@ def adapter_bits(shape: ModelShape, rank) -> float | np.ndarray:
     return adapter_params(shape, rank) * 8.0 * shape.bytes_per_param
 
 
+def delta_bits(shape: ModelShape) -> float:
+    """Bits of a dense update of every adapted linear (out x in per target per layer), e.g. FLoRA's
+    merged delta that a vehicle which missed the stacking rounds must download."""
+    return float(shape.num_layers * sum(a * b for a, b in shape.lora_targets) * 8.0 * shape.bytes_per_param)
+
+
 def split_activation_bits_per_step(shape: ModelShape, split_layer: int) -> tuple[float, float]:
     """(uplink, downlink) bits of one step in split training at `split_layer`.
 

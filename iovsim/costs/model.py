@@ -21,10 +21,12 @@ class CostModel:
     """
 
     def __init__(self, shape: ModelShape, *, flops_per_s, power_w, cpu_frequency_hz, kappa, cycles_per_flop,
-                 rates: LinkRates | None, split_layer: int = 0):
+                 rates: LinkRates | None, split_layer: int = 0, row_shapes: list[ModelShape] | None = None):
         if not 0 <= split_layer <= shape.num_layers:
             raise ValueError(f"split_layer must be in 0..{shape.num_layers}, got {split_layer}")
         self.shape = shape
+        # Each vehicle's own task shape (its sequence length and head) for compute; None = `shape` for all.
+        self.row_shapes = None if row_shapes is None else list(row_shapes)
         self.rates = rates
         self.split_layer = int(split_layer)
         cols = np.broadcast_arrays(*(np.atleast_1d(np.asarray(x, dtype=float))
@@ -44,6 +46,9 @@ class CostModel:
     def adapter_bits(self, rank) -> float | np.ndarray:
         return _bits.adapter_bits(self.shape, rank)
 
+    def delta_bits(self) -> float:
+        return _bits.delta_bits(self.shape)
+
     def split_upload_bits(self, rank, steps) -> float | np.ndarray:
         return _bits.split_upload_bits(self.shape, self.split_layer, rank, steps)
 
@@ -51,6 +56,16 @@ class CostModel:
         return _bits.split_download_bits(self.shape, self.split_layer, rank, steps)
 
     # ------------------------------------------------------------------ compute
+    def _step_flops(self, v: np.ndarray, rank, device_only: bool) -> np.ndarray:
+        """FLOPs of one step for each vehicle `v` at `rank`, on its own task's shape."""
+        fn = ((lambda sh, r: _flops.device_flops_per_step(sh, self.split_layer, r)) if device_only
+              else _flops.flops_per_step)
+        if self.row_shapes is None:
+            return np.asarray(fn(self.shape, np.asarray(rank)), dtype=float)
+        r = np.broadcast_to(np.asarray(rank), v.shape)
+        return np.asarray([fn(self.row_shapes[int(i)], int(ri)) for i, ri in zip(v.ravel(), r.ravel())],
+                          dtype=float).reshape(v.shape)
+
     def _energy_of(self, v, flops, time_s):
         cycles = flops * self.cycles_per_flop[v]
         kappa_e = self.kappa[v] * cycles * self.cpu_frequency_hz[v] ** 2
@@ -59,22 +74,22 @@ class CostModel:
     def compute_time_s(self, vehicle, rank, steps) -> np.ndarray:
         """Time for `steps` local steps at `rank` on each vehicle's device."""
         v = np.asarray(vehicle, dtype=int)
-        return self.flops_per_step(np.asarray(rank)) * np.asarray(steps, dtype=float) / self.device_flops_per_s[v]
+        return self._step_flops(v, rank, False) * np.asarray(steps, dtype=float) / self.device_flops_per_s[v]
 
     def compute_energy_j(self, vehicle, rank, steps) -> np.ndarray:
         """power x time, or kappa C f^2 (C = FLOPs x cycles per FLOP) where a tier gives kappa and f."""
         v = np.asarray(vehicle, dtype=int)
-        flops = self.flops_per_step(np.asarray(rank)) * np.asarray(steps, dtype=float)
+        flops = self._step_flops(v, rank, False) * np.asarray(steps, dtype=float)
         return self._energy_of(v, flops, flops / self.device_flops_per_s[v])
 
     def device_compute_time_s(self, vehicle, rank, steps) -> np.ndarray:
         """Device-side time of `steps` split-training steps."""
         v = np.asarray(vehicle, dtype=int)
-        return self.device_flops_per_step(np.asarray(rank)) * np.asarray(steps, dtype=float) / self.device_flops_per_s[v]
+        return self._step_flops(v, rank, True) * np.asarray(steps, dtype=float) / self.device_flops_per_s[v]
 
     def device_compute_energy_j(self, vehicle, rank, steps) -> np.ndarray:
         v = np.asarray(vehicle, dtype=int)
-        flops = self.device_flops_per_step(np.asarray(rank)) * np.asarray(steps, dtype=float)
+        flops = self._step_flops(v, rank, True) * np.asarray(steps, dtype=float)
         return self._energy_of(v, flops, flops / self.device_flops_per_s[v])
 
     # ------------------------------------------------------------------ radio

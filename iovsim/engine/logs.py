@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROUND_METRICS = ["round", "time_s", "task", "accuracy", "loss", "participants", "completed", "lost_updates",
+ROUND_METRICS = ["round", "time_s", "task", "accuracy", "accuracy_se", "test_samples", "loss", "participants", "completed", "lost_updates",
                  "lost_handover", "lost_left", "lost_deadline", "round_latency_s", "compute_time_s",
                  "upload_time_s", "wait_time_s", "energy_j", "energy_budget_j", "mean_rank", "handovers"]
 VEHICLE_COLUMNS = ["round", "time_s", "vehicle", "task", "rsu", "tier", "rank", "local_steps", "tx_power_w",
@@ -107,6 +107,11 @@ def vehicle_rows(r: int, t0_s: float, parts, outcomes, fleet, cfg, results: dict
     return rows
 
 
+def accuracy_se(accuracy: float, n: int) -> float:
+    """Standard error of an accuracy measured on n test examples (binomial: sqrt(p (1 - p) / n))."""
+    return math.sqrt(accuracy * (1.0 - accuracy) / n) if n > 0 else float("nan")
+
+
 def task_rows(r: int, t0_s: float, parts, outcomes, task_of: np.ndarray, fb, evals, tasks_cfg, handovers: int) -> list[dict]:
     """One metrics.csv row per task."""
     rows = []
@@ -119,7 +124,9 @@ def task_rows(r: int, t0_s: float, parts, outcomes, task_of: np.ndarray, fb, eva
             return np.mean([getattr(o, name) for _, o in mine]) if mine else 0.0
 
         comp, upl, down = mean("compute_time_s"), mean("upload_time_s"), mean("download_time_s")
-        rows.append({"round": r, "time_s": t0_s, "task": tc.name, "accuracy": evals[ti].accuracy, "loss": evals[ti].loss,
+        rows.append({"round": r, "time_s": t0_s, "task": tc.name, "accuracy": evals[ti].accuracy,
+                     "accuracy_se": accuracy_se(evals[ti].accuracy, evals[ti].num_examples),
+                     "test_samples": evals[ti].num_examples, "loss": evals[ti].loss,
                      "participants": len(mine), "completed": st.count("ok"),
                      "lost_updates": sum(1 for x in st if x != "ok"), "lost_handover": st.count("lost_handover"),
                      "lost_left": st.count("lost_left"), "lost_deadline": st.count("lost_deadline"),
@@ -141,6 +148,7 @@ def table_row(r: int, t0_s: float, rows: list[dict], participants: int) -> dict:
     out = {"round": r, "sumo_time_s": t0_s}
     for x in rows:
         out[f"acc_{x['task']}"] = x["accuracy"]
+        out[f"se_{x['task']}"] = x["accuracy_se"]
     out["participants"] = participants
     out["lost_updates"] = sum(x["lost_updates"] for x in rows)
     out["round_latency_s"] = rows[0]["round_latency_s"] if rows else 0.0

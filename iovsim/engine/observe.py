@@ -16,15 +16,17 @@ def dbm_to_w(dbm: float) -> float:
 
 # ----------------------------------------------------------------------------- the cost model
 
-def cost_model(shape, view, channel, devices, tier: np.ndarray):
-    """Latency/energy model of the vehicles of `view.link` (rows aligned with its vehicle ids)."""
+def cost_model(shapes: list, view, channel, devices, tier: np.ndarray, task: np.ndarray):
+    """Latency/energy model of the vehicles of `view.link` (rows aligned with its vehicle ids); each
+    vehicle's compute is costed on its own task's shape (sequence length, head)."""
     from iovsim.costs import CostModel
     from iovsim.costs.tiers import tier_columns
 
     cols = tier_columns(devices, tier)
-    return CostModel(shape, flops_per_s=cols.flops_per_s, power_w=cols.power_w,
+    return CostModel(shapes[0], flops_per_s=cols.flops_per_s, power_w=cols.power_w,
                      cpu_frequency_hz=cols.cpu_frequency_hz, kappa=cols.kappa,
-                     cycles_per_flop=cols.cycles_per_flop, rates=channel.rates(view.link))
+                     cycles_per_flop=cols.cycles_per_flop, rates=channel.rates(view.link),
+                     row_shapes=[shapes[int(t)] for t in task])
 
 
 def participant_costs(costs, vehicle: np.ndarray, rank: np.ndarray, steps: np.ndarray, split: list[bool]):
@@ -78,19 +80,20 @@ def predict_dwell(channel, view, route_ahead, routes: dict, horizon_s: float, dt
     return np.asarray(channel.predict_dwell_s(link, np.arange(len(ids)), fut_xy, fut_t), dtype=float)
 
 
-def observe_round(r: int, cfg, view, channel, fleet, shape, dwell_s: np.ndarray) -> RoundState:
-    """The RoundState of round `r` at the step `view` (dwell_s: from `predict_dwell`)."""
+def observe_round(r: int, cfg, view, channel, fleet, shapes: list, dwell_s: np.ndarray) -> RoundState:
+    """The RoundState of round `r` at the step `view` (shapes: per task; dwell_s: from `predict_dwell`)."""
     fl, link, snap = cfg.fl, view.link, view.snap
     ids = list(link.vehicle_ids)
     n = len(ids)
     info = [fleet[v] for v in ids]
     tier = np.asarray([i.tier for i in info], dtype=int)
+    task = np.asarray([i.task for i in info], dtype=int)
     devices = [cfg.devices[t] for t in tier]
     default_p = dbm_to_w(cfg.channel.vehicle_tx_power_dbm)
     serving, load, up, down = link_rates(channel, link, default_p)
     xy = np.asarray(link.xy_m) if n else np.zeros((0, 2))
     return RoundState(
-        round_index=r, time_s=snap.time_s, vehicle_ids=ids, task=np.asarray([i.task for i in info], dtype=int),
+        round_index=r, time_s=snap.time_s, vehicle_ids=ids, task=task,
         task_names=[t.name for t in fl.tasks], rsu=serving, num_rsus=channel.num_rsus, x_m=xy[:, 0], y_m=xy[:, 1],
         speed_mps=np.asarray(snap.speed_mps, dtype=float), sinr_db=np.asarray(link.uplink_sinr_db, dtype=float),
         uplink_rate_bps=up, downlink_rate_bps=down, dwell_time_s=dwell_s, tier=tier,
@@ -103,4 +106,4 @@ def observe_round(r: int, cfg, view, channel, fleet, shape, dwell_s: np.ndarray)
         max_participants=fl.participants_per_round, local_steps=fl.local_steps, default_rank=fl.lora_rank,
         ranks=list(fl.lora_ranks), default_tx_power_w=default_p,
         max_tx_power_w=dbm_to_w(cfg.channel.vehicle_max_tx_power_dbm), round_deadline_s=fl.round_deadline_s,
-        costs=cost_model(shape, view, channel, cfg.devices, tier))
+        costs=cost_model(shapes, view, channel, cfg.devices, tier, task))

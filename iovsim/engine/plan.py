@@ -42,6 +42,8 @@ def participants_of(plan, state, local_steps: int, bandwidth_allocation: str, st
     options = plan.train_options or [{} for _ in range(K)]
     split = [bool(o.get("split")) for o in options]
     down_bits, up_bits, compute_s, compute_j = participant_costs(state.costs, vi, plan.rank, steps, split)
+    if plan.download_bits is not None:  # the method sends more than the adapter (e.g. FLoRA's stack)
+        down_bits = np.where(split, down_bits, np.asarray(plan.download_bits, dtype=float))
     rsu_of = state.rsu[vi]
     bw = bandwidth_hz(plan, state, rsu_of, up_bits, vi, bandwidth_allocation, strategy_name)
     return [Participant(state.vehicle_ids[vi[k]], int(vi[k]), int(rsu_of[k]), int(plan.rank[k]), int(steps[k]),

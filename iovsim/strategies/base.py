@@ -90,11 +90,16 @@ class Plan:
     tx_power_w: np.ndarray | None = None         # (K,) None = default power
     bandwidth_share: np.ndarray | None = None    # (K,) fraction of the serving RSU's bandwidth; None = equal share
     train_options: list[dict] | None = None      # (K,) per-participant options for local training
+    download_bits: np.ndarray | None = None      # (K,) what each downloads; None = the adapter at its rank
     extra: dict = field(default_factory=dict)    # strategy-specific decisions logged per round
 
     def __post_init__(self):
         self.participants = np.asarray(self.participants, dtype=int)
         self.rank = np.broadcast_to(np.asarray(self.rank, dtype=int), self.participants.shape).copy()
+
+
+# Statuses of a participant whose update reached the aggregation (the others are lost_*).
+DELIVERED = ("ok", "migrated", "early")
 
 
 @dataclass
@@ -155,6 +160,7 @@ class Strategy:
     def setup(self, num_tasks: int, seed: int, lora_alpha: float = 16.0) -> None:
         """Called once before round 1: the number of tasks, the run's seed, and the LoRA scaling
         numerator (`fl.lora_alpha`; peft scales an adapter by lora_alpha / rank)."""
+        self.seed = int(seed)
         self.rng = np.random.default_rng(seed)
         self.lora_alpha = float(lora_alpha)
 

@@ -1,6 +1,8 @@
 """Helpers shared by the strategies: handover-window estimates, participant selection, rng state."""
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 
 from iovsim.costs import CostModel, CostModelProtocol, ModelShape
@@ -63,28 +65,53 @@ def largest_fitting_rank(state: RoundState, idx: np.ndarray, candidates, margin:
     return out
 
 
-def select(state: RoundState, eligible: np.ndarray, k: int, how: str, rng: np.random.Generator,
+def selection_keys(seed: int, round_index: int, vehicle_ids: list[str]) -> np.ndarray:
+    """One uniform number per vehicle, fixed by (seed, round, vehicle id) alone.
+
+    "random" selection takes the eligible vehicles with the smallest keys. Every strategy of a
+    comparison sees the same keys (common random numbers): with the same eligible vehicles they pick
+    the same participants, and a vehicle one strategy picks is picked by any other strategy for which
+    it is eligible too, unless that strategy has more eligible vehicles before it. The keys need no
+    state, so a resumed run draws what an uninterrupted one would.
+    """
+    return np.asarray([np.random.default_rng([int(seed), 5, int(round_index), zlib.crc32(v.encode())]).random()
+                       for v in vehicle_ids])
+
+
+def select(state: RoundState, eligible: np.ndarray, k: int, how: str, seed: int,
            last_round: dict, priority: np.ndarray | None = None) -> np.ndarray:
     """Pick up to k of `eligible` vehicle indices.
 
-    how: "random" (seeded, uniform without replacement), "round_robin" (least recently trained
-    first, ties by vehicle id), "priority" (largest `priority` first, ties by id).
+    how: "random" (smallest `selection_keys` first: uniform without replacement, paired across
+    strategies), "round_robin" (least recently trained first, ties by vehicle id), "priority"
+    (largest `priority` first, ties by id).
     """
     eligible = np.asarray(eligible, dtype=int)
     k = int(max(0, min(k, eligible.size)))
     if k == 0:
         return np.zeros(0, dtype=int)
-    if how == "random":
-        return np.sort(rng.choice(eligible, size=k, replace=False))
     ids = [state.vehicle_ids[i] for i in eligible]
-    if how == "round_robin":
-        keys = sorted(range(eligible.size), key=lambda j: (last_round.get(ids[j], -1), ids[j]))
+    if how == "random":
+        keys = selection_keys(seed, state.round_index, ids)
+        order = sorted(range(eligible.size), key=lambda j: (keys[j], ids[j]))
+    elif how == "round_robin":
+        order = sorted(range(eligible.size), key=lambda j: (last_round.get(ids[j], -1), ids[j]))
     elif how == "priority":
         pr = np.asarray(priority, dtype=float)
-        keys = sorted(range(eligible.size), key=lambda j: (-pr[j], ids[j]))
+        order = sorted(range(eligible.size), key=lambda j: (-pr[j], ids[j]))
     else:
         raise ValueError(f"unknown selection {how!r}; expected random, round_robin or priority")
-    return np.sort(eligible[keys[:k]])
+    return np.sort(eligible[order[:k]])
+
+
+def eligible(state: RoundState, idx: np.ndarray, rank, margin: float = 1.0, respect_window: bool = True) -> np.ndarray:
+    """The participation rule every window-aware strategy shares: the vehicles of `idx` whose
+    predicted round (download + compute + upload) at `rank` — the smallest rank the strategy would
+    give each — fits `margin` times into their dwell window and the deadline."""
+    idx = np.asarray(idx, dtype=int)
+    if not respect_window:
+        return idx
+    return idx[fits_window(state, idx, rank, margin)]
 
 
 def check_choice(name: str, value, choices) -> None:
@@ -156,7 +183,7 @@ class HeteroRankMixin:
         else:
             rank = want
         ok = rank > 0
-        chosen = select(state, conn[ok], state.max_participants, self.selection, self.rng, self.last_round)
+        chosen = select(state, conn[ok], state.max_participants, self.selection, self.seed, self.last_round)
         rank_of = dict(zip(conn[ok].tolist(), rank[ok].tolist()))
         for i in chosen:
             self.last_round[state.vehicle_ids[i]] = int(state.round_index)
@@ -166,10 +193,12 @@ class HeteroRankMixin:
         return chosen, ranks, extra
 
     def _hetero_state(self) -> dict:
-        return {"rng": rng_state(self.rng), "last_round": dict(self.last_round), "lora_alpha": self.lora_alpha}
+        return {"rng": rng_state(self.rng), "seed": self.seed, "last_round": dict(self.last_round),
+                "lora_alpha": self.lora_alpha}
 
     def _load_hetero(self, state: dict) -> None:
         set_rng_state(self.rng, state["rng"])
+        self.seed = int(state["seed"])
         self.last_round = {str(k): int(v) for k, v in state.get("last_round", {}).items()}
         self.lora_alpha = float(state.get("lora_alpha", self.lora_alpha))
 

@@ -6,7 +6,7 @@ import torch
 
 from iovsim.fl.aggregate import flora_aggregate, resize_rank
 from iovsim.strategies import register
-from iovsim.strategies.base import Plan, RoundFeedback, RoundState, Strategy, Update, state_rank
+from iovsim.strategies.base import DELIVERED, Plan, RoundFeedback, RoundState, Strategy, Update, state_rank
 from iovsim.strategies.common import HeteroRankMixin, rank_logs, rng_state, set_rng_state
 
 
@@ -32,15 +32,31 @@ class FLoRA(HeteroRankMixin, Strategy):
         super().__init__()
         self._init_hetero(tier_ranks, memory_bytes_per_rank, selection, respect_window, margin)
         self.init_rng = np.random.default_rng()
+        self.stacked_rank: list[int] = []
 
     def setup(self, num_tasks: int, seed: int, lora_alpha: float = 16.0) -> None:
         super().setup(num_tasks, seed, lora_alpha)
+        self.stacked_rank = [0] * num_tasks  # per task: ranks stacked into the base so far
         # The random re-initialisation draws from its own stream so that it never shifts the selection draws.
         self.init_rng = np.random.default_rng([seed, 11])
 
     def configure(self, state: RoundState) -> Plan:
         chosen, ranks, extra = self._hetero_plan(state)
-        return Plan(participants=chosen, rank=ranks, train_options=[{} for _ in chosen], extra=extra)
+        return Plan(participants=chosen, rank=ranks, train_options=[{} for _ in chosen], extra=extra,
+                    download_bits=self.download_bits(state, chosen, ranks))
+
+    def download_bits(self, state: RoundState, chosen: np.ndarray, ranks: np.ndarray) -> np.ndarray | None:
+        """The fresh adapter plus what the base has absorbed so far: the stacked modules of every past
+        round (sum of their ranks) or, when smaller, the dense merged delta (FLoRA, arXiv 2409.05976)."""
+        c = state.costs
+        if c is None:
+            return None
+        out = []
+        for i, r in zip(chosen, ranks):
+            stack = self.stacked_rank[int(state.task[i])] if int(state.task[i]) < len(self.stacked_rank) else 0
+            merged = min(float(c.delta_bits()), float(c.adapter_bits(stack)) - float(c.adapter_bits(0))) if stack else 0.0
+            out.append(float(c.adapter_bits(int(r))) + merged)
+        return np.asarray(out)
 
     def client_state(self, global_state, rank: int):
         return resize_rank(global_state, int(rank), rescale=True)
@@ -51,12 +67,16 @@ class FLoRA(HeteroRankMixin, Strategy):
         return flora_aggregate(updates, global_state, self.lora_alpha, rank, gen)
 
     def observe(self, feedback: RoundFeedback) -> dict:
-        return rank_logs(feedback)
+        for t, r, st in zip(feedback.task, feedback.rank, feedback.status):
+            if st in DELIVERED and int(t) < len(self.stacked_rank):
+                self.stacked_rank[int(t)] += int(r)
+        return {**rank_logs(feedback), **{f"stacked_rank/{t}": float(r) for t, r in enumerate(self.stacked_rank)}}
 
     def state_dict(self) -> dict:
-        return {**self._hetero_state(), "init_rng": rng_state(self.init_rng)}
+        return {**self._hetero_state(), "init_rng": rng_state(self.init_rng), "stacked_rank": list(self.stacked_rank)}
 
     def load_state_dict(self, state: dict) -> None:
         self._load_hetero(state)
+        self.stacked_rank = [int(r) for r in state["stacked_rank"]]
         if "init_rng" in state:
             set_rng_state(self.init_rng, state["init_rng"])

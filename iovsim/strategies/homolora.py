@@ -5,7 +5,7 @@ import numpy as np
 
 from iovsim.strategies import register
 from iovsim.strategies.base import Plan, RoundFeedback, RoundState, Strategy
-from iovsim.strategies.common import check_choice, fits_window, rng_state, select, set_rng_state
+from iovsim.strategies.common import check_choice, eligible, rng_state, select, set_rng_state
 
 
 @register("homolora")
@@ -44,22 +44,22 @@ class HomoLoRA(Strategy):
     def configure(self, state: RoundState) -> Plan:
         rank = self.rank or int(state.default_rank)
         conn = state.connected()
-        ok = fits_window(state, conn, rank, self.margin) if self.respect_window else np.ones(conn.size, bool)
-        eligible = conn[ok]
-        chosen = select(state, eligible, state.max_participants, self.selection, self.rng, self.last_round)
+        ok = eligible(state, conn, rank, self.margin, self.respect_window)
+        chosen = select(state, ok, state.max_participants, self.selection, self.seed, self.last_round)
         for i in chosen:
             self.last_round[state.vehicle_ids[i]] = int(state.round_index)
         return Plan(participants=chosen, rank=np.full(chosen.size, rank),
                     train_options=[{} for _ in chosen],
-                    extra={"eligible": int(eligible.size), "not_fitting": int(conn.size - eligible.size)})
+                    extra={"eligible": int(ok.size), "not_fitting": int(conn.size - ok.size)})
 
     def observe(self, feedback: RoundFeedback) -> dict:
         st = list(feedback.status)
         return {"participants": len(st), "completed": sum(s == "ok" for s in st)}
 
     def state_dict(self) -> dict:
-        return {"rng": rng_state(self.rng), "last_round": dict(self.last_round)}
+        return {"rng": rng_state(self.rng), "seed": self.seed, "last_round": dict(self.last_round)}
 
     def load_state_dict(self, state: dict) -> None:
         set_rng_state(self.rng, state["rng"])
+        self.seed = int(state["seed"])
         self.last_round = {str(k): int(v) for k, v in state.get("last_round", {}).items()}

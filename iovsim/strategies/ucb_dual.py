@@ -12,7 +12,7 @@ import torch
 
 from iovsim.strategies import register
 from iovsim.strategies.base import Plan, RoundFeedback, RoundState, Strategy, Update, state_rank
-from iovsim.strategies.common import check_choice, fits_window, rng_state, round_time_s, select, set_rng_state
+from iovsim.strategies.common import check_choice, eligible, rng_state, round_time_s, select, set_rng_state
 from iovsim.strategies import ucb_core as core
 
 
@@ -145,7 +145,7 @@ class UCBDual(Strategy):
             self.cands, self.stats, self.vehicles = cands, {}, {}
         self._init_budgets(state)
         self.deadline_s = float(state.round_deadline_s)
-        chosen = select(state, self._eligible(state), state.max_participants, self.selection, self.rng,
+        chosen = select(state, self._eligible(state), state.max_participants, self.selection, self.seed,
                         self.last_round)
         tasks = np.asarray(state.task, dtype=int)
         share = np.zeros(chosen.size)
@@ -170,11 +170,9 @@ class UCBDual(Strategy):
                     train_options=[{"transfer_mode": m} for m in modes], extra=extra)
 
     def _eligible(self, state: RoundState) -> np.ndarray:
-        conn = state.connected()
-        if self.respect_window:
-            conn = conn[fits_window(state, conn, self.cands[0], self.margin)]
-        self._last_eligible = conn.size
-        return conn
+        ok = eligible(state, state.connected(), self.cands[0], self.margin, self.respect_window)
+        self._last_eligible = ok.size
+        return ok
 
     def _energy_share(self, t: int, chosen, tasks) -> float:
         b = self.energy_budgets[t] if t < len(self.energy_budgets) else math.inf
@@ -381,7 +379,7 @@ class UCBDual(Strategy):
     def state_dict(self) -> dict:
         fin = lambda x: float(x) if math.isfinite(x) else None  # strict JSON: no Infinity
         pending = {v: {**p, "energy_share": fin(p["energy_share"])} for v, p in self.pending.items()}
-        return {"rng": rng_state(self.rng), "cands": list(self.cands), "vehicles": self.vehicles,
+        return {"rng": rng_state(self.rng), "seed": self.seed, "cands": list(self.cands), "vehicles": self.vehicles,
                 "stats": self.stats, "pending": pending, "last_round": dict(self.last_round),
                 "budgets": self.budgets, "energy_budgets": None if self.energy_budgets is None
                 else [fin(b) for b in self.energy_budgets], "lam": list(self.lam), "h": list(self.h),
@@ -392,6 +390,7 @@ class UCBDual(Strategy):
     def load_state_dict(self, state: dict) -> None:
         unfin = lambda x: math.inf if x is None else float(x)
         set_rng_state(self.rng, state["rng"])
+        self.seed = int(state["seed"])
         self.cands = [int(r) for r in state["cands"]]
         self.vehicles = {str(k): dict(v) for k, v in state["vehicles"].items()}
         self.stats = {str(k): {n: list(a) for n, a in v.items()} for k, v in state["stats"].items()}

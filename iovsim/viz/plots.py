@@ -153,10 +153,14 @@ def fig_accuracy_loss(metrics, out: Path) -> Path | None:
         return None
     with_loss = has_cols(metrics, "loss")
     fig, axes = _new(1, 2 if with_loss else 1, w=11 if with_loss else 7)
-    acc = per_task(metrics, "accuracy")
+    acc, se = per_task(metrics, "accuracy"), per_task(metrics, "accuracy_se")
     for i, (t, (x, y)) in enumerate(acc.items()):
-        axes[0, 0].plot(x, y, "o-", color=TASK_COLORS[i % len(TASK_COLORS)], label=t, ms=4)
-    axes[0, 0].set_ylabel("test accuracy")
+        color = TASK_COLORS[i % len(TASK_COLORS)]
+        axes[0, 0].plot(x, y, "o-", color=color, label=t, ms=4)
+        e = se[t][1]
+        if np.isfinite(e).any():  # +-1 standard error of each round's test accuracy
+            axes[0, 0].fill_between(x, y - e, y + e, color=color, alpha=0.2, lw=0)
+    axes[0, 0].set_ylabel("test accuracy (band: ±1 s.e.)")
     axes[0, 0].set_title("accuracy per task")
     _int_rounds(axes[0, 0])
     axes[0, 0].legend(fontsize=8)

@@ -143,13 +143,16 @@ class Progress:
         cols = list(rows[0].keys())
         for r in rows[1:]:
             cols += [k for k in r if k not in cols]
+        # Standard errors are printed inside their accuracy cell ("0.812±0.012"), not as columns.
+        cols = [c for c in cols if not c.startswith("se_")]
         table = Table(show_header=not self._table_header_done or len(rows) > 1, box=None, pad_edge=False)
         for c in cols:
             title = _COLUMN_TITLES.get(c, c.replace("acc_", "acc "))
             # Fixed widths: each round prints its own table, and the columns must line up across rounds.
-            table.add_column(escape(title), justify="right", width=max(len(title), 6), no_wrap=True)
+            width = max(len(title), 11 if c.startswith("acc_") else 6)
+            table.add_column(escape(title), justify="right", width=width, no_wrap=True)
         for r in rows:
-            table.add_row(*(escape(_fmt_cell(c, r.get(c, ""))) for c in cols))
+            table.add_row(*(escape(_fmt_cell(c, r.get(c, ""), r.get("se_" + c[4:]))) for c in cols))
         self._table_header_done = True
         self.console.print(table)
 
@@ -175,11 +178,11 @@ _COLUMN_TITLES = {"round": "round", "sumo_time_s": "SUMO t [s]", "participants":
                   "lost_updates": "lost", "round_latency_s": "latency [s]", "energy_j": "E [J]"}
 
 
-def _fmt_cell(col: str, v) -> str:
+def _fmt_cell(col: str, v, se=None) -> str:
     if v is None or v == "":
         return "-"
     if isinstance(v, (float, np.floating)):
         if col.startswith("acc"):
-            return f"{v:.3f}"
+            return f"{v:.3f}" if se is None or not np.isfinite(se) else f"{v:.3f}±{se:.3f}"
         return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.3e}"
     return str(v)

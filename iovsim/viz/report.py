@@ -90,11 +90,12 @@ def summary_rows(metrics: list[dict]) -> list[dict]:
             v = col(k)
             return float(np.nanmean(v)) if np.isfinite(v).any() else None
 
-        acc = col("accuracy")
+        acc, se = col("accuracy"), col("accuracy_se")
         budget = col("energy_budget_j")
         out.append({
             "task": t, "rounds": len(mine),
             "final_accuracy": float(acc[-1]) if len(acc) and np.isfinite(acc[-1]) else None,
+            "final_accuracy_se": float(se[-1]) if len(se) and np.isfinite(se[-1]) else None,
             "best_accuracy": float(np.nanmax(acc)) if np.isfinite(acc).any() else None,
             "mean_round_latency_s": mean("round_latency_s"),
             "energy_j": total("energy_j"),
@@ -106,7 +107,7 @@ def summary_rows(metrics: list[dict]) -> list[dict]:
     return out
 
 
-SUMMARY_HEADER = ["task", "rounds", "final accuracy", "best accuracy", "mean round latency [s]", "energy [J]",
+SUMMARY_HEADER = ["task", "rounds", "final accuracy", "± s.e.", "best accuracy", "mean round latency [s]", "energy [J]",
                   "energy budget [J]", "lost updates", "participants", "handovers"]
 
 
@@ -136,10 +137,12 @@ def write_report(run_dir: Path, net_file: Path | None = None) -> Path:
     parts.append("<h2>Summary per task</h2>")
     if metrics and has_cols(metrics, "round", "task"):
         rows = summary_rows(metrics)
-        keys = ["task", "rounds", "final_accuracy", "best_accuracy", "mean_round_latency_s", "energy_j",
+        keys = ["task", "rounds", "final_accuracy", "final_accuracy_se", "best_accuracy", "mean_round_latency_s", "energy_j",
                 "energy_budget_j", "lost_updates", "participants", "handovers"]
         parts.append(html_table(SUMMARY_HEADER, [[r[k] for k in keys] for r in rows]))
-        parts.append('<p class="meta">Energy and lost updates are summed over rounds; handovers are those of FL '
+        parts.append('<p class="meta">s.e. = binomial standard error of the final accuracy on the task\'s test '
+                     "set (sqrt(p (1 - p) / n), n in metrics.csv's test_samples). "
+                     'Energy and lost updates are summed over rounds; handovers are those of FL '
                      "vehicles in the whole network, counted per round (the same on every task's row).</p>")
     else:
         parts.append("<p>No metrics.csv rows yet.</p>")
