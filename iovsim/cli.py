@@ -185,40 +185,37 @@ def cmd_trajectories(args) -> int:
                            begin_s=args.begin, departure_span_s=args.span, max_trips=args.max_trips,
                            max_speed_mps=args.max_speed, gap_s=args.gap, delta_m=args.delta,
                            validate=not args.no_validate)
-    print(report.summary() if hasattr(report, "summary") else report)
+    print(report.summary())
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from iovsim.mobility.config import RsuPlacement
-    from iovsim.mobility.trajectories import TIME_UNITS, TRACE_FORMATS
+def _common_options(sp, config: bool = True) -> None:
+    if config:
+        sp.add_argument("config", nargs="?", help="experiment YAML (default: sumo_scenarios/default.yaml)")
+        sp.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a config field, e.g. fl.rounds=3")
+        sp.add_argument("--out", help="run folder to create (default: runs/<name>-<time>)")
+    sp.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    sp.add_argument("--json", action="store_true", help="print one JSON object per event instead of tables")
 
-    p = argparse.ArgumentParser(prog="iovsim", description="Federated LoRA fine-tuning in Internet-of-Vehicles networks, "
-                                "co-simulated with SUMO.")
-    sub = p.add_subparsers(dest="command", required=True)
 
-    def common(sp, config=True):
-        if config:
-            sp.add_argument("config", nargs="?", help="experiment YAML (default: sumo_scenarios/default.yaml)")
-            sp.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a config field, e.g. fl.rounds=3")
-            sp.add_argument("--out", help="run folder to create (default: runs/<name>-<time>)")
-        sp.add_argument("--quiet", action="store_true", help="print nothing but errors")
-        sp.add_argument("--json", action="store_true", help="print one JSON object per event instead of tables")
+def _runs_options(sp, kind: str) -> None:
+    sp.add_argument("--seeds", help="number of seeds from the config's seed on (3), or a list (1,2,3); default 1")
+    sp.add_argument("--baseline", help=f"paired differences against this {kind} (default: the first)")
+    sp.add_argument("--jobs", type=int, default=1, help="runs at once on this machine (default 1)")
+    sp.add_argument("--threads", type=int, help="torch threads per run (default: cores // jobs)")
+    sp.add_argument("--backend", choices=["local", "ray"], default="local",
+                    help="local process pool, or Ray tasks (pip install 'iovsim[ray]')")
+    sp.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
+    sp.add_argument("--memory-gb", type=float, help="memory a Ray task declares (default 2)")
 
+
+def _add_experiment_commands(sub) -> None:
+    """run, compare, sweep, gui, report."""
+    common, runs_options = _common_options, _runs_options
     r = sub.add_parser("run", help="run an experiment (default config when none is given)")
     common(r)
     r.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     r.set_defaults(func=cmd_run)
-
-    def runs_options(sp, kind):
-        sp.add_argument("--seeds", help="number of seeds from the config's seed on (3), or a list (1,2,3); default 1")
-        sp.add_argument("--baseline", help=f"paired differences against this {kind} (default: the first)")
-        sp.add_argument("--jobs", type=int, default=1, help="runs at once on this machine (default 1)")
-        sp.add_argument("--threads", type=int, help="torch threads per run (default: cores // jobs)")
-        sp.add_argument("--backend", choices=["local", "ray"], default="local",
-                        help="local process pool, or Ray tasks (pip install 'iovsim[ray]')")
-        sp.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
-        sp.add_argument("--memory-gb", type=float, help="memory a Ray task declares (default 2)")
 
     c = sub.add_parser("compare", help="several strategies over several seeds on common random numbers, "
                        "each run in its own process; statistics with intervals and paired differences")
@@ -244,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="write figures and report.html for a run folder")
     rep.add_argument("run_dir")
     rep.set_defaults(func=cmd_report)
+
+
+def _add_data_commands(sub) -> None:
+    """scenario from-osm, trajectories import."""
+    from iovsim.mobility.config import RsuPlacement
+    from iovsim.mobility.trajectories import TIME_UNITS, TRACE_FORMATS
 
     sc = sub.add_parser("scenario", help="build scenarios")
     scs = sc.add_subparsers(dest="scenario_command", required=True)
@@ -281,6 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
     ti.add_argument("--delta", type=float, default=50.0, help="map-matching search radius (m)")
     ti.add_argument("--no-validate", action="store_true", help="skip the SUMO run that checks the routes")
     ti.set_defaults(func=cmd_trajectories)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="iovsim", description="Federated LoRA fine-tuning in Internet-of-Vehicles networks, "
+                                "co-simulated with SUMO.")
+    sub = p.add_subparsers(dest="command", required=True)
+    _add_experiment_commands(sub)
+    _add_data_commands(sub)
     return p
 
 

@@ -373,21 +373,21 @@ def _rsu_index(value, id_to_index: dict[str, int]) -> int | None:
     return int(f) if np.isfinite(f) and f >= 0 else None
 
 
+def _lane_lines(net_file: Path | None) -> tuple[list, tuple | None]:
+    """The lanes of the net as (x, y) polylines, and its bounding box (None without a readable net)."""
+    if net_file is None or not net_file.is_file():
+        return [], None
+    from iovsim.mobility.net import load_net
+
+    net = load_net(net_file)
+    lines = [np.asarray(ln.getShape())[:, :2] for e in net.getEdges() for ln in e.getLanes() if len(ln.getShape()) >= 2]
+    return lines, tuple(net.getBoundary())
+
+
 def fig_map(run_dir: Path, rsus, handovers, out: Path, net_file: Path | None = None) -> Path | None:
     """Lanes of the net (thin grey), RSUs (coloured squares), coverage circles and handover locations."""
     net_file = Path(net_file) if net_file else resolve_net_file(run_dir)
-    lines, bounds = [], None
-    if net_file is not None and net_file.is_file():
-        from iovsim.mobility.net import load_net
-
-        net = load_net(net_file)
-        for e in net.getEdges():
-            for ln in e.getLanes():
-                shp = ln.getShape()
-                if len(shp) >= 2:
-                    lines.append(np.asarray(shp)[:, :2])
-        xmin, ymin, xmax, ymax = net.getBoundary()
-        bounds = (xmin, ymin, xmax, ymax)
+    lines, bounds = _lane_lines(net_file)
     if not lines and not has_cols(rsus, "x_m", "y_m"):
         return None
     from matplotlib.collections import LineCollection
