@@ -84,8 +84,7 @@ def run_compare(config_path: Path, sets: dict, strategies: list[str], seeds: str
     are kept, interrupted ones resumed. Returns out_dir and one record per run (status, error, memory).
     """
     from iovsim.config import ConfigError, load_config
-    from iovsim.runs.driver import DEFAULT_TASK_MEMORY_BYTES, run_plan
-    from iovsim.runs.plan import PlanError, parse_seeds
+    from iovsim.runs.driver import run_groups
     from iovsim.strategies import create
 
     cfg = load_config(config_path, sets)
@@ -102,12 +101,6 @@ def run_compare(config_path: Path, sets: dict, strategies: list[str], seeds: str
         except ValueError as e:
             raise ConfigError("--strategies", name, str(e)) from None
         groups.append((name, {"strategy.name": name, "strategy.params": params}))
-    baseline = baseline or strategies[0]
-    if baseline not in strategies:
-        raise PlanError(f"--baseline {baseline}: expected one of --strategies ({', '.join(strategies)})")
-    out_dir = Path(out_dir or Path(cfg.output.runs_dir) / f"{cfg.name}-compare")
-    records = run_plan("compare", "strategy", config_path, sets, groups, parse_seeds(seeds, cfg.seed), out_dir,
-                       baseline=baseline, jobs=jobs, threads=threads, backend=backend, address=address,
-                       memory_bytes=memory_bytes or DEFAULT_TASK_MEMORY_BYTES, report=cfg.output.report,
-                       progress=progress)
-    return out_dir, records
+    return run_groups("compare", "strategy", config_path, cfg, sets, groups, seeds, out_dir, baseline, jobs=jobs,
+                      threads=threads, backend=backend, address=address, memory_bytes=memory_bytes,
+                      progress=progress)

@@ -26,6 +26,26 @@ def default_threads(jobs: int) -> int:
     return max(1, available_cores() // max(1, jobs))
 
 
+def run_groups(kind: str, group_label: str, config_path: Path, cfg, sets: dict, groups: list[tuple[str, dict]],
+               seeds: str | None, out_dir: Path | None, baseline: str | None, *, jobs: int = 1,
+               threads: int | None = None, backend: str = "local", address: str | None = None,
+               memory_bytes: int | None = None, progress=None) -> tuple[Path, list[dict]]:
+    """What compare and sweep share: check the baseline, default the folder to `<runs_dir>/<name>-<kind>`,
+    and run every (group, seed) with `run_plan`. Returns the folder and one record per run."""
+    from iovsim.runs.plan import PlanError, parse_seeds
+
+    labels = [g for g, _ in groups]
+    baseline = baseline or labels[0]
+    if baseline not in labels:
+        raise PlanError(f"--baseline {baseline}: expected one of {', '.join(labels)}")
+    out_dir = Path(out_dir or Path(cfg.output.runs_dir) / f"{cfg.name}-{kind}")
+    records = run_plan(kind, group_label, config_path, sets, groups, parse_seeds(seeds, cfg.seed), out_dir,
+                       baseline=baseline, jobs=jobs, threads=threads, backend=backend, address=address,
+                       memory_bytes=memory_bytes or DEFAULT_TASK_MEMORY_BYTES, report=cfg.output.report,
+                       progress=progress)
+    return out_dir, records
+
+
 def run_plan(kind: str, group_label: str, config_path: Path, sets: dict, groups: list[tuple[str, dict]],
              seeds: list[int], out_dir: Path, *, baseline: str | None = None, jobs: int = 1,
              threads: int | None = None, backend: str = "local", address: str | None = None,

@@ -351,16 +351,11 @@ def fig_strategy(strategy_rows, out: Path, max_panels: int = 12) -> Path | None:
     if not series:
         return None
     names = list(series)[:max_panels]
-    ncols = min(3, len(names))
-    nrows = math.ceil(len(names) / ncols)
-    fig, axes = _new(nrows, ncols, w=3.8 * ncols, h=2.6 * nrows)
-    for i, n in enumerate(names):
-        ax = axes[i // ncols, i % ncols]
+    fig, panels = _task_panels(len(names), w=3.8, h=2.6)
+    for n, ax in zip(names, panels):
         ax.plot(series[n][:, 0], series[n][:, 1], "o-", ms=3, color="#4c72b0")
         ax.set_title(n, fontsize=9)
         _int_rounds(ax)
-    for j in range(len(names), nrows * ncols):
-        axes[j // ncols, j % ncols].set_visible(False)
     return _save(fig, out)
 
 
@@ -475,16 +470,25 @@ def make_figures(run_dir: Path, net_file: Path | None = None) -> list[Path]:
     return out
 
 
+def _task_panels(n: int, w: float = 4.6, h: float = 3.6):
+    """A figure with n panels (up to 3 a row, each w x h inches); returns it and the n panels in
+    order (spare panels of the last row hidden)."""
+    ncols = min(3, n)
+    nrows = math.ceil(n / ncols)
+    fig, axes = _new(nrows, ncols, w=w * ncols, h=h * nrows)
+    flat = [axes[i // ncols, i % ncols] for i in range(nrows * ncols)]
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
 def fig_compare_accuracy(runs: dict[str, list[dict]], out: Path) -> Path | None:
     """Accuracy per round, one panel per task, one line per strategy."""
     tasks = list(dict.fromkeys(t for rows in runs.values() if rows for t in tasks_of(rows)))
     if not tasks:
         return None
-    ncols = min(3, len(tasks))
-    nrows = math.ceil(len(tasks) / ncols)
-    fig, axes = _new(nrows, ncols, w=4.6 * ncols, h=3.6 * nrows)
-    for i, t in enumerate(tasks):
-        ax = axes[i // ncols, i % ncols]
+    fig, panels = _task_panels(len(tasks))
+    for t, ax in zip(tasks, panels):
         for j, (name, rows) in enumerate(runs.items()):
             if not has_cols(rows, "round", "task", "accuracy"):
                 continue
@@ -495,8 +499,6 @@ def fig_compare_accuracy(runs: dict[str, list[dict]], out: Path) -> Path | None:
         ax.set_ylabel("test accuracy")
         _int_rounds(ax)
         ax.legend(fontsize=7)
-    for j in range(len(tasks), nrows * ncols):
-        axes[j // ncols, j % ncols].set_visible(False)
     return _save(fig, out)
 
 
@@ -529,11 +531,8 @@ def fig_seeds_accuracy(bands: dict[str, dict[str, tuple]], out: Path) -> Path | 
     tasks = list(dict.fromkeys(t for per_task in bands.values() for t in per_task))
     if not tasks:
         return None
-    ncols = min(3, len(tasks))
-    nrows = math.ceil(len(tasks) / ncols)
-    fig, axes = _new(nrows, ncols, w=4.6 * ncols, h=3.6 * nrows)
-    for i, t in enumerate(tasks):
-        ax = axes[i // ncols, i % ncols]
+    fig, panels = _task_panels(len(tasks))
+    for t, ax in zip(tasks, panels):
         for j, (group, per_task) in enumerate(bands.items()):
             if t not in per_task:
                 continue
@@ -547,8 +546,6 @@ def fig_seeds_accuracy(bands: dict[str, dict[str, tuple]], out: Path) -> Path | 
         ax.set_ylabel("test accuracy (mean, 95 % CI)")
         _int_rounds(ax)
         ax.legend(fontsize=7)
-    for j in range(len(tasks), nrows * ncols):
-        axes[j // ncols, j % ncols].set_visible(False)
     return _save(fig, out)
 
 
