@@ -32,10 +32,9 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+from iovsim.strategies.base import DELIVERED, TRANSFER_MODES  # noqa: F401 - the plan's vocabulary, re-exported
+
 ACTIVE_PHASES = ("download", "train", "upload")
-TRANSFER_MODES = ("lose", "migrate", "early_upload")
-DELIVERED = ("ok", "migrated", "early")
-"""Statuses whose update reached an RSU and is aggregated."""
 
 
 @dataclass
