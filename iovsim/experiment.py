@@ -5,6 +5,7 @@ Each round: observe -> plan -> transfer -> train -> aggregate -> evaluate -> log
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -224,7 +225,8 @@ class Experiment:
                             participants=len(parts), lost_updates=sum(x["lost_updates"] for x in rows),
                             round_latency_s=fb.round_latency_s, energy_j=float(fb.energy_j.sum()) if len(parts) else 0.0)
         if world.hooks is not None:
-            world.hooks.on_round_end(r, len(parts), {x["task"]: x["accuracy"] for x in rows})
+            world.hooks.on_round_end(r, len(parts), {x["task"]: x["accuracy"] for x in rows},
+                                     dict(Counter(o.status for o in outcomes)))
 
     def _summary(self, world: World, wall0: float, final: bool) -> dict:
         content = rundir.summary(self.cfg, world.mobility.scenario.net_file, world.logs, len(world.fleet),
