@@ -7,18 +7,20 @@ import pytest
 
 from iovsim.config import config_from_dict
 from iovsim.engine.plan import early_steps
-from iovsim.strategies import register
+from iovsim.strategies import STRATEGIES
 from iovsim.strategies.base import Plan, Strategy
 
 from conftest import csv_rows, tiny_config
 
 
-@register("test_fixed_transfer_mode")
 class FixedMode(Strategy):
     """Every connected vehicle (up to the cap) at the default rank, all with one transfer mode.
 
     Records the sources of each aggregate call, so the test can see at which RSU an update counted.
+    Registered only while a test runs (monkeypatch), so other tests never see it.
     """
+
+    name = "test_fixed_transfer_mode"
 
     def __init__(self, mode: str = "lose", steps: int | None = None):
         super().__init__()
@@ -60,6 +62,7 @@ def run(tmp_path, monkeypatch, **over):
         return real_train(executor, jobs, progress, round_index)
 
     monkeypatch.setattr(experiment, "train", train)
+    monkeypatch.setitem(STRATEGIES, FixedMode.name, FixedMode)
     cfg = config_from_dict(tiny_config(**{"seed": 11, "fl.round_interval_s": 20, **over}), base_dir=tmp_path)
     exp = experiment.Experiment(cfg, tmp_path / "run")
     strategies = []
