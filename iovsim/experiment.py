@@ -5,6 +5,7 @@ Each round: observe -> plan -> transfer -> train -> aggregate -> evaluate -> log
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from iovsim.engine.learning import evaluate, train, train_jobs
 from iovsim.engine.logs import RunLogs, strategy_rows, table_row, task_rows, vehicle_rows
 from iovsim.engine.observe import observe_round, predict_dwell
 from iovsim.engine.plan import participants_of
-from iovsim.engine.transfer import ACTIVE_PHASES, round_latency_s, run_transfer
+from iovsim.engine.transfer import ACTIVE_PHASES, DELIVERED, Backhaul, round_latency_s, run_transfer
 from iovsim.engine.world import Journal, StepView, advance, link_view
 
 __all__ = ["Experiment", "RunError", "default_config_path", "new_run_dir"]
@@ -172,11 +173,12 @@ class Experiment:
         for p in parts:
             world.journal.open_dwell(r, p.vehicle_id, p.rsu, t0, p.dwell_pred_s)
         outcomes, view = self._transfer(world, r, parts, t0, view)
-        delivered = [p for p, o in zip(parts, outcomes) if o.status == "ok"]
+        delivered = [p for p, o in zip(parts, outcomes) if o.status in DELIVERED]
         results = train(learning.executor, train_jobs(delivered, world.fleet, strategy, global_states, fl, cfg.seed, r),
                         self.progress, r)
         task_of = {p.vehicle_id: world.fleet[p.vehicle_id].task for p in parts}
-        global_states = aggregate_round(strategy, global_states, delivered, task_of, results)
+        global_states = aggregate_round(strategy, global_states, delivered, task_of, results,
+                                        {p.vehicle_id: o.rsu for p, o in zip(parts, outcomes)})
         evals = evaluate(learning.executor, global_states, fl.eval_batch_size, self.progress, r)
         task_arr = np.asarray([task_of[p.vehicle_id] for p in parts], dtype=int)
         fb = round_feedback(r, t0, parts, outcomes, task_arr, results, evals, round_latency_s(outcomes, t0), plan.extra)
@@ -204,7 +206,8 @@ class Experiment:
                 world.hooks.on_round_start(r)
             return link_view(world.channel, last[0], [jobs[v] for v, ph in phases.items() if ph in ACTIVE_PHASES])
 
-        outcomes = run_transfer([p.job for p in parts], t0, t0 + self.cfg.fl.round_deadline_s, step)
+        backhaul = Backhaul(self.cfg.channel.backhaul_latency_s, self.cfg.channel.backhaul_rate_bps)
+        outcomes = run_transfer([p.job for p in parts], t0, t0 + self.cfg.fl.round_deadline_s, step, backhaul)
         return outcomes, last[0]
 
     def _log(self, world: World, r, t0, parts, outcomes, task_arr, fb, evals, logged, results):
@@ -222,7 +225,8 @@ class Experiment:
                             participants=len(parts), lost_updates=sum(x["lost_updates"] for x in rows),
                             round_latency_s=fb.round_latency_s, energy_j=float(fb.energy_j.sum()) if len(parts) else 0.0)
         if world.hooks is not None:
-            world.hooks.on_round_end(r, len(parts), {x["task"]: x["accuracy"] for x in rows})
+            world.hooks.on_round_end(r, len(parts), {x["task"]: x["accuracy"] for x in rows},
+                                     dict(Counter(o.status for o in outcomes)))
 
     def _summary(self, world: World, wall0: float, final: bool) -> dict:
         content = rundir.summary(self.cfg, world.mobility.scenario.net_file, world.logs, len(world.fleet),

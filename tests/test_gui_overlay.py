@@ -121,7 +121,7 @@ def test_gui_overlay_screenshots(gui_conn, tmp_path):
     shots = []
     serving_prev: dict[str, int] = {}
     handovers = 0
-    phases_cycle = ["idle", "download", "train", "upload", "done", "lost"]
+    phases_cycle = ["idle", "download", "train", "upload", "done", "migrated", "early", "lost"]
     for step in range(1, 241):
         conn.simulationStep()
         ids, xy = _positions(conn)
@@ -143,7 +143,8 @@ def test_gui_overlay_screenshots(gui_conn, tmp_path):
             handovers += 1
         if step in (120, 240):
             overlay.show_status(step // 120, int((serving >= 0).sum()),
-                                {"tweets": 0.41 + 0.1 * (step // 120), "bbc": 0.55})
+                                {"tweets": 0.41 + 0.1 * (step // 120), "bbc": 0.55},
+                                {"ok": 3, "migrated": 2, "early": 1, "lost_handover": 1})
             path = tmp_path / "shots" / f"round_{step // 120:04d}.png"
             overlay.screenshot(path)
             _wait_file(path, conn)

@@ -41,7 +41,7 @@ def feedback(st, plan, q_pct, latency_s=None, energy_j=None, status=None):
         plan.rank, status or ["ok"] * k, z, z, z if latency_s is None else latency_s,
         z if energy_j is None else energy_j, np.ones(k), np.ones(k), np.array([0.6] * len(st.task_names)),
         np.array([0.5] * len(st.task_names)), np.zeros(len(st.task_names)), 1.0,
-        extra={"local_accuracy": np.asarray(q_pct) / 100.0})
+        local_accuracy=np.asarray(q_pct) / 100.0)
 
 
 def run_bandit(T, seed=0, **params):
@@ -199,6 +199,11 @@ def test_ucb_dual_plans_transfer_mode_for_vehicles_about_to_leave():
     modes = [s._transfer_mode(st, int(i), int(st.task[i]), int(r), st.local_steps)
              for i, r in zip(plan.participants[risky], plan.rank[risky])]
     assert "migrate" in modes
+    # the backhaul comes from the RoundState (the engine's config): one slower than the deadline rules migration out
+    st.backhaul_latency_s = 10 * st.round_deadline_s
+    modes = [s._transfer_mode(st, int(i), int(st.task[i]), int(r), st.local_steps)
+             for i, r in zip(plan.participants[risky], plan.rank[risky])]
+    assert "migrate" not in modes
 
 
 def test_reward_parts_and_accuracy_accessor():

@@ -62,6 +62,10 @@ def test_batched_equals_sequential_job_by_job(setup):
             torch.testing.assert_close(b.state[key], s.state[key], atol=1e-4, rtol=1e-3, msg=f"{job.vehicle_id} {key}")
         assert b.loss_before == pytest.approx(s.loss_before, rel=1e-4)
         assert b.loss_after == pytest.approx(s.loss_after, rel=1e-4)
+        # probe accuracy after training: a fraction of the probe rows, the same in both executors
+        n_probe = len(split_probe(job)[2])
+        assert 0.0 <= s.acc_after <= 1.0 and round(s.acc_after * n_probe, 9).is_integer()
+        assert b.acc_after == s.acc_after, job.vehicle_id
         moved = max(float((b.state[k] - job.state[k]).abs().max()) for k in job.state)
         assert (moved > 1e-3) == (job.steps > 0), job.vehicle_id
     # no peft adapter was created by the batched executor: one base model whatever the jobs
@@ -87,6 +91,12 @@ def test_probe_is_held_out_deterministic_and_in_eval_mode(setup):
         want = float(torch.nn.functional.cross_entropy(head(model.encode(x)), y))
     got = BatchedExecutor(model, tasks).train([job])[0]
     assert got.loss_before == pytest.approx(want, rel=1e-5)
+    # acc_after = the eval-mode accuracy of the trained state on the same rows
+    head, _ = model.load(got.state, got.rank)
+    model.peft.eval()
+    with torch.no_grad():
+        acc = float((head(model.encode(x)).argmax(-1) == y).float().mean())
+    assert got.acc_after == pytest.approx(acc, abs=1e-9)
 
 
 def test_evaluate_agrees_with_sequential(setup):

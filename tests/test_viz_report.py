@@ -35,7 +35,7 @@ def _write(path: Path, header: list[str], rows: list[dict]):
 
 METRICS = ["round", "time_s", "task", "accuracy", "accuracy_se", "test_samples", "loss", "participants", "completed", "lost_updates",
            "lost_handover", "lost_left", "lost_deadline", "round_latency_s", "compute_time_s", "upload_time_s",
-           "wait_time_s", "energy_j", "energy_budget_j", "mean_rank", "handovers"]
+           "wait_time_s", "energy_j", "energy_budget_j", "mean_rank", "handovers", "migrated", "early"]
 VEHICLES = ["round", "time_s", "vehicle", "task", "rsu", "tier", "rank", "local_steps", "tx_power_w", "bandwidth_hz",
             "download_time_s", "compute_time_s", "upload_time_s", "latency_s", "energy_j", "status", "loss_before",
             "loss_after", "num_samples", "dwell_pred_s"]
@@ -80,7 +80,8 @@ def make_run(run_dir: Path, net: Path | None, seed: int = 0, acc_gain: float = 0
                           "lost_updates": lost, "lost_handover": lost, "lost_left": 0, "lost_deadline": 0,
                           "round_latency_s": latency, "compute_time_s": 4.0 + ti, "upload_time_s": 3.0,
                           "wait_time_s": max(0.0, latency - 7.5 - ti), "energy_j": 55.0 + 5 * r,
-                          "energy_budget_j": 70.0, "mean_rank": float(np.mean(ranks)), "handovers": n_ho})
+                          "energy_budget_j": 70.0, "mean_rank": float(np.mean(ranks)), "handovers": n_ho,
+                          "migrated": int(r % 3 == 0), "early": int(r % 2 == 0) * (ti + 1)})
         srows += [{"round": r, "name": "dual_lambda", "value": 0.1 * r}, {"round": r, "name": "budget_tweets", "value": 70 - r}]
     _write(run_dir / "metrics.csv", METRICS, mrows)
     _write(run_dir / "vehicles.csv", VEHICLES, vrows)
@@ -179,9 +180,10 @@ def test_write_report_self_contained(tmp_path):
         energy = sum(float(r["energy_j"]) for r in mine)
         lost = sum(int(r["lost_updates"]) for r in mine)
         handovers = sum(int(r["handovers"]) for r in mine)
+        migrated, early = sum(int(r["migrated"]) for r in mine), sum(int(r["early"]) for r in mine)
         row = re.search(rf"<tr><td class=\"l\">{task}</td>(.*?)</tr>", text).group(1)
         cells = re.findall(r"<td[^>]*>([^<]*)</td>", row)
-        # rounds, final, its standard error, best, mean latency, energy, budget, lost, participants, handovers
+        # rounds, final, its s.e., best, mean latency, energy, budget, lost, migrated, early, participants, handovers
         assert cells[0] == str(ROUNDS)
         assert float(cells[1]) == pytest.approx(final, abs=1e-4)
         assert float(cells[2]) == pytest.approx(float(mine[-1]["accuracy_se"]), abs=1e-4)
@@ -189,7 +191,8 @@ def test_write_report_self_contained(tmp_path):
         assert float(cells[5]) == pytest.approx(energy, rel=1e-3)
         assert float(cells[6]) == pytest.approx(70.0 * ROUNDS)
         assert int(cells[7]) == lost
-        assert int(cells[9]) == handovers
+        assert (int(cells[8]), int(cells[9])) == (migrated, early) and early > 0
+        assert int(cells[11]) == handovers
 
 
 def test_compare_report(tmp_path):

@@ -109,6 +109,13 @@ class ChannelConfig:
     bandwidth_allocation: BandwidthAllocation = "equal"
     """How an RSU shares its uplink bandwidth among its participants: `equal`, `proportional`
     (to the bits each uploads), or `minmax` (minimises the largest upload time, bisection)."""
+    backhaul_latency_s: float = field(default=0.005, metadata={"ge": 0, "le": 10})
+    """One-way RSU-to-RSU backhaul latency, paid when a `migrate` participant's serving RSU forwards
+    its partial upload to the new one. 5 ms: the low end of 3GPP TR 36.932 Table 6.1-1's non-ideal
+    fibre backhaul (fibre access 2: 5-10 ms one way)."""
+    backhaul_rate_bps: float = field(default=1e9, metadata={"gt": 0, "le": 1e12})
+    """RSU-to-RSU backhaul rate for forwarded uploads. 1 Gbit/s: the top of the same entry of
+    TR 36.932 Table 6.1-1 (100-1000 Mbit/s), a common fibre or microwave link to a roadside unit."""
 
     def validate(self, err):
         # Ranges and choices are declared on the fields and checked by the config loader;

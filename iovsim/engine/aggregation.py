@@ -26,13 +26,16 @@ def aggregate_task(strategy, global_state: dict, by_rsu: dict[int, list[Update]]
     return strategy.aggregate(rsu_updates, global_state)
 
 
-def aggregate_round(strategy, global_states: list, delivered, task_of: dict, results: dict) -> list:
-    """Every task's new global adapter from the delivered participants' training results."""
+def aggregate_round(strategy, global_states: list, delivered, task_of: dict, results: dict, rsu_of: dict) -> list:
+    """Every task's new global adapter from the delivered participants' training results.
+
+    rsu_of: vehicle id -> the RSU its update reached (the new one after a migration), where it counts.
+    """
     out = []
     for ti, g in enumerate(global_states):
         by_rsu: dict[int, list[Update]] = {}
         for p in delivered:
             if task_of[p.vehicle_id] == ti:
-                by_rsu.setdefault(p.rsu, []).append(vehicle_update(results[p.vehicle_id]))
+                by_rsu.setdefault(rsu_of[p.vehicle_id], []).append(vehicle_update(results[p.vehicle_id]))
         out.append(aggregate_task(strategy, g, by_rsu))
     return out

@@ -13,7 +13,7 @@ def round_feedback(r: int, t0_s: float, parts, outcomes, task_of: np.ndarray, re
     energy = np.asarray([o.energy_j for o in outcomes])
     vids = [p.vehicle_id for p in parts]
 
-    def loss(vid, name):
+    def loss(vid, name):  # a training result's number, nan where the vehicle did not train
         return getattr(results[vid], name) if vid in results else np.nan
 
     return RoundFeedback(
@@ -25,6 +25,7 @@ def round_feedback(r: int, t0_s: float, parts, outcomes, task_of: np.ndarray, re
         energy_j=energy,
         train_loss_before=np.asarray([loss(v, "loss_before") for v in vids]),
         train_loss_after=np.asarray([loss(v, "loss_after") for v in vids]),
+        local_accuracy=np.asarray([loss(v, "acc_after") for v in vids], dtype=float),
         task_accuracy=np.asarray([e.accuracy for e in evals]), task_loss=np.asarray([e.loss for e in evals]),
         task_energy_j=np.asarray([energy[task_of == ti].sum() for ti in range(len(evals))]),
         round_latency_s=latency_s, extra=dict(plan_extra))

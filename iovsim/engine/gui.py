@@ -41,8 +41,8 @@ class GuiHooks:
         if self.screenshots_dir:
             self.overlay.screenshot(str(self.screenshots_dir / f"round_{round_index:04d}.png"))
 
-    def on_round_end(self, round_index: int, participants: int, accuracy_by_task: dict):
-        self.overlay.show_status(round_index, participants, accuracy_by_task)
+    def on_round_end(self, round_index: int, participants: int, accuracy_by_task: dict, statuses: dict | None = None):
+        self.overlay.show_status(round_index, participants, accuracy_by_task, statuses)
 
     def close(self):
         try:

@@ -8,12 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
+from iovsim.strategies.base import DELIVERED
+
 ROUND_METRICS = ["round", "time_s", "task", "accuracy", "accuracy_se", "test_samples", "loss", "participants", "completed", "lost_updates",
                  "lost_handover", "lost_left", "lost_deadline", "round_latency_s", "compute_time_s",
-                 "upload_time_s", "wait_time_s", "energy_j", "energy_budget_j", "mean_rank", "handovers"]
+                 "upload_time_s", "wait_time_s", "energy_j", "energy_budget_j", "mean_rank", "handovers", "migrated",
+                 "early"]
 VEHICLE_COLUMNS = ["round", "time_s", "vehicle", "task", "rsu", "tier", "rank", "local_steps", "tx_power_w",
                    "bandwidth_hz", "download_time_s", "compute_time_s", "upload_time_s", "latency_s", "energy_j",
-                   "status", "loss_before", "loss_after", "num_samples", "dwell_pred_s"]
+                   "status", "loss_before", "loss_after", "num_samples", "dwell_pred_s", "planned_steps",
+                   "transfer_mode", "final_rsu", "acc_after"]
 HANDOVER_COLUMNS = ["time_s", "round", "vehicle", "from_rsu", "to_rsu", "rsrp_from_dbm", "rsrp_to_dbm", "x_m", "y_m",
                     "kind", "ping_pong"]
 DWELL_COLUMNS = ["round", "vehicle", "rsu", "start_s", "predicted_s", "actual_s", "end"]
@@ -103,7 +107,8 @@ def vehicle_rows(r: int, t0_s: float, parts, outcomes, fleet, cfg, results: dict
                      "latency_s": (o.done_at_s - t0_s) if not math.isnan(o.done_at_s) else "", "energy_j": o.energy_j,
                      "status": o.status, "loss_before": res.loss_before if res else "",
                      "loss_after": res.loss_after if res else "", "num_samples": len(info.shard),
-                     "dwell_pred_s": p.dwell_pred_s})
+                     "dwell_pred_s": p.dwell_pred_s, "planned_steps": p.planned_steps,
+                     "transfer_mode": p.transfer_mode, "final_rsu": o.rsu, "acc_after": res.acc_after if res else ""})
     return rows
 
 
@@ -127,13 +132,14 @@ def task_rows(r: int, t0_s: float, parts, outcomes, task_of: np.ndarray, fb, eva
         rows.append({"round": r, "time_s": t0_s, "task": tc.name, "accuracy": evals[ti].accuracy,
                      "accuracy_se": accuracy_se(evals[ti].accuracy, evals[ti].num_examples),
                      "test_samples": evals[ti].num_examples, "loss": evals[ti].loss,
-                     "participants": len(mine), "completed": st.count("ok"),
-                     "lost_updates": sum(1 for x in st if x != "ok"), "lost_handover": st.count("lost_handover"),
+                     "participants": len(mine), "completed": sum(1 for x in st if x in DELIVERED),
+                     "lost_updates": sum(1 for x in st if x not in DELIVERED), "lost_handover": st.count("lost_handover"),
                      "lost_left": st.count("lost_left"), "lost_deadline": st.count("lost_deadline"),
                      "round_latency_s": lat, "compute_time_s": comp, "upload_time_s": upl,
                      "wait_time_s": max(0.0, lat - comp - upl - down),
                      "energy_j": float(fb.task_energy_j[ti]), "energy_budget_j": tc.energy_budget_j,
-                     "mean_rank": float(np.mean([p.rank for p, _ in mine])) if mine else "", "handovers": handovers})
+                     "mean_rank": float(np.mean([p.rank for p, _ in mine])) if mine else "", "handovers": handovers,
+                     "migrated": st.count("migrated"), "early": st.count("early")})
     return rows
 
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from iovsim.engine.errors import RunError
 from iovsim.engine.observe import participant_costs
-from iovsim.engine.transfer import TransferJob
+from iovsim.engine.transfer import TRANSFER_MODES, TransferJob
 
 
 @dataclass
@@ -16,41 +16,96 @@ class Participant:
 
     vehicle_id: str
     row: int                   # row in the RoundState
-    rsu: int
+    rsu: int                   # serving RSU at the start (a migrated update counts at its outcome's rsu)
     rank: int
-    steps: int
+    steps: int                 # local steps it trains (fewer than planned_steps for an early upload)
     tx_power_w: float
     bandwidth_hz: float
     dwell_pred_s: float
     job: TransferJob
     options: dict = field(default_factory=dict)
+    planned_steps: int = 0     # the plan's local steps
+    transfer_mode: str = "lose"   # the plan's transfer mode (job.mode is what the transfer does)
 
 
 def participants_of(plan, state, local_steps: int, bandwidth_allocation: str, strategy_name: str) -> list[Participant]:
-    """The plan's participants with their power, bandwidth, bits and compute time.
+    """The plan's participants with their power, bandwidth, bits, compute time and transfer mode.
 
-    Raises RunError when the plan asks an unconnected vehicle to train or gives an RSU more than
-    its bandwidth.
+    Raises RunError when the plan asks an unconnected vehicle to train, gives an RSU more than its
+    bandwidth, or names an unknown transfer mode.
     """
     K = len(plan.participants)
     vi = np.asarray(plan.participants, dtype=int)
     if K and np.any(state.rsu[vi] < 0):
         raise RunError(f"strategy {strategy_name} asked an unconnected vehicle to train")
-    steps = plan.local_steps if plan.local_steps is not None else np.full(K, local_steps)
+    planned = np.asarray(plan.local_steps if plan.local_steps is not None else np.full(K, local_steps), dtype=int)
     power = plan.tx_power_w if plan.tx_power_w is not None else np.full(K, state.default_tx_power_w)
     power = np.minimum(np.asarray(power, dtype=float), state.max_tx_power_w)
     options = plan.train_options or [{} for _ in range(K)]
+    modes = transfer_modes(options, strategy_name)
     split = [bool(o.get("split")) for o in options]
-    down_bits, up_bits, compute_s, compute_j = participant_costs(state.costs, vi, plan.rank, steps, split)
-    if plan.download_bits is not None:  # the method sends more than the adapter (e.g. FLoRA's stack)
-        down_bits = np.where(split, down_bits, np.asarray(plan.download_bits, dtype=float))
+    costs = with_plan_download(participant_costs(state.costs, vi, plan.rank, planned, split), plan, split)
+    steps, job_modes = early_steps(state, vi, planned, modes, costs)
+    if not np.array_equal(steps, planned):
+        costs = with_plan_download(participant_costs(state.costs, vi, plan.rank, steps, split), plan, split)
+    down_bits, up_bits, compute_s, compute_j = costs
     rsu_of = state.rsu[vi]
     bw = bandwidth_hz(plan, state, rsu_of, up_bits, vi, bandwidth_allocation, strategy_name)
     return [Participant(state.vehicle_ids[vi[k]], int(vi[k]), int(rsu_of[k]), int(plan.rank[k]), int(steps[k]),
                         float(power[k]), float(bw[k]), float(state.dwell_time_s[vi[k]]),
                         TransferJob(state.vehicle_ids[vi[k]], int(rsu_of[k]), float(power[k]), float(bw[k]),
-                                    float(down_bits[k]), float(compute_s[k]), float(up_bits[k]), float(compute_j[k])),
-                        options=dict(options[k])) for k in range(K)]
+                                    float(down_bits[k]), float(compute_s[k]), float(up_bits[k]), float(compute_j[k]),
+                                    job_modes[k]),
+                        options=dict(options[k]), planned_steps=int(planned[k]), transfer_mode=modes[k])
+            for k in range(K)]
+
+
+def with_plan_download(costs: tuple, plan, split: list[bool]) -> tuple:
+    """participant_costs with the plan's own download sizes where it gives them (e.g. FLoRA's stack)."""
+    if plan.download_bits is None:
+        return costs
+    down = np.where(split, costs[0], np.asarray(plan.download_bits, dtype=float))
+    return (down, *costs[1:])
+
+
+def transfer_modes(options: list[dict], strategy_name: str) -> list[str]:
+    """Each participant's `transfer_mode` option (default `lose`); RunError for an unknown one."""
+    modes = [str(o.get("transfer_mode", "lose")) for o in options]
+    for m in modes:
+        if m not in TRANSFER_MODES:
+            raise RunError(f"strategy {strategy_name} planned transfer_mode {m!r}; "
+                           f"expected one of {', '.join(TRANSFER_MODES)}")
+    return modes
+
+
+def early_steps(state, vi: np.ndarray, planned: np.ndarray, modes: list[str], costs) -> tuple[np.ndarray, list[str]]:
+    """Local steps each participant trains, and the mode its transfer runs in.
+
+    An `early_upload` participant whose estimated download + compute + upload outlasts its predicted
+    dwell trains only the steps that fit (at least 1) and its transfer runs as `early_upload`; if the
+    whole round fits it trains every step, and if not even one step fits it runs as `lose`. The
+    estimate is the one strategies plan with (common.round_time_s): the RoundState's rates at the
+    default power and an equal bandwidth share, and compute time linear in the steps.
+    """
+    steps, job_modes = planned.copy(), list(modes)
+    down_bits, up_bits, compute_s, _ = costs
+    for k, mode in enumerate(modes):
+        if mode != "early_upload":
+            continue
+        i = int(vi[k])
+        dwell = float(np.nan_to_num(state.dwell_time_s[i], nan=np.inf))
+        radio_s = (down_bits[k] / max(float(state.downlink_rate_bps[i]), 1e-9)
+                   + up_bits[k] / max(float(state.uplink_rate_bps[i]), 1e-9))
+        if radio_s + compute_s[k] <= dwell:
+            job_modes[k] = "lose"   # nothing to cut: an ordinary round
+            continue
+        step_s = compute_s[k] / max(int(planned[k]), 1)
+        fit = int(np.floor((dwell - radio_s) / step_s)) if step_s > 0 else 0
+        if fit >= 1:
+            steps[k] = min(fit, int(planned[k]))
+        else:
+            job_modes[k] = "lose"
+    return steps, job_modes
 
 
 def bandwidth_hz(plan, state, rsu_of: np.ndarray, up_bits: np.ndarray, vi: np.ndarray, allocation: str,

@@ -2,16 +2,37 @@
 
 `run_transfer` moves every participant through its phases, one simulation step at a time, from a
 per-step `LinkView` that the caller's `step` callback returns (the engine steps SUMO and the
-channel there; a test returns made-up views). An update is lost when its vehicle is handed over to
-another RSU (`lost_handover`), leaves the map (`lost_left`), or is not delivered by the deadline or
-the end of the simulation (`lost_deadline`). Energy = the share of the compute energy the vehicle
-got through + transmit power x the upload time it actually used.
+channel there; a test returns made-up views). Energy = the share of the compute energy the vehicle
+got through + transmit power x the upload time it actually used (backhaul forwarding costs the
+vehicle nothing).
+
+Each job has a transfer mode (the strategy's plan, `train_options[k]["transfer_mode"]`):
+
+- `lose` (the default): a handover to another RSU, or losing coverage, loses the update
+  (`lost_handover`); delivered updates are `ok`.
+- `migrate`: a handover in any phase moves the job to the new serving RSU. The step that first shows
+  the new RSU is spent under it, so the old RSU holds what was uploaded by that step's start and
+  forwards it from then over the backhaul (latency + bits / rate, one forward after the other when
+  handovers follow each other); the rest of the download (every RSU holds the global adapter) or
+  the upload continues at the new RSU, with the same bandwidth. The update is delivered when the
+  vehicle's last bit and the forwarded part have both arrived, and counts at the final RSU
+  (`TransferOutcome.rsu`); `migrated` if at least one handover happened, else `ok`. Without a serving
+  RSU the radio waits (local compute goes on); if the forwarded part arrives after the deadline
+  the update is `lost_deadline`.
+- `early_upload`: the plan already cut the job's compute to the local steps that fit the predicted
+  dwell (`compute_s`, `compute_energy_j` are those of the steps done); in the transfer it behaves as
+  `lose`, and a delivered update is `early`.
+
+In every mode an update is lost when its vehicle leaves the map (`lost_left`) or is not delivered
+by the deadline or the end of the simulation (`lost_deadline`).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from typing import Callable
+
+from iovsim.strategies.base import DELIVERED, TRANSFER_MODES  # noqa: F401 - the plan's vocabulary, re-exported
 
 ACTIVE_PHASES = ("download", "train", "upload")
 
@@ -21,24 +42,39 @@ class TransferJob:
     """One participant's round: its link at the start and the work it must do."""
 
     vehicle_id: str
-    rsu: int                   # serving RSU at the start; the update must reach it
+    rsu: int                   # serving RSU at the start
     tx_power_w: float
     bandwidth_hz: float
     down_bits: float           # the global adapter (or split training's gradients)
-    compute_s: float           # local training time on the device
+    compute_s: float           # local training time on the device (of the steps it will do)
     up_bits: float             # the update (or split training's activations)
     compute_energy_j: float    # energy of the whole local training
+    mode: str = "lose"         # lose | migrate | early_upload (see the module docstring)
 
 
 @dataclass
 class TransferOutcome:
-    status: str = ""           # ok | lost_handover | lost_left | lost_deadline
+    status: str = ""           # ok | migrated | early | lost_handover | lost_left | lost_deadline
     phase: str = "download"    # the last phase reached (done when delivered)
     download_time_s: float = 0.0
     compute_time_s: float = 0.0
     upload_time_s: float = 0.0
     done_at_s: float = float("nan")   # delivery or loss time; nan when SUMO ended first
     energy_j: float = 0.0
+    rsu: int = -1              # the RSU that holds the update at the end (where it is aggregated)
+    handovers: int = 0         # handovers the job migrated through
+    forwarded_bits: float = 0.0   # bits RSUs forwarded over the backhaul
+
+
+@dataclass
+class Backhaul:
+    """The RSU-to-RSU link a migrated upload is forwarded over (default: ideal, no delay)."""
+
+    latency_s: float = 0.0
+    rate_bps: float = math.inf
+
+    def arrival_s(self, start_s: float, bits: float) -> float:
+        return start_s + self.latency_s + (bits / self.rate_bps if bits > 0 else 0.0)
 
 
 @dataclass
@@ -46,7 +82,7 @@ class LinkView:
     """The links of one simulation step for the participants still transferring.
 
     A participant absent from `serving` has left the map. Rates are for its own transmit power and
-    bandwidth.
+    bandwidth, towards its serving RSU of this step.
     """
 
     time_s: float
@@ -58,16 +94,28 @@ class LinkView:
 StepFn = Callable[[dict], "LinkView | None"]
 
 
-def run_transfer(jobs: list[TransferJob], t0_s: float, deadline_s: float, step: StepFn) -> list[TransferOutcome]:
+@dataclass
+class _Progress:
+    """What a job still has to move, and when its forwarded part reaches the current RSU."""
+
+    down_left: float
+    up_left: float
+    forward_done_s: float = -math.inf
+
+
+def run_transfer(jobs: list[TransferJob], t0_s: float, deadline_s: float, step: StepFn,
+                 backhaul: Backhaul | None = None) -> list[TransferOutcome]:
     """Move each job through download, compute and upload until all are delivered or lost.
 
     `step(phases)` advances the simulation by one step and returns its `LinkView`, or None when the
-    simulation has ended; `phases` (vehicle id -> phase, lost ones "lost") is for display only.
-    `deadline_s` is absolute (t0_s + the round deadline).
+    simulation has ended; `phases` (vehicle id -> phase; lost ones "lost"; delivered ones "done",
+    "migrated" or "early") is for display only. `deadline_s` is absolute (t0_s + the round deadline).
+    `backhaul` is used by `migrate` jobs (default: ideal).
     """
-    out = [TransferOutcome() for _ in jobs]
+    backhaul = backhaul or Backhaul()
+    out = [TransferOutcome(rsu=j.rsu) for j in jobs]
     phases = {j.vehicle_id: "download" for j in jobs}
-    left = {j.vehicle_id: (j.down_bits, j.up_bits) for j in jobs}
+    prog = [_Progress(j.down_bits, j.up_bits) for j in jobs]
     active = list(range(len(jobs)))
     now = t0_s
     while active:
@@ -80,17 +128,13 @@ def run_transfer(jobs: list[TransferJob], t0_s: float, deadline_s: float, step: 
         still = []
         for k in active:
             j, o = jobs[k], out[k]
-            if j.vehicle_id not in view.serving:
-                o.status, o.done_at_s = "lost_left", now
+            _step_job(j, o, prog[k], view, t_prev, dt, deadline_s, backhaul)
+            if o.status == "lost_left":
                 phases.pop(j.vehicle_id, None)
-            elif int(view.serving[j.vehicle_id]) != j.rsu:
-                o.status, o.done_at_s = "lost_handover", now
-                phases[j.vehicle_id] = "lost"
-            else:
-                left[j.vehicle_id] = _advance(j, o, left[j.vehicle_id], view, t_prev, dt)
-                phases[j.vehicle_id] = o.phase
-                if not o.status:
-                    still.append(k)
+                continue
+            phases[j.vehicle_id] = _display_phase(o)
+            if not o.status:
+                still.append(k)
         active = still
         if active and now + 1e-9 >= deadline_s:
             for k in active:
@@ -102,33 +146,83 @@ def run_transfer(jobs: list[TransferJob], t0_s: float, deadline_s: float, step: 
     return out
 
 
-def _advance(j: TransferJob, o: TransferOutcome, left: tuple, view: LinkView, t_prev: float, dt: float) -> tuple:
-    """Spend one step of `dt` seconds on the job's phases in order; returns the bits still to move."""
-    down_left, up_left = left
+def _display_phase(o: TransferOutcome) -> str:
+    if o.status.startswith("lost"):
+        return "lost"
+    return {"ok": "done", "migrated": "migrated", "early": "early"}.get(o.status, o.phase)
+
+
+def _step_job(j: TransferJob, o: TransferOutcome, p: _Progress, view: LinkView, t_prev: float, dt: float,
+              deadline_s: float, backhaul: Backhaul) -> None:
+    """One step of one job: the handover rules of its mode, then its phases."""
+    now = view.time_s
+    if j.vehicle_id not in view.serving:
+        o.status, o.done_at_s = "lost_left", now
+        return
+    serving = int(view.serving[j.vehicle_id])
+    if serving != o.rsu and (j.mode != "migrate" or serving >= 0):
+        if j.mode != "migrate":
+            o.status, o.done_at_s = "lost_handover", now
+            return
+        _migrate(j, o, p, serving, t_prev, backhaul)
+    if serving < 0:  # migrate mode without coverage: the radio waits, the device computes
+        _compute(j, o, dt)
+        return
+    _advance(j, o, p, view, t_prev, dt)
+    if o.status and p.forward_done_s > o.done_at_s:
+        o.done_at_s = p.forward_done_s
+        if o.done_at_s > deadline_s + 1e-9:
+            o.status, o.done_at_s = "lost_deadline", deadline_s
+
+
+def _migrate(j: TransferJob, o: TransferOutcome, p: _Progress, new_rsu: int, t_prev: float,
+             backhaul: Backhaul) -> None:
+    """Move the job to `new_rsu`: the old RSU forwards every bit of the update it holds."""
+    held = j.up_bits - p.up_left if o.phase == "upload" else 0.0
+    if held > 0:
+        p.forward_done_s = backhaul.arrival_s(max(t_prev, p.forward_done_s), held)
+        o.forwarded_bits += held
+    o.rsu = new_rsu
+    o.handovers += 1
+
+
+def _compute(j: TransferJob, o: TransferOutcome, budget: float) -> float:
+    """Spend up to `budget` seconds of local training; returns the time left."""
+    if o.phase != "train" or budget <= 0:
+        return budget
+    use = min(budget, j.compute_s - o.compute_time_s)
+    o.compute_time_s += use
+    if o.compute_time_s >= j.compute_s - 1e-12:
+        o.phase = "upload"
+    return budget - use
+
+
+def _advance(j: TransferJob, o: TransferOutcome, p: _Progress, view: LinkView, t_prev: float, dt: float) -> None:
+    """Spend one step of `dt` seconds on the job's phases in order."""
     budget = dt
     if o.phase == "download":
         rate = view.downlink_rate_bps[j.vehicle_id]
-        use = min(budget, down_left / rate if rate > 0 else math.inf)
+        use = min(budget, p.down_left / rate if rate > 0 else math.inf)
         o.download_time_s += use
-        down_left -= use * rate if rate > 0 else 0.0
+        p.down_left -= use * rate if rate > 0 else 0.0
         budget -= use
-        if down_left <= 1e-6:
+        if p.down_left <= 1e-6:
             o.phase = "train"
-    if o.phase == "train" and budget > 0:
-        use = min(budget, j.compute_s - o.compute_time_s)
-        o.compute_time_s += use
-        budget -= use
-        if o.compute_time_s >= j.compute_s - 1e-12:
-            o.phase = "upload"
+    budget = _compute(j, o, budget)
     if o.phase == "upload" and budget > 0:
         rate = view.uplink_rate_bps[j.vehicle_id]
-        use = min(budget, up_left / rate if rate > 0 else math.inf)
+        use = min(budget, p.up_left / rate if rate > 0 else math.inf)
         o.upload_time_s += use
-        up_left -= use * rate if rate > 0 else 0.0
+        p.up_left -= use * rate if rate > 0 else 0.0
         budget -= use
-        if up_left <= 1e-6:
-            o.phase, o.status, o.done_at_s = "done", "ok", t_prev + (dt - budget)
-    return down_left, up_left
+        if p.up_left <= 1e-6:
+            o.phase, o.status, o.done_at_s = "done", _delivered_status(j, o), t_prev + (dt - budget)
+
+
+def _delivered_status(j: TransferJob, o: TransferOutcome) -> str:
+    if j.mode == "early_upload":
+        return "early"
+    return "migrated" if o.handovers else "ok"
 
 
 def energy_j(job: TransferJob, o: TransferOutcome) -> float:
@@ -143,5 +237,5 @@ def round_latency_s(outcomes: list[TransferOutcome], t0_s: float) -> float:
     """Time from the round's start to its last delivery or loss (0 without participants)."""
     if not outcomes:
         return 0.0
-    latency = max((o.done_at_s for o in outcomes if o.status == "ok"), default=t0_s) - t0_s
+    latency = max((o.done_at_s for o in outcomes if o.status in DELIVERED), default=t0_s) - t0_s
     return max(latency, max((o.done_at_s - t0_s for o in outcomes if not math.isnan(o.done_at_s)), default=0.0))

@@ -148,7 +148,7 @@ class BatchedExecutor:
             return []
         slots = [_Slot(self.model, j.state, j.rank, trainable=True) for j in jobs]
         splits = [split_probe(j) for j in jobs]
-        losses_before = self._probe_losses(jobs, slots, splits)
+        before = self._probe_scores(jobs, slots, splits)
         opt = self._optimizer(jobs, slots)
         for step in range(max(j.steps for j in jobs)):
             active = [k for k, j in enumerate(jobs) if j.steps > step]
@@ -169,12 +169,12 @@ class BatchedExecutor:
         for k, j in enumerate(jobs):
             if j.steps == 0 and on_done is not None:
                 on_done(j)
-        losses_after = self._probe_losses(jobs, slots, splits)
+        after = self._probe_scores(jobs, slots, splits)
         results = []
         for k, j in enumerate(jobs):
             state, rank = finish_state(j, slots[k].export(self.model, j.state))
             results.append(TrainResult(j.vehicle_id, j.task, state, rank, len(splits[k][1]),
-                                       losses_before[k], losses_after[k], j.steps))
+                                       before[k][0], after[k][0], j.steps, after[k][1]))
         return results
 
     @staticmethod
@@ -194,8 +194,8 @@ class BatchedExecutor:
         return 0.0
 
     @torch.no_grad()
-    def _probe_losses(self, jobs, slots, splits) -> list[float]:
-        """Eval-mode mean loss on each job's held-out probe rows, all jobs batched together."""
+    def _probe_scores(self, jobs, slots, splits) -> list[tuple[float, float]]:
+        """Eval-mode mean loss and accuracy on each job's held-out probe rows, all jobs batched together."""
         pieces = []
         for k, (j, (_, _, probe)) in enumerate(zip(jobs, splits)):
             task = self.tasks[j.task]
@@ -203,11 +203,12 @@ class BatchedExecutor:
             for s in range(0, len(probe), PROBE_PIECE_ROWS):
                 rows = probe[s:s + PROBE_PIECE_ROWS]
                 pieces.append((slots[k], task, task.train, task.train_labels, rows, task.width(task.train, rows), k))
-        sums = [0.0] * len(jobs)
+        sums, correct = [0.0] * len(jobs), [0] * len(jobs)
         for group in self._passes(pieces):
             for p, (lg, y) in zip(group, self._run(group)):
                 sums[p[6]] += float(F.cross_entropy(lg.float(), y, reduction="sum"))
-        return [sums[k] / len(splits[k][2]) for k in range(len(jobs))]
+                correct[p[6]] += int((lg.argmax(-1) == y).sum())
+        return [(sums[k] / len(splits[k][2]), correct[k] / len(splits[k][2])) for k in range(len(jobs))]
 
     @torch.no_grad()
     def evaluate(self, task_index: int, state: dict, rank: int, batch_size: int = 64) -> EvalResult:

@@ -9,8 +9,8 @@ independent and reproducible in any order.
 
 Both executors train with the frozen encoder in eval mode (no dropout), so a job's result is a
 function of its inputs alone and the two executors agree to rounding. The bandit's loss before and
-after training is measured, in eval mode, on a held-out part of the vehicle's own shard
-(`probe_size`), which the job does not train on.
+after training, and the accuracy after it, are measured in eval mode on a held-out part of the
+vehicle's own shard (`probe_size`), which the job does not train on.
 """
 from __future__ import annotations
 
@@ -55,6 +55,7 @@ class TrainResult:
     loss_before: float              # eval-mode loss on the held-out probe rows, start state
     loss_after: float               # the same rows, trained state
     steps: int
+    acc_after: float = float("nan")  # eval-mode accuracy (fraction correct) on the probe rows, trained state
 
 
 @dataclass
@@ -166,12 +167,15 @@ class LocalExecutor:
                 on_done(job)
         return results
 
-    def _probe_loss(self, head, task: TokenizedTask, rows: np.ndarray, chunk: int = 256) -> float:
-        total = 0.0
+    def _probe_scores(self, head, task: TokenizedTask, rows: np.ndarray, chunk: int = 256) -> tuple[float, float]:
+        """Mean loss and accuracy on the probe rows."""
+        total, correct = 0.0, 0
         for s in range(0, len(rows), chunk):
             x, y = task.batch(task.train, task.train_labels, rows[s:s + chunk], self.model.device)
-            total += float(F.cross_entropy(head(self.model.encode(x)), y, reduction="sum"))
-        return total / len(rows)
+            logits = head(self.model.encode(x))
+            total += float(F.cross_entropy(logits, y, reduction="sum"))
+            correct += int((logits.argmax(-1) == y).sum())
+        return total / len(rows), correct / len(rows)
 
     def _train_one(self, job: TrainJob) -> TrainResult:
         model, task = self.model, self.tasks[job.task]
@@ -183,7 +187,7 @@ class LocalExecutor:
         keep = int(job.options.get("prune_keep", job.rank))
         model.peft.eval()
         with torch.no_grad():
-            loss_before = self._probe_loss(head, task, probe_rows)
+            loss_before, _ = self._probe_scores(head, task, probe_rows)
         for _ in range(job.steps):
             x, y = task.batch(task.train, task.train_labels, draw_batch(gen, train_rows, job.batch_size), model.device)
             loss = F.cross_entropy(head(model.encode(x)), y)
@@ -193,12 +197,13 @@ class LocalExecutor:
             loss.backward()
             opt.step()
         with torch.no_grad():
-            loss_after = self._probe_loss(head, task, probe_rows)
+            loss_after, acc_after = self._probe_scores(head, task, probe_rows)
         state = model.export(job.rank, head, delta_from=job.state)
         for p in lora:
             p.requires_grad_(False)
         state, rank = finish_state(job, state)
-        return TrainResult(job.vehicle_id, job.task, state, rank, len(train_rows), loss_before, loss_after, job.steps)
+        return TrainResult(job.vehicle_id, job.task, state, rank, len(train_rows), loss_before, loss_after, job.steps,
+                           acc_after)
 
     @torch.no_grad()
     def evaluate(self, task_index: int, state: dict, rank: int, batch_size: int = 64) -> EvalResult:

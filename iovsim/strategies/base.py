@@ -22,8 +22,13 @@ from iovsim.fl.aggregate import Update, state_rank
 
 StateDict = dict  # name -> torch.Tensor
 
+TRANSFER_MODES = ("lose", "migrate", "early_upload")
+"""Plan.train_options[k]["transfer_mode"]: what the engine does when a handover cuts the round (docs/strategies.md)."""
+DELIVERED = ("ok", "migrated", "early")
+"""RoundFeedback.status values of updates that were aggregated."""
+
 __all__ = ["CostModel", "RoundState", "Plan", "RoundFeedback", "Strategy", "StateDict", "Update", "state_rank",
-           "fit_rank"]
+           "fit_rank", "TRANSFER_MODES", "DELIVERED"]
 
 
 class CostModel(Protocol):
@@ -71,6 +76,8 @@ class RoundState:
     round_deadline_s: float
     costs: Any = None                # a CostModel
     extra: dict = field(default_factory=dict)
+    backhaul_latency_s: float = 0.005  # RSU-to-RSU link a `migrate` participant's upload is forwarded over
+    backhaul_rate_bps: float = 1e9
 
     @property
     def num_vehicles(self) -> int:
@@ -89,17 +96,14 @@ class Plan:
     local_steps: np.ndarray | None = None        # (K,) None = RoundState.local_steps
     tx_power_w: np.ndarray | None = None         # (K,) None = default power
     bandwidth_share: np.ndarray | None = None    # (K,) fraction of the serving RSU's bandwidth; None = equal share
-    train_options: list[dict] | None = None      # (K,) per-participant options for local training
+    train_options: list[dict] | None = None      # (K,) per-participant options for local training and the
+                                                 # transfer: "transfer_mode" lose (default) | migrate | early_upload
     download_bits: np.ndarray | None = None      # (K,) what each downloads; None = the adapter at its rank
     extra: dict = field(default_factory=dict)    # strategy-specific decisions logged per round
 
     def __post_init__(self):
         self.participants = np.asarray(self.participants, dtype=int)
         self.rank = np.broadcast_to(np.asarray(self.rank, dtype=int), self.participants.shape).copy()
-
-
-# Statuses of a participant whose update reached the aggregation (the others are lost_*).
-DELIVERED = ("ok", "migrated", "early")
 
 
 @dataclass
@@ -111,7 +115,7 @@ class RoundFeedback:
     vehicle_ids: list[str]
     task: np.ndarray
     rank: np.ndarray
-    status: list[str]                # ok | lost_handover | lost_left | lost_deadline
+    status: list[str]                # delivered: ok | migrated | early; lost: lost_handover | lost_left | lost_deadline
     compute_time_s: np.ndarray
     upload_time_s: np.ndarray
     latency_s: np.ndarray
@@ -123,6 +127,17 @@ class RoundFeedback:
     task_energy_j: np.ndarray        # (T,)
     round_latency_s: float
     extra: dict = field(default_factory=dict)
+    local_accuracy: np.ndarray | None = None   # (K,) accuracy in [0, 1] on the held-out probe after training;
+                                               # nan where not trained (None: all nan)
+
+    def __post_init__(self):
+        k = len(self.vehicle_ids)
+        self.local_accuracy = (np.full(k, np.nan) if self.local_accuracy is None
+                               else np.asarray(self.local_accuracy, dtype=float).reshape(k))
+
+    def delivered(self) -> np.ndarray:
+        """(K,) True where the update reached an RSU and was aggregated (ok, migrated or early)."""
+        return np.asarray([s in DELIVERED for s in self.status], dtype=bool)
 
 
 def fit_rank(state: StateDict, rank: int) -> StateDict:

@@ -207,7 +207,7 @@ def rank_logs(feedback) -> dict:
     """Common per-round numbers: participants, completed, mean rank."""
     st = list(feedback.status)
     ranks = np.asarray(feedback.rank, dtype=float)
-    return {"participants": len(st), "completed": sum(s == "ok" for s in st),
+    return {"participants": len(st), "completed": int(feedback.delivered().sum()),
             "mean_rank": float(ranks.mean()) if ranks.size else 0.0}
 
 

@@ -107,10 +107,11 @@ class DwellUCB(UCBDual):
         st["r"][pending["arm"]] += reward
         st["e"][pending["arm"]] += energy_norm
         b = int(pending["ctx"].rsplit("|", 1)[1])
-        if status in ("lost_handover", "lost_left"):  # the window was shorter than predicted
+        # the window was shorter than predicted (a migrated update survived a handover it did not foresee)
+        if status in ("lost_handover", "lost_left", "migrated"):
             self.margins[b] *= 1.0 + self.margin_step
             self.misses[b] += 1
-        elif status == "ok":
+        elif status in ("ok", "early"):
             self.margins[b] = max(self.margin, self.margins[b] * (1.0 - self.margin_step / 4))
 
     def observe(self, fb) -> dict:

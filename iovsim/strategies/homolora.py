@@ -54,7 +54,7 @@ class HomoLoRA(Strategy):
 
     def observe(self, feedback: RoundFeedback) -> dict:
         st = list(feedback.status)
-        return {"participants": len(st), "completed": sum(s == "ok" for s in st)}
+        return {"participants": len(st), "completed": int(feedback.delivered().sum())}
 
     def state_dict(self) -> dict:
         return {"rng": rng_state(self.rng), "seed": self.seed, "last_round": dict(self.last_round)}

@@ -209,7 +209,7 @@ class LyapunovBase(Strategy):
         qs = list(self.Q.values())
         ranks = np.asarray(fb.rank, float)
         log.update({"queue_mean": float(np.mean(qs)) if qs else 0.0, "queue_max": max(qs) if qs else 0.0,
-                    "participants": len(fb.vehicle_ids), "completed": sum(s == "ok" for s in fb.status),
+                    "participants": len(fb.vehicle_ids), "completed": int(fb.delivered().sum()),
                     "mean_rank": float(ranks.mean()) if ranks.size else 0.0})
         return log
 

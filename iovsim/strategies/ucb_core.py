@@ -11,7 +11,7 @@ import math
 import numpy as np
 from scipy.optimize import brentq
 
-TRANSFER_MODES = ("lose", "migrate", "early_upload")
+from iovsim.strategies.base import TRANSFER_MODES  # noqa: F401 - used by the strategies' parameter checks
 
 
 def paper_reward(latency_s, energy_j, accuracy_pct, alpha_per_s: float, beta_per_j: float,

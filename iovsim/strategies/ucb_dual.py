@@ -19,15 +19,11 @@ from iovsim.strategies import ucb_core as core
 def local_accuracy_pct(fb: RoundFeedback) -> tuple[np.ndarray, np.ndarray]:
     """q per participant in percent, and where it was measured.
 
-    Prefers `fb.local_accuracy` (an optional RoundFeedback field) or `fb.extra["local_accuracy"]`: the
-    accuracy in [0, 1] on the vehicle's held-out local data after its local training, NaN where not
-    measured. Falls back to the relative training-loss decrease (before - after) / before, in percent.
+    `fb.local_accuracy`: the accuracy in [0, 1] on the vehicle's held-out local data after its local
+    training (eval mode), NaN where not measured. Where it is NaN, the relative training-loss decrease
+    (before - after) / before, in percent (0 where that is not known either).
     """
-    k = len(fb.vehicle_ids)
-    acc = getattr(fb, "local_accuracy", None)
-    if acc is None:
-        acc = (fb.extra or {}).get("local_accuracy")
-    acc = np.full(k, np.nan) if acc is None else np.asarray(acc, dtype=float).reshape(k)
+    acc = np.asarray(fb.local_accuracy, dtype=float)
     before = np.asarray(fb.train_loss_before, dtype=float)
     after = np.asarray(fb.train_loss_after, dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -53,8 +49,7 @@ class UCBDual(Strategy):
                  realloc_every: int = 6, realloc_until_round: int | None = None, difficulty_decay: float = 0.9,
                  weight_exponent: float = 2.0, budget_floor: float = 0.08, budget_cap: float = 0.7,
                  reset_below_pct: float = 64.0, fault_alpha_per_s: float = 0.2, fault_beta_per_j: float = 0.05,
-                 fault_gamma_per_pct: float = 2.0, backhaul_latency_s: float = 0.01,
-                 backhaul_rate_bps: float = 1e9, safe_mode: str = "lose", energy_dual_step: float = 0.05,
+                 fault_gamma_per_pct: float = 2.0, safe_mode: str = "lose", energy_dual_step: float = 0.05,
                  selection: str = "random", respect_window: bool = False, margin: float = 1.0,
                  lora_alpha: float = 16.0):
         super().__init__()
@@ -67,9 +62,9 @@ class UCBDual(Strategy):
             raise ValueError(f"rank_budget must be null, a number > 0 or a list of numbers > 0, got {rank_budget!r}")
         if min(dual_every, decide_every, realloc_every) < 1:
             raise ValueError("dual_every, decide_every and realloc_every must be >= 1")
-        if min(alpha_per_s, beta_per_j, gamma_per_pct, dual_step, ucb_c, energy_dual_step, backhaul_latency_s,
-               backhaul_rate_bps, fault_alpha_per_s, fault_beta_per_j, fault_gamma_per_pct) < 0:
-            raise ValueError("weights, steps, ucb_c and backhaul figures must be >= 0")
+        if min(alpha_per_s, beta_per_j, gamma_per_pct, dual_step, ucb_c, energy_dual_step,
+               fault_alpha_per_s, fault_beta_per_j, fault_gamma_per_pct) < 0:
+            raise ValueError("weights, steps and ucb_c must be >= 0")
         if not 0 <= budget_floor <= budget_cap <= 1 or not 0 <= difficulty_decay <= 1:
             raise ValueError("expected 0 <= budget_floor <= budget_cap <= 1 and 0 <= difficulty_decay <= 1")
         if margin <= 0 or lora_alpha <= 0:
@@ -85,7 +80,6 @@ class UCBDual(Strategy):
         self.decay, self.exponent = float(difficulty_decay), float(weight_exponent)
         self.floor_frac, self.cap_frac = float(budget_floor), float(budget_cap)
         self.reset_below = float(reset_below_pct)
-        self.backhaul = (float(backhaul_latency_s), float(backhaul_rate_bps))
         self.safe_mode = safe_mode
         self.selection, self.respect_window, self.margin = selection, bool(respect_window), float(margin)
         self.lora_alpha = float(lora_alpha)
@@ -204,9 +198,10 @@ class UCBDual(Strategy):
         v["since"] += 1
         return v["arm"], int(state.local_steps), vid
 
-    def _backhaul(self, state: RoundState) -> tuple[float, float]:
-        return (float(state.extra.get("backhaul_latency_s", self.backhaul[0])),
-                float(state.extra.get("backhaul_rate_bps", self.backhaul[1])))
+    @staticmethod
+    def _backhaul(state: RoundState) -> tuple[float, float]:
+        """The engine's RSU-to-RSU backhaul (config channel.backhaul_latency_s / backhaul_rate_bps)."""
+        return float(state.backhaul_latency_s), float(state.backhaul_rate_bps)
 
     def _transfer_mode(self, state: RoundState, i: int, t: int, rank: int, steps: int) -> str:
         """The authors' cost rule for a participant whose predicted round outlasts its dwell."""
@@ -248,7 +243,7 @@ class UCBDual(Strategy):
     def observe(self, fb: RoundFeedback) -> dict:
         T = len(self.lam)
         q, measured = local_accuracy_pct(fb)
-        ok = np.asarray([s == "ok" for s in fb.status], dtype=bool)
+        ok = fb.delivered()
         q = np.where(ok, q, 0.0)  # a lost update contributes no accuracy
         lat = np.asarray(fb.latency_s, dtype=float)
         lat = np.where(np.isfinite(lat), lat, self.deadline_s if math.isfinite(self.deadline_s) else 0.0)

@@ -22,7 +22,7 @@ from iovsim.mobility.rsu import RSU_COLORS, rsu_color  # noqa: F401 - RSU_COLORS
 
 log = logging.getLogger(__name__)
 
-PHASES = ("idle", "download", "train", "upload", "done", "lost")
+PHASES = ("idle", "download", "train", "upload", "done", "migrated", "early", "lost")
 NOT_CONNECTED = (35, 35, 35, 255)  # FL vehicle without a serving RSU: near black
 BACKGROUND_VEHICLE = "205,205,205"  # traffic that is not in the FL fleet (settings file fallback colour)
 # A disc under each vehicle that is in a round; its colour says the phase. Idle vehicles have none.
@@ -31,6 +31,8 @@ PHASE_MARKER = {
     "train": (255, 215, 0, 230),      # gold
     "upload": (255, 0, 200, 230),     # magenta
     "done": (255, 255, 255, 240),     # white: update delivered, waiting for the round to close
+    "migrated": (0, 255, 140, 240),   # spring green: delivered through a handover (forwarded to the new RSU)
+    "early": (40, 40, 255, 240),      # blue: delivered early, after the local steps that fit the dwell
     "lost": (200, 0, 0, 215),         # a red X (not a disc): update lost (handover, left the map, deadline)
 }
 HANDOVER_COLOR = (255, 30, 30, 255)
@@ -275,10 +277,16 @@ class GuiOverlay:
         self._handovers = keep
 
     # ------------------------------------------------------------------ status text
-    def show_status(self, round: int, participants: int, accuracy_by_task: dict) -> None:  # noqa: A002
-        """Round, participants and per-task accuracy as text lines at the top left of the net
-        (POI type texts; shown because the settings file enables POI types)."""
+    def show_status(self, round: int, participants: int, accuracy_by_task: dict,  # noqa: A002
+                    statuses: dict | None = None) -> None:
+        """Round, participants, the updates' fates (`statuses`: status -> count) and per-task accuracy as
+        text lines at the top left of the net (POI type texts; shown because the settings file enables
+        POI types)."""
         lines = [f"round {round}  |  {participants} participants"]
+        if statuses:
+            lost = sum(n for k, n in statuses.items() if k.startswith("lost"))
+            lines.append(f"ok {statuses.get('ok', 0)}  |  migrated {statuses.get('migrated', 0)}  |  "
+                         f"early {statuses.get('early', 0)}  |  lost {lost}")
         for task, acc in accuracy_by_task.items():
             a = float(acc) if acc is not None and acc != "" else math.nan
             lines.append(f"{task}: accuracy {a:.3f}" if math.isfinite(a) else f"{task}: accuracy -")

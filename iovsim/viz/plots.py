@@ -30,7 +30,7 @@ FIGURES = {
     "latency": "Round latency and its parts",
     "energy": "Energy per task against its budget",
     "ranks": "Ranks chosen over time",
-    "losses_handovers": "Lost updates and handovers per round",
+    "losses_handovers": "Lost, migrated and early updates and handovers per round",
     "strategy": "Strategy internals (strategy.csv)",
     "map": "Road network, RSUs, coverage and handover locations",
 }
@@ -270,7 +270,7 @@ def fig_ranks(metrics, vehicles, out: Path) -> Path | None:
             mine = [r for r in vehicles if r.get("task", "") == t]
             x = np.array([num(r["round"]) for r in mine])
             y = np.array([num(r["rank"]) for r in mine])
-            ok = np.array([r.get("status", "ok") in ("ok", "") for r in mine])
+            ok = np.array([r.get("status", "ok") in ("ok", "migrated", "early", "") for r in mine])
             ti = task_idx.setdefault(t, len(task_idx))
             c = TASK_COLORS[ti % len(TASK_COLORS)]
             off = (ti - (len(tasks) - 1) / 2) * 0.15
@@ -317,6 +317,13 @@ def fig_losses_handovers(metrics, handovers, out: Path) -> Path | None:
     if has_cols(metrics, "participants"):
         _, parts = per_round(metrics, "participants")
         ax.plot(rounds, parts, "s--", color="#4c72b0", ms=4, label="participants")
+    # updates that survived: through a handover (migrate) or uploaded early; drawn as lines over the bars
+    for c, lbl, col, mk in (("migrated", "delivered: migrated", "#00b36b", "^-"),
+                            ("early", "delivered: early upload", "#2828ff", "v-")):
+        if has_cols(metrics, c):
+            _, v = per_round(metrics, c)
+            if np.nansum(v) > 0:
+                ax.plot(rounds, np.nan_to_num(v), mk, color=col, ms=5, label=lbl)
     ax.set_ylabel("vehicles")
     ax2 = ax.twinx()
     ho = None

@@ -101,6 +101,8 @@ def summary_rows(metrics: list[dict]) -> list[dict]:
             "energy_j": total("energy_j"),
             "energy_budget_j": float(np.nansum(budget)) if np.isfinite(budget).any() and np.nanmax(budget) > 0 else None,
             "lost_updates": total("lost_updates"),
+            "migrated": total("migrated"),
+            "early": total("early"),
             "participants": total("participants"),
             "handovers": total("handovers"),
         })
@@ -108,7 +110,7 @@ def summary_rows(metrics: list[dict]) -> list[dict]:
 
 
 SUMMARY_HEADER = ["task", "rounds", "final accuracy", "± s.e.", "best accuracy", "mean round latency [s]", "energy [J]",
-                  "energy budget [J]", "lost updates", "participants", "handovers"]
+                  "energy budget [J]", "lost updates", "migrated", "early uploads", "participants", "handovers"]
 
 
 def write_report(run_dir: Path, net_file: Path | None = None) -> Path:
@@ -137,13 +139,8 @@ def write_report(run_dir: Path, net_file: Path | None = None) -> Path:
     parts.append("<h2>Summary per task</h2>")
     if metrics and has_cols(metrics, "round", "task"):
         rows = summary_rows(metrics)
-        keys = ["task", "rounds", "final_accuracy", "final_accuracy_se", "best_accuracy", "mean_round_latency_s", "energy_j",
-                "energy_budget_j", "lost_updates", "participants", "handovers"]
-        parts.append(html_table(SUMMARY_HEADER, [[r[k] for k in keys] for r in rows]))
-        parts.append('<p class="meta">s.e. = binomial standard error of the final accuracy on the task\'s test '
-                     "set (sqrt(p (1 - p) / n), n in metrics.csv's test_samples). "
-                     'Energy and lost updates are summed over rounds; handovers are those of FL '
-                     "vehicles in the whole network, counted per round (the same on every task's row).</p>")
+SUMMARY_HEADER = ["task", "rounds", "final accuracy", "± s.e.", "best accuracy", "mean round latency [s]", "energy [J]",
+                  "energy budget [J]", "lost updates", "migrated", "early uploads", "participants", "handovers"]
     else:
         parts.append("<p>No metrics.csv rows yet.</p>")
     parts.append("<h2>Figures</h2>")

@@ -31,7 +31,7 @@ class GreedyRate(Strategy):
         return Plan(participants=np.array(chosen, dtype=int), rank=np.array(ranks, dtype=int))
 
     def observe(self, feedback: RoundFeedback) -> dict:               # logged to strategy.csv
-        self.lost += sum(s != "ok" for s in feedback.status)
+        self.lost += int((~feedback.delivered()).sum())
         return {"lost_so_far": self.lost, "mean_rank": float(np.mean(feedback.rank)) if len(feedback.rank) else 0.0}
 
     def state_dict(self) -> dict:                                       # for checkpoints / resume
