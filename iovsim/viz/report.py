@@ -139,8 +139,15 @@ def write_report(run_dir: Path, net_file: Path | None = None) -> Path:
     parts.append("<h2>Summary per task</h2>")
     if metrics and has_cols(metrics, "round", "task"):
         rows = summary_rows(metrics)
-SUMMARY_HEADER = ["task", "rounds", "final accuracy", "± s.e.", "best accuracy", "mean round latency [s]", "energy [J]",
-                  "energy budget [J]", "lost updates", "migrated", "early uploads", "participants", "handovers"]
+        keys = ["task", "rounds", "final_accuracy", "final_accuracy_se", "best_accuracy", "mean_round_latency_s",
+                "energy_j", "energy_budget_j", "lost_updates", "migrated", "early", "participants", "handovers"]
+        parts.append(html_table(SUMMARY_HEADER, [[r[k] for k in keys] for r in rows]))
+        parts.append('<p class="meta">s.e. = binomial standard error of the final accuracy on the task\'s test '
+                     "set (sqrt(p (1 - p) / n), n in metrics.csv's test_samples). "
+                     "Energy, lost updates, migrated updates (delivered through a handover) and early "
+                     "uploads (delivered after the local steps that fit the dwell) are summed over rounds; handovers "
+                     "are those of FL vehicles in the whole network, counted per round (the same on every task's "
+                     "row).</p>")
     else:
         parts.append("<p>No metrics.csv rows yet.</p>")
     parts.append("<h2>Figures</h2>")
