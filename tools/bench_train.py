@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -168,6 +169,7 @@ def main():
     ap.add_argument("--out", default=str(REPO / "tools" / "results" / "bench_train.md"))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    a.load_start = os.getloadavg()[0]
     if a.rss_child:
         return rss_child(a.rss_child)
     from iovsim.fl.executors import native_bf16
@@ -197,9 +199,9 @@ def write(a, peak, res, rss):
         f"Command: `python tools/bench_train.py --clients {' '.join(map(str, a.clients))} --reps {a.reps} "
         f"--loop-cap {a.loop_cap} --threads {a.threads}`  ",
         f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, {a.threads} threads, "
-        f"CPU capability {torch.backends.cpu.get_cpu_capability()}. **Other processes (other sessions' tests and "
-        "benchmarks) were running on the same 2 cores**, so absolute rates are low and noisy; the methods ran "
-        "interleaved, and the ratios are what counts.", "",
+        f"CPU capability {torch.backends.cpu.get_cpu_capability()}. 1-minute load average at the start "
+        f"{a.load_start:.2f}, at the end {os.getloadavg()[0]:.2f} (the benchmark itself adds ~{a.threads}); the "
+        "methods ran interleaved, so load from other processes hits them alike and the ratios are what counts.", "",
         f"Workload: clients x {STEPS} AdamW steps x batch {BATCH} real tweets padded to {TOKENS} tokens, LoRA r={RANK} "
         "on query/value, all-MiniLM-L6-v2, fp32. Samples/s counts training samples; the executors also run their "
         "two eval-mode probe passes (bandit reward), the naive loop does not. Naive = a fresh peft "
