@@ -197,23 +197,25 @@ def _compute(j: TransferJob, o: TransferOutcome, budget: float) -> float:
     return budget - use
 
 
+def _drain(bits_left: float, rate_bps: float, budget_s: float) -> tuple[float, float]:
+    """Seconds of `budget_s` a transfer of `bits_left` at `rate_bps` uses, and the bits left after them."""
+    use = min(budget_s, bits_left / rate_bps if rate_bps > 0 else math.inf)
+    return use, bits_left - (use * rate_bps if rate_bps > 0 else 0.0)
+
+
 def _advance(j: TransferJob, o: TransferOutcome, p: _Progress, view: LinkView, t_prev: float, dt: float) -> None:
     """Spend one step of `dt` seconds on the job's phases in order."""
     budget = dt
     if o.phase == "download":
-        rate = view.downlink_rate_bps[j.vehicle_id]
-        use = min(budget, p.down_left / rate if rate > 0 else math.inf)
+        use, p.down_left = _drain(p.down_left, view.downlink_rate_bps[j.vehicle_id], budget)
         o.download_time_s += use
-        p.down_left -= use * rate if rate > 0 else 0.0
         budget -= use
         if p.down_left <= 1e-6:
             o.phase = "train"
     budget = _compute(j, o, budget)
     if o.phase == "upload" and budget > 0:
-        rate = view.uplink_rate_bps[j.vehicle_id]
-        use = min(budget, p.up_left / rate if rate > 0 else math.inf)
+        use, p.up_left = _drain(p.up_left, view.uplink_rate_bps[j.vehicle_id], budget)
         o.upload_time_s += use
-        p.up_left -= use * rate if rate > 0 else 0.0
         budget -= use
         if p.up_left <= 1e-6:
             o.phase, o.status, o.done_at_s = "done", _delivered_status(j, o), t_prev + (dt - budget)
