@@ -161,11 +161,9 @@ class HeteroRankMixin:
         self.respect_window = bool(respect_window)
         self.margin = float(margin)
         self.last_round: dict[str, int] = {}
-        self.rng = np.random.default_rng()
 
     def setup(self, num_tasks: int, seed: int, lora_alpha: float = 16.0) -> None:
         super().setup(num_tasks, seed, lora_alpha)
-        self.rng = np.random.default_rng([seed, 5])
         self.num_tasks = num_tasks
 
     def _rank_cap(self, state: RoundState, idx: np.ndarray):
@@ -193,11 +191,10 @@ class HeteroRankMixin:
         return chosen, ranks, extra
 
     def _hetero_state(self) -> dict:
-        return {"rng": rng_state(self.rng), "seed": self.seed, "last_round": dict(self.last_round),
+        return {"seed": self.seed, "last_round": dict(self.last_round),
                 "lora_alpha": self.lora_alpha}
 
     def _load_hetero(self, state: dict) -> None:
-        set_rng_state(self.rng, state["rng"])
         self.seed = int(state["seed"])
         self.last_round = {str(k): int(v) for k, v in state.get("last_round", {}).items()}
         self.lora_alpha = float(state.get("lora_alpha", self.lora_alpha))

@@ -5,7 +5,7 @@ import numpy as np
 
 from iovsim.strategies import register
 from iovsim.strategies.base import Plan, RoundFeedback, RoundState, Strategy
-from iovsim.strategies.common import check_choice, eligible, rng_state, select, set_rng_state
+from iovsim.strategies.common import check_choice, eligible, select
 
 
 @register("homolora")
@@ -34,11 +34,9 @@ class HomoLoRA(Strategy):
         self.respect_window = bool(respect_window)
         self.margin = float(margin)
         self.last_round: dict[str, int] = {}
-        self.rng = np.random.default_rng()
 
     def setup(self, num_tasks: int, seed: int, lora_alpha: float = 16.0) -> None:
         super().setup(num_tasks, seed, lora_alpha)
-        self.rng = np.random.default_rng([seed, 5])
         self.num_tasks = num_tasks
 
     def configure(self, state: RoundState) -> Plan:
@@ -57,9 +55,8 @@ class HomoLoRA(Strategy):
         return {"participants": len(st), "completed": int(feedback.delivered().sum())}
 
     def state_dict(self) -> dict:
-        return {"rng": rng_state(self.rng), "seed": self.seed, "last_round": dict(self.last_round)}
+        return {"seed": self.seed, "last_round": dict(self.last_round)}
 
     def load_state_dict(self, state: dict) -> None:
-        set_rng_state(self.rng, state["rng"])
         self.seed = int(state["seed"])
         self.last_round = {str(k): int(v) for k, v in state.get("last_round", {}).items()}

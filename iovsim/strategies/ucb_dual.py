@@ -83,7 +83,6 @@ class UCBDual(Strategy):
         self.safe_mode = safe_mode
         self.selection, self.respect_window, self.margin = selection, bool(respect_window), float(margin)
         self.lora_alpha = float(lora_alpha)
-        self.rng = np.random.default_rng()
         self.init_rng = np.random.default_rng()
         self._reset(1)
 
@@ -108,7 +107,6 @@ class UCBDual(Strategy):
 
     def setup(self, num_tasks: int, seed: int, lora_alpha: float = 16.0) -> None:
         super().setup(num_tasks, seed, lora_alpha)
-        self.rng = np.random.default_rng([seed, 5])
         # Fresh A rows of the FlexLoRA split come from their own stream (never shift selection draws).
         self.init_rng = np.random.default_rng([seed, 11])
         self._reset(num_tasks)
@@ -374,7 +372,7 @@ class UCBDual(Strategy):
     def state_dict(self) -> dict:
         fin = lambda x: float(x) if math.isfinite(x) else None  # strict JSON: no Infinity
         pending = {v: {**p, "energy_share": fin(p["energy_share"])} for v, p in self.pending.items()}
-        return {"rng": rng_state(self.rng), "seed": self.seed, "cands": list(self.cands), "vehicles": self.vehicles,
+        return {"seed": self.seed, "cands": list(self.cands), "vehicles": self.vehicles,
                 "stats": self.stats, "pending": pending, "last_round": dict(self.last_round),
                 "budgets": self.budgets, "energy_budgets": None if self.energy_budgets is None
                 else [fin(b) for b in self.energy_budgets], "lam": list(self.lam), "h": list(self.h),
@@ -384,7 +382,6 @@ class UCBDual(Strategy):
 
     def load_state_dict(self, state: dict) -> None:
         unfin = lambda x: math.inf if x is None else float(x)
-        set_rng_state(self.rng, state["rng"])
         self.seed = int(state["seed"])
         self.cands = [int(r) for r in state["cands"]]
         self.vehicles = {str(k): dict(v) for k, v in state["vehicles"].items()}
