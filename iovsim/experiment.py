@@ -18,7 +18,7 @@ from iovsim.engine.errors import RunError
 from iovsim.engine.feedback import round_feedback
 from iovsim.engine.fleet import Fleet
 from iovsim.engine.gui import GuiHooks, gui_args
-from iovsim.engine.learning import evaluate, train, train_jobs
+from iovsim.engine.learning import evaluate, skipped_evals, train, train_jobs
 from iovsim.engine.logs import RunLogs, strategy_rows, table_row, task_rows, vehicle_rows
 from iovsim.engine.observe import observe_round, predict_dwell
 from iovsim.engine.plan import participants_of
@@ -179,7 +179,10 @@ class Experiment:
         task_of = {p.vehicle_id: world.fleet[p.vehicle_id].task for p in parts}
         global_states = aggregate_round(strategy, global_states, delivered, task_of, results,
                                         {p.vehicle_id: o.rsu for p, o in zip(parts, outcomes)})
-        evals = evaluate(learning.executor, global_states, fl.eval_batch_size, self.progress, r)
+        if r % fl.eval_every == 0 or r == fl.rounds:
+            evals = evaluate(learning.executor, global_states, fl.eval_batch_size, self.progress, r)
+        else:  # test sets are the costliest part of a round; fl.eval_every trades curve detail for time
+            evals = skipped_evals(len(global_states))
         task_arr = np.asarray([task_of[p.vehicle_id] for p in parts], dtype=int)
         fb = round_feedback(r, t0, parts, outcomes, task_arr, results, evals, round_latency_s(outcomes, t0), plan.extra)
         logged = strategy.observe(fb) or {}

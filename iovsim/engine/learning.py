@@ -1,6 +1,8 @@
 """Local training of the delivered updates and evaluation of the global adapters, through the executor."""
 from __future__ import annotations
 
+import math
+
 from iovsim.fl.aggregate import state_rank
 
 
@@ -22,6 +24,13 @@ def train(executor, jobs: list, progress, round_index: int) -> dict:
     with progress.task(f"Round {round_index}: local training", total=len(jobs)) as t:
         results = executor.train(jobs, on_done=lambda job: t.advance(1))
     return {res.vehicle_id: res for res in results}
+
+
+def skipped_evals(n_tasks: int) -> list:
+    """The EvalResults of a round that is not evaluated: no test examples, accuracy and loss NaN."""
+    from iovsim.fl.train import EvalResult
+
+    return [EvalResult(math.nan, math.nan, 0) for _ in range(n_tasks)]
 
 
 def evaluate(executor, global_states: list, batch_size: int, progress, round_index: int) -> list:

@@ -129,9 +129,11 @@ def task_rows(r: int, t0_s: float, parts, outcomes, task_of: np.ndarray, fb, eva
             return np.mean([getattr(o, name) for _, o in mine]) if mine else 0.0
 
         comp, upl, down = mean("compute_time_s"), mean("upload_time_s"), mean("download_time_s")
-        rows.append({"round": r, "time_s": t0_s, "task": tc.name, "accuracy": evals[ti].accuracy,
-                     "accuracy_se": accuracy_se(evals[ti].accuracy, evals[ti].num_examples),
-                     "test_samples": evals[ti].num_examples, "loss": evals[ti].loss,
+        ev = evals[ti]
+        scored = ev.num_examples > 0  # fl.eval_every: rounds that were not evaluated leave the cells empty
+        rows.append({"round": r, "time_s": t0_s, "task": tc.name, "accuracy": ev.accuracy if scored else "",
+                     "accuracy_se": accuracy_se(ev.accuracy, ev.num_examples) if scored else "",
+                     "test_samples": ev.num_examples, "loss": ev.loss if scored else "",
                      "participants": len(mine), "completed": sum(1 for x in st if x in DELIVERED),
                      "lost_updates": sum(1 for x in st if x not in DELIVERED), "lost_handover": st.count("lost_handover"),
                      "lost_left": st.count("lost_left"), "lost_deadline": st.count("lost_deadline"),

@@ -76,6 +76,9 @@ class FlConfig:
     """Mean shard size per vehicle (the pool is split by Dirichlet label skew)."""
     eval_batch_size: int = field(default=64, metadata={"ge": 1, "le": 10**5})
     """Batch size of the per-round evaluation."""
+    eval_every: int = field(default=1, metadata={"ge": 1, "le": 10**6})
+    """Score the global adapters on the test sets every this many rounds and at the last round (other rounds
+    leave accuracy and loss empty in metrics.csv and NaN in the strategies' feedback)."""
     threads: int = field(default=0, metadata={"ge": 0, "le": 4096})
     """torch CPU threads (0 = all cores)."""
     device: TorchDevice = "cpu"

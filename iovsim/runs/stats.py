@@ -1,7 +1,7 @@
 """Statistics across seeds (scipy.stats, pandas): per group, task and metric the mean, standard deviation
 and 95 % t-interval, and the paired difference against a baseline group on the same seeds.
 
-Per run and task (from metrics.csv): `final_accuracy` (last round), `mean_accuracy` (over rounds),
+Per run and task (from metrics.csv): `final_accuracy` (last round), `mean_accuracy` (over evaluated rounds),
 `energy_j` and `lost_updates` (summed over rounds). Task `all`: the mean over tasks of the two
 accuracies, `mean_round_latency_s` (mean over rounds), and energy and lost updates summed over tasks.
 """
@@ -98,7 +98,7 @@ def round_bands(records: list[dict]) -> dict[str, dict[str, tuple]]:
               for r in records if r["status"] == "finished"]
     if not frames:
         return {}
-    m = pd.concat(frames, ignore_index=True)
+    m = pd.concat(frames, ignore_index=True).dropna(subset=["accuracy"])  # rounds not evaluated (fl.eval_every)
     out: dict[str, dict[str, tuple]] = {}
     for (g, task), rows in m.groupby(["group", "task"], sort=False):
         per_round = rows.groupby("round")["accuracy"]

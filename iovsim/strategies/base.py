@@ -122,7 +122,7 @@ class RoundFeedback:
     energy_j: np.ndarray
     train_loss_before: np.ndarray    # nan where not trained
     train_loss_after: np.ndarray
-    task_accuracy: np.ndarray        # (T,) after aggregation
+    task_accuracy: np.ndarray        # (T,) after aggregation; NaN in rounds not evaluated (fl.eval_every)
     task_loss: np.ndarray            # (T,)
     task_energy_j: np.ndarray        # (T,)
     round_latency_s: float

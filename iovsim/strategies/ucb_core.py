@@ -74,9 +74,14 @@ def dual_step(lam: float, used: float, budget: float, eta: float) -> float:
 
 
 def task_difficulty(h_prev, budgets, accuracy_pct, decay: float = 0.9) -> np.ndarray:
-    """h_t <- decay h_t + (1 - decay) budget_t / accuracy_t (accuracy in percent, at least 1)."""
-    acc = np.maximum(np.nan_to_num(np.asarray(accuracy_pct, dtype=float), nan=1.0), 1.0)
-    return decay * np.asarray(h_prev, dtype=float) + (1 - decay) * np.asarray(budgets, dtype=float) / acc
+    """h_t <- decay h_t + (1 - decay) budget_t / accuracy_t (accuracy in percent, at least 1).
+
+    A task whose accuracy was not measured this round (NaN: fl.eval_every) keeps its h."""
+    raw = np.asarray(accuracy_pct, dtype=float)
+    h_prev = np.asarray(h_prev, dtype=float)
+    acc = np.maximum(np.nan_to_num(raw, nan=1.0), 1.0)
+    new = decay * h_prev + (1 - decay) * np.asarray(budgets, dtype=float) / acc
+    return np.where(np.isnan(raw), h_prev, new)
 
 
 def allocate_budgets(total: float, used, h, budgets, floor: float, cap: float, exponent: float = 2.0) -> np.ndarray:

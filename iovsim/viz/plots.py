@@ -70,11 +70,13 @@ def tasks_of(rows: list[dict]) -> list[str]:
     return list(dict.fromkeys(r["task"] for r in rows))
 
 
-def per_task(rows: list[dict], col: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """task -> (rounds, values) sorted by round."""
+def per_task(rows: list[dict], col: str, scored_only: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """task -> (rounds, values) sorted by round; `scored_only` keeps the evaluated rounds (fl.eval_every)."""
     out = {}
     for t in tasks_of(rows):
         mine = sorted((r for r in rows if r["task"] == t), key=lambda r: num(r["round"]))
+        if scored_only:
+            mine = [r for r in mine if np.isfinite(num(r.get("accuracy")))]
         out[t] = (np.array([num(r["round"]) for r in mine]), np.array([num(r.get(col)) for r in mine]))
     return out
 
@@ -153,7 +155,7 @@ def fig_accuracy_loss(metrics, out: Path) -> Path | None:
         return None
     with_loss = has_cols(metrics, "loss")
     fig, axes = _new(1, 2 if with_loss else 1, w=11 if with_loss else 7)
-    acc, se = per_task(metrics, "accuracy"), per_task(metrics, "accuracy_se")
+    acc, se = per_task(metrics, "accuracy", True), per_task(metrics, "accuracy_se", True)
     for i, (t, (x, y)) in enumerate(acc.items()):
         color = TASK_COLORS[i % len(TASK_COLORS)]
         axes[0, 0].plot(x, y, "o-", color=color, label=t, ms=4)
@@ -165,7 +167,7 @@ def fig_accuracy_loss(metrics, out: Path) -> Path | None:
     _int_rounds(axes[0, 0])
     axes[0, 0].legend(fontsize=8)
     if with_loss:
-        for i, (t, (x, y)) in enumerate(per_task(metrics, "loss").items()):
+        for i, (t, (x, y)) in enumerate(per_task(metrics, "loss", True).items()):
             axes[0, 1].plot(x, y, "o-", color=TASK_COLORS[i % len(TASK_COLORS)], label=t, ms=4)
         axes[0, 1].set_ylabel("test loss")
         axes[0, 1].set_title("loss per task")
@@ -499,7 +501,7 @@ def fig_compare_accuracy(runs: dict[str, list[dict]], out: Path) -> Path | None:
         for j, (name, rows) in enumerate(runs.items()):
             if not has_cols(rows, "round", "task", "accuracy"):
                 continue
-            x, y = per_task(rows, "accuracy").get(t, (None, None))
+            x, y = per_task(rows, "accuracy", True).get(t, (None, None))
             if x is not None:
                 ax.plot(x, y, "o-", ms=3, label=name, color=TASK_COLORS[j % len(TASK_COLORS)])
         ax.set_title(f"accuracy: {t}", fontsize=10)

@@ -91,11 +91,12 @@ def summary_rows(metrics: list[dict]) -> list[dict]:
             return float(np.nanmean(v)) if np.isfinite(v).any() else None
 
         acc, se = col("accuracy"), col("accuracy_se")
+        scored = np.flatnonzero(np.isfinite(acc))  # fl.eval_every: the last evaluated round
         budget = col("energy_budget_j")
         out.append({
             "task": t, "rounds": len(mine),
-            "final_accuracy": float(acc[-1]) if len(acc) and np.isfinite(acc[-1]) else None,
-            "final_accuracy_se": float(se[-1]) if len(se) and np.isfinite(se[-1]) else None,
+            "final_accuracy": float(acc[scored[-1]]) if len(scored) else None,
+            "final_accuracy_se": float(se[scored[-1]]) if len(scored) and np.isfinite(se[scored[-1]]) else None,
             "best_accuracy": float(np.nanmax(acc)) if np.isfinite(acc).any() else None,
             "mean_round_latency_s": mean("round_latency_s"),
             "energy_j": total("energy_j"),
