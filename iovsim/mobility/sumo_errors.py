@@ -18,7 +18,7 @@ from pathlib import Path
 from iovsim.mobility.scenario import ScenarioError
 
 # Exception texts that carry no reason; the reason is then in SUMO's stderr or log.
-_GENERIC = ("could not parse commandline options", "connection closed by sumo", "")
+_GENERIC = ("could not parse commandline options", "connection closed by sumo", "process error", "")
 _MAX_SCAN_BYTES = 64 * 2**20    # files larger than this are not searched for an id
 
 
