@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from iovsim.config import ExperimentConfig
+from iovsim.config import ConfigError, ExperimentConfig
 from iovsim.engine import build, rundir
 from iovsim.engine.aggregation import aggregate_round
 from iovsim.engine.errors import RunError
@@ -85,35 +85,70 @@ class Experiment:
     def run(self) -> dict:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         wall0 = time.time()
-        world = self._build()
+        mobility = build.build_mobility(self.cfg, self.run_dir, self.gui, gui_args(self.run_dir) if self.gui else [],
+                                        sumo_dir=self.sumo_dir())
+        world = None
         try:
-            view = self._start(world)
+            # SUMO's inputs first: a bad net, route, additional or RSU file fails before the model loads.
+            sites, channel, radius = self._start_mobility(mobility)
+            world = self._build(mobility, sites, channel)
+            view = self._start(world, radius)
             global_states = world.learning.global_states
             if self.checkpoint is not None:
                 view, global_states = self._restore(world)
             self._summary(world, wall0, final=False)
             self._rounds(world, view, global_states)
+        except Exception as e:  # noqa: BLE001 - only SUMO's own failures are translated
+            stopped = self._sumo_stopped(e, mobility.session, world)
+            if stopped is None:
+                raise
+            raise stopped from None
         finally:
-            if world.hooks is not None:
+            if world is not None and world.hooks is not None:
                 world.hooks.close()
-            world.mobility.session.close()
+            mobility.session.close()
         return self._summary(world, wall0, final=True)
 
-    def _build(self) -> World:
+    def sumo_dir(self) -> Path:
+        """Where SUMO's log and outputs go; a resumed run's go to sumo/resume/, so that a resume that
+        fails leaves every file of the run as it was."""
+        return self.run_dir / "sumo" / ("resume" if self.checkpoint is not None else "")
+
+    def _sumo_stopped(self, e: Exception, session, world) -> Exception | None:
+        """SUMO's failure as one line: an option of mobility.sumo_args, a bad input, or SUMO stopping
+        mid-run (then with the last checkpoint and the command that continues from it)."""
+        from iovsim.mobility.sumo import is_sumo_exception
+        from iovsim.mobility.sumo_errors import SumoError
+
+        if not isinstance(e, SumoError):
+            if not is_sumo_exception(e):
+                return None
+            e = session.failure(e)
+        if e.option and e.option in self.cfg.mobility.sumo_args:
+            return ConfigError(self.cfg.source_path or None, "mobility.sumo_args", str(e))
+        if world is None or world.round_index == 0:
+            return e   # nothing new was written: the input is the whole story
+        return RunError(f"{e}; {rundir.resume_hint(self.run_dir)}")
+
+    def _start_mobility(self, mobility: build.Mobility):
+        """Start SUMO, warm up, place the RSUs and build the channel. Returns (sites, channel, radius)."""
+        s = mobility.session
+        s.start()
+        warm_xy = build.warm_up(s, self.cfg.mobility, self.progress)
+        sites = build.place_rsus(self.cfg, mobility.scenario, mobility.net, warm_xy)
+        channel, radius = build.build_channel(self.cfg, sites)
+        return sites, channel, radius
+
+    def _build(self, mobility: build.Mobility, sites: list, channel) -> World:
         cfg = self.cfg
-        mobility = build.build_mobility(cfg, self.run_dir, self.gui, gui_args(self.run_dir) if self.gui else [])
         cfg.fl.tasks = build.available_tasks(cfg, self.progress.message)
         learning = build.build_learning(cfg, self.progress)
         fleet = Fleet(cfg.seed, [t.share for t in cfg.devices], learning.shards)
-        return World(cfg, mobility, learning, fleet, RunLogs.open(self.run_dir), Journal())
+        return World(cfg, mobility, learning, fleet, RunLogs.open(self.run_dir), Journal(), channel, sites)
 
-    def _start(self, world: World) -> StepView:
-        """Start SUMO, warm up, place the RSUs, build the channel; the first step with enrolment open."""
+    def _start(self, world: World, radius: float) -> StepView:
+        """Write the config and RSUs, open enrolment; the first step, so that round 1 sees vehicles."""
         cfg, s = self.cfg, world.mobility.session
-        s.start()
-        warm_xy = build.warm_up(s, cfg.mobility, self.progress)
-        world.sites = build.place_rsus(cfg, world.mobility.scenario, world.mobility.net, warm_xy)
-        world.channel, radius = build.build_channel(cfg, world.sites)
         if self.checkpoint is None:
             rundir.write_config(cfg, self.run_dir)  # after the build: exactly what runs
         rundir.write_rsus(self.run_dir, world.sites, radius)
@@ -121,7 +156,7 @@ class Experiment:
             world.hooks = GuiHooks(s.api, np.asarray([[r.x_m, r.y_m] for r in world.sites]), radius,
                                    world.mobility.net.getBoundary(), self.screenshots_dir, self.screenshot_handovers)
         s.open_enrolment()
-        return world.step()  # so that round 1 sees vehicles
+        return world.step()
 
     def _restore(self, world: World):
         """Replay mobility to the checkpoint; load the adapters, the strategy's memory, open dwell."""

@@ -30,8 +30,10 @@ class Learning:
     shapes: list            # per task, iovsim cost-model ModelShape
 
 
-def build_mobility(cfg: ExperimentConfig, run_dir: Path, gui: bool, gui_args: list[str]) -> Mobility:
-    """The scenario, its road network and a SUMO session (not started yet)."""
+def build_mobility(cfg: ExperimentConfig, run_dir: Path, gui: bool, gui_args: list[str],
+                   sumo_dir: Path | None = None) -> Mobility:
+    """The scenario, its road network and a SUMO session (not started yet); SUMO's log and outputs
+    go to `sumo_dir` (default: the run folder's sumo/)."""
     from iovsim.mobility.net import load_net
     from iovsim.mobility.prediction import RouteAhead
     from iovsim.mobility.scenario import build_scenario
@@ -40,13 +42,14 @@ def build_mobility(cfg: ExperimentConfig, run_dir: Path, gui: bool, gui_args: li
     mob = cfg.mobility
     scenario = build_scenario(mob, cfg.base_dir)
     net = load_net(scenario.net_file)
-    extra = scenario.output_args(run_dir / "sumo") + list(mob.sumo_args)
+    sumo_dir = sumo_dir or run_dir / "sumo"
+    extra = scenario.output_args(sumo_dir) + list(mob.sumo_args)
     session_cls = SumoSession
     if scenario.replay.get("file") and scenario.replay.get("mode", "exact") == "exact":
         from iovsim.mobility.replay import ReplaySession as session_cls  # vehicles follow GPS tracks
     session = session_cls(
         scenario, seed=cfg.seed, step_length_s=mob.step_length_s, begin_s=mob.begin_s, end_s=mob.end_s,
-        backend=mob.backend, gui=gui, out_dir=run_dir / "sumo", extra_args=extra + gui_args,
+        backend=mob.backend, gui=gui, out_dir=sumo_dir, extra_args=extra + gui_args,
         max_vehicles=mob.fl_vehicles, enrol=mob.enrol, probability=mob.enrol_probability, scale=mob.scale)
     return Mobility(scenario, net, RouteAhead(net), session)
 

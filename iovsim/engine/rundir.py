@@ -33,14 +33,33 @@ def load_for_resume(run_dir: Path) -> tuple[ExperimentConfig, dict]:
     ckpts = sorted((run_dir / "checkpoints").glob("round_*/state.json"))
     if not ckpts:
         raise RunError(f"{run_dir}: no checkpoint to resume from (checkpoints/round_*/state.json)")
-    cfg = load_config(cfg_path)
     # Relative paths in the saved config resolve against the original config's folder.
     summary = run_dir / "summary.json"
-    if summary.exists():
-        cfg.source_path = json.loads(summary.read_text()).get("config_source") or cfg.source_path
+    source = json.loads(summary.read_text()).get("config_source") if summary.exists() else None
+    if source:
+        import yaml
+
+        from iovsim.config import config_from_dict
+
+        cfg = config_from_dict(yaml.safe_load(cfg_path.read_text()) or {}, cfg_path, Path(source).parent)
+        cfg.source_path = source
+    else:
+        cfg = load_config(cfg_path)
     state = json.loads(ckpts[-1].read_text())
     state["dir"] = str(ckpts[-1].parent)
     return cfg, state
+
+
+def resume_hint(run_dir: Path) -> str:
+    """Which checkpoint a stopped run keeps, and the command that continues from it."""
+    import shlex
+
+    ckpts = sorted((run_dir / "checkpoints").glob("round_*/state.json"))
+    if not ckpts:
+        return f"no round was checkpointed yet; the run folder {run_dir} keeps what was written"
+    last = ckpts[-1].parent
+    return (f"the last checkpoint is round {int(last.name.split('_')[1])} ({last}); "
+            f"continue with: iovsim run --resume {shlex.quote(str(run_dir))}")
 
 
 def save_checkpoint(run_dir: Path, r: int, time_s: float, task_names: list[str], global_states: list,

@@ -14,9 +14,12 @@ def load_net(net_path: str | Path):
     if not net_path.exists():
         raise ScenarioError(f"{net_path}: net file not found")
     try:
-        return sumolib.net.readNet(str(net_path), withInternal=False)
+        net = sumolib.net.readNet(str(net_path), withInternal=False)
     except Exception as e:  # noqa: BLE001 - sumolib raises assorted errors on bad XML
         raise ScenarioError(f"{net_path}: not a readable SUMO net ({' '.join(str(e).split())})") from None
+    if not net.getEdges():
+        raise ScenarioError(f"{net_path}: no roads (expected a SUMO net with <edge> elements, as netconvert writes)")
+    return net
 
 
 def check_lonlat(lon: float, lat: float, where: str, *, lon_name: str = "lon", lat_name: str = "lat",

@@ -183,9 +183,15 @@ def _find(header: list[str], names) -> int | None:
 
 
 def _read_rsu_csv(path: Path, net) -> list[RsuSite]:
-    text = path.read_text(encoding="utf-8-sig")
-    dialect = sniff_dialect(text)
-    rows = list(csv.reader(text.splitlines(), dialect))
+    expected = "expected a CSV with lon,lat or x,y columns, or a SUMO additional file of POIs"
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+        dialect = sniff_dialect(text)
+        rows = list(csv.reader(text.splitlines(), dialect))
+    except UnicodeDecodeError as e:
+        raise PlacementError(f"{path}: byte {e.start}: not UTF-8 text ({expected})") from None
+    except csv.Error as e:
+        raise PlacementError(f"{path}: not a readable CSV ({e}; {expected})") from None
     if not rows:
         raise PlacementError(f"{path}: empty file (expected a header with lon,lat or x,y columns)")
     header = rows[0]

@@ -233,9 +233,9 @@ class ReplaySession(SumoSession):
         self.replay.attach(self.api)
         return self
 
-    def step(self):
+    def _step(self):
         self.replay.before_step(self.time_s + self.step_length_s)
-        snap = super().step()
+        snap = super()._step()
         removed = set(self.replay.after_step())
         hide = removed | set(self.replay.just_inserted)
         enrolled_now = [v for v in snap.departed if v in self.replay.just_inserted]

@@ -63,6 +63,8 @@ class Scenario:
     `tripinfo-output: tripinfos.xml`); `output_args` sends them into the run folder."""
     source: str = ""
     """How the scenario's files are made (a scenario YAML's `source`), named when a file is missing."""
+    origin: str = ""
+    """The .sumocfg or scenario YAML the files were read from (named when one of them is missing)."""
     output_options: list[str] = field(default_factory=list)
     """Non-file options of the source configuration's <output> section (e.g. `--fcd-output.geo true`)."""
     _additional_origin: dict = field(default_factory=dict, repr=False, compare=False)
@@ -199,7 +201,8 @@ def scenario_from_sumocfg(path: Path) -> Scenario:
         if child.tag in REPORT_FILE_OPTIONS and child.get("value"):
             outputs[child.tag] = child.get("value")
     return Scenario(net_file=base / nets[0], route_files=routes, additional_files=adds,
-                    sumo_options=opts, name=path.stem, outputs=outputs, output_options=output_options)
+                    sumo_options=opts, name=path.stem, outputs=outputs, output_options=output_options,
+                    origin=str(path))
 
 
 def _is_file_value(option: str, value: str) -> bool:
@@ -246,6 +249,7 @@ def scenario_from_yaml(path: Path) -> Scenario:
         name=str(data.get("name") or path.stem),
         replay=dict(data.get("replay") or {}),
         source=str(data.get("source") or ""),
+        origin=str(path),
     )
     if sc.replay.get("file"):
         sc.replay["file"] = str(resolve_file(str(sc.replay["file"]), base))
@@ -280,5 +284,30 @@ def build_scenario(mobility_cfg, base_dir: Path) -> Scenario:
     for p in [sc.net_file, *sc.route_files, *sc.additional_files]:
         if not p.exists():
             hint = f" (this scenario's files are made by: {sc.source})" if sc.source else ""
-            raise ScenarioError(f"file not found: {p}{hint}")
+            named = f" (named in {sc.origin})" if sc.origin else ""
+            raise ScenarioError(f"file not found: {p}{named}{hint}")
+    check_root(sc.net_file, ("net",), "a SUMO net")
+    for p in [*sc.route_files, *sc.additional_files]:
+        check_root(p, ("routes", "additional", "additionals"), "a SUMO route or additional file")
     return sc
+
+
+def check_root(path: Path, roots: tuple[str, ...], what: str):
+    """The file's first XML element is one of `roots` (SUMO ignores a file of another kind silently).
+
+    Only the first element is parsed; SUMO reports errors further in, with their line."""
+    import gzip
+
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            for _, elem in ElementTree.iterparse(fh, events=("start",)):
+                if elem.tag not in roots:
+                    raise ScenarioError(f"{path}: line 1: root element <{elem.tag}>: expected "
+                                        f"<{'> or <'.join(roots)}> ({what})")
+                return
+    except ElementTree.ParseError as e:
+        line = e.position[0] if getattr(e, "position", None) else 1
+        raise ScenarioError(f"{path}: line {line}: not {what} (XML: {' '.join(str(e).split(':')[0].split())})") from None
+    except (OSError, EOFError) as e:
+        raise ScenarioError(f"{path}: cannot read {what} ({e})") from None

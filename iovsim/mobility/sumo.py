@@ -5,13 +5,19 @@ Vehicles are subscribed once, when they are enrolled; nothing calls per-vehicle 
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
+import os
+import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from iovsim.mobility.scenario import Scenario, sumo_binary
+from iovsim.mobility.sumo_errors import SumoError, read_since, stderr_to, sumo_failure
 
 # traci constant values (identical in libsumo); kept here so the module imports without either.
 VAR_POSITION = 0x42
@@ -74,6 +80,10 @@ class SumoSession:
         self._pending: list[str] = []
         self._rng = np.random.default_rng([seed, 6])
         self.time_s = begin_s
+        self._process: subprocess.Popen | None = None   # the traci backend's SUMO
+        self._capture = None               # SUMO's stderr (and a traci child's stdout) go here
+        self._capture_path: Path | None = None
+        self._capture_start = 0
 
     # ------------------------------------------------------------------ lifecycle
     def command(self) -> list[str]:
@@ -88,21 +98,81 @@ class SumoSession:
             cmd += ["--log", str(self.out_dir / "sumo_log.txt")]
         return cmd + self.extra_args
 
+    @property
+    def log_path(self) -> Path | None:
+        """SUMO's own log (`--log`), None without an out_dir."""
+        return self.out_dir / "sumo_log.txt" if self.out_dir is not None else None
+
     def start(self) -> "SumoSession":
+        """Start SUMO; a refused input or option raises a one-line SumoError (SUMO's text in the log)."""
         cmd = self.command()
-        if self.backend == "libsumo":
-            import libsumo
+        self._open_capture()
+        try:
+            if self.backend == "libsumo":
+                import libsumo
 
-            libsumo.start(cmd)
-            self.api = libsumo
-        else:
-            import traci
-
-            label = f"iovsim{next(_labels)}"
-            traci.start(cmd, label=label)
-            self.api = traci.getConnection(label)
-        self.time_s = float(self.api.simulation.getTime())
+                with stderr_to(self._capture):   # libsumo writes option errors straight to fd 2
+                    libsumo.start(cmd)
+                self.api = libsumo
+            else:
+                self.api = self._start_traci(cmd)
+            self.time_s = float(self.api.simulation.getTime())
+        except Exception as e:  # noqa: BLE001 - only SUMO's own errors are translated
+            if not is_sumo_exception(e):
+                raise
+            err = self.failure(e, "start")
+            self.close()
+            raise err from None
         return self
+
+    def _start_traci(self, cmd: list[str]):
+        """A sumo / sumo-gui process whose stdout and stderr go to the capture file, and its connection."""
+        import traci
+
+        label = f"iovsim{next(_labels)}"
+        port = traci.getFreeSocketPort()
+        self._process = subprocess.Popen(cmd + ["--remote-port", str(port)], stdout=self._capture,
+                                         stderr=self._capture, stdin=subprocess.DEVNULL)
+        try:
+            # Polled every 0.1 s (traci.start waits 1 s) for up to 2 min while SUMO loads; traci prints retries.
+            with contextlib.redirect_stdout(io.StringIO()):
+                traci.connect(port, numRetries=1200, proc=self._process, waitBetweenRetries=0.1, label=label)
+        except Exception:
+            if self._process.poll() is None:
+                self._process.kill()
+            self._process.wait()
+            raise
+        return traci.getConnection(label)
+
+    def _open_capture(self):
+        if self._capture is not None:
+            return
+        if self.out_dir is not None:
+            self._capture_path = self.out_dir / "sumo_stderr.txt"
+            self._capture = open(self._capture_path, "ab")
+        else:
+            fd, name = tempfile.mkstemp(prefix="iovsim-sumo-", suffix=".txt")
+            self._capture, self._capture_path = os.fdopen(fd, "ab"), Path(name)
+        self._capture_start = self._capture.tell()
+
+    def failure(self, exc: BaseException, where: str = "step") -> SumoError:
+        """The one-line SumoError for a SUMO exception raised while starting or stepping."""
+        proc, returncode = self._process, None
+        if proc is not None:
+            fatal = type(exc).__name__ == "FatalTraCIError" or isinstance(exc, (ConnectionError, EOFError))
+            try:   # a lost connection: give the dying process a moment to report its exit status
+                returncode = proc.wait(timeout=5) if fatal else proc.poll()
+            except subprocess.TimeoutExpired:
+                returncode = None
+        if self._capture is not None:
+            self._capture.flush()
+        texts = [read_since(self._capture_path, self._capture_start)]
+        if self.log_path is not None:
+            texts.append(read_since(self.log_path, 0))
+        inputs = [*self.scenario.route_files, *self.scenario.additional_files]
+        hint = str(self.log_path) if self.log_path is not None else ""
+        return sumo_failure(exc, texts=texts, inputs=inputs, where=where, time_s=self.time_s,
+                            returncode=returncode, log_hint=hint)
 
     def close(self):
         if self.api is not None:
@@ -111,6 +181,15 @@ class SumoSession:
             except Exception:  # noqa: BLE001 - SUMO may already be gone (GUI closed by the user)
                 pass
             self.api = None
+        proc = self._process
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if self._capture is not None:
+            self._capture.close()
+            self._capture = None
+            if self.out_dir is None and self._capture_path is not None:
+                self._capture_path.unlink(missing_ok=True)
 
     def __enter__(self):
         return self.start()
@@ -143,7 +222,15 @@ class SumoSession:
         return True
 
     def step(self) -> Snapshot:
-        """Advance SUMO one step and return the tracked vehicles."""
+        """Advance SUMO one step and return the tracked vehicles; SUMO's failure raises a SumoError."""
+        try:
+            return self._step()
+        except Exception as e:  # noqa: BLE001 - only SUMO's own errors are translated
+            if not is_sumo_exception(e):
+                raise
+            raise self.failure(e, "step") from None
+
+    def _step(self) -> Snapshot:
         api = self.api
         api.simulationStep()
         self.time_s = float(api.simulation.getTime())
@@ -188,3 +275,9 @@ class SumoSession:
 
     def finished(self) -> bool:
         return self.time_s + 1e-9 >= self.end_s
+
+
+def is_sumo_exception(exc: BaseException) -> bool:
+    """Raised by libsumo or traci (including a lost connection to a SUMO process)."""
+    module = type(exc).__module__ or ""
+    return module.startswith(("libsumo", "traci")) or isinstance(exc, (ConnectionError, EOFError))
