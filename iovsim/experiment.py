@@ -14,7 +14,7 @@ import numpy as np
 from iovsim.config import ExperimentConfig
 from iovsim.engine import build, rundir
 from iovsim.engine.aggregation import aggregate_round
-from iovsim.engine.errors import RunError
+from iovsim.engine.errors import RunError, user_code_error
 from iovsim.engine.feedback import round_feedback
 from iovsim.engine.fleet import Fleet
 from iovsim.engine.gui import GuiHooks, gui_args
@@ -75,15 +75,53 @@ class Experiment:
 
     @classmethod
     def resume(cls, run_dir: Path, **kw) -> "Experiment":
+        """Continue from the last checkpoint; a run stopped before its first one starts over (and says so)."""
         cfg, checkpoint = rundir.load_for_resume(Path(run_dir))
         exp = cls(cfg, run_dir, **kw)
+        if checkpoint is None:
+            exp.restart = True
+            exp.progress.message(f"{run_dir}: no checkpoint yet (stopped before its first one); "
+                                 "starting the run over from round 1")
+            return exp
         exp.checkpoint = checkpoint
         exp.start_round = int(checkpoint["round"]) + 1
         return exp
 
+    restart = False  # a resumed run without a checkpoint: its old outputs are cleared once the build succeeded
+
     # ------------------------------------------------------------------ the run
     def run(self) -> dict:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._run()
+        except Exception as e:
+            where = user_code_error(e, self.run_dir)
+            if where is None:
+                raise
+            raise where from e
+
+    def check(self) -> dict:
+        """Build everything a run needs (SUMO through the warm-up, RSUs, channel, model, data,
+        strategy) and stop before round 1; what a run would write goes to `run_dir` (a scratch folder)."""
+        try:
+            world = self._build()
+            s = world.mobility.session
+            try:
+                s.start()
+                warm_xy = build.warm_up(s, self.cfg.mobility, self.progress)
+                world.sites = build.place_rsus(self.cfg, world.mobility.scenario, world.mobility.net, warm_xy)
+                world.channel, radius = build.build_channel(self.cfg, world.sites)
+            finally:
+                s.close()
+        except Exception as e:
+            where = user_code_error(e, self.run_dir)
+            if where is None:
+                raise
+            raise where from e
+        return {"rsus": len(world.sites), "coverage_radius_m": radius, "tasks": [t.name for t in self.cfg.fl.tasks],
+                "train_samples": [len(d.train_labels) for d in world.learning.tasks],
+                "strategy": world.learning.strategy.name}
+
+    def _run(self) -> dict:
         wall0 = time.time()
         world = self._build()
         try:
@@ -100,11 +138,16 @@ class Experiment:
         return self._summary(world, wall0, final=True)
 
     def _build(self) -> World:
+        """The parts, cheapest and most likely to be wrong first; nothing is written before they all load."""
         cfg = self.cfg
+        strategy = build.create_strategy(cfg)
         mobility = build.build_mobility(cfg, self.run_dir, self.gui, gui_args(self.run_dir) if self.gui else [])
         cfg.fl.tasks = build.available_tasks(cfg, self.progress.message)
-        learning = build.build_learning(cfg, self.progress)
+        learning = build.build_learning(cfg, self.progress, strategy)
         fleet = Fleet(cfg.seed, [t.share for t in cfg.devices], learning.shards)
+        if self.restart:
+            rundir.clear_outputs(self.run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         return World(cfg, mobility, learning, fleet, RunLogs.open(self.run_dir), Journal())
 
     def _start(self, world: World) -> StepView:

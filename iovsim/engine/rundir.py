@@ -25,22 +25,41 @@ def write_rsus(run_dir: Path, sites: list, radius_m: float):
     write_rsu_csv(run_dir / "rsus.csv", sites, radius_m)
 
 
-def load_for_resume(run_dir: Path) -> tuple[ExperimentConfig, dict]:
-    """A run folder's config and its latest checkpoint's state (with "dir", its folder)."""
+def load_for_resume(run_dir: Path) -> tuple[ExperimentConfig, dict | None]:
+    """A run folder's config and its latest checkpoint's state (with "dir", its folder); None
+    when the run stopped before its first checkpoint."""
     cfg_path = run_dir / "config.yaml"
     if not cfg_path.exists():
         raise RunError(f"{run_dir}: not a run folder (config.yaml missing)")
     ckpts = sorted((run_dir / "checkpoints").glob("round_*/state.json"))
-    if not ckpts:
-        raise RunError(f"{run_dir}: no checkpoint to resume from (checkpoints/round_*/state.json)")
     cfg = load_config(cfg_path)
     # Relative paths in the saved config resolve against the original config's folder.
     summary = run_dir / "summary.json"
     if summary.exists():
-        cfg.source_path = json.loads(summary.read_text()).get("config_source") or cfg.source_path
-    state = json.loads(ckpts[-1].read_text())
+        try:
+            source = json.loads(summary.read_text()).get("config_source")
+        except (ValueError, AttributeError):
+            raise RunError(f"{summary}: not the JSON object a run writes; restore it or delete it") from None
+        cfg.source_path = source or cfg.source_path
+    if not ckpts:
+        return cfg, None
+    try:
+        state = json.loads(ckpts[-1].read_text())
+    except ValueError as e:
+        raise RunError(f"{ckpts[-1]}: not valid JSON ({e})") from None
     state["dir"] = str(ckpts[-1].parent)
     return cfg, state
+
+
+def clear_outputs(run_dir: Path):
+    """Empty a run folder that is started over (no checkpoint), keeping only its config.yaml."""
+    for p in run_dir.iterdir():
+        if p.name == "config.yaml":
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
 
 
 def save_checkpoint(run_dir: Path, r: int, time_s: float, task_names: list[str], global_states: list,
