@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import math
 import os
+import time
 import typing
 from collections import Counter
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ class Outcome:
     exit: int | None
     stderr: str
     detail: str = ""
+    wall_s: float = 0.0
 
 
 # ----------------------------------------------------------------------------- config walking
@@ -128,6 +130,14 @@ def tree_hash(root: Path) -> dict[str, str]:
 
 
 def run_case(case: Case, work: Path, run_dir: Path | None, main, capfd) -> Outcome:
+    """`classify` timed (the report shows where the time goes)."""
+    t0 = time.perf_counter()
+    out = classify(case, work, run_dir, main, capfd)
+    out.wall_s = time.perf_counter() - t0
+    return out
+
+
+def classify(case: Case, work: Path, run_dir: Path | None, main, capfd) -> Outcome:
     """Write the case's files into `work`, run `main(argv)`, classify what happened.
 
     `capfd` (pytest) captures file-descriptor output too, so SUMO's or a library's own writes to
@@ -176,11 +186,11 @@ def report(outcomes: list[Outcome], title: str = "fuzz") -> str:
     kinds = sorted({o.case.kind for o in outcomes})
     lines = [f"{title}: {len(outcomes)} cases"]
     lines += [f"  {cls:32s} {n}" for cls, n in by_cls.most_common()]
-    lines.append("  by kind (cases / broken):")
+    lines.append("  by kind (cases / broken / seconds):")
     for k in kinds:
         mine = [o for o in outcomes if o.case.kind == k]
         bad = sum(o.cls not in (OK_ERROR, OK_VALID) for o in mine)
-        lines.append(f"    {k:28s} {len(mine):4d} / {bad}")
+        lines.append(f"    {k:28s} {len(mine):4d} / {bad:3d} / {sum(o.wall_s for o in mine):6.1f}")
     broken = [o for o in outcomes if o.cls not in (OK_ERROR, OK_VALID)]
     if broken:
         lines.append("  broken cases:")

@@ -35,6 +35,7 @@ INVALID_IN_RANGE = {
     "channel.vehicle_max_tx_power_dbm=negative": "channel.vehicle_tx_power_dbm",
     "fl.min_samples_per_vehicle=zero": None,     # valid: no minimum shard size
     "mobility.begin_s=zero": None,               # the default
+    "channel.reuse_groups=zero": "channel.reuse_groups",  # one group for 5 RSUs: needs one per RSU
 }
 
 
@@ -68,7 +69,8 @@ def numeric_cases(base: dict) -> list[Case]:
                 out.append(Case(case_name, f"valid {label}", files, CHECK_ARGS, 0,
                                 why=f"{v!r} is inside {path}'s declared range"))
             else:
-                out.append(Case(case_name, f"field {label}", files, RUN_ARGS, 2, [CFG, named]))
+                # In range yet wrong with the rest: only a build can tell, so `check` it.
+                out.append(Case(case_name, f"field {label}", files, CHECK_ARGS if valid else RUN_ARGS, 2, [CFG, named]))
     return out
 
 
@@ -155,11 +157,11 @@ def issue_cases(base: dict) -> list[Case]:
         field_case("fl.target_modules", ["no_such_layer"], "absent module", CHECK_ARGS, kind="build"),
         field_case("fl.target_modules", ["query", "nope"], "one absent module", CHECK_ARGS,
                    "fl.target_modules", kind="build"),
-        field_case("strategy.per_strategy", {"hetlora": {"ranks": [2, 2000]}}, "rank > layer width",
-                   CHECK_ARGS, "strategy.per_strategy.hetlora", kind="build"),
-        field_case("strategy.params", {"no_such_param": 1}, "unknown parameter", RUN_ARGS, "strategy.params",
+        field_case("strategy.per_strategy", {"hetlora": {"tier_ranks": [2, 2000]}}, "rank > layer width",
+                   CHECK_ARGS, "strategy.per_strategy.hetlora.tier_ranks[1]", kind="build"),
+        field_case("strategy.params", {"no_such_param": 1}, "unknown parameter", CHECK_ARGS, "strategy.params",
                    kind="build"),
-        field_case("strategy.name", "no_such_strategy", "unknown", RUN_ARGS, "strategy.name", kind="build"),
+        field_case("strategy.name", "no_such_strategy", "unknown", CHECK_ARGS, "strategy.name", kind="build"),
     ]
     return out
 
@@ -231,8 +233,14 @@ def resume_cases(base: dict) -> list[Case]:
     return out
 
 
+def fuzz_base() -> dict:
+    """The tiny config with one task and a short warm-up: a valid case's `check` takes about a second."""
+    return tiny_config(**{"fl.rounds": 1, "mobility.warmup_s": 20, "fl.tasks": [
+        {"name": "bbc", "dataset": "bbc_news", "max_samples": 300, "test_samples": 40, "max_length": 32}]})
+
+
 def all_cases() -> list[Case]:
-    base = tiny_config(**{"fl.rounds": 1, "mobility.warmup_s": 20})
+    base = fuzz_base()
     return (numeric_cases(base) + type_cases(base) + unknown_key_cases(base) + yaml_cases(base) + set_cases(base)
             + issue_cases(base) + strategy_cases(base) + resume_cases(base))
 
@@ -254,7 +262,7 @@ def test_there_are_enough_cases():
 @pytest.fixture(scope="module")
 def run_template(tmp_path_factory):
     d = tmp_path_factory.mktemp("fuzz") / "template-run"
-    base = tiny_config(**{"fl.rounds": 1, "mobility.warmup_s": 20})
+    base = fuzz_base()
     _write_run(d, to_dict(config_from_dict(base)))
     return d
 

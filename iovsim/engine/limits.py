@@ -2,7 +2,7 @@
 
 The config layer checks every number against its declared range; these bounds are only known
 after the build: a LoRA rank cannot exceed the width of the layer it adapts, and a mini-batch
-cannot be larger than the data a vehicle holds.
+cannot be larger than the data a vehicle holds; explicit channel groups need one entry per placed RSU.
 """
 from __future__ import annotations
 
@@ -50,3 +50,11 @@ def check_batch_size(cfg: ExperimentConfig, shards: list) -> None:
         raise ConfigError(cfg.source_path or None, "fl.batch_size",
                           f"expected at most {largest} samples (the largest vehicle's data shard, from "
                           f"fl.samples_per_vehicle = {cfg.fl.samples_per_vehicle}), got {cfg.fl.batch_size}")
+
+
+def check_reuse_groups(cfg: ExperimentConfig, num_rsus: int) -> None:
+    """An explicit channel group per placed RSU (their number is known only after placement)."""
+    groups = cfg.channel.reuse_groups
+    if groups and len(groups) != num_rsus:
+        raise ConfigError(cfg.source_path or None, "channel.reuse_groups",
+                          f"expected one channel group per RSU ({num_rsus} RSUs placed), got {len(groups)} entries")
