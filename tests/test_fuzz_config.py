@@ -13,7 +13,7 @@ import typing
 
 import pytest
 
-from conftest import tiny_config
+from conftest import A10KW_ROUTES, tiny_config
 from fuzzkit import (OK_ERROR, OK_VALID, Case, config_fields, dump_yaml, in_range, report, run_case, sections,
                      set_path)
 from iovsim.cli import main
@@ -235,7 +235,7 @@ def resume_cases(base: dict) -> list[Case]:
 
 def fuzz_base() -> dict:
     """The tiny config with one task and a short warm-up: a valid case's `check` takes about a second."""
-    return tiny_config(**{"fl.rounds": 1, "mobility.warmup_s": 20, "fl.tasks": [
+    return tiny_config(**{"fl.rounds": 1, "mobility.warmup_s": 20, "mobility.route_files": A10KW_ROUTES[:2], "fl.tasks": [
         {"name": "bbc", "dataset": "bbc_news", "max_samples": 300, "test_samples": 40, "max_length": 32}]})
 
 
