@@ -76,7 +76,7 @@ def _import_user_module(mod_name: str, base_dir):
             spec = None
         if spec is None:
             raise StrategyLoadError(f"cannot load strategy module {mod_name!r}: no such module on the Python path")
-        if spec.origin:
+        if spec.origin and not _is_ours(spec.origin):
             USER_FILES.add(os.path.realpath(spec.origin))
         return _exec_user(lambda: importlib.import_module(mod_name), spec.origin or mod_name)
 
@@ -84,11 +84,17 @@ def _import_user_module(mod_name: str, base_dir):
     if not path.is_absolute() and base_dir is not None:
         path = Path(base_dir) / path
     if not path.is_file():
-        raise StrategyLoadError(f"strategy file not found: {path}")
+        raise StrategyLoadError(f"cannot load strategy: file not found: {path}")
     USER_FILES.add(os.path.realpath(path))
     spec = importlib.util.spec_from_file_location(f"iovsim_user_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     return _exec_user(lambda: spec.loader.exec_module(module) or module, path)
+
+
+def _is_ours(path: str) -> bool:
+    """A file of the iovsim package itself (its errors are not the user's)."""
+    package = os.path.realpath(Path(__file__).resolve().parent.parent)
+    return os.path.realpath(path).startswith(package + os.sep)
 
 
 def _exec_user(load, path):
@@ -114,9 +120,10 @@ def create(name: str, params: dict | None = None, base_dir=None) -> Strategy:
         cls = getattr(module, cls_name, None)
         where = getattr(module, "__file__", None) or mod_name
         if cls is None:
-            raise StrategyLoadError(f"{where}: no class {cls_name!r} in it (strategy {name!r})")
+            raise StrategyLoadError(f"cannot load strategy {name!r}: {where} has no class {cls_name!r}")
         if not (isinstance(cls, type) and issubclass(cls, Strategy)):
-            raise StrategyLoadError(f"{where}: {cls_name!r} is not a subclass of iovsim.strategies.base.Strategy")
+            raise StrategyLoadError(f"cannot load strategy {name!r}: {where}: {cls_name!r} is not a subclass of "
+                                    "iovsim.strategies.base.Strategy")
     else:
         cls = STRATEGIES.get(name)
         if cls is None:
