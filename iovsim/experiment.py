@@ -113,7 +113,7 @@ class Experiment:
             finally:
                 s.close()
         except Exception as e:
-            where = user_code_error(e, self.run_dir)
+            where = user_code_error(e, None)  # the scratch folder is not the user's
             if where is None:
                 raise
             raise where from e

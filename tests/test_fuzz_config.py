@@ -185,8 +185,10 @@ STRATEGY_FILES = {
 
 def strategy_cases(base: dict) -> list[Case]:
     cfg = set_path(base, "strategy.name", "strat.py:S")
+    # The line names the config field too, except where the strategy loaded and then failed (setup).
     out = [Case(f"strategy file: {name}", "user strategy", {CFG: dump_yaml(cfg), "strat.py": src},
-                ["check", "{dir}/" + CFG, "--quiet"], 2, [where]) for name, (src, where) in STRATEGY_FILES.items()]
+                ["check", "{dir}/" + CFG, "--quiet"], 2, [where] + ([] if name == "setup raises" else [CFG, "strategy.name"]))
+           for name, (src, where) in STRATEGY_FILES.items()]
     missing = set_path(base, "strategy.name", "nowhere.py:S")
     out.append(Case("strategy file: missing", "user strategy", {CFG: dump_yaml(missing)}, RUN_ARGS[:2] + ["--quiet"],
                     2, ["nowhere.py", "strategy.name"]))
