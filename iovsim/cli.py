@@ -89,6 +89,9 @@ def cmd_check(args) -> int:
 
     cfg = _load(args.config, _parse_set(args.set))
     progress = _progress(args)
+    if args.no_build:
+        progress.message(f"{cfg.source_path}: ok (fields checked; model, data and SUMO not built)")
+        return 0
     with tempfile.TemporaryDirectory(prefix="iovsim-check-") as scratch:  # SUMO's outputs, the logs: thrown away
         info = Experiment(cfg, Path(scratch) / "run", progress=progress).check()
     progress.message(f"{cfg.source_path}: ok: {info['rsus']} RSUs, tasks {', '.join(info['tasks'])} "
@@ -242,6 +245,7 @@ def _add_experiment_commands(sub) -> None:
                         "strategy) without training; exit 2 and one line on bad input")
     ch.add_argument("config", nargs="?", help="experiment YAML (default: sumo_scenarios/default.yaml)")
     ch.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a config field, e.g. fl.rounds=3")
+    ch.add_argument("--no-build", action="store_true", help="only load and validate the config (no SUMO, model, data)")
     common(ch, config=False)
     ch.set_defaults(func=cmd_check)
 
