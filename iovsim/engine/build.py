@@ -69,6 +69,16 @@ def available_tasks(cfg: ExperimentConfig, message) -> list:
     return keep
 
 
+def load_task_named(cfg: ExperimentConfig, i: int):
+    """Task i's data; a data problem (missing file, bad columns, unknown dataset) names its config field."""
+    from iovsim.fl.data import DataError, load_task
+
+    try:
+        return load_task(cfg.fl.tasks[i], cfg.seed, cfg.base_dir)
+    except DataError as e:
+        raise ConfigError(cfg.source_path or None, f"fl.tasks[{i}].dataset", str(e)) from None
+
+
 def create_strategy(cfg: ExperimentConfig):
     """The configured strategy, constructed (not set up): first, so a broken user file fails in a second."""
     from iovsim.strategies import StrategyLoadError, create
@@ -100,7 +110,6 @@ def load_model(cfg: ExperimentConfig):
 def build_learning(cfg: ExperimentConfig, progress, strategy=None) -> Learning:
     """Model, task data (tokenized once), executor, shards, strategy and initial global adapters."""
     from iovsim.engine.limits import check_batch_size, check_ranks
-    from iovsim.fl.data import load_task
     from iovsim.fl.executors import make_executor
     from iovsim.fl.train import TokenizedTask
 
@@ -110,8 +119,8 @@ def build_learning(cfg: ExperimentConfig, progress, strategy=None) -> Learning:
         check_ranks(cfg, model.max_rank())
         t.advance(1)
         tasks, tokenized = [], []
-        for tc in fl.tasks:
-            data = load_task(tc, cfg.seed, cfg.base_dir)
+        for i, tc in enumerate(fl.tasks):
+            data = load_task_named(cfg, i)
             tasks.append(data)
             tokenized.append(TokenizedTask(model, data, tc.max_length))
             t.advance(1)
