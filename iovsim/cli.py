@@ -1,4 +1,4 @@
-"""`iovsim run | compare | sweep | scenario | trajectories | gui | report`."""
+"""`iovsim run | check | compare | sweep | scenario | trajectories | gui | report`."""
 from __future__ import annotations
 
 import argparse
@@ -29,7 +29,12 @@ def _parse_set(items: list[str]) -> dict:
         if "=" not in item:
             raise CliError(f"--set {item}: expected FIELD=VALUE, e.g. --set fl.rounds=3")
         key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
+        if not key.strip():
+            raise CliError(f"--set {item}: expected FIELD=VALUE with a field name, e.g. --set fl.rounds=3")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise CliError(f"--set {item}: the value is not valid YAML ({getattr(e, 'problem', None) or e})") from None
     return out
 
 
@@ -73,6 +78,25 @@ def cmd_run(args) -> int:
     if exp.cfg.output.report:
         _report(exp.run_dir, progress)
     progress.event("summary", **summary)
+    return 0
+
+
+def cmd_check(args) -> int:
+    """Load, validate and build an experiment (SUMO through the warm-up, RSUs, model, data, strategy); no training."""
+    import tempfile
+
+    from iovsim.experiment import Experiment
+
+    cfg = _load(args.config, _parse_set(args.set))
+    progress = _progress(args)
+    if args.no_build:
+        progress.message(f"{cfg.source_path}: ok (fields checked; model, data and SUMO not built)")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="iovsim-check-") as scratch:  # SUMO's outputs, the logs: thrown away
+        info = Experiment(cfg, Path(scratch) / "run", progress=progress).check()
+    progress.message(f"{cfg.source_path}: ok: {info['rsus']} RSUs, tasks {', '.join(info['tasks'])} "
+                     f"({', '.join(map(str, info['train_samples']))} training samples), strategy {info['strategy']}")
+    progress.event("check", **info)
     return 0
 
 
@@ -216,6 +240,14 @@ def _add_experiment_commands(sub) -> None:
     common(r)
     r.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     r.set_defaults(func=cmd_run)
+
+    ch = sub.add_parser("check", help="load, validate and build an experiment (SUMO warm-up, RSUs, model, data, "
+                        "strategy) without training; exit 2 and one line on bad input")
+    ch.add_argument("config", nargs="?", help="experiment YAML (default: sumo_scenarios/default.yaml)")
+    ch.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a config field, e.g. fl.rounds=3")
+    ch.add_argument("--no-build", action="store_true", help="only load and validate the config (no SUMO, model, data)")
+    common(ch, config=False)
+    ch.set_defaults(func=cmd_check)
 
     c = sub.add_parser("compare", help="several strategies over several seeds on common random numbers, "
                        "each run in its own process; statistics with intervals and paired differences")

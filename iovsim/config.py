@@ -80,6 +80,12 @@ class ExperimentConfig:
         share = sum(t.share for t in self.devices)
         if abs(share - 1.0) > 1e-6:
             err("devices", f"expected tier shares summing to 1, got {share:g}")
+        # A round cannot outlast the simulated traffic; the bound also keeps the per-step arrays of
+        # the dwell prediction (2 x deadline / step) proportionate to the simulation.
+        span_s = self.mobility.end_s - self.mobility.begin_s - self.mobility.warmup_s
+        if self.fl.round_deadline_s > span_s:
+            err("fl.round_deadline_s", f"expected a number of seconds <= mobility.end_s - begin_s - warmup_s "
+                f"({span_s:g} s, the simulated time left for rounds), got {self.fl.round_deadline_s:g}")
 
     @property
     def base_dir(self) -> Path:
@@ -258,22 +264,53 @@ def to_dict(obj) -> Any:
 def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentConfig:
     """Read, type-check and validate an experiment YAML; raise ConfigError on any problem."""
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(path, "", "config file not found")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(path, "", f"not valid YAML{where}: {getattr(e, 'problem', e)}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(path, "", "expected a mapping at the top level")
+    data = read_yaml_mapping(path)
     for dotted, value in (overrides or {}).items():
-        _set_dotted(data, dotted, value)
+        _set_dotted(data, dotted, value, path)
     cfg = build_dataclass(ExperimentConfig, _move_deprecated_keys(data, path), path)
     cfg.source_path = str(path.resolve())
     check_files(cfg, path)
     return cfg
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice (first at line {seen[key] + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml_mapping(path: Path) -> dict:
+    """A YAML file's top-level mapping; ConfigError naming the file (and the line) otherwise."""
+    if not path.exists():
+        raise ConfigError(path, "", "config file not found")
+    if path.is_dir():
+        raise ConfigError(path, "", "expected a YAML file, got a folder")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise ConfigError(path, "", f"not UTF-8 text: byte 0x{raw[e.start]:02x} at line {line}") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(path, "", f"not valid YAML{where}: {problem}") from None
+    if data is None:
+        raise ConfigError(path, "", "the file is empty; expected a mapping of sections (mobility, fl, ...)")
+    if not isinstance(data, dict):
+        raise ConfigError(path, "", f"expected a mapping of sections at the top level, got {type(data).__name__}")
+    return data
 
 
 def config_from_dict(data: dict, source: str | Path = "<dict>", base_dir: str | Path | None = None) -> ExperimentConfig:
@@ -285,12 +322,32 @@ def config_from_dict(data: dict, source: str | Path = "<dict>", base_dir: str | 
     return cfg
 
 
-def _set_dotted(data: dict, dotted: str, value):
+def _set_dotted(data: dict, dotted: str, value, source=None):
+    """Apply one `--set FIELD=VALUE` override (a dotted path into the sections)."""
     keys = dotted.split(".")
+    if not dotted or not all(keys):
+        raise ConfigError(source, dotted, f"--set {dotted}={value!r}: expected a dotted field name, e.g. fl.rounds")
     node = data
-    for k in keys[:-1]:
-        node = node.setdefault(k, {})
+    for i, k in enumerate(keys[:-1]):
+        where = ".".join(keys[:i + 1])
+        name, index = _indexed(k)
+        node = node.setdefault(name, {})
+        if index is not None:  # `fl.tasks[0].max_length`: an entry of a list the file gives
+            if not isinstance(node, list) or index >= len(node):
+                raise ConfigError(source, where, f"--set {dotted}: the file has no entry {index} of '{name}' to change")
+            node = node[index]
+        if not isinstance(node, dict):
+            raise ConfigError(source, where, f"--set {dotted}: '{where}' is a value, not a section")
     node[keys[-1]] = value
+
+
+def _indexed(key: str) -> tuple[str, int | None]:
+    """`tasks[0]` -> ("tasks", 0); `fl` -> ("fl", None)."""
+    if key.endswith("]") and "[" in key:
+        name, _, idx = key[:-1].partition("[")
+        if idx.isdigit():
+            return name, int(idx)
+    return key, None
 
 
 def check_files(cfg: ExperimentConfig, source):

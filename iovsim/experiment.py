@@ -14,7 +14,7 @@ import numpy as np
 from iovsim.config import ConfigError, ExperimentConfig
 from iovsim.engine import build, rundir
 from iovsim.engine.aggregation import aggregate_round
-from iovsim.engine.errors import RunError
+from iovsim.engine.errors import RunError, user_code_error
 from iovsim.engine.feedback import round_feedback
 from iovsim.engine.fleet import Fleet
 from iovsim.engine.gui import GuiHooks, gui_args
@@ -75,23 +75,62 @@ class Experiment:
 
     @classmethod
     def resume(cls, run_dir: Path, **kw) -> "Experiment":
+        """Continue from the last checkpoint; a run stopped before its first one starts over (and says so)."""
         cfg, checkpoint = rundir.load_for_resume(Path(run_dir))
         exp = cls(cfg, run_dir, **kw)
+        if checkpoint is None:
+            exp.restart = True
+            exp.progress.message(f"{run_dir}: no checkpoint yet (stopped before its first one); "
+                                 "starting the run over from round 1")
+            return exp
         exp.checkpoint = checkpoint
         exp.start_round = int(checkpoint["round"]) + 1
         return exp
 
+    restart = False  # a resumed run without a checkpoint: its old outputs are cleared once the build succeeded
+
     # ------------------------------------------------------------------ the run
     def run(self) -> dict:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._run()
+        except Exception as e:
+            where = user_code_error(e, self.run_dir)
+            if where is None:
+                raise
+            raise where from e
+
+    def check(self) -> dict:
+        """Build everything a run needs (strategy, SUMO through the warm-up, RSUs, channel, model, data)
+        and stop before round 1; what a run would write goes to `run_dir` (a scratch folder)."""
+        mobility = None
+        try:
+            strategy = build.create_strategy(self.cfg)
+            mobility = build.build_mobility(self.cfg, self.run_dir, False, [], sumo_dir=self.sumo_dir())
+            try:
+                sites, _, radius = self._start_mobility(mobility)
+            finally:
+                mobility.session.close()
+            self.cfg.fl.tasks = build.available_tasks(self.cfg, self.progress.message)
+            learning = build.build_learning(self.cfg, self.progress, strategy)
+        except Exception as e:
+            stopped = self._sumo_stopped(e, mobility.session, None) if mobility is not None else None
+            where = stopped or user_code_error(e, None)  # the scratch folder is not the user's
+            if where is None:
+                raise
+            raise where from None
+        return {"rsus": len(sites), "coverage_radius_m": radius, "tasks": [t.name for t in self.cfg.fl.tasks],
+                "train_samples": [len(d.train_labels) for d in learning.tasks], "strategy": learning.strategy.name}
+
+    def _run(self) -> dict:
         wall0 = time.time()
+        strategy = build.create_strategy(self.cfg)  # user code first: a broken file fails before anything is written
         mobility = build.build_mobility(self.cfg, self.run_dir, self.gui, gui_args(self.run_dir) if self.gui else [],
                                         sumo_dir=self.sumo_dir())
         world = None
         try:
-            # SUMO's inputs first: a bad net, route, additional or RSU file fails before the model loads.
+            # SUMO's inputs next: a bad net, route, additional or RSU file fails before the model loads.
             sites, channel, radius = self._start_mobility(mobility)
-            world = self._build(mobility, sites, channel)
+            world = self._build(mobility, sites, channel, strategy)
             view = self._start(world, radius)
             global_states = world.learning.global_states
             if self.checkpoint is not None:
@@ -139,11 +178,15 @@ class Experiment:
         channel, radius = build.build_channel(self.cfg, sites)
         return sites, channel, radius
 
-    def _build(self, mobility: build.Mobility, sites: list, channel) -> World:
+    def _build(self, mobility: build.Mobility, sites: list, channel, strategy) -> World:
+        """The model, data and fleet; a restarted run's old outputs are cleared only once they all load."""
         cfg = self.cfg
         cfg.fl.tasks = build.available_tasks(cfg, self.progress.message)
-        learning = build.build_learning(cfg, self.progress)
+        learning = build.build_learning(cfg, self.progress, strategy)
         fleet = Fleet(cfg.seed, [t.share for t in cfg.devices], learning.shards)
+        if self.restart:
+            rundir.clear_outputs(self.run_dir, keep=("config.yaml", "sumo"))  # sumo/: this session's SUMO log
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         return World(cfg, mobility, learning, fleet, RunLogs.open(self.run_dir), Journal(), channel, sites)
 
     def _start(self, world: World, radius: float) -> StepView:

@@ -97,3 +97,20 @@ def test_config_reference_is_up_to_date():
     repo = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, str(repo / "tools" / "gen_config_reference.py"), "--check"])
     assert out.returncode == 0, "docs/config.md is stale: run tools/gen_config_reference.py"
+
+
+def test_set_reaches_into_a_list_the_file_gives(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump({"fl": {"tasks": [{"name": "a"}, {"name": "b", "max_length": 32}]}}))
+    cfg = load_config(p, {"fl.tasks[1].max_length": 40, "fl.rounds": 3})
+    assert [t.max_length for t in cfg.fl.tasks] == [48, 40] and cfg.fl.rounds == 3
+    with pytest.raises(ConfigError, match=r"c.yaml: field 'fl.tasks\[0\]': --set fl.tasks\[0\].max_length"):
+        p.write_text("seed: 1\n")
+        load_config(p, {"fl.tasks[0].max_length": 40})
+
+
+def test_a_key_given_twice_names_both_lines(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("seed: 1\nfl:\n  rounds: 2\n  rounds: 3\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: not valid YAML at line 4: key 'rounds' appears twice \(first at line 3\)"):
+        load_config(p)

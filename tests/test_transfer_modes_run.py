@@ -68,8 +68,8 @@ def run(tmp_path, monkeypatch, **over):
     strategies = []
     real_build = experiment.build.build_learning
 
-    def build_learning(cfg, progress):
-        learning = real_build(cfg, progress)
+    def build_learning(cfg, progress, *args):
+        learning = real_build(cfg, progress, *args)
         strategies.append(learning.strategy)
         return learning
 

@@ -44,7 +44,13 @@ def render() -> str:
     out = ["# Config reference", "",
            "Every field of an experiment YAML, its default and its meaning. Generated from the config",
            "dataclasses by `tools/gen_config_reference.py`. The loader rejects, with the file and field named,",
-           "unknown keys, values outside `allowed`, and NaN or infinite numbers.", ""]
+           "unknown keys, values outside `allowed`, and NaN or infinite numbers. A few bounds depend on other",
+           "fields, the model or the data and are checked when the experiment is built (`iovsim check CONFIG`",
+           "does that without training), again naming the field: `fl.round_deadline_s` <= `mobility.end_s` -",
+           "`begin_s` - `warmup_s`; every LoRA rank (`fl.lora_rank`, `fl.lora_ranks`, a strategy's `rank` /",
+           "`tier_ranks`) <= the width of the narrowest adapted layer (384 for MiniLM); `fl.batch_size` <= the",
+           "largest vehicle shard; every `fl.target_modules` entry a linear layer of the model; `fl.model` a",
+           "folder or a model id that loads; `channel.reuse_groups` one entry per placed RSU.", ""]
     for title, cls in SECTIONS:
         out += [f"## `{title}`", "", "| field | default | allowed | meaning |", "|---|---|---|---|"]
         for name, default, doc in field_docs(cls):

@@ -72,38 +72,65 @@ def available_tasks(cfg: ExperimentConfig, message) -> list:
     return keep
 
 
-def build_strategy(cfg: ExperimentConfig, num_tasks: int):
-    """The configured strategy, set up with the task count, the seed and lora_alpha."""
-    from iovsim.strategies import create
+def load_task_named(cfg: ExperimentConfig, i: int):
+    """Task i's data; a data problem (missing file, bad columns, unknown dataset) names its config field."""
+    from iovsim.fl.data import DataError, load_task
 
     try:
-        strategy = create(cfg.strategy.name, cfg.strategy.params, base_dir=cfg.base_dir)
-    except ValueError as e:
-        raise ConfigError(cfg.source_path or None, "strategy", str(e)) from None
+        return load_task(cfg.fl.tasks[i], cfg.seed, cfg.base_dir)
+    except DataError as e:
+        raise ConfigError(cfg.source_path or None, f"fl.tasks[{i}].dataset", str(e)) from None
+
+
+def create_strategy(cfg: ExperimentConfig):
+    """The configured strategy, constructed (not set up): first, so a broken user file fails in a second."""
+    from iovsim.strategies import StrategyLoadError, create
+
+    try:
+        return create(cfg.strategy.name, cfg.strategy.params, base_dir=cfg.base_dir)
+    except StrategyLoadError as e:
+        raise ConfigError(cfg.source_path or None, f"strategy.{e.field}", str(e)) from None
+
+
+def build_strategy(cfg: ExperimentConfig, num_tasks: int, strategy=None):
+    """The configured strategy, set up with the task count, the seed and lora_alpha."""
+    strategy = strategy if strategy is not None else create_strategy(cfg)
     strategy.setup(num_tasks, cfg.seed, lora_alpha=cfg.fl.lora_alpha)
     return strategy
 
 
-def build_learning(cfg: ExperimentConfig, progress) -> Learning:
+def load_model(cfg: ExperimentConfig):
+    """The base model with its LoRA targets; a model or module that is not there names its field."""
+    from iovsim.fl.model import AdapterModel, ModelError
+
+    fl = cfg.fl
+    try:
+        return AdapterModel(fl.model, fl.target_modules, fl.lora_alpha, device=fl.device, threads=fl.threads)
+    except ModelError as e:
+        raise ConfigError(cfg.source_path or None, f"fl.{e.field}", str(e)) from None
+
+
+def build_learning(cfg: ExperimentConfig, progress, strategy=None) -> Learning:
     """Model, task data (tokenized once), executor, shards, strategy and initial global adapters."""
-    from iovsim.fl.data import load_task
-    from iovsim.fl.model import AdapterModel
+    from iovsim.engine.limits import check_batch_size, check_ranks
     from iovsim.fl.executors import make_executor
     from iovsim.fl.train import TokenizedTask
 
     fl = cfg.fl
     with progress.task("Loading model and data", total=len(fl.tasks) + 1) as t:
-        model = AdapterModel(fl.model, fl.target_modules, fl.lora_alpha, device=fl.device, threads=fl.threads)
+        model = load_model(cfg)
+        check_ranks(cfg, model.max_rank())
         t.advance(1)
         tasks, tokenized = [], []
-        for tc in fl.tasks:
-            data = load_task(tc, cfg.seed, cfg.base_dir)
+        for i, tc in enumerate(fl.tasks):
+            data = load_task_named(cfg, i)
             tasks.append(data)
             tokenized.append(TokenizedTask(model, data, tc.max_length))
             t.advance(1)
-    executor = make_executor(fl, model, tokenized)
     shards = dirichlet_task_shards(fl.tasks, tasks, cfg.seed, fl.samples_per_vehicle, fl.min_samples_per_vehicle)
-    strategy = build_strategy(cfg, len(fl.tasks))
+    check_batch_size(cfg, shards)
+    executor = make_executor(fl, model, tokenized)
+    strategy = build_strategy(cfg, len(fl.tasks), strategy)
     global_states = initial_global_states(model, tasks, max([fl.lora_rank, *fl.lora_ranks]), cfg.seed)
     shapes = [model.shape(tc.max_length, fl.batch_size, d.num_classes) for tc, d in zip(fl.tasks, tasks)]
     return Learning(model, tasks, executor, shards, strategy, global_states, shapes)
@@ -146,7 +173,9 @@ def place_rsus(cfg: ExperimentConfig, scenario, net, warm_xy: np.ndarray) -> lis
 def build_channel(cfg: ExperimentConfig, sites: list):
     """The channel over the RSU sites. Returns (channel, coverage radius in m)."""
     from iovsim.channel import Channel
+    from iovsim.engine.limits import check_reuse_groups
 
+    check_reuse_groups(cfg, len(sites))
     rsu_xy = np.asarray([[r.x_m, r.y_m] for r in sites])
     channel = Channel(cfg.channel, rsu_xy, cfg.seed)
     # Without a configured radius: where the mean RSRP (no shadowing) falls to the association threshold.

@@ -25,17 +25,21 @@ def write_rsus(run_dir: Path, sites: list, radius_m: float):
     write_rsu_csv(run_dir / "rsus.csv", sites, radius_m)
 
 
-def load_for_resume(run_dir: Path) -> tuple[ExperimentConfig, dict]:
-    """A run folder's config and its latest checkpoint's state (with "dir", its folder)."""
+def load_for_resume(run_dir: Path) -> tuple[ExperimentConfig, dict | None]:
+    """A run folder's config and its latest checkpoint's state (with "dir", its folder); None
+    when the run stopped before its first checkpoint."""
     cfg_path = run_dir / "config.yaml"
     if not cfg_path.exists():
         raise RunError(f"{run_dir}: not a run folder (config.yaml missing)")
     ckpts = sorted((run_dir / "checkpoints").glob("round_*/state.json"))
-    if not ckpts:
-        raise RunError(f"{run_dir}: no checkpoint to resume from (checkpoints/round_*/state.json)")
     # Relative paths in the saved config resolve against the original config's folder.
     summary = run_dir / "summary.json"
-    source = json.loads(summary.read_text()).get("config_source") if summary.exists() else None
+    source = None
+    if summary.exists():
+        try:
+            source = json.loads(summary.read_text()).get("config_source")
+        except (ValueError, AttributeError):
+            raise RunError(f"{summary}: not the JSON object a run writes; restore it or delete it") from None
     if source:
         import yaml
 
@@ -45,7 +49,12 @@ def load_for_resume(run_dir: Path) -> tuple[ExperimentConfig, dict]:
         cfg.source_path = source
     else:
         cfg = load_config(cfg_path)
-    state = json.loads(ckpts[-1].read_text())
+    if not ckpts:
+        return cfg, None
+    try:
+        state = json.loads(ckpts[-1].read_text())
+    except ValueError as e:
+        raise RunError(f"{ckpts[-1]}: not valid JSON ({e})") from None
     state["dir"] = str(ckpts[-1].parent)
     return cfg, state
 
@@ -56,10 +65,21 @@ def resume_hint(run_dir: Path) -> str:
 
     ckpts = sorted((run_dir / "checkpoints").glob("round_*/state.json"))
     if not ckpts:
-        return f"no round was checkpointed yet; the run folder {run_dir} keeps what was written"
+        return f"no round was checkpointed yet (iovsim run --resume {shlex.quote(str(run_dir))} starts it over)"
     last = ckpts[-1].parent
     return (f"the last checkpoint is round {int(last.name.split('_')[1])} ({last}); "
             f"continue with: iovsim run --resume {shlex.quote(str(run_dir))}")
+
+
+def clear_outputs(run_dir: Path, keep: tuple = ("config.yaml",)):
+    """Empty a run folder that is started over (no checkpoint), keeping the entries named in `keep`."""
+    for p in run_dir.iterdir():
+        if p.name in keep:
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
 
 
 def save_checkpoint(run_dir: Path, r: int, time_s: float, task_names: list[str], global_states: list,

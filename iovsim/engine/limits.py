@@ -1,0 +1,60 @@
+"""Config values whose range depends on the model or the data, checked once they are loaded.
+
+The config layer checks every number against its declared range; these bounds are only known
+after the build: a LoRA rank cannot exceed the width of the layer it adapts, and a mini-batch
+cannot be larger than the data a vehicle holds; explicit channel groups need one entry per placed RSU.
+"""
+from __future__ import annotations
+
+from iovsim.config import ConfigError, ExperimentConfig
+
+RANK_PARAMS = ("rank", "tier_ranks")   # strategy parameters that name LoRA ranks
+
+
+def _ranks_of(value) -> list:
+    """The ranks in a strategy parameter: one rank, a list of them (per tier), or nothing."""
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [] if value is None else [value]
+
+
+def rank_fields(cfg: ExperimentConfig) -> list[tuple[str, object]]:
+    """(dotted field, rank) for every LoRA rank the config names."""
+    out = [("fl.lora_rank", cfg.fl.lora_rank)]
+    out += [(f"fl.lora_ranks[{i}]", r) for i, r in enumerate(cfg.fl.lora_ranks)]
+    places = [("strategy.params", cfg.strategy.params)]
+    places += [(f"strategy.per_strategy.{n}", p) for n, p in cfg.strategy.per_strategy.items() if isinstance(p, dict)]
+    for prefix, params in places:
+        for key in RANK_PARAMS:
+            ranks = _ranks_of(params.get(key))
+            listed = isinstance(params.get(key), (list, tuple))
+            out += [(f"{prefix}.{key}" + (f"[{i}]" if listed else ""), r) for i, r in enumerate(ranks)]
+    return out
+
+
+def check_ranks(cfg: ExperimentConfig, max_rank: tuple[int, str]) -> None:
+    """Every rank <= the narrowest adapted layer's width (`max_rank` = (width, layer description))."""
+    width, layer = max_rank
+    for field_path, r in rank_fields(cfg):
+        if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+            raise ConfigError(cfg.source_path or None, field_path, f"expected a LoRA rank (an integer >= 1), got {r!r}")
+        if r > width:
+            raise ConfigError(cfg.source_path or None, field_path,
+                              f"expected a LoRA rank <= {width} (the width of the adapted layer {layer}), got {r}")
+
+
+def check_batch_size(cfg: ExperimentConfig, shards: list) -> None:
+    """fl.batch_size <= the largest vehicle shard of some task, else no vehicle fills one batch."""
+    largest = max((len(s) for task in shards for s in task), default=0)
+    if cfg.fl.batch_size > largest:
+        raise ConfigError(cfg.source_path or None, "fl.batch_size",
+                          f"expected at most {largest} samples (the largest vehicle's data shard, from "
+                          f"fl.samples_per_vehicle = {cfg.fl.samples_per_vehicle}), got {cfg.fl.batch_size}")
+
+
+def check_reuse_groups(cfg: ExperimentConfig, num_rsus: int) -> None:
+    """An explicit channel group per placed RSU (their number is known only after placement)."""
+    groups = cfg.channel.reuse_groups
+    if groups and len(groups) != num_rsus:
+        raise ConfigError(cfg.source_path or None, "channel.reuse_groups",
+                          f"expected one channel group per RSU ({num_rsus} RSUs placed), got {len(groups)} entries")
