@@ -81,8 +81,9 @@ def build_strategy(cfg: ExperimentConfig, num_tasks: int):
     return strategy
 
 
-def build_learning(cfg: ExperimentConfig, progress) -> Learning:
-    """Model, task data (tokenized once), executor, shards, strategy and initial global adapters."""
+def build_learning(cfg: ExperimentConfig, progress, model=None) -> Learning:
+    """Model (or `model`, already loaded), task data (tokenized once), executor, shards, strategy and
+    initial global adapters."""
     from iovsim.fl.data import load_task
     from iovsim.fl.model import AdapterModel
     from iovsim.fl.executors import make_executor
@@ -90,7 +91,8 @@ def build_learning(cfg: ExperimentConfig, progress) -> Learning:
 
     fl = cfg.fl
     with progress.task("Loading model and data", total=len(fl.tasks) + 1) as t:
-        model = AdapterModel(fl.model, fl.target_modules, fl.lora_alpha, device=fl.device, threads=fl.threads)
+        if model is None:
+            model = AdapterModel(fl.model, fl.target_modules, fl.lora_alpha, device=fl.device, threads=fl.threads)
         t.advance(1)
         tasks, tokenized = [], []
         for tc in fl.tasks:

@@ -52,6 +52,7 @@ def create(name: str, params: dict | None = None, base_dir=None) -> Strategy:
     """Build strategy `name` with keyword `params`: a registered name, "package.module:ClassName",
     or "path/to/file.py:ClassName" (relative paths against `base_dir`, the config's folder).
 
+    A class with `takes_base_dir = True` also gets `base_dir` (e.g. `policy`, whose params name a file).
     Raises ValueError with a one-line message for an unknown name or bad parameters.
     """
     _load_builtin()
@@ -68,6 +69,8 @@ def create(name: str, params: dict | None = None, base_dir=None) -> Strategy:
         cls = STRATEGIES.get(name)
         if cls is None:
             raise ValueError(f"unknown strategy {name!r}; known: {', '.join(sorted(STRATEGIES))}")
+    if getattr(cls, "takes_base_dir", False):  # its params name files relative to the config
+        params.setdefault("base_dir", base_dir)
     try:
         return cls(**params)
     except (TypeError, ValueError) as e:
