@@ -84,7 +84,8 @@ class IovEnv(gym.Env):
         self._accuracy = float(np.mean([e.accuracy for e in evals]))
         self._state, self._over = exp.observe(), False
         return self._obs(), {"round": self._state.round_index, "time_s": float(self._state.time_s),
-                             "seed": run_seed, "run_dir": str(exp.run_dir), "accuracy": self._accuracy}
+                             "vehicle_ids": list(self._state.vehicle_ids), "seed": run_seed,
+                             "run_dir": str(exp.run_dir), "accuracy": self._accuracy}
 
     def step(self, action: dict):
         if self._exp is None or self._over:
@@ -102,7 +103,8 @@ class IovEnv(gym.Env):
         if terminated or truncated:
             self._over = True
             self.close()
-        info = {"round": round_index, "metrics": [dict(r) for r in rows], "reward_terms": terms}
+        info = {"round": round_index, "metrics": [dict(r) for r in rows], "reward_terms": terms,
+                "vehicle_ids": list(self._state.vehicle_ids)}   # the next observation's slots
         return obs, reward(terms, self.env_cfg), terminated, truncated, info
 
     def close(self):
