@@ -126,3 +126,17 @@ def test_reward_weights_are_configurable():
     assert reward(terms, EnvConfig()) == pytest.approx(0.05 - 0.02 - 0.03 - 0.1)
     only_acc = EnvConfig(latency_weight_per_s=0, energy_weight_per_j=0, lost_update_weight=0, accuracy_weight=10)
     assert reward(terms, only_acc) == pytest.approx(0.5)
+
+
+def test_flat_actions_split_back_into_the_dict(tmp_path):
+    """Building an env starts nothing; FlatActions maps one MultiDiscrete back onto the four keys."""
+    from iovsim.env import FlatActions
+
+    env = IovEnv(small_config(tmp_path), EnvConfig(max_rsus=6, power_fractions=(0.5, 1.0)), run_dir=tmp_path / "r")
+    flat = FlatActions(env)
+    v = 8
+    assert flat.action_space.nvec.tolist() == [2] * v + [3] * v + [2] * v + [3] * v
+    a = flat.action(np.arange(4 * v) % 2)
+    assert list(a) == ["participate", "rank", "power", "bandwidth"]
+    assert all(a[k].tolist() == [0, 1] * (v // 2) for k in a) and a in env.action_space
+    assert env.observation_space["rsu_mask"].n == 6 and env.policy_params()["max_vehicles"] == v

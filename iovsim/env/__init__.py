@@ -8,9 +8,10 @@ from iovsim.env.config import EnvConfig
 
 try:
     from iovsim.env.env import IovEnv
+    from iovsim.env.wrappers import FlatActions
 except ModuleNotFoundError as e:  # gymnasium is an optional extra
     if e.name != "gymnasium":
         raise
     raise ModuleNotFoundError("iovsim.env needs gymnasium: pip install 'iovsim[gym]'", name="gymnasium") from None
 
-__all__ = ["IovEnv", "EnvConfig"]
+__all__ = ["IovEnv", "EnvConfig", "FlatActions"]
