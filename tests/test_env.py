@@ -59,7 +59,7 @@ def play(env, seed, actions=None, action_seed=0):
 
 
 def test_random_episode_runs_to_the_end_and_replays_identically(tmp_path):
-    cfg = small_config(tmp_path)
+    cfg = small_config(tmp_path, **{"fl.participants_per_round": 2})
     a = play(IovEnv(cfg, run_dir=tmp_path / "a"), seed=5)
     assert a["ends"][-1] == (True, False) and len(a["rewards"]) == cfg.fl.rounds
     metrics = csv_rows(tmp_path / "a" / "metrics.csv")
