@@ -108,11 +108,11 @@ class IovEnv(gym.Env):
         return obs, reward(terms, self.env_cfg), terminated, truncated, info
 
     def close(self):
-        """Stop SUMO and write the run's final summary (also when an episode is cut short)."""
+        """Stop SUMO and write summary.json (`finished` only when the episode reached its end)."""
         exp, self._exp = self._exp, None
         if exp is not None:
             exp.close()
-            exp.summary(final=True)
+            exp.summary(final=self._over)
 
     # ------------------------------------------------------------------ helpers
     def _open(self, run_seed: int) -> Experiment:
