@@ -2,6 +2,7 @@
 
 Real SUMO, model and data on a tiny config; skipped without gymnasium (`pip install 'iovsim[gym]'`).
 """
+import json
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,7 @@ def test_random_episode_runs_to_the_end_and_replays_identically(tmp_path):
     metrics = csv_rows(tmp_path / "a" / "metrics.csv")
     assert [(int(r["round"]), r["task"]) for r in metrics] == [(1, "tweets"), (1, "bbc"), (2, "tweets"), (2, "bbc")]
     assert sum(int(r["participants"]) for r in metrics) > 0, "random actions trained nobody: the check is empty"
+    assert json.loads((tmp_path / "a" / "summary.json").read_text())["finished"] is True
     # info carries the round's rows; the reward is the documented weighted sum of them
     before = a["infos"][0]["accuracy"]
     for rnd, (info, rew) in enumerate(zip(a["infos"][1:], a["rewards"]), start=1):
