@@ -5,14 +5,16 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from iovsim.strategies.policy import ACTION_KEYS
+
 
 class FlatActions(gym.ActionWrapper):
-    """The action `Dict` as one MultiDiscrete: the per-slot vectors of its keys, concatenated in
-    the Dict's key order (participate, rank, power, bandwidth)."""
+    """The action `Dict` as one MultiDiscrete: the per-slot vectors of participate, rank, power and
+    bandwidth, concatenated in that order (gymnasium's Dict itself sorts its keys)."""
 
     def __init__(self, env: gym.Env):
         super().__init__(env)
-        self.keys = list(env.action_space.spaces)
+        self.keys = list(ACTION_KEYS)
         parts = [env.action_space[k].nvec for k in self.keys]
         self.sizes = [p.size for p in parts]
         self.action_space = spaces.MultiDiscrete(np.concatenate(parts))
