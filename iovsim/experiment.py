@@ -5,6 +5,7 @@ Each round: observe -> plan -> transfer -> train -> aggregate -> evaluate -> log
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +62,9 @@ class Experiment:
     """One run: `Experiment(cfg, run_dir).run()`; `Experiment.resume(run_dir).run()` continues one."""
 
     def __init__(self, cfg: ExperimentConfig, run_dir: Path, *, progress=None, gui: bool = False,
-                 screenshots_dir: Path | None = None, screenshot_handovers: bool = False):
+                 screenshots_dir: Path | None = None, screenshot_handovers: bool = False, model=None):
+        """`model`: an `iovsim.fl.model.AdapterModel` of this config's `fl.model` to reuse instead of
+        loading one (the frozen base is restored before every use, so runs do not share state)."""
         from iovsim.viz.progress import Progress
 
         self.cfg = cfg
@@ -70,7 +73,9 @@ class Experiment:
         self.gui = gui
         self.screenshots_dir = Path(screenshots_dir) if screenshots_dir else None
         self.screenshot_handovers = screenshot_handovers
+        self.model = model
         self.start_round = 1
+        self.next_round = 1
         self.checkpoint: dict | None = None
 
     @classmethod
@@ -91,62 +96,114 @@ class Experiment:
 
     # ------------------------------------------------------------------ the run
     def run(self) -> dict:
+        self.open()
+        fl = self.cfg.fl
         try:
-            return self._run()
-        except Exception as e:
-            where = user_code_error(e, self.run_dir)
-            if where is None:
-                raise
-            raise where from e
+            with self._translated(), self.progress.task("Rounds", total=fl.rounds, completed=self.start_round - 1) as bar:
+                while not self.done():
+                    self.play_round(self.observe())
+                    bar.advance(1)
+            if self.truncated():
+                self.progress.message(f"SUMO reached end_s={self.cfg.mobility.end_s:g} s before round "
+                                      f"{self.next_round}; stopping")
+        finally:
+            self.close()
+        return self.summary(final=True)
 
     def check(self) -> dict:
         """Build everything a run needs (strategy, SUMO through the warm-up, RSUs, channel, model, data)
         and stop before round 1; what a run would write goes to `run_dir` (a scratch folder)."""
-        mobility = None
+        self.mobility, self.world = None, None
         try:
             strategy = build.create_strategy(self.cfg)
-            mobility = build.build_mobility(self.cfg, self.run_dir, False, [], sumo_dir=self.sumo_dir())
-            try:
-                sites, _, radius = self._start_mobility(mobility)
-            finally:
-                mobility.session.close()
-            self.cfg.fl.tasks = build.available_tasks(self.cfg, self.progress.message)
-            learning = build.build_learning(self.cfg, self.progress, strategy)
-        except Exception as e:
-            stopped = self._sumo_stopped(e, mobility.session, None) if mobility is not None else None
-            where = stopped or user_code_error(e, None)  # the scratch folder is not the user's
-            if where is None:
-                raise
-            raise where from None
+            self.mobility = build.build_mobility(self.cfg, self.run_dir, False, [], sumo_dir=self.sumo_dir())
+            with self._translated(run_dir=None):  # the scratch folder is not the user's
+                sites, _, radius = self._start_mobility(self.mobility)
+                self.close()
+                self.cfg.fl.tasks = build.available_tasks(self.cfg, self.progress.message)
+                learning = build.build_learning(self.cfg, self.progress, strategy, self.model)
+        finally:
+            self.close()
         return {"rsus": len(sites), "coverage_radius_m": radius, "tasks": [t.name for t in self.cfg.fl.tasks],
                 "train_samples": [len(d.train_labels) for d in learning.tasks], "strategy": learning.strategy.name}
 
-    def _run(self) -> dict:
-        wall0 = time.time()
+    # The run, a round at a time (`run` above, and `iovsim.env.IovEnv`, which plans each round from an action).
+    def open(self) -> None:
+        """Build the parts, start SUMO (replaying to the checkpoint when resuming); round `next_round` is next."""
+        self.wall0 = time.time()
+        self.world = None
         strategy = build.create_strategy(self.cfg)  # user code first: a broken file fails before anything is written
-        mobility = build.build_mobility(self.cfg, self.run_dir, self.gui, gui_args(self.run_dir) if self.gui else [],
-                                        sumo_dir=self.sumo_dir())
-        world = None
-        try:
+        self.mobility = build.build_mobility(self.cfg, self.run_dir, self.gui,
+                                             gui_args(self.run_dir) if self.gui else [], sumo_dir=self.sumo_dir())
+        with self._translated():
             # SUMO's inputs next: a bad net, route, additional or RSU file fails before the model loads.
-            sites, channel, radius = self._start_mobility(mobility)
-            world = self._build(mobility, sites, channel, strategy)
-            view = self._start(world, radius)
-            global_states = world.learning.global_states
+            sites, channel, radius = self._start_mobility(self.mobility)
+            self.world = self._build(self.mobility, sites, channel, strategy)
+            self.view = self._start(self.world, radius)
+            self.global_states = self.world.learning.global_states
             if self.checkpoint is not None:
-                view, global_states = self._restore(world)
-            self._summary(world, wall0, final=False)
-            self._rounds(world, view, global_states)
-        except Exception as e:  # noqa: BLE001 - only SUMO's own failures are translated
-            stopped = self._sumo_stopped(e, mobility.session, world)
-            if stopped is None:
-                raise
-            raise stopped from None
-        finally:
-            if world is not None and world.hooks is not None:
-                world.hooks.close()
+                self.view, self.global_states = self._restore(self.world)
+            self.next_round = self.start_round
+            self.summary(final=False)
+
+    def done(self) -> bool:
+        """True when every round has run or SUMO has reached its end."""
+        return self.next_round > self.cfg.fl.rounds or self.world.mobility.session.finished()
+
+    def truncated(self) -> bool:
+        """True when SUMO reached its end before the last round."""
+        return self.next_round <= self.cfg.fl.rounds and self.world.mobility.session.finished()
+
+    def observe(self):
+        """The RoundState round `next_round` plans from (reading it changes nothing)."""
+        return self._observe(self.world, self.next_round, self.view)
+
+    def play_round(self, state) -> list[dict]:
+        """Run round `next_round` from `state` (the strategy plans it), the idle gap after it and its
+        checkpoint; its metrics.csv rows."""
+        world, fl, s, r = self.world, self.cfg.fl, self.world.mobility.session, self.next_round
+        self.view, self.global_states, rows = self._round(world, r, state, self.view, self.global_states)
+        if fl.round_interval_s > 0 and r < fl.rounds:
+            self.view = world.step_until(s.time_s + fl.round_interval_s, self.view)
+        # After the idle gap, so that a resumed run starts its next round at the same time.
+        if r % self.cfg.output.checkpoint_every == 0 or r == fl.rounds:
+            rundir.save_checkpoint(self.run_dir, r, s.time_s, [tc.name for tc in fl.tasks], self.global_states,
+                                   world.learning.strategy.state_dict(), world.fleet.to_json(),
+                                   world.journal.dwell_open)
+        self.next_round = r + 1
+        return rows
+
+    def close(self) -> None:
+        """Stop SUMO (and the GUI); safe to call twice."""
+        world = getattr(self, "world", None)
+        if world is not None and world.hooks is not None:
+            world.hooks.close()
+            world.hooks = None
+        mobility = getattr(self, "mobility", None)
+        if mobility is not None:
             mobility.session.close()
-        return self._summary(world, wall0, final=True)
+
+    def summary(self, final: bool) -> dict:
+        """Write summary.json (final: the run has ended) and return its content."""
+        return self._summary(self.world, self.wall0, final)
+
+    @contextmanager
+    def _translated(self, run_dir: Path | None | bool = True):
+        """SUMO's failures and exceptions of a user's strategy become one-line errors, translated while
+        SUMO is still there to ask (its exit status, its log); then SUMO is stopped."""
+        try:
+            yield
+        except Exception as e:  # noqa: BLE001 - only SUMO's and user code's failures are translated
+            mobility = getattr(self, "mobility", None)
+            stopped = self._sumo_stopped(e, mobility.session, self.world) if mobility is not None else None
+            where = stopped or user_code_error(e, self.run_dir if run_dir is True else run_dir)
+            self.close()
+            if where is None:
+                raise
+            raise where from None
+        except BaseException:
+            self.close()
+            raise
 
     def sumo_dir(self) -> Path:
         """Where SUMO's log and outputs go; a resumed run's go to sumo/resume/, so that a resume that
@@ -182,7 +239,7 @@ class Experiment:
         """The model, data and fleet; a restarted run's old outputs are cleared only once they all load."""
         cfg = self.cfg
         cfg.fl.tasks = build.available_tasks(cfg, self.progress.message)
-        learning = build.build_learning(cfg, self.progress, strategy)
+        learning = build.build_learning(cfg, self.progress, strategy, self.model)
         fleet = Fleet(cfg.seed, [t.share for t in cfg.devices], learning.shards)
         if self.restart:
             rundir.clear_outputs(self.run_dir, keep=("config.yaml", "sumo"))  # sumo/: this session's SUMO log
@@ -223,29 +280,11 @@ class Experiment:
         world.logs.truncate_after(int(ck["round"]), float(ck["time_s"]))
         return view, global_states
 
-    def _rounds(self, world: World, view: StepView, global_states: list):
-        fl, s = self.cfg.fl, world.mobility.session
-        with self.progress.task("Rounds", total=fl.rounds, completed=self.start_round - 1) as bar:
-            for r in range(self.start_round, fl.rounds + 1):
-                if s.finished():
-                    self.progress.message(f"SUMO reached end_s={self.cfg.mobility.end_s:g} s before round {r}; stopping")
-                    break
-                view, global_states = self._round(world, r, view, global_states)
-                bar.advance(1)
-                if fl.round_interval_s > 0 and r < fl.rounds:
-                    view = world.step_until(s.time_s + fl.round_interval_s, view)
-                # After the idle gap, so that a resumed run starts its next round at the same time.
-                if r % self.cfg.output.checkpoint_every == 0 or r == fl.rounds:
-                    rundir.save_checkpoint(self.run_dir, r, s.time_s, [tc.name for tc in fl.tasks], global_states,
-                                           world.learning.strategy.state_dict(), world.fleet.to_json(),
-                                           world.journal.dwell_open)
-
     # ------------------------------------------------------------------ one round
-    def _round(self, world: World, r: int, view: StepView, global_states: list):
+    def _round(self, world: World, r: int, state, view: StepView, global_states: list):
         cfg, fl, learning = self.cfg, self.cfg.fl, world.learning
         strategy, t0 = learning.strategy, world.mobility.session.time_s
         world.round_index, world.journal.round_handovers = r, 0
-        state = self._observe(world, r, view)
         plan = strategy.configure(state)
         parts = participants_of(plan, state, fl.local_steps, cfg.channel.bandwidth_allocation, strategy.name)
         for p in parts:
@@ -264,8 +303,8 @@ class Experiment:
         task_arr = np.asarray([task_of[p.vehicle_id] for p in parts], dtype=int)
         fb = round_feedback(r, t0, parts, outcomes, task_arr, results, evals, round_latency_s(outcomes, t0), plan.extra)
         logged = strategy.observe(fb) or {}
-        self._log(world, r, t0, parts, outcomes, task_arr, fb, evals, logged, results)
-        return view, global_states
+        rows = self._log(world, r, t0, parts, outcomes, task_arr, fb, evals, logged, results)
+        return view, global_states, rows
 
     def _observe(self, world: World, r: int, view: StepView):
         fl, mob = self.cfg.fl, self.cfg.mobility
@@ -308,6 +347,7 @@ class Experiment:
         if world.hooks is not None:
             world.hooks.on_round_end(r, len(parts), {x["task"]: x["accuracy"] for x in rows},
                                      dict(Counter(o.status for o in outcomes)))
+        return rows
 
     def _summary(self, world: World, wall0: float, final: bool) -> dict:
         content = rundir.summary(self.cfg, world.mobility.scenario.net_file, world.logs, len(world.fleet),

@@ -10,6 +10,7 @@ import yaml
 from iovsim.strategies import names
 
 from conftest import csv_rows as rows, iovsim, tiny_config
+from test_strategies import PARAMS
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +29,8 @@ def comparison(tmp_path_factory):
     base = tiny_config()
     devices = [dict(dev, memory_bytes=m) for dev, m in zip(base["devices"], (2e9, 8e9))]  # HetLoRA: rank 4 / 16
     cfg = tiny_config(**{"fl.rounds": 1, "fl.round_interval_s": 20, "devices": devices,
-                         "fl.tasks": [dict(t, energy_budget_j=40.0) for t in base["fl"]["tasks"]]})
+                         "fl.tasks": [dict(t, energy_budget_j=40.0) for t in base["fl"]["tasks"]],
+                         "strategy.per_strategy": PARAMS})  # `policy` runs a policy callable from tests/
     (d / "tiny.yaml").write_text(yaml.safe_dump(cfg))
     (d / "boom.py").write_text(BOOM)
     strategies = names()

@@ -2,7 +2,7 @@
 
 No circle between modules, and dependencies point one way: mobility and channel import neither
 fl, strategies, the engine nor the layers above; fl and strategies never import the engine,
-experiment, config, cli or compare; the engine never imports cli. costs is read by all of them.
+experiment, config, cli or compare; the engine and the run loop import neither cli nor env. costs is read by all of them.
 """
 import ast
 from pathlib import Path
@@ -14,12 +14,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "iovsim"
 
 # part -> parts it must not import
 FORBIDDEN = {
-    "mobility": {"fl", "strategies", "engine", "experiment", "config", "cli", "compare"},
-    "channel": {"fl", "strategies", "engine", "experiment", "config", "cli", "compare"},
-    "fl": {"engine", "experiment", "config", "cli", "compare"},
-    "strategies": {"engine", "experiment", "config", "cli", "compare"},
-    "costs": {"fl", "strategies", "engine", "experiment", "config", "cli", "compare"},
-    "engine": {"cli"},
+    "mobility": {"fl", "strategies", "engine", "experiment", "config", "cli", "compare", "env"},
+    "channel": {"fl", "strategies", "engine", "experiment", "config", "cli", "compare", "env"},
+    "fl": {"engine", "experiment", "config", "cli", "compare", "env"},
+    "strategies": {"engine", "experiment", "config", "cli", "compare", "env"},
+    "costs": {"fl", "strategies", "engine", "experiment", "config", "cli", "compare", "env"},
+    "engine": {"cli", "env"},
+    "experiment": {"cli", "env"},   # the RL environment sits on top of the run loop, beside the cli
 }
 
 

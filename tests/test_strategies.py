@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -121,7 +122,9 @@ def plan_key(plan: Plan):
             json.dumps(plan.train_options, sort_keys=True))
 
 
-NAMES = ["homolora", "hetlora", "flexlora", "flora", "ucb_dual", "dwell_ucb", "lyapunov_switch", "split_lora"]
+NAMES = ["homolora", "hetlora", "flexlora", "flora", "ucb_dual", "dwell_ucb", "lyapunov_switch", "split_lora", "policy"]
+# `policy` plans with a policy callable; the contract tests give it a fixed rule from tests/policies.py.
+PARAMS = {"policy": {"policy": f"{Path(__file__).parent / 'policies.py'}:connected_by_tier"}}
 
 
 def test_registry_names_and_errors():
@@ -146,7 +149,7 @@ def test_registry_names_and_errors():
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("with_costs,budget", [(True, 50.0), (False, 50.0), (True, float("inf"))])
 def test_configure_valid_and_resume_identical(name, with_costs, budget):
-    s = create(name, {})
+    s = create(name, PARAMS.get(name, {}))
     s.setup(2, seed=7)
     for r in range(4):
         st = make_state(r, seed=r, costs=with_costs, budget=budget)
@@ -157,7 +160,7 @@ def test_configure_valid_and_resume_identical(name, with_costs, budget):
         for v in logged.values():
             float(v)
     saved = json.loads(json.dumps(s.state_dict(), allow_nan=False))
-    t = create(name, {})
+    t = create(name, PARAMS.get(name, {}))
     t.setup(2, seed=123)  # different seed: the checkpoint must carry everything
     t.load_state_dict(saved)
     for r in range(4, 7):
@@ -173,7 +176,7 @@ def test_configure_valid_and_resume_identical(name, with_costs, budget):
 def test_deterministic_given_seed(name):
     plans = []
     for _ in range(2):
-        s = create(name, {})
+        s = create(name, PARAMS.get(name, {}))
         s.setup(2, seed=3)
         ks = []
         for r in range(3):
@@ -335,7 +338,7 @@ def test_hierarchical_aggregation_of_planned_ranks(name):
     """RSU then cloud aggregation of updates at the planned ranks yields a usable global adapter."""
     from iovsim.strategies.base import state_rank
 
-    s = create(name, {})
+    s = create(name, PARAMS.get(name, {}))
     s.setup(2, 0)
     st = make_state(0, seed=8)
     plan = s.configure(st)
@@ -355,7 +358,8 @@ def test_hierarchical_aggregation_of_planned_ranks(name):
         rsu_results.append(Update(agg, sum(u.weight for u in ups), state_rank(agg), f"rsu{m}"))
     new = s.aggregate(rsu_results, g)
     r = state_rank(new)
-    assert r == (plan.rank[0] if name in ("homolora", "split_lora") else 16)
+    # the base rule (policy): zero-padding to the largest update's rank
+    assert r == (plan.rank[0] if name in ("homolora", "split_lora") else max(plan.rank) if name == "policy" else 16)
     assert set(k for k in new if not k.endswith(".delta")) == set(g)
     for key, v in new.items():
         assert torch_isfinite(v), key
@@ -371,7 +375,7 @@ def torch_isfinite(t) -> bool:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_empty_and_unconnected_rounds(name):
-    s = create(name, {})
+    s = create(name, PARAMS.get(name, {}))
     s.setup(2, 0)
     for st in (make_state(0, n=0), make_state(1, n=10, seed=1)):
         st.rsu[:] = -1

@@ -11,6 +11,8 @@ from iovsim.engine.aggregation import aggregate_task, vehicle_update  # noqa: E4
 from iovsim.fl.aggregate import lora_modules, lora_product  # noqa: E402
 from iovsim.fl.train import TrainJob  # noqa: E402
 from iovsim.strategies import create, names  # noqa: E402
+
+from test_strategies import PARAMS  # noqa: E402
 from iovsim.strategies.base import RoundFeedback, RoundState, state_rank  # noqa: E402
 
 ALPHA = 16.0
@@ -66,7 +68,7 @@ def effective_update(state: dict, module: str) -> torch.Tensor:
 def test_one_real_round_moves_the_global_lora_weights(real_model, name):
     """After one round the global adapter has learned: its LoRA update is nonzero and its factors moved."""
     _, ex, init = real_model
-    s = create(name, {})
+    s = create(name, PARAMS.get(name, {}))
     s.setup(1, 0, ALPHA)
     new, _, results = run_round(s, ex, init, state_of(0, n=3, max_participants=3), steps=2)
     assert len(results) >= 2

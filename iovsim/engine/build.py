@@ -110,15 +110,17 @@ def load_model(cfg: ExperimentConfig):
         raise ConfigError(cfg.source_path or None, f"fl.{e.field}", str(e)) from None
 
 
-def build_learning(cfg: ExperimentConfig, progress, strategy=None) -> Learning:
-    """Model, task data (tokenized once), executor, shards, strategy and initial global adapters."""
+def build_learning(cfg: ExperimentConfig, progress, strategy=None, model=None) -> Learning:
+    """Model (or `model`, already loaded), task data (tokenized once), executor, shards, strategy and
+    initial global adapters."""
     from iovsim.engine.limits import check_batch_size, check_ranks
     from iovsim.fl.executors import make_executor
     from iovsim.fl.train import TokenizedTask
 
     fl = cfg.fl
     with progress.task("Loading model and data", total=len(fl.tasks) + 1) as t:
-        model = load_model(cfg)
+        if model is None:
+            model = load_model(cfg)
         check_ranks(cfg, model.max_rank())
         t.advance(1)
         tasks, tokenized = [], []

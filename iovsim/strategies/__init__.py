@@ -109,6 +109,7 @@ def create(name: str, params: dict | None = None, base_dir=None) -> Strategy:
     """Build strategy `name` with keyword `params`: a registered name, "package.module:ClassName",
     or "path/to/file.py:ClassName" (relative paths against `base_dir`, the config's folder).
 
+    A class with `takes_base_dir = True` also gets `base_dir` (e.g. `policy`, whose params name a file).
     Raises StrategyLoadError (a ValueError) with a one-line message for an unknown name, a user
     file that does not import, or bad parameters.
     """
@@ -128,6 +129,8 @@ def create(name: str, params: dict | None = None, base_dir=None) -> Strategy:
         cls = STRATEGIES.get(name)
         if cls is None:
             raise StrategyLoadError(f"unknown strategy {name!r}; known: {', '.join(sorted(STRATEGIES))}")
+    if getattr(cls, "takes_base_dir", False):  # its params name files relative to the config
+        params.setdefault("base_dir", base_dir)
     try:
         return cls(**params)
     except Exception as e:  # noqa: BLE001 - a constructor of user code may raise anything

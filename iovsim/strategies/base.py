@@ -78,6 +78,7 @@ class RoundState:
     extra: dict = field(default_factory=dict)
     backhaul_latency_s: float = 0.005  # RSU-to-RSU link a `migrate` participant's upload is forwarded over
     backhaul_rate_bps: float = 1e9
+    max_vehicles: int = 0              # most federated vehicles on the map at once (mobility.fl_vehicles; 0 = no cap)
 
     @property
     def num_vehicles(self) -> int:
