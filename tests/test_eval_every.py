@@ -47,3 +47,14 @@ def test_difficulty_keeps_its_value_when_accuracy_was_not_measured():
     h = task_difficulty([2.0, 3.0], [50.0, 50.0], [80.0, float("nan")], 0.9)
     assert h[0] == pytest.approx(0.9 * 2.0 + 0.1 * 50.0 / 80.0)
     assert h[1] == 3.0
+
+
+def test_env_reward_of_an_unevaluated_round_is_no_gain():
+    from iovsim.env.reward import reward_terms
+
+    row = {"accuracy": "", "round_latency_s": 4.0, "energy_j": 10.0, "lost_updates": 1}
+    terms = reward_terms([row, dict(row)], 0.6)
+    assert terms["accuracy"] == 0.6 and terms["accuracy_gain"] == 0.0
+    assert terms["energy_j"] == 20.0 and terms["lost_updates"] == 2.0
+    scored = reward_terms([dict(row, accuracy="0.7"), dict(row, accuracy="0.8")], 0.6)
+    assert scored["accuracy_gain"] == pytest.approx(0.15)
