@@ -57,6 +57,20 @@ def _report(run_dir: Path, progress):
         progress.message(f"report not written: {e}")
 
 
+def _track_figures(exp, rounds: int, progress):
+    """The report's figures into the configured trackers (artifacts / images), after the report made them."""
+    pngs = sorted((exp.run_dir / "figures").glob("*.png"))
+    if not exp.cfg.output.trackers or not pngs:
+        return
+    try:
+        from iovsim.trackers import open_trackers
+
+        with open_trackers(exp.cfg.output.trackers, exp.run_dir, exp.cfg.name) as trackers:
+            trackers.log_figures(pngs, rounds)
+    except Exception as e:  # noqa: BLE001 - a tracker problem must not lose a finished run
+        progress.message(f"figures not sent to the trackers: {e}")
+
+
 def cmd_run(args) -> int:
     from iovsim.experiment import Experiment, new_run_dir
 
@@ -72,6 +86,7 @@ def cmd_run(args) -> int:
     summary = exp.run()
     if exp.cfg.output.report:
         _report(exp.run_dir, progress)
+        _track_figures(exp, int(summary.get("rounds", 0)), progress)
     progress.event("summary", **summary)
     return 0
 
@@ -87,7 +102,7 @@ def cmd_gui(args) -> int:
                      screenshots_dir=Path(args.screenshots) if args.screenshots else None,
                      screenshot_handovers=args.handover_screenshots)
     progress.message(f"run folder: {exp.run_dir}")
-    exp.run()
+    summary = exp.run()
     if args.screenshots and args.gif:
         from iovsim.viz.gui import frames_to_gif
 
@@ -96,6 +111,7 @@ def cmd_gui(args) -> int:
             frames_to_gif(frames, Path(args.screenshots) / "rounds.gif")
     if exp.cfg.output.report:
         _report(exp.run_dir, progress)
+        _track_figures(exp, int(summary.get("rounds", 0)), progress)
     return 0
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from iovsim.config import ExperimentConfig
+from iovsim.config import ExperimentConfig, to_dict
 from iovsim.engine import build, rundir
 from iovsim.engine.aggregation import aggregate_round
 from iovsim.engine.errors import RunError
@@ -24,6 +24,7 @@ from iovsim.engine.observe import observe_round, predict_dwell
 from iovsim.engine.plan import participants_of
 from iovsim.engine.transfer import ACTIVE_PHASES, DELIVERED, Backhaul, round_latency_s, run_transfer
 from iovsim.engine.world import Journal, StepView, advance, link_view
+from iovsim.trackers import Trackers, open_trackers
 
 __all__ = ["Experiment", "RunError", "default_config_path", "new_run_dir"]
 
@@ -41,6 +42,7 @@ class World:
     channel: object = None
     sites: list | None = None
     hooks: GuiHooks | None = None
+    trackers: Trackers | None = None  # output.trackers, fed each round's metrics.csv rows
     round_index: int = 0       # the round a handover is logged with (the last one started)
 
     def step(self, phases: dict | None = None) -> StepView:
@@ -86,6 +88,7 @@ class Experiment:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         wall0 = time.time()
         world = self._build()
+        finished = False
         try:
             view = self._start(world)
             global_states = world.learning.global_states
@@ -93,9 +96,12 @@ class Experiment:
                 view, global_states = self._restore(world)
             self._summary(world, wall0, final=False)
             self._rounds(world, view, global_states)
+            finished = True
         finally:
             if world.hooks is not None:
                 world.hooks.close()
+            if world.trackers is not None:
+                world.trackers.close(finished)
             world.mobility.session.close()
         return self._summary(world, wall0, final=True)
 
@@ -117,11 +123,20 @@ class Experiment:
         if self.checkpoint is None:
             rundir.write_config(cfg, self.run_dir)  # after the build: exactly what runs
         rundir.write_rsus(self.run_dir, world.sites, radius)
+        world.trackers = self._open_trackers()
         if self.gui:
             world.hooks = GuiHooks(s.api, np.asarray([[r.x_m, r.y_m] for r in world.sites]), radius,
                                    world.mobility.net.getBoundary(), self.screenshots_dir, self.screenshot_handovers)
         s.open_enrolment()
         return world.step()  # so that round 1 sees vehicles
+
+    def _open_trackers(self) -> Trackers | None:
+        if not self.cfg.output.trackers:
+            return None
+        resumed = self.checkpoint is not None
+        return open_trackers(self.cfg.output.trackers, self.run_dir, self.cfg.name,
+                             params=None if resumed else to_dict(self.cfg),
+                             resume_round=int(self.checkpoint["round"]) if resumed else None)
 
     def _restore(self, world: World):
         """Replay mobility to the checkpoint; load the adapters, the strategy's memory, open dwell."""
@@ -215,6 +230,8 @@ class Experiment:
         logs.vehicles.write(vehicle_rows(r, t0, parts, outcomes, world.fleet, cfg, results))
         rows = task_rows(r, t0, parts, outcomes, task_arr, fb, evals, cfg.fl.tasks, world.journal.round_handovers)
         logs.metrics.write(rows)
+        if world.trackers is not None:
+            world.trackers.log_round(r, rows)
         handover_rows, dwell_rows = world.journal.take_rows()
         logs.handovers.write(handover_rows)
         logs.dwell.write(dwell_rows)
