@@ -94,13 +94,16 @@ def cmd_run(args) -> int:
 def cmd_gui(args) -> int:
     from iovsim.experiment import Experiment, new_run_dir
 
+    from iovsim.viz.gui_view import parse_view
+
+    parse_view(args.view)  # a bad --view is one line before anything starts
     cfg = _load(args.config, _parse_set(args.set))
     progress = _progress(args)
     if args.out:
         cfg.output.runs_dir, cfg.output.run_name = str(Path(args.out).parent), Path(args.out).name
     exp = Experiment(cfg, new_run_dir(cfg), progress=progress, gui=True,
                      screenshots_dir=Path(args.screenshots) if args.screenshots else None,
-                     screenshot_handovers=args.handover_screenshots)
+                     screenshot_handovers=args.handover_screenshots, gui_view=args.view)
     progress.message(f"run folder: {exp.run_dir}")
     summary = exp.run()
     if args.screenshots and args.gif:
@@ -252,6 +255,8 @@ def _add_experiment_commands(sub) -> None:
     g.add_argument("--screenshots", metavar="DIR", help="save a screenshot per round into DIR")
     g.add_argument("--handover-screenshots", action="store_true", help="also a screenshot at each handover")
     g.add_argument("--gif", action="store_true", help="make DIR/rounds.gif from the round screenshots")
+    g.add_argument("--view", default="auto", help="what the view shows: auto (follow the busiest federated "
+                   "vehicles, 700 m wide; auto:WIDTH_M), net (the whole net), X,Y,WIDTH_M, rsu:INDEX or vehicle:ID")
     g.set_defaults(func=cmd_gui)
 
     rep = sub.add_parser("report", help="write figures and report.html for a run folder")

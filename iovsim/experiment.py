@@ -63,7 +63,7 @@ class Experiment:
     """One run: `Experiment(cfg, run_dir).run()`; `Experiment.resume(run_dir).run()` continues one."""
 
     def __init__(self, cfg: ExperimentConfig, run_dir: Path, *, progress=None, gui: bool = False,
-                 screenshots_dir: Path | None = None, screenshot_handovers: bool = False):
+                 screenshots_dir: Path | None = None, screenshot_handovers: bool = False, gui_view: str = "auto"):
         from iovsim.viz.progress import Progress
 
         self.cfg = cfg
@@ -72,6 +72,7 @@ class Experiment:
         self.gui = gui
         self.screenshots_dir = Path(screenshots_dir) if screenshots_dir else None
         self.screenshot_handovers = screenshot_handovers
+        self.gui_view = gui_view  # `iovsim gui --view` (iovsim.viz.gui_view)
         self.start_round = 1
         self.checkpoint: dict | None = None
 
@@ -107,7 +108,7 @@ class Experiment:
 
     def _build(self) -> World:
         cfg = self.cfg
-        mobility = build.build_mobility(cfg, self.run_dir, self.gui, gui_args(self.run_dir) if self.gui else [])
+        mobility = build.build_mobility(cfg, self.run_dir, self.gui, gui_args(self.run_dir, self.gui_view) if self.gui else [])
         cfg.fl.tasks = build.available_tasks(cfg, self.progress.message)
         learning = build.build_learning(cfg, self.progress)
         fleet = Fleet(cfg.seed, [t.share for t in cfg.devices], learning.shards)
@@ -126,7 +127,8 @@ class Experiment:
         world.trackers = self._open_trackers()
         if self.gui:
             world.hooks = GuiHooks(s.api, np.asarray([[r.x_m, r.y_m] for r in world.sites]), radius,
-                                   world.mobility.net.getBoundary(), self.screenshots_dir, self.screenshot_handovers)
+                                   world.mobility.net.getBoundary(), self.screenshots_dir, self.screenshot_handovers,
+                                   self.gui_view)
         s.open_enrolment()
         return world.step()  # so that round 1 sees vehicles
 
