@@ -49,7 +49,7 @@ class OutputConfig:
     report: bool = True
     """Write figures and the HTML report at the end of the run."""
     trackers: list[Literal["tensorboard", "mlflow"]] = field(default_factory=list)
-    """Experiment trackers fed each round (metrics), once (the config as parameters) and at the end (the
+    """Experiment trackers, any of `tensorboard`, `mlflow`: fed each round (metrics), once (the config as parameters) and at the end (the
     figures), into local stores in the run folder: `tensorboard/`, `mlflow.db` + `mlartifacts/`. Each
     needs its extra: `pip install 'iovsim[tensorboard]'`, `'iovsim[mlflow]'`."""
 

@@ -53,3 +53,13 @@ def test_follower_moves_every_few_seconds_and_only_when_the_area_moved():
     assert f.update(10.0, a + 30, [True, True]) is None         # moved 30 m < 20 % of 500 m
     moved = f.update(20.0, a + 1000, [True, True])
     assert moved is not None and inside(moved, a + 1000).all()
+
+
+def test_bad_view_is_one_line_exit_2(tmp_path):
+    from conftest import iovsim
+
+    out = iovsim("gui", "--view", "zoom:3", "--out", tmp_path / "r")
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--view zoom:3" in lines[0], out.stderr
+    assert not (tmp_path / "r").exists()

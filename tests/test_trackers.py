@@ -93,8 +93,7 @@ def test_tensorboard_holds_metrics_config_and_figures(tracked_run):
     assert len(got) >= 2 * 15
     assert_same_as_csv(got, expected_scalars(tracked_run), rel=1e-5)  # float32 in the event file
     data = plugin_data_pb2.HParamsPluginData.FromString(acc.PluginTagToContent("hparams")["_hparams_/session_start_info"])
-    hp = {k: v.string_value or (v.bool_value if v.HasField("bool_value") else v.number_value)
-          for k, v in data.session_start_info.hparams.items()}
+    hp = {k: getattr(v, v.WhichOneof("kind")) for k, v in data.session_start_info.hparams.items()}
     want = expected_params(tracked_run)
     assert set(hp) == set(want) and hp["fl.rounds"] == 2 and hp["fl.tasks.0.name"] == "tweets"
     for k, v in want.items():

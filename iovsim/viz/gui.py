@@ -41,7 +41,9 @@ HANDOVER_COLOR = (20, 20, 20, 255)
 STATUS_TEXT_COLOR = (0, 0, 0, 0)
 # Coverage: a light wash of the RSU's colour (overlaps stay readable) under a clear outline.
 COVERAGE_FILL_ALPHA = 28
-COVERAGE_EDGE_ALPHA = 220  # invisible POI body; only its type text shows
+COVERAGE_EDGE_ALPHA = 170
+RSU_OUTLINE = (25, 25, 25, 255)
+PHASE_KEY = "rings: cyan download  |  gold train  |  magenta upload  |  white done  |  X lost"  # invisible POI body; only its type text shows
 SCHEME = "iovsim"
 
 # Layers: coverage below the roads, markers above the roads but below the vehicles' default drawing
@@ -64,6 +66,10 @@ def _pale(rgb, k: float = 0.55) -> tuple[int, int, int, int]:
 def _circle(x: float, y: float, r: float, n: int = 48) -> list[tuple[float, float]]:
     a = np.linspace(0.0, 2 * np.pi, n, endpoint=False)
     return [(float(x + r * np.cos(t)), float(y + r * np.sin(t))) for t in a]
+
+
+def _scaled(shape, x: float, y: float, k: float) -> list[tuple[float, float]]:
+    return [(float(x + k * (px - x)), float(y + k * (py - y))) for px, py in shape]
 
 
 def _cross(x: float, y: float, r: float) -> list[tuple[float, float]]:
@@ -187,9 +193,15 @@ class GuiOverlay:
             poly.add(f"iovsim_cov_{i}", shape, c + (COVERAGE_FILL_ALPHA,), fill=True, polygonType=f"coverage RSU {i}",
                      layer=LAYER_COVERAGE_FILL)
             poly.add(f"iovsim_covedge_{i}", shape + [shape[0]], c + (COVERAGE_EDGE_ALPHA,), fill=False,
-                     polygonType="", layer=LAYER_COVERAGE_EDGE, lineWidth=max(2.0, 0.004 * self.view_width_m))
-            poi.add(f"iovsim_rsu_{i}", float(x), float(y), c + (255,), poiType=f"RSU {i}", layer=LAYER_RSU,
-                    width=self.rsu_size_m, height=self.rsu_size_m)
+                     polygonType="", layer=LAYER_COVERAGE_EDGE, lineWidth=max(1.5, 0.0025 * self.view_width_m))
+            # A diamond with a dark rim, so an RSU never reads as one of the round vehicle dots.
+            h = self.rsu_size_m
+            diamond = [(x + h, y), (x, y + h), (x - h, y), (x, y - h)]
+            poly.add(f"iovsim_rsurim_{i}", _scaled(diamond, x, y, 1.25), RSU_OUTLINE, fill=True, polygonType="",
+                     layer=LAYER_RSU - 1)
+            poly.add(f"iovsim_rsusym_{i}", diamond, c + (255,), fill=True, polygonType="", layer=LAYER_RSU)
+            poi.add(f"iovsim_rsu_{i}", float(x), float(y) - 1.8 * h, (0, 0, 0, 0), poiType=f"RSU {i}",
+                    layer=LAYER_TEXT, width=1, height=1)
         self._drawn = True
         if self.fit_view:
             self.setup_view()
@@ -284,8 +296,8 @@ class GuiOverlay:
 
     # ------------------------------------------------------------------ handovers
     def highlight_handover(self, vehicle_id: str, x_m: float, y_m: float, time_s: float) -> None:
-        """A dark ring and a label at the handover location, fading out over `handover_fade_s`, and the
-        vehicle highlighted (sumo-gui's own circle that follows it) for the same time."""
+        """A dark ring and a label at the handover location, fading out over `handover_fade_s` (it stays
+        where the handover happened; the vehicle drives on with its new RSU's colour)."""
         self._ho_count += 1
         k = self._ho_count
         # Only the newest handover keeps its text label; older ones keep their fading ring.
@@ -294,17 +306,12 @@ class GuiOverlay:
                 self._remove_poi(p)
             self._handovers[j] = (start, [], polys)
         ring, label = f"iovsim_ho_ring_{k}", f"iovsim_ho_label_{k}"
-        r = 2.2 * self.marker_radius_m
+        r = 1.8 * self.marker_radius_m
         shape = _circle(x_m, y_m, r, n=32)
         self.conn.polygon.add(ring, shape + [shape[0]], HANDOVER_COLOR, fill=False, polygonType="handover",
-                              layer=LAYER_HANDOVER, lineWidth=0.25 * self.marker_radius_m)
+                              layer=LAYER_HANDOVER, lineWidth=0.18 * self.marker_radius_m)
         self.conn.poi.add(label, float(x_m), float(y_m) + 1.6 * r, (0, 0, 0, 0),
                           poiType=f"handover {vehicle_id}", layer=LAYER_TEXT, width=1, height=1)
-        try:
-            self.conn.vehicle.highlight(vehicle_id, HANDOVER_COLOR, size=1.5 * r, alphaMax=200,
-                                        duration=self.handover_fade_s)
-        except Exception as e:  # noqa: BLE001 - vehicle may already be gone
-            log.debug("highlight %s: %s", vehicle_id, e)
         log.info("handover of %s at t=%.1f s, (%.0f, %.0f)", vehicle_id, time_s, x_m, y_m)
         self._handovers.append((float(time_s), [label], [(ring, HANDOVER_COLOR)]))
 
@@ -353,7 +360,7 @@ class GuiOverlay:
         for task, acc in accuracy_by_task.items():
             a = float(acc) if acc is not None and acc != "" else math.nan
             lines.append(f"{task}: accuracy {a:.3f}" if math.isfinite(a) else f"{task}: accuracy -")
-        self.show_text(lines)
+        self.show_text(lines + [PHASE_KEY])
 
     def show_text(self, lines: Iterable[str]) -> None:
         """Text lines at the top left of the view (they follow it when it moves)."""
@@ -374,7 +381,7 @@ class GuiOverlay:
         xmin, _, xmax, ymax = self.view_box
         dy = self._line_m()
         # Left aligned: the text is centred on its POI, so push it right by about half a line's length.
-        return xmin + 0.2 * (xmax - xmin), ymax - (j + 0.8) * dy
+        return xmin + 0.3 * (xmax - xmin), ymax - (j + 0.8) * dy
 
     def _place_text(self) -> None:
         for j in range(self._status_lines):
@@ -426,6 +433,8 @@ class GuiOverlay:
                 self._remove_poi(f"iovsim_rsu_{i}")
                 self._remove_polygon(f"iovsim_cov_{i}")
                 self._remove_polygon(f"iovsim_covedge_{i}")
+                self._remove_polygon(f"iovsim_rsurim_{i}")
+                self._remove_polygon(f"iovsim_rsusym_{i}")
             self._drawn = False
 
     def _now(self) -> float:
@@ -479,7 +488,7 @@ def write_gui_settings(path: str | Path, *, delay_ms: float = 0, vehicle_exagger
                 <entry color="green" name="connector"/>
             </colorScheme>
         </edges>
-        <vehicles vehicleMode="0" vehicleQuality="2" vehicle_minSize="1.00" vehicle_exaggeration="{vehicle_exaggeration:.2f}"
+        <vehicles vehicleMode="0" vehicleQuality="1" vehicle_minSize="1.00" vehicle_exaggeration="{vehicle_exaggeration:.2f}"
                   vehicle_constantSize="0" showBlinker="0" drawMinGap="0" vehicleName_show="0">
             <colorScheme name="given vehicle/type/route color">
                 <entry color="{BACKGROUND_VEHICLE}"/>
