@@ -53,6 +53,9 @@ def test_follower_moves_every_few_seconds_and_only_when_the_area_moved():
     assert f.update(10.0, a + 30, [True, True]) is None         # moved 30 m < 20 % of 500 m
     moved = f.update(20.0, a + 1000, [True, True])
     assert moved is not None and inside(moved, a + 1000).all()
+    assert f.update(21.0, a, [False, False]) is None              # round over: wait for the next tick
+    at_start = f.update(22.0, a, [False, True])                   # a round starts: move at once
+    assert at_start is not None and inside(at_start, a).all()
 
 
 def test_bad_view_is_one_line_exit_2(tmp_path):

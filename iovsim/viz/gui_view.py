@@ -92,19 +92,24 @@ def busiest_box(xy_m: np.ndarray, weight: np.ndarray, width_m: float, aspect: fl
 
 class Follower:
     """The auto view: a new box every `every_s` of simulated time, only when the busiest area moved by
-    more than `min_shift` of the width (so the picture does not jitter)."""
+    more than `min_shift` of the width (so the picture does not jitter); at once when a round starts
+    (vehicles enter a round), so the view shows its participants."""
 
     def __init__(self, width_m: float, aspect: float, every_s: float = 10.0, min_shift: float = 0.2):
         self.width_m, self.aspect = float(width_m), float(aspect)
         self.every_s, self.min_shift = float(every_s), float(min_shift)
         self.box: Box | None = None
         self._next_s = -np.inf
+        self._in_round = False
 
     def update(self, now_s: float, xy_m: np.ndarray, in_round: np.ndarray) -> Box | None:
         """The box to show now if it changed, else None."""
-        if now_s < self._next_s:
+        in_round = np.asarray(in_round, dtype=bool)
+        round_started = bool(in_round.any()) and not self._in_round
+        self._in_round = bool(in_round.any())
+        if now_s < self._next_s and not round_started:
             return None
-        w = 1.0 + (PARTICIPANT_WEIGHT - 1.0) * np.asarray(in_round, dtype=float)
+        w = 1.0 + (PARTICIPANT_WEIGHT - 1.0) * in_round.astype(float)
         box = busiest_box(xy_m, w, self.width_m, self.aspect)
         if box is None:
             return None
