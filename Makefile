@@ -1,5 +1,5 @@
 # Two front-door commands: `make run` (default experiment) and `make test` (the test suite).
-# Both create .venv and install iovsim (with the Ray and gym extras, so their tests run) on first use.
+# Both create .venv and install iovsim (with the Ray, gym and tracker extras, so their tests run) on first use.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,7 +12,7 @@ ARGS ?=
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -c constraints.txt torch
-	$(BIN)/pip install -q -c constraints.txt -e '.[test,ray,gym]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[test,ray,gym,tensorboard,mlflow]'
 	touch $(STAMP)
 
 install: $(STAMP)

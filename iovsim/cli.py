@@ -62,6 +62,20 @@ def _report(run_dir: Path, progress):
         progress.message(f"report not written: {e}")
 
 
+def _track_figures(exp, rounds: int, progress):
+    """The report's figures into the configured trackers (artifacts / images), after the report made them."""
+    pngs = sorted((exp.run_dir / "figures").glob("*.png"))
+    if not exp.cfg.output.trackers or not pngs:
+        return
+    try:
+        from iovsim.trackers import open_trackers
+
+        with open_trackers(exp.cfg.output.trackers, exp.run_dir, exp.cfg.name) as trackers:
+            trackers.log_figures(pngs, rounds)
+    except Exception as e:  # noqa: BLE001 - a tracker problem must not lose a finished run
+        progress.message(f"figures not sent to the trackers: {e}")
+
+
 def cmd_run(args) -> int:
     from iovsim.experiment import Experiment, new_run_dir
 
@@ -77,6 +91,7 @@ def cmd_run(args) -> int:
     summary = exp.run()
     if exp.cfg.output.report:
         _report(exp.run_dir, progress)
+        _track_figures(exp, int(summary.get("rounds", 0)), progress)
     progress.event("summary", **summary)
     return 0
 
@@ -103,15 +118,18 @@ def cmd_check(args) -> int:
 def cmd_gui(args) -> int:
     from iovsim.experiment import Experiment, new_run_dir
 
+    from iovsim.viz.gui_view import parse_view
+
+    parse_view(args.view)  # a bad --view is one line before anything starts
     cfg = _load(args.config, _parse_set(args.set))
     progress = _progress(args)
     if args.out:
         cfg.output.runs_dir, cfg.output.run_name = str(Path(args.out).parent), Path(args.out).name
     exp = Experiment(cfg, new_run_dir(cfg), progress=progress, gui=True,
                      screenshots_dir=Path(args.screenshots) if args.screenshots else None,
-                     screenshot_handovers=args.handover_screenshots)
+                     screenshot_handovers=args.handover_screenshots, gui_view=args.view)
     progress.message(f"run folder: {exp.run_dir}")
-    exp.run()
+    summary = exp.run()
     if args.screenshots and args.gif:
         from iovsim.viz.gui import frames_to_gif
 
@@ -120,6 +138,7 @@ def cmd_gui(args) -> int:
             frames_to_gif(frames, Path(args.screenshots) / "rounds.gif")
     if exp.cfg.output.report:
         _report(exp.run_dir, progress)
+        _track_figures(exp, int(summary.get("rounds", 0)), progress)
     return 0
 
 
@@ -268,6 +287,8 @@ def _add_experiment_commands(sub) -> None:
     g.add_argument("--screenshots", metavar="DIR", help="save a screenshot per round into DIR")
     g.add_argument("--handover-screenshots", action="store_true", help="also a screenshot at each handover")
     g.add_argument("--gif", action="store_true", help="make DIR/rounds.gif from the round screenshots")
+    g.add_argument("--view", default="auto", help="what the view shows: auto (follow the busiest federated "
+                   "vehicles, 700 m wide; auto:WIDTH_M), net (the whole net), X,Y,WIDTH_M, rsu:INDEX or vehicle:ID")
     g.set_defaults(func=cmd_gui)
 
     rep = sub.add_parser("report", help="write figures and report.html for a run folder")

@@ -13,7 +13,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -48,6 +48,19 @@ class OutputConfig:
     """Write a checkpoint after every N rounds (and always after the last)."""
     report: bool = True
     """Write figures and the HTML report at the end of the run."""
+    trackers: list[Literal["tensorboard", "mlflow"]] = field(default_factory=list)
+    """Experiment trackers, any of `tensorboard`, `mlflow`: fed each round (metrics), once (the config as parameters) and at the end (the
+    figures), into local stores in the run folder: `tensorboard/`, `mlflow.db` + `mlartifacts/`. Each
+    needs its extra: `pip install 'iovsim[tensorboard]'`, `'iovsim[mlflow]'`."""
+
+    def validate(self, err):
+        from iovsim.trackers import missing_extra
+
+        if len(set(self.trackers)) != len(self.trackers):
+            err("trackers", f"expected each tracker once, got {self.trackers}")
+        for name in self.trackers:
+            if missing_extra(name):
+                err("trackers", f"'{name}' is not installed: pip install 'iovsim[{name}]'")
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from iovsim.config import ConfigError, ExperimentConfig
+from iovsim.config import ConfigError, ExperimentConfig, to_dict
 from iovsim.engine import build, rundir
 from iovsim.engine.aggregation import aggregate_round
 from iovsim.engine.errors import RunError, user_code_error
@@ -25,6 +25,7 @@ from iovsim.engine.observe import observe_round, predict_dwell
 from iovsim.engine.plan import participants_of
 from iovsim.engine.transfer import ACTIVE_PHASES, DELIVERED, Backhaul, round_latency_s, run_transfer
 from iovsim.engine.world import Journal, StepView, advance, link_view
+from iovsim.trackers import Trackers, open_trackers
 
 __all__ = ["Experiment", "RunError", "default_config_path", "new_run_dir"]
 
@@ -42,6 +43,7 @@ class World:
     channel: object = None
     sites: list | None = None
     hooks: GuiHooks | None = None
+    trackers: Trackers | None = None  # output.trackers, fed each round's metrics.csv rows
     round_index: int = 0       # the round a handover is logged with (the last one started)
 
     def step(self, phases: dict | None = None) -> StepView:
@@ -62,7 +64,8 @@ class Experiment:
     """One run: `Experiment(cfg, run_dir).run()`; `Experiment.resume(run_dir).run()` continues one."""
 
     def __init__(self, cfg: ExperimentConfig, run_dir: Path, *, progress=None, gui: bool = False,
-                 screenshots_dir: Path | None = None, screenshot_handovers: bool = False, model=None):
+                 screenshots_dir: Path | None = None, screenshot_handovers: bool = False, model=None,
+                 gui_view: str = "auto"):
         """`model`: an `iovsim.fl.model.AdapterModel` of this config's `fl.model` to reuse instead of
         loading one (the frozen base is restored before every use, so runs do not share state)."""
         from iovsim.viz.progress import Progress
@@ -74,6 +77,7 @@ class Experiment:
         self.screenshots_dir = Path(screenshots_dir) if screenshots_dir else None
         self.screenshot_handovers = screenshot_handovers
         self.model = model
+        self.gui_view = gui_view  # `iovsim gui --view` (iovsim.viz.gui_view)
         self.start_round = 1
         self.next_round = 1
         self.checkpoint: dict | None = None
@@ -134,7 +138,8 @@ class Experiment:
         self.world = None
         strategy = build.create_strategy(self.cfg)  # user code first: a broken file fails before anything is written
         self.mobility = build.build_mobility(self.cfg, self.run_dir, self.gui,
-                                             gui_args(self.run_dir) if self.gui else [], sumo_dir=self.sumo_dir())
+                                             gui_args(self.run_dir, self.gui_view) if self.gui else [],
+                                             sumo_dir=self.sumo_dir())
         with self._translated():
             # SUMO's inputs next: a bad net, route, additional or RSU file fails before the model loads.
             sites, channel, radius = self._start_mobility(self.mobility)
@@ -174,11 +179,14 @@ class Experiment:
         return rows
 
     def close(self) -> None:
-        """Stop SUMO (and the GUI); safe to call twice."""
+        """Stop SUMO (and the GUI, the trackers); safe to call twice."""
         world = getattr(self, "world", None)
         if world is not None and world.hooks is not None:
             world.hooks.close()
             world.hooks = None
+        if world is not None and world.trackers is not None:
+            world.trackers.close(self.done())  # FINISHED when every round ran (or SUMO reached its end)
+            world.trackers = None
         mobility = getattr(self, "mobility", None)
         if mobility is not None:
             mobility.session.close()
@@ -252,11 +260,21 @@ class Experiment:
         if self.checkpoint is None:
             rundir.write_config(cfg, self.run_dir)  # after the build: exactly what runs
         rundir.write_rsus(self.run_dir, world.sites, radius)
+        world.trackers = self._open_trackers()
         if self.gui:
             world.hooks = GuiHooks(s.api, np.asarray([[r.x_m, r.y_m] for r in world.sites]), radius,
-                                   world.mobility.net.getBoundary(), self.screenshots_dir, self.screenshot_handovers)
+                                   world.mobility.net.getBoundary(), self.screenshots_dir, self.screenshot_handovers,
+                                   self.gui_view)
         s.open_enrolment()
         return world.step()
+
+    def _open_trackers(self) -> Trackers | None:
+        if not self.cfg.output.trackers:
+            return None
+        resumed = self.checkpoint is not None
+        return open_trackers(self.cfg.output.trackers, self.run_dir, self.cfg.name,
+                             params=None if resumed else to_dict(self.cfg),
+                             resume_round=int(self.checkpoint["round"]) if resumed else None)
 
     def _restore(self, world: World):
         """Replay mobility to the checkpoint; load the adapters, the strategy's memory, open dwell."""
@@ -335,6 +353,8 @@ class Experiment:
         logs.vehicles.write(vehicle_rows(r, t0, parts, outcomes, world.fleet, cfg, results))
         rows = task_rows(r, t0, parts, outcomes, task_arr, fb, evals, cfg.fl.tasks, world.journal.round_handovers)
         logs.metrics.write(rows)
+        if world.trackers is not None:
+            world.trackers.log_round(r, rows)
         handover_rows, dwell_rows = world.journal.take_rows()
         logs.handovers.write(handover_rows)
         logs.dwell.write(dwell_rows)

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from iovsim.viz.gui import GuiOverlay, frames_to_gif, write_gui_settings
+from iovsim.viz.gui import COVERAGE_EDGE_ALPHA, COVERAGE_FILL_ALPHA, GuiOverlay, frames_to_gif, rsu_color, write_gui_settings
+from iovsim.viz.gui_view import PARTICIPANT_WEIGHT, ViewSpec
 
 pytestmark = pytest.mark.gui
 
@@ -168,8 +169,9 @@ def test_gui_overlay_screenshots(gui_conn, tmp_path):
             c = np.array(RSU_COLORS[i])
             near = (np.abs(im - c).max(axis=2) < 30).sum()
             assert near > 30, f"RSU {i} colour not visible ({near} px)"
-    red = (im[..., 0] > 230) & (im[..., 1] < 60) & (im[..., 2] < 60)
-    assert red.sum() > 100, "handover ring not visible"
+    rings = [p for p in conn.polygon.getIDList() if p.startswith("iovsim_ho_ring_")]
+    assert rings, "the handover of step 236 has no mark at step 240"
+    assert all(0 < conn.polygon.getColor(p)[3] < 255 for p in rings), "the handover mark is not fading"
     assert a.shape == b.shape
     diff = (np.abs(a - b).max(axis=2) > 40).sum()
     assert diff > 200, f"screenshots at two times differ in only {diff} pixels"
@@ -186,6 +188,72 @@ def test_gui_overlay_screenshots(gui_conn, tmp_path):
     overlay.screenshot(last)
     assert overlay.flush() is True and overlay.flush() is False  # one step, then nothing pending
     _wait_file(last, conn)
+    overlay.clear()
+    conn.simulationStep()
+
+
+def _weight(phase):
+    return np.array([PARTICIPANT_WEIGHT if p in ("download", "train", "upload") else 1.0 for p in phase])
+
+
+def test_auto_view_coverage_outlines_and_fading_handovers(gui_conn):
+    """The auto view holds the busiest FL vehicles at the asked width, coverage is a light fill plus an
+    outline in each RSU's colour, phase rings are sized to the view, and a handover mark fades out."""
+    import sumolib
+
+    conn, net_file = gui_conn
+    net = sumolib.net.readNet(str(net_file), withInternal=False)
+    rsu_xy = np.array([[900.0, 600.0], [1600.0, 1400.0], [2100.0, 2050.0], [1300.0, 2600.0]])
+    width_m, fade_s = 600.0, 5.0
+    overlay = GuiOverlay(conn, rsu_xy, 420.0, net.getBoundary(), view=ViewSpec("auto", width_m=width_m),
+                         aspect=1024 / 768, handover_fade_s=fade_s)
+    overlay.draw_rsus()
+    for i in range(len(rsu_xy)):
+        fill, edge = f"iovsim_cov_{i}", f"iovsim_covedge_{i}"
+        assert conn.polygon.getFilled(fill) and not conn.polygon.getFilled(edge)
+        assert tuple(conn.polygon.getColor(fill)) == rsu_color(i) + (COVERAGE_FILL_ALPHA,) and COVERAGE_FILL_ALPHA <= 60
+        assert tuple(conn.polygon.getColor(edge)) == rsu_color(i) + (COVERAGE_EDGE_ALPHA,)
+        assert COVERAGE_EDGE_ALPHA >= 3 * COVERAGE_FILL_ALPHA  # the outline reads, the fill stays a wash
+        assert conn.polygon.getLineWidth(edge) > 0
+    moves, boxes_checked, alphas, ho = 0, 0, [], None
+    phases_cycle = ["idle", "download", "train", "upload", "done"]
+    for step in range(1, 181):
+        conn.simulationStep()
+        ids, xy = _positions(conn)
+        keep = [k for k, v in enumerate(ids) if zlib.crc32(v.encode()) % 3 == 0]
+        ids, xy = [ids[k] for k in keep], xy[keep]
+        if not ids:
+            continue
+        d = np.linalg.norm(xy[:, None, :] - rsu_xy[None, :, :], axis=2)
+        serving = np.where(d.min(axis=1) <= 420.0, d.argmin(axis=1), -1)
+        phase = [phases_cycle[(zlib.crc32(v.encode()) // 3 + step // 30) % len(phases_cycle)] for v in ids]
+        before = overlay.view_box
+        overlay.color_vehicles(ids, serving, phase, xy_m=xy)
+        if overlay.view_box != before:
+            moves += 1
+            (x0, y0), (x1, y1) = conn.gui.getBoundary(overlay.view_id)
+            assert width_m - 1 <= x1 - x0 <= 1.6 * width_m, "the view is not zoomed to the asked width"
+            w = _weight(phase)
+            shown = ((xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1))
+            h = width_m / overlay.aspect
+            best = max(w[(np.abs(xy[:, 0] - x) <= width_m / 2) & (np.abs(xy[:, 1] - y) <= h / 2)].sum() for x, y in xy)
+            assert w[shown].sum() >= best, "a box of the same size elsewhere holds more FL vehicles"
+            boxes_checked += 1
+        if step == 120:
+            ho = overlay._ho_count + 1
+            overlay.highlight_handover(ids[0], float(xy[0, 0]), float(xy[0, 1]), conn.simulation.getTime())
+            t_ho = conn.simulation.getTime()
+        if ho is not None and f"iovsim_ho_ring_{ho}" in conn.polygon.getIDList():
+            alphas.append((conn.simulation.getTime() - t_ho, conn.polygon.getColor(f"iovsim_ho_ring_{ho}")[3]))
+    assert moves >= 2 and boxes_checked == moves, "the view never followed the vehicles"
+    ring = next(p for p in conn.polygon.getIDList() if p.startswith("iovsim_phase_"))
+    shape = np.array(conn.polygon.getShape(ring))
+    radius = np.linalg.norm(shape - shape.mean(axis=0), axis=1).mean()
+    assert 0.005 * width_m < radius < 0.03 * width_m, f"phase ring of {radius:.1f} m in a {width_m:.0f} m view"
+    a = [x for _, x in alphas]
+    assert len(a) >= 3 and all(p > q for p, q in zip(a, a[1:])), f"handover mark does not fade: {alphas}"
+    assert max(t for t, _ in alphas) < fade_s
+    assert f"iovsim_ho_ring_{ho}" not in conn.polygon.getIDList() and f"iovsim_ho_label_{ho}" not in conn.poi.getIDList()
     overlay.clear()
     conn.simulationStep()
 

@@ -4,24 +4,31 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def gui_args(run_dir: Path) -> list[str]:
+WINDOW_PX = (1280, 900)
+
+
+def gui_args(run_dir: Path, view: str = "auto") -> list[str]:
     """sumo-gui options: iovsim's view settings, start at once, quit at the end."""
     from iovsim.viz.gui import write_gui_settings
+    from iovsim.viz.gui_view import parse_view
 
     settings = run_dir / "gui-settings.xml"
-    write_gui_settings(settings)
+    # Vehicles drawn larger only when the whole net is in view; zoomed in, their true size reads.
+    write_gui_settings(settings, vehicle_exaggeration=6.0 if parse_view(view).kind == "net" else 2.0)
     return ["--gui-settings-file", str(settings), "--start", "true", "--quit-on-end", "true",
-            "--window-size", "1280,900"]
+            "--window-size", f"{WINDOW_PX[0]},{WINDOW_PX[1]}"]
 
 
 class GuiHooks:
     """Draws on a running sumo-gui; every method is called by the round loop at its moment."""
 
     def __init__(self, api, rsu_xy_m, radius_m: float, net_boundary, screenshots_dir: Path | None,
-                 screenshot_handovers: bool):
+                 screenshot_handovers: bool, view: str = "auto"):
         from iovsim.viz.gui import GuiOverlay
+        from iovsim.viz.gui_view import parse_view
 
-        self.overlay = GuiOverlay(api, rsu_xy_m, radius_m, net_boundary)
+        self.overlay = GuiOverlay(api, rsu_xy_m, radius_m, net_boundary, view=parse_view(view),
+                                  aspect=WINDOW_PX[0] / WINDOW_PX[1])
         self.overlay.draw_rsus()
         self.screenshots_dir = screenshots_dir
         self.screenshot_handovers = screenshot_handovers

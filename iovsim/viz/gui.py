@@ -19,6 +19,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from iovsim.mobility.rsu import RSU_COLORS, rsu_color  # noqa: F401 - RSU_COLORS is part of the overlay's API
+from iovsim.viz.gui_view import Box, Follower, ViewSpec, centred_box
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +34,16 @@ PHASE_MARKER = {
     "done": (255, 255, 255, 240),     # white: update delivered, waiting for the round to close
     "migrated": (0, 255, 140, 240),   # spring green: delivered through a handover (forwarded to the new RSU)
     "early": (40, 40, 255, 240),      # blue: delivered early, after the local steps that fit the dwell
-    "lost": (200, 0, 0, 215),         # a red X (not a disc): update lost (handover, left the map, deadline)
+    "lost": (20, 20, 20, 235),        # a black X (not a disc): update lost (handover, left the map, deadline)
 }
-HANDOVER_COLOR = (255, 30, 30, 255)
-STATUS_TEXT_COLOR = (0, 0, 0, 0)  # invisible POI body; only its type text shows
+# Black, not red: red is an RSU colour (RSU 3) and must not be read as a serving cell.
+HANDOVER_COLOR = (20, 20, 20, 255)
+STATUS_TEXT_COLOR = (0, 0, 0, 0)
+# Coverage: a light wash of the RSU's colour (overlaps stay readable) under a clear outline.
+COVERAGE_FILL_ALPHA = 28
+COVERAGE_EDGE_ALPHA = 170
+RSU_OUTLINE = (25, 25, 25, 255)
+PHASE_KEY = "rings: cyan download  |  gold train  |  magenta upload  |  white done  |  X lost"  # invisible POI body; only its type text shows
 SCHEME = "iovsim"
 
 # Layers: coverage below the roads, markers above the roads but below the vehicles' default drawing
@@ -59,6 +66,10 @@ def _pale(rgb, k: float = 0.55) -> tuple[int, int, int, int]:
 def _circle(x: float, y: float, r: float, n: int = 48) -> list[tuple[float, float]]:
     a = np.linspace(0.0, 2 * np.pi, n, endpoint=False)
     return [(float(x + r * np.cos(t)), float(y + r * np.sin(t))) for t in a]
+
+
+def _scaled(shape, x: float, y: float, k: float) -> list[tuple[float, float]]:
+    return [(float(x + k * (px - x)), float(y + k * (py - y))) for px, py in shape]
 
 
 def _cross(x: float, y: float, r: float) -> list[tuple[float, float]]:
@@ -86,49 +97,91 @@ class GuiOverlay:
     """
 
     def __init__(self, conn, rsu_xy_m: np.ndarray, radius_m: float | np.ndarray, net_boundary,
-                 view_id: str | None = None, handover_hold_s: float = 15.0, marker_radius_m: float | None = None,
-                 fit_view: bool = True):
+                 view_id: str | None = None, handover_fade_s: float = 6.0, marker_radius_m: float | None = None,
+                 fit_view: bool = True, view: ViewSpec | None = None, aspect: float = 1280 / 900):
         self.conn = conn
         self.rsu_xy_m = np.asarray(rsu_xy_m, dtype=float).reshape(-1, 2)
         n = len(self.rsu_xy_m)
         self.radius_m = np.broadcast_to(np.asarray(radius_m, dtype=float), (n,)).copy()
         self.boundary = _boundary(net_boundary)
         self.view_id = view_id or getattr(getattr(conn, "gui", None), "DEFAULT_VIEW", "View #0")
-        self.handover_hold_s = float(handover_hold_s)
+        self.handover_fade_s = float(handover_fade_s)
         xmin, ymin, xmax, ymax = self.boundary
-        # Marks are sized to the net, so they stay visible when the whole net is in view.
         self.extent_m = max(xmax - xmin, ymax - ymin, 100.0)
-        self.marker_radius_m = float(marker_radius_m) if marker_radius_m else 0.011 * self.extent_m
-        self.rsu_size_m = 0.02 * self.extent_m
+        self.view = view or ViewSpec("net")
+        self.aspect = float(aspect)
+        # Marks are sized to the width of the view (in metres), so they read the same at any zoom.
+        self.view_width_m = self._view_width_m()
+        self.marker_radius_m = float(marker_radius_m) if marker_radius_m else 0.013 * self.view_width_m
+        self.rsu_size_m = 0.02 * self.view_width_m
         self.fit_view = fit_view
+        self.view_box: Box = self.boundary
+        self._follower = Follower(self.view.width_m, self.aspect) if self.view.kind == "auto" else None
+        self._tracking = False
         self._colors: dict[str, tuple] = {}        # vehicle -> colour last set (skip redundant calls)
         self._markers: dict[str, tuple] = {}       # vehicle -> (phase, colour) of its phase mark
         self._dots: dict[str, tuple] = {}          # vehicle -> (None, colour) of its RSU dot
-        self._handovers: list[tuple[float, list[str], list[str]]] = []  # (expires_at_s, pois, polygons)
+        self._handovers: list[tuple[float, list[str], list[tuple[str, tuple]]]] = []  # (start_s, pois, (polygon, colour))
         self._ho_count = 0
         self._status_lines = 0
         self._drawn = False
         self._screenshot_pending = False
 
     # ------------------------------------------------------------------ view
+    def _view_width_m(self) -> float:
+        if self.view.kind == "net":
+            return self.extent_m
+        if self.view.kind == "rsu":
+            return 2.4 * float(self.radius_m[self._rsu_index()])
+        return self.view.width_m
+
+    def _rsu_index(self) -> int:
+        i = int(self.view.target)
+        if not 0 <= i < len(self.rsu_xy_m):
+            raise ValueError(f"--view rsu:{i}: expected an RSU index from 0 to {len(self.rsu_xy_m) - 1}")
+        return i
+
     def setup_view(self, schema: str | None = SCHEME) -> None:
-        """Scheme from write_gui_settings (if loaded) and the whole net in view."""
-        gui = self.conn.gui
+        """Scheme from write_gui_settings (if loaded) and the first view: the whole net (`net`, and `auto`
+        and `vehicle` until their vehicles show), a fixed box, or an RSU's coverage."""
         if schema:
             try:
-                gui.setSchema(self.view_id, schema)
+                self.conn.gui.setSchema(self.view_id, schema)
             except Exception as e:  # noqa: BLE001 - the scheme exists only if the settings file was loaded
                 log.debug("scheme %s not available: %s", schema, e)
-        xmin, ymin, xmax, ymax = self.boundary
-        pad = 0.03 * self.extent_m
-        # A band above the net for the status text (show_status), so it never covers roads or RSUs.
-        gui.setBoundary(self.view_id, xmin - pad, ymin - pad, xmax + pad, ymax + pad + self._text_band_m())
+        kind = self.view.kind
+        if kind == "box":
+            self.set_view(centred_box(self.view.x_m, self.view.y_m, self.view.width_m, self.aspect))
+        elif kind == "rsu":
+            x, y = self.rsu_xy_m[self._rsu_index()]
+            self.set_view(centred_box(float(x), float(y), self.view_width_m, self.aspect))
+        else:
+            xmin, ymin, xmax, ymax = self.boundary
+            pad = 0.03 * self.extent_m
+            # A band above the net for the status text (show_status), so it never covers roads or RSUs.
+            self.set_view((xmin - pad, ymin - pad, xmax + pad, ymax + pad + 4 * 0.035 * self.extent_m))
 
-    def _text_band_m(self) -> float:
-        return 4 * self._line_m()
+    def set_view(self, box: Box) -> None:
+        """Show `box` (xmin, ymin, xmax, ymax); the status text moves to its top left corner."""
+        self.view_box = tuple(float(v) for v in box)
+        self.conn.gui.setBoundary(self.view_id, *self.view_box)
+        self._place_text()
+
+    def _follow(self, vehicle_ids: Sequence[str], xy_m: np.ndarray, phase: Sequence[str]) -> None:
+        """`auto`: move to the busiest area every few seconds; `vehicle:ID`: zoom on it, then track it."""
+        if self._follower is not None:
+            in_round = np.array([p in ("download", "train", "upload") for p in phase], dtype=bool)
+            box = self._follower.update(self._now(), xy_m, in_round)
+            if box is not None:
+                self.set_view(box)
+        elif self.view.kind == "vehicle" and not self._tracking and self.view.target in vehicle_ids:
+            x, y = xy_m[list(vehicle_ids).index(self.view.target)]
+            self.set_view(centred_box(float(x), float(y), self.view.width_m, self.aspect))
+            self.track(self.view.target)
+            self._tracking = True
 
     def _line_m(self) -> float:
-        return 0.035 * self.extent_m
+        return 0.035 * (self.view_box[2] - self.view_box[0])
 
     # ------------------------------------------------------------------ RSUs
     def draw_rsus(self) -> None:
@@ -137,12 +190,18 @@ class GuiOverlay:
         for i, ((x, y), r) in enumerate(zip(self.rsu_xy_m, self.radius_m)):
             c = rsu_color(i)
             shape = _circle(x, y, r)
-            poly.add(f"iovsim_cov_{i}", shape, c + (55,), fill=True, polygonType=f"coverage RSU {i}",
+            poly.add(f"iovsim_cov_{i}", shape, c + (COVERAGE_FILL_ALPHA,), fill=True, polygonType=f"coverage RSU {i}",
                      layer=LAYER_COVERAGE_FILL)
-            poly.add(f"iovsim_covedge_{i}", shape + [shape[0]], c + (200,), fill=False, polygonType="",
-                     layer=LAYER_COVERAGE_EDGE, lineWidth=3)
-            poi.add(f"iovsim_rsu_{i}", float(x), float(y), c + (255,), poiType=f"RSU {i}", layer=LAYER_RSU,
-                    width=self.rsu_size_m, height=self.rsu_size_m)
+            poly.add(f"iovsim_covedge_{i}", shape + [shape[0]], c + (COVERAGE_EDGE_ALPHA,), fill=False,
+                     polygonType="", layer=LAYER_COVERAGE_EDGE, lineWidth=max(1.5, 0.0025 * self.view_width_m))
+            # A diamond with a dark rim, so an RSU never reads as one of the round vehicle dots.
+            h = self.rsu_size_m
+            diamond = [(x + h, y), (x, y + h), (x - h, y), (x, y - h)]
+            poly.add(f"iovsim_rsurim_{i}", _scaled(diamond, x, y, 1.25), RSU_OUTLINE, fill=True, polygonType="",
+                     layer=LAYER_RSU - 1)
+            poly.add(f"iovsim_rsusym_{i}", diamond, c + (255,), fill=True, polygonType="", layer=LAYER_RSU)
+            poi.add(f"iovsim_rsu_{i}", float(x), float(y) - 1.8 * h, (0, 0, 0, 0), poiType=f"RSU {i}",
+                    layer=LAYER_TEXT, width=1, height=1)
         self._drawn = True
         if self.fit_view:
             self.setup_view()
@@ -177,6 +236,8 @@ class GuiOverlay:
         serving = np.asarray(serving).reshape(-1)
         present = set(vehicle_ids)
         pos = None if xy_m is None else np.asarray(xy_m, dtype=float).reshape(-1, 2)
+        if pos is not None and len(pos) == len(vehicle_ids):
+            self._follow(vehicle_ids, pos, phase)
         for k, vid in enumerate(vehicle_ids):
             ph = phase[k] if k < len(phase) else "idle"
             srv = int(serving[k]) if k < len(serving) else -1
@@ -215,7 +276,7 @@ class GuiOverlay:
         for vid in [v for v in self._colors if v not in present]:
             del self._colors[vid]
         if self._handovers:
-            self.expire(self._now())
+            self.fade(self._now())
 
     def _set_mark(self, store: dict, pid: str, vid: str, shape, color, layer: float, key=None) -> None:
         """Add the polygon the first time, then move it (and recolour it only when its colour changes)."""
@@ -235,46 +296,55 @@ class GuiOverlay:
 
     # ------------------------------------------------------------------ handovers
     def highlight_handover(self, vehicle_id: str, x_m: float, y_m: float, time_s: float) -> None:
-        """A red ring and a label at the handover location for `handover_hold_s`, and the vehicle
-        highlighted (sumo-gui's own highlight circle that follows it) for the same time."""
+        """A dark ring and a label at the handover location, fading out over `handover_fade_s` (it stays
+        where the handover happened; the vehicle drives on with its new RSU's colour)."""
         self._ho_count += 1
         k = self._ho_count
-        # Only the newest handover keeps its text label; older ones keep their ring until they expire.
-        for j, (until, pois, polys) in enumerate(self._handovers):
+        # Only the newest handover keeps its text label; older ones keep their fading ring.
+        for j, (start, pois, polys) in enumerate(self._handovers):
             for p in pois:
                 self._remove_poi(p)
-            self._handovers[j] = (until, [], polys)
-        ring = f"iovsim_ho_ring_{k}"
-        label = f"iovsim_ho_label_{k}"
-        disc = f"iovsim_ho_disc_{k}"
-        r = max(4 * self.marker_radius_m, 0.03 * self.extent_m)
+            self._handovers[j] = (start, [], polys)
+        ring, label = f"iovsim_ho_ring_{k}", f"iovsim_ho_label_{k}"
+        r = 1.8 * self.marker_radius_m
         shape = _circle(x_m, y_m, r, n=32)
         self.conn.polygon.add(ring, shape + [shape[0]], HANDOVER_COLOR, fill=False, polygonType="handover",
-                              layer=LAYER_HANDOVER, lineWidth=max(3.0, 0.005 * self.extent_m))
-        self.conn.polygon.add(disc, shape, HANDOVER_COLOR[:3] + (70,), fill=True, polygonType="handover",
-                              layer=LAYER_HANDOVER - 1)
-        self.conn.poi.add(label, float(x_m), float(y_m) + 1.5 * r, (255, 30, 30, 0),
-                          poiType=f"handover {vehicle_id} t={time_s:.0f}s", layer=LAYER_TEXT, width=1, height=1)
-        try:
-            self.conn.vehicle.highlight(vehicle_id, HANDOVER_COLOR, size=3 * self.marker_radius_m, alphaMax=255,
-                                        duration=self.handover_hold_s)
-        except Exception as e:  # noqa: BLE001 - vehicle may already be gone
-            log.debug("highlight %s: %s", vehicle_id, e)
+                              layer=LAYER_HANDOVER, lineWidth=0.18 * self.marker_radius_m)
+        self.conn.poi.add(label, float(x_m), float(y_m) + 1.6 * r, (0, 0, 0, 0),
+                          poiType=f"handover {vehicle_id}", layer=LAYER_TEXT, width=1, height=1)
         log.info("handover of %s at t=%.1f s, (%.0f, %.0f)", vehicle_id, time_s, x_m, y_m)
-        self._handovers.append((float(time_s) + self.handover_hold_s, [label], [ring, disc]))
+        self._handovers.append((float(time_s), [label], [(ring, HANDOVER_COLOR)]))
 
-    def expire(self, now_s: float) -> None:
-        """Remove handover marks whose hold time is over."""
+    def fade(self, now_s: float) -> None:
+        """Handover marks lose opacity linearly with their age and go once `handover_fade_s` is over."""
         keep = []
-        for until, pois, polys in self._handovers:
-            if now_s >= until:
+        for start, pois, polys in self._handovers:
+            left = 1.0 - (now_s - start) / self.handover_fade_s if self.handover_fade_s > 0 else 0.0
+            if left <= 0:
                 for p in pois:
                     self._remove_poi(p)
-                for p in polys:
+                for p, _ in polys:
                     self._remove_polygon(p)
-            else:
-                keep.append((until, pois, polys))
+                continue
+            for p, c in polys:
+                try:
+                    self.conn.polygon.setColor(p, c[:3] + (max(1, int(round(c[3] * left))),))
+                except Exception as e:  # noqa: BLE001
+                    log.debug("fade %s: %s", p, e)
+            keep.append((start, pois, polys))
         self._handovers = keep
+
+    def expire(self, now_s: float) -> None:
+        """Remove every handover mark at once when `now_s` is infinite, else fade them (kept for callers)."""
+        if math.isinf(now_s):
+            for _, pois, polys in self._handovers:
+                for p in pois:
+                    self._remove_poi(p)
+                for p, _ in polys:
+                    self._remove_polygon(p)
+            self._handovers = []
+        else:
+            self.fade(now_s)
 
     # ------------------------------------------------------------------ status text
     def show_status(self, round: int, participants: int, accuracy_by_task: dict,  # noqa: A002
@@ -290,24 +360,35 @@ class GuiOverlay:
         for task, acc in accuracy_by_task.items():
             a = float(acc) if acc is not None and acc != "" else math.nan
             lines.append(f"{task}: accuracy {a:.3f}" if math.isfinite(a) else f"{task}: accuracy -")
-        self.show_text(lines)
+        self.show_text(lines + [PHASE_KEY])
 
     def show_text(self, lines: Iterable[str]) -> None:
+        """Text lines at the top left of the view (they follow it when it moves)."""
         lines = list(lines)
-        xmin, ymin, xmax, ymax = self.boundary
-        dy = self._line_m()
-        x0 = xmin + 0.02 * (xmax - xmin)
-        y0 = ymax + self._text_band_m() - 0.5 * dy
         poi = self.conn.poi
         for j, text in enumerate(lines):
             pid = f"iovsim_status_{j}"
             if j < self._status_lines:
                 poi.setType(pid, text)
             else:
-                poi.add(pid, x0, y0 - j * dy, STATUS_TEXT_COLOR, poiType=text, layer=LAYER_TEXT, width=1, height=1)
+                x, y = self._text_xy(j)
+                poi.add(pid, x, y, STATUS_TEXT_COLOR, poiType=text, layer=LAYER_TEXT, width=1, height=1)
         for j in range(len(lines), self._status_lines):
             self._remove_poi(f"iovsim_status_{j}")
         self._status_lines = len(lines)
+
+    def _text_xy(self, j: int) -> tuple[float, float]:
+        xmin, _, xmax, ymax = self.view_box
+        dy = self._line_m()
+        # Left aligned: the text is centred on its POI, so push it right by about half a line's length.
+        return xmin + 0.3 * (xmax - xmin), ymax - (j + 0.8) * dy
+
+    def _place_text(self) -> None:
+        for j in range(self._status_lines):
+            try:
+                self.conn.poi.setPosition(f"iovsim_status_{j}", *self._text_xy(j))
+            except Exception as e:  # noqa: BLE001
+                log.debug("status text %d: %s", j, e)
 
     # ------------------------------------------------------------------ screenshots
     def screenshot(self, path: str | Path, width: int = -1, height: int = -1) -> None:
@@ -352,6 +433,8 @@ class GuiOverlay:
                 self._remove_poi(f"iovsim_rsu_{i}")
                 self._remove_polygon(f"iovsim_cov_{i}")
                 self._remove_polygon(f"iovsim_covedge_{i}")
+                self._remove_polygon(f"iovsim_rsurim_{i}")
+                self._remove_polygon(f"iovsim_rsusym_{i}")
             self._drawn = False
 
     def _now(self) -> float:
@@ -405,7 +488,7 @@ def write_gui_settings(path: str | Path, *, delay_ms: float = 0, vehicle_exagger
                 <entry color="green" name="connector"/>
             </colorScheme>
         </edges>
-        <vehicles vehicleMode="0" vehicleQuality="2" vehicle_minSize="1.00" vehicle_exaggeration="{vehicle_exaggeration:.2f}"
+        <vehicles vehicleMode="0" vehicleQuality="1" vehicle_minSize="1.00" vehicle_exaggeration="{vehicle_exaggeration:.2f}"
                   vehicle_constantSize="0" showBlinker="0" drawMinGap="0" vehicleName_show="0">
             <colorScheme name="given vehicle/type/route color">
                 <entry color="{BACKGROUND_VEHICLE}"/>
