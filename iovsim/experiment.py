@@ -121,7 +121,7 @@ class Experiment:
         try:
             strategy = build.create_strategy(self.cfg)
             self.mobility = build.build_mobility(self.cfg, self.run_dir, False, [], sumo_dir=self.sumo_dir())
-            with self._translated(run_dir=None):  # the scratch folder is not the user's
+            with self._translated(in_run_folder=False):  # the scratch folder is not the user's
                 sites, _, radius = self._start_mobility(self.mobility)
                 self.close()
                 self.cfg.fl.tasks = build.available_tasks(self.cfg, self.progress.message)
@@ -196,7 +196,7 @@ class Experiment:
         return self._summary(self.world, self.wall0, final)
 
     @contextmanager
-    def _translated(self, run_dir: Path | None | bool = True):
+    def _translated(self, in_run_folder: bool = True):
         """SUMO's failures and exceptions of a user's strategy become one-line errors, translated while
         SUMO is still there to ask (its exit status, its log); then SUMO is stopped."""
         try:
@@ -204,7 +204,7 @@ class Experiment:
         except Exception as e:  # noqa: BLE001 - only SUMO's and user code's failures are translated
             mobility = getattr(self, "mobility", None)
             stopped = self._sumo_stopped(e, mobility.session, self.world) if mobility is not None else None
-            where = stopped or user_code_error(e, self.run_dir if run_dir is True else run_dir)
+            where = stopped or user_code_error(e, self.run_dir if in_run_folder else None)
             self.close()
             if where is None:
                 raise
