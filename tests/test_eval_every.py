@@ -58,3 +58,23 @@ def test_env_reward_of_an_unevaluated_round_is_no_gain():
     assert terms["energy_j"] == 20.0 and terms["lost_updates"] == 2.0
     scored = reward_terms([dict(row, accuracy="0.7"), dict(row, accuracy="0.8")], 0.6)
     assert scored["accuracy_gain"] == pytest.approx(0.15)
+
+
+def test_resume_after_an_unevaluated_round_continues_byte_identical(tmp_path):
+    """A run stopped after round 1 (not evaluated) resumes: summary.json keeps the last evaluated
+    accuracy, and the resumed run's files equal an uninterrupted run's."""
+    import json
+    import shutil
+
+    cfg = {"fl.rounds": 3, "fl.eval_every": 2, "output.checkpoint_every": 1}
+    _run(tmp_path, "whole", **cfg)
+    part = tmp_path / "part"
+    shutil.copytree(tmp_path / "whole", part)
+    for r in ("round_0002", "round_0003"):
+        shutil.rmtree(part / "checkpoints" / r)
+    summary = Experiment.resume(part).run()
+    assert summary["finished"] and summary["rounds"] == 3
+    for name in ("metrics.csv", "vehicles.csv"):
+        assert (part / name).read_text() == (tmp_path / "whole" / name).read_text(), name
+    whole = json.loads((tmp_path / "whole" / "summary.json").read_text())
+    assert summary["final_accuracy"] == whole["final_accuracy"] != {}

@@ -122,7 +122,9 @@ def summary(cfg: ExperimentConfig, net_file, logs, fleet_size: int, num_rsus: in
     from iovsim.channel import dwell_prediction_error
 
     rows = logs.metrics.read() if logs is not None else []
-    last = {row["task"]: row for row in rows}
+    # The last *evaluated* row per task: under fl.eval_every a run stopped (or resumed) after an
+    # unevaluated round has empty accuracy cells in its last rows.
+    last = {row["task"]: row for row in rows if row["accuracy"] != ""}
     out = {
         "name": cfg.name, "seed": cfg.seed, "strategy": cfg.strategy.name, "config_source": cfg.source_path,
         "net_file": str(net_file), "finished": final, "rounds": max((int(r["round"]) for r in rows), default=0),
