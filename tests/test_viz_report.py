@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from iovsim.viz.plots import make_figures, read_csv
-from iovsim.viz.report import write_compare_report, write_report
+from iovsim.viz.report import write_report
 
 TASKS = ("tweets", "bbc")
 ROUNDS = 5
@@ -193,28 +193,6 @@ def test_write_report_self_contained(tmp_path):
         assert int(cells[7]) == lost
         assert (int(cells[8]), int(cells[9])) == (migrated, early) and early > 0
         assert int(cells[11]) == handovers
-
-
-def test_compare_report(tmp_path):
-    from iovsim.compare import summarize_run, write_table
-
-    net = _sumo_net()
-    runs = {"homolora": make_run(tmp_path / "cmp" / "homolora", net, seed=1, acc_gain=0.05),
-            "ucb_dual": make_run(tmp_path / "cmp" / "ucb_dual", net, seed=2, acc_gain=0.09)}
-    rows = [row for name, d in runs.items() for row in summarize_run(d, name)]
-    csv_path, _ = write_table(rows, tmp_path / "cmp")
-    write_report(runs["ucb_dual"])
-    out = write_compare_report(tmp_path / "cmp", runs, csv_path)
-    text = out.read_text()
-    assert out == tmp_path / "cmp" / "report.html"
-    assert text.count('<img src="data:image/png;base64,') == 2
-    assert_real_png(tmp_path / "cmp" / "figures" / "compare_accuracy.png")
-    for name in runs:
-        assert f'<td class="l">{name}</td>' in text
-    with open(csv_path, newline="") as f:
-        first = next(csv.DictReader(f))
-    assert f"<td class=\"\">{first['final_accuracy']}</td>" in text
-    assert 'href="ucb_dual/report.html"' in text and "homolora/report.html</a> (not written)" in text
 
 
 def test_unreadable_net_skips_only_the_map_lanes(tmp_path):

@@ -491,48 +491,6 @@ def _task_panels(n: int, w: float = 4.6, h: float = 3.6):
     return fig, flat[:n]
 
 
-def fig_compare_accuracy(runs: dict[str, list[dict]], out: Path) -> Path | None:
-    """Accuracy per round, one panel per task, one line per strategy."""
-    tasks = list(dict.fromkeys(t for rows in runs.values() if rows for t in tasks_of(rows)))
-    if not tasks:
-        return None
-    fig, panels = _task_panels(len(tasks))
-    for t, ax in zip(tasks, panels):
-        for j, (name, rows) in enumerate(runs.items()):
-            if not has_cols(rows, "round", "task", "accuracy"):
-                continue
-            x, y = per_task(rows, "accuracy", True).get(t, (None, None))
-            if x is not None:
-                ax.plot(x, y, "o-", ms=3, label=name, color=TASK_COLORS[j % len(TASK_COLORS)])
-        ax.set_title(f"accuracy: {t}", fontsize=10)
-        ax.set_ylabel("test accuracy")
-        _int_rounds(ax)
-        ax.legend(fontsize=7)
-    return _save(fig, out)
-
-
-def fig_compare_latency_energy(runs: dict[str, list[dict]], out: Path) -> Path | None:
-    """Round latency per round and cumulative energy (all tasks), one line per strategy."""
-    runs = {k: v for k, v in runs.items() if has_cols(v, "round", "round_latency_s", "energy_j")}
-    if not runs:
-        return None
-    fig, axes = _new(1, 2, w=11)
-    for j, (name, rows) in enumerate(runs.items()):
-        c = TASK_COLORS[j % len(TASK_COLORS)]
-        x, lat = per_round(rows, "round_latency_s", np.nanmax)
-        _, e = per_round(rows, "energy_j")
-        axes[0, 0].plot(x, lat, "o-", ms=3, color=c, label=name)
-        axes[0, 1].plot(x, np.nancumsum(e), "-", color=c, label=name)
-    axes[0, 0].set_ylabel("round latency [s]")
-    axes[0, 0].set_title("round latency")
-    axes[0, 1].set_ylabel("energy, all tasks [J]")
-    axes[0, 1].set_title("cumulative energy")
-    for a in axes[0]:
-        _int_rounds(a)
-        a.legend(fontsize=7)
-    return _save(fig, out)
-
-
 def fig_seeds_accuracy(bands: dict[str, dict[str, tuple]], out: Path) -> Path | None:
     """Accuracy per round across seeds: mean line and 95 % interval band per group, one panel per task.
 

@@ -1,12 +1,11 @@
-"""Self-contained HTML reports: one per run (`write_report`), one per single-seed comparison
-(`write_compare_report`) and one per multi-seed comparison or sweep (`write_seeds_report`).
+"""Self-contained HTML reports: one per run (`write_report`) and one per comparison or sweep over
+seeds (`write_seeds_report`).
 
 Figures are embedded as base64 PNGs, so a report is one file that can be mailed or archived.
 """
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import json
 import math
@@ -15,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from iovsim.viz.plots import (FIGURES, fig_compare_accuracy, fig_compare_latency_energy, fig_seeds_accuracy,
-                              fig_seeds_bars, has_cols, make_figures, num, read_csv, tasks_of)
+from iovsim.viz.plots import (FIGURES, fig_seeds_accuracy, fig_seeds_bars, has_cols, make_figures, num, read_csv,
+                              tasks_of)
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1200px;
@@ -161,47 +160,6 @@ def write_report(run_dir: Path, net_file: Path | None = None) -> Path:
         parts += ["<h2>Resolved configuration (config.yaml)</h2>", f"<pre>{html.escape(cfg.read_text())}</pre>"]
     out = run_dir / "report.html"
     out.write_text(_page(f"iovsim report: {name}", parts), encoding="utf-8")
-    return out
-
-
-def write_compare_report(out_dir: Path, run_dirs: dict[str, Path], table_csv: Path) -> Path:
-    """`iovsim compare`: out_dir/report.html with the side-by-side table (compare.csv) and per-task
-    accuracy curves of all strategies overlaid (also written to out_dir/figures/)."""
-    out_dir = Path(out_dir)
-    runs = {name: read_csv(Path(d) / "metrics.csv") or [] for name, d in run_dirs.items()}
-    fig_dir = out_dir / "figures"
-    pngs = [p for p in (fig_compare_accuracy(runs, fig_dir / "compare_accuracy.png"),
-                        fig_compare_latency_energy(runs, fig_dir / "compare_latency_energy.png")) if p is not None]
-    parts = [f"<h1>iovsim comparison: {html.escape(', '.join(run_dirs))}</h1>",
-             f'<p class="meta">folder <code>{html.escape(str(out_dir.resolve()))}</code> · same mobility, channel, '
-             f'data split and initialisation for every strategy · written {time.strftime("%Y-%m-%d %H:%M:%S")}</p>',
-             "<h2>Side by side</h2>"]
-    table_csv = Path(table_csv)
-    if table_csv.is_file():
-        with open(table_csv, newline="") as f:
-            rdr = csv.reader(f)
-            header = next(rdr, [])
-            rows = list(rdr)
-        parts.append(html_table(header, rows, left=2))
-    else:
-        parts.append(f"<p>{html.escape(str(table_csv))} not found.</p>")
-    parts.append("<h2>Accuracy per task, all strategies</h2>")
-    for p in pngs:
-        title = {"compare_accuracy": "Accuracy per round and task, one line per strategy",
-                 "compare_latency_energy": "Round latency and cumulative energy per strategy"}.get(p.stem, p.stem)
-        parts.append(f"<figure>{img_tag(p, title)}<figcaption>{html.escape(title)}</figcaption></figure>")
-    links = []
-    for name, d in run_dirs.items():
-        rep = Path(d) / "report.html"
-        try:
-            rel = rep.resolve().relative_to(out_dir.resolve())
-        except ValueError:
-            rel = rep.resolve()
-        links.append(f'<li>{html.escape(name)}: <a href="{html.escape(str(rel))}">{html.escape(str(rel))}</a>'
-                     f'{"" if rep.is_file() else " (not written)"}</li>')
-    parts += ["<h2>Per-strategy reports</h2>", "<ul>" + "".join(links) + "</ul>"]
-    out = out_dir / "report.html"
-    out.write_text(_page("iovsim comparison", parts), encoding="utf-8")
     return out
 
 
