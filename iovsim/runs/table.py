@@ -1,5 +1,6 @@
 """The files a comparison or sweep leaves: `<kind>.csv` (statistics, full precision), `runs.csv` (one row
-per run: status, error, peak memory, wall time) and `<kind>.md` (both, rounded for reading)."""
+per run: status, error, peak memory, wall time) and `<kind>.md` (both, rounded for reading, after a
+headline table: one row per group for task `all`, each cell a mean with its 95 % interval)."""
 from __future__ import annotations
 
 import math
@@ -28,6 +29,69 @@ def fmt(v) -> str:
     return str(v).replace("|", "\\|")
 
 
+# The headline: task `all`, the metrics a researcher compares first (column title, metric).
+HEADLINE = [("final accuracy", "final_accuracy"), ("accuracy over rounds", "mean_accuracy"),
+            ("round latency [s]", "mean_round_latency_s"), ("energy [J]", "energy_j"),
+            ("lost updates", "lost_updates")]
+
+
+def _with_ci(mean, low, high) -> str:
+    """`0.712 [0.69, 0.73]`; the mean alone where there is no interval (one seed)."""
+    if not (isinstance(mean, float) and math.isfinite(mean)):
+        return "-"
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return fmt(mean)
+    return f"{fmt(mean)} [{fmt(low)}, {fmt(high)}]"
+
+
+def _diff(row, base_mean) -> str:
+    """`+0.012 [-0.01, 0.03], +1.7 %, p 0.21`: the paired difference, relative to the baseline's mean."""
+    d = row["diff_mean"]
+    if not (isinstance(d, float) and math.isfinite(d)):
+        return "-"
+    text = ("+" if d > 0 else "") + _with_ci(d, row["diff_ci95_low"], row["diff_ci95_high"])
+    if isinstance(base_mean, float) and math.isfinite(base_mean) and base_mean != 0:
+        text += f", {100 * d / base_mean:+.1f} %"
+    p = row["p_value"]
+    return text + (f", p {p:.2g}" if isinstance(p, float) and math.isfinite(p) else "")
+
+
+def headline(table: pd.DataFrame, group_col: str, baseline: str | None) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: one row per group (task `all`), mean [95 % CI] per metric and, against the
+    baseline, the paired difference [95 % CI], its size relative to the baseline's mean and p."""
+    mine = table[table["task"] == "all"]
+    header = [group_col, "seeds"]
+    for title, _ in HEADLINE:
+        header += [title] + ([f"Δ {title}"] if baseline else [])
+    rows = []
+    for g in dict.fromkeys(mine[group_col]):
+        cells, n = [], 0
+        for _, metric in HEADLINE:
+            found = mine[(mine[group_col] == g) & (mine["metric"] == metric)]
+            base = mine[(mine[group_col] == baseline) & (mine["metric"] == metric)]
+            if found.empty:
+                cells += ["-"] * (2 if baseline else 1)
+                continue
+            r = found.iloc[0]
+            n = max(n, int(r["n"]))
+            cells.append(_with_ci(float(r["mean"]), float(r["ci95_low"]), float(r["ci95_high"])))
+            if baseline:
+                cells.append("baseline" if g == baseline else
+                             _diff({k: float(r[k]) for k in ("diff_mean", "diff_ci95_low", "diff_ci95_high", "p_value")},
+                                   float(base.iloc[0]["mean"]) if not base.empty else float("nan")))
+        rows.append([fmt(g), str(n), *cells])
+    return header, rows
+
+
+HEADLINE_NOTE = ("Task `all` (accuracies: mean of the tasks; latency: mean over rounds; energy and lost updates: "
+                 "summed over tasks and rounds); mean [95 % CI]")
+
+
+def headline_note(baseline: str | None) -> str:
+    return HEADLINE_NOTE + (f"; Δ: paired difference against `{baseline}` [95 % CI], relative to its mean, p."
+                            if baseline else ".")
+
+
 def _md(df: pd.DataFrame) -> list[str]:
     lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
@@ -52,6 +116,11 @@ def write_tables(out_dir: Path, kind: str, group_label: str, table: pd.DataFrame
     shown = table.drop(columns=["std", "diff_n"])
     shown.columns = [group_label, "task", "metric", "n", "mean", "CI low", "CI high", "Δ mean", "Δ CI low",
                      "Δ CI high", "p"]
-    lines = head + _md(shown) + ["", "## Runs", ""] + _md(runs.drop(columns=["run_dir"])) + [""]
+    header, rows = headline(table, group_label, baseline)
+    top = []
+    if rows:
+        top = ["## Across tasks", "", headline_note(baseline), "", "| " + " | ".join(header) + " |",
+               "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows), "", "## Every task and metric", ""]
+    lines = head + top + _md(shown) + ["", "## Runs", ""] + _md(runs.drop(columns=["run_dir"])) + [""]
     (out_dir / f"{kind}.md").write_text("\n".join(lines))
     return csv_path

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from iovsim.runs.table import headline, headline_note
 from iovsim.viz.plots import (FIGURES, fig_seeds_accuracy, fig_seeds_bars, has_cols, make_figures, num, read_csv,
                               tasks_of)
 
@@ -201,6 +202,10 @@ def write_seeds_report(out_dir: Path, kind: str, group_label: str, table, record
              f'<p class="meta">mean, sample standard deviation, 95 % t-interval; Δ: paired difference against '
              f'<b>{html.escape(str(baseline))}</b> on the same seeds, its 95 % t-interval and the paired t-test p-value '
              "(scipy.stats.ttest_rel).</p>"]
+    header, top = headline(table, "group", baseline)
+    if top:
+        parts += [f'<p class="meta">{html.escape(headline_note(baseline).replace("`", ""))}</p>',
+                  html_table([group_label, *header[1:]], top, left=1), "<h3>Every task and metric</h3>"]
     cols = ["group", "task", "metric", "n", "mean", "std", "ci95_low", "ci95_high", "diff_mean", "diff_ci95_low",
             "diff_ci95_high", "p_value"]
     header = [group_label, "task", "metric", "n", "mean", "std", "CI low", "CI high", "Δ mean", "Δ CI low",
