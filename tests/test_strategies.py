@@ -147,6 +147,17 @@ def test_registry_names_and_errors():
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_lora_alpha_is_fl_lora_alpha_never_a_strategy_parameter(name):
+    """A strategy-level lora_alpha was accepted and silently replaced by fl.lora_alpha in setup(); now
+    it is refused, and the value aggregation uses is the one setup() received."""
+    with pytest.raises(ValueError, match="fl.lora_alpha"):
+        create(name, {**PARAMS.get(name, {}), "lora_alpha": 32.0})
+    s = create(name, PARAMS.get(name, {}))
+    s.setup(2, 7, lora_alpha=32.0)
+    assert s.lora_alpha == 32.0
+
+
+@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("with_costs,budget", [(True, 50.0), (False, 50.0), (True, float("inf"))])
 def test_configure_valid_and_resume_identical(name, with_costs, budget):
     s = create(name, PARAMS.get(name, {}))

@@ -129,6 +129,9 @@ def create(name: str, params: dict | None = None, base_dir=None) -> Strategy:
         cls = STRATEGIES.get(name)
         if cls is None:
             raise StrategyLoadError(f"unknown strategy {name!r}; known: {', '.join(sorted(STRATEGIES))}")
+    if "lora_alpha" in params:  # training (peft) and aggregation must scale adapters alike
+        raise StrategyLoadError(f"strategy {name!r}: lora_alpha is not a strategy parameter; the LoRA scaling is "
+                                "fl.lora_alpha, which the engine passes to every strategy's setup()", field="params")
     if getattr(cls, "takes_base_dir", False):  # its params name files relative to the config
         params.setdefault("base_dir", base_dir)
     try:

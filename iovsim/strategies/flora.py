@@ -27,8 +27,7 @@ class FLoRA(HeteroRankMixin, Strategy):
     """
 
     def __init__(self, tier_ranks: list | None = None, memory_bytes_per_rank: float = 5e8,
-                 selection: str = "random", respect_window: bool = True, margin: float = 1.0,
-                 lora_alpha: float = 16.0):
+                 selection: str = "random", respect_window: bool = True, margin: float = 1.0):
         super().__init__()
         self._init_hetero(tier_ranks, memory_bytes_per_rank, selection, respect_window, margin)
         self.init_rng = np.random.default_rng()

@@ -50,8 +50,7 @@ class UCBDual(Strategy):
                  weight_exponent: float = 2.0, budget_floor: float = 0.08, budget_cap: float = 0.7,
                  reset_below_pct: float = 64.0, fault_alpha_per_s: float = 0.2, fault_beta_per_j: float = 0.05,
                  fault_gamma_per_pct: float = 2.0, safe_mode: str = "lose", energy_dual_step: float = 0.05,
-                 selection: str = "random", respect_window: bool = False, margin: float = 1.0,
-                 lora_alpha: float = 16.0):
+                 selection: str = "random", respect_window: bool = False, margin: float = 1.0):
         super().__init__()
         check_choice("price", price, ("rank", "energy"))
         check_choice("selection", selection, ("random", "round_robin"))
@@ -67,8 +66,8 @@ class UCBDual(Strategy):
             raise ValueError("weights, steps and ucb_c must be >= 0")
         if not 0 <= budget_floor <= budget_cap <= 1 or not 0 <= difficulty_decay <= 1:
             raise ValueError("expected 0 <= budget_floor <= budget_cap <= 1 and 0 <= difficulty_decay <= 1")
-        if margin <= 0 or lora_alpha <= 0:
-            raise ValueError("margin and lora_alpha must be > 0")
+        if margin <= 0:
+            raise ValueError("margin must be > 0")
         self.price = price
         self.rank_budget = list(rank_budget) if isinstance(rank_budget, (list, tuple)) else rank_budget
         self.w = (float(alpha_per_s), float(beta_per_j), float(gamma_per_pct))
@@ -82,7 +81,6 @@ class UCBDual(Strategy):
         self.reset_below = float(reset_below_pct)
         self.safe_mode = safe_mode
         self.selection, self.respect_window, self.margin = selection, bool(respect_window), float(margin)
-        self.lora_alpha = float(lora_alpha)
         self.init_rng = np.random.default_rng()
         self._reset(1)
 
