@@ -1,0 +1,173 @@
+"""The UCB-DUAL paper's claims beside what a finished `iovsim compare` of its setting measured.
+
+Reads the comparison folder (`<out>/<strategy>/seed-<s>/`, plan.json, runs.csv) and writes
+tools/results/paper_comparison.md:
+
+- the headline table (task `all`, mean [95 % CI], paired differences against HomoLoRA), as compare.md;
+- the paper's two claims (arXiv 2508.09532: UCB-DUAL's round latency -24 %, accuracy +2.5 points
+  against HomoLoRA and HetLoRA) beside the measured paired differences on the same seeds: latency as
+  the per-seed relative change (x / baseline - 1) with its 95 % t-interval, accuracy in points;
+- dwell_ucb against ucb_dual (its stated goal: fewer lost updates, lower mean round latency, accuracy
+  within ucb_dual's interval or better), paired, with a verdict per goal that reads the intervals;
+- final accuracy per task and strategy;
+- the command, the runs' wall time and the machine.
+
+    python tools/paper_comparison.py runs/compare-paper-5x30
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from iovsim.runs.stats import collect, mean_ci, paired, summarize  # noqa: E402
+from iovsim.runs.table import fmt, headline, headline_note  # noqa: E402
+
+CLAIMS = [("round latency", "mean_round_latency_s", "relative", -24.0),
+          ("final accuracy, mean of tasks", "final_accuracy", "points", 2.5),
+          ("accuracy over rounds, mean of tasks", "mean_accuracy", "points", 2.5)]
+DWELL_GOALS = [("lost updates", "lost_updates", "lower"), ("mean round latency [s]", "mean_round_latency_s", "lower"),
+               ("final accuracy, mean of tasks", "final_accuracy", "not worse")]
+
+
+def records_of(out: Path) -> list[dict]:
+    """One record per planned run: group, seed, run_dir, status (finished when summary.json says so)."""
+    plan = json.loads((out / "plan.json").read_text())
+    recs = []
+    for key, spec in plan["runs"].items():
+        d = out / key
+        try:
+            done = json.loads((d / "summary.json").read_text()).get("finished") is True
+        except (OSError, ValueError):
+            done = False
+        recs.append({"group": spec["group"], "seed": spec["seed"], "run_dir": str(d),
+                     "status": "finished" if done else "unfinished"})
+    return recs
+
+
+def per_seed(values: pd.DataFrame, group: str, metric: str, task: str = "all") -> pd.Series:
+    mine = values[(values.group == group) & (values.task == task) & (values.metric == metric)]
+    return mine.set_index("seed")["value"].sort_index()
+
+
+def ci_text(mean: float, low: float, high: float, unit: str = "", signed: bool = True) -> str:
+    sign = "+" if signed and mean > 0 else ""
+    if not np.isfinite(low):
+        return f"{sign}{fmt(mean)}{unit}"
+    return f"{sign}{fmt(mean)}{unit} [{fmt(low)}, {fmt(high)}]"
+
+
+def claim_cell(values: pd.DataFrame, metric: str, kind: str, base: str) -> str:
+    """UCB-DUAL minus `base` on the common seeds: relative in % or in accuracy points, with the 95 % CI."""
+    x, b = per_seed(values, "ucb_dual", metric), per_seed(values, base, metric)
+    seeds = x.index.intersection(b.index)
+    if len(seeds) == 0:
+        return "-"
+    x, b = x[seeds].to_numpy(float), b[seeds].to_numpy(float)
+    if kind == "relative":
+        m, _, lo, hi = mean_ci(100.0 * (x / b - 1.0))
+        return ci_text(m, lo, hi, " %")
+    m, lo, hi, p = paired(100.0 * x, 100.0 * b)
+    return ci_text(m, lo, hi, " points") + (f", p {p:.2g}" if np.isfinite(p) else "")
+
+
+def dwell_rows(values: pd.DataFrame) -> list[list[str]]:
+    rows = []
+    for title, metric, want in DWELL_GOALS:
+        x, b = per_seed(values, "dwell_ucb", metric), per_seed(values, "ucb_dual", metric)
+        seeds = x.index.intersection(b.index)
+        if len(seeds) == 0:
+            continue
+        m, lo, hi, p = paired(x[seeds].to_numpy(float), b[seeds].to_numpy(float))
+        bm, _, blo, bhi = mean_ci(b[seeds].to_numpy(float))
+        xm = float(x[seeds].mean())
+        if want == "lower":
+            verdict = "met" if hi < 0 else ("not met: higher" if lo > 0 else "not shown (the interval includes 0)")
+        else:
+            verdict = "met" if xm >= blo or not np.isfinite(blo) else "not met: below ucb_dual's interval"
+        rows.append([title, ci_text(bm, blo, bhi, signed=False), fmt(xm), ci_text(m, lo, hi)
+                     + (f", p {p:.2g}" if np.isfinite(p) else ""), verdict])
+    return rows
+
+
+def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores ({cpu}), no GPU, Python {platform.python_version()}"
+
+
+def report(out: Path) -> str:
+    recs = records_of(out)
+    groups = list(dict.fromkeys(r["group"] for r in recs))
+    values = collect(recs)
+    table = summarize(values, groups, "homolora")
+    finished = [r for r in recs if r["status"] == "finished"]
+    plan = json.loads((out / "plan.json").read_text())["identity"]
+    sets = " ".join(f"--set {k}={v}" for k, v in plan["set"].items())
+    runs = pd.read_csv(out / "runs.csv") if (out / "runs.csv").is_file() else pd.DataFrame()
+    wall_h = float(runs["wall_time_s"].fillna(0).sum()) / 3600 if "wall_time_s" in runs else float("nan")
+    seeds = sorted({r["seed"] for r in recs})
+    config = Path(plan["config"])
+    lines = ["# The UCB-DUAL paper's setting, over seeds", "",
+             f"`iovsim compare {config.parent.name}/{config.name} --strategies {','.join(groups)} --baseline homolora "
+             f"--seeds {len(seeds)} {sets} --jobs 2 --threads 1`: {len(finished)} of {len(recs)} runs finished "
+             f"(seeds {', '.join(map(str, seeds))}); "
+             + (f"{wall_h:.1f} h of run wall time in all (two runs at a time); " if np.isfinite(wall_h) else "")
+             + f"{machine()}.", "", "## Across tasks", "", headline_note("homolora"), ""]
+    header, rows = headline(table.rename(columns={"group": "strategy"}), "strategy", "homolora")
+    lines += md_table(header, rows)
+    lines += ["", "## The paper's claims beside the measurement", "",
+              "UCB-DUAL minus the baseline on the same seeds: latency as the mean per-seed relative change "
+              "(x / baseline − 1), accuracy in points; [95 % t-interval], p of the paired t-test.", ""]
+    claim_rows = [[title, f"{claim:+g} {'%' if kind == 'relative' else 'points'}",
+                   claim_cell(values, metric, kind, "homolora"), claim_cell(values, metric, kind, "hetlora")]
+                  for title, metric, kind, claim in CLAIMS]
+    lines += md_table(["UCB-DUAL against", "paper", "measured vs HomoLoRA", "measured vs HetLoRA"], claim_rows)
+    lines += ["", "## dwell_ucb against ucb_dual", "",
+              "Goal: fewer lost updates and lower mean round latency than ucb_dual, accuracy within its 95 % "
+              "interval or better. Paired on the same seeds.", ""]
+    lines += md_table(["metric", "ucb_dual [95 % CI]", "dwell_ucb", "Δ dwell_ucb − ucb_dual [95 % CI]", "goal"],
+                      dwell_rows(values))
+    tasks = [t for t in dict.fromkeys(values["task"]) if t != "all"]
+    lines += ["", "## Final accuracy per task", "", "mean [95 % CI] over seeds.", ""]
+    task_rows = []
+    for g in groups:
+        cells = []
+        for t in tasks:
+            m, _, lo, hi = mean_ci(per_seed(values, g, "final_accuracy", t).to_numpy(float))
+            cells.append(ci_text(m, lo, hi, signed=False) if np.isfinite(m) else "-")
+        task_rows.append([g, *cells])
+    lines += md_table(["strategy", *tasks], task_rows) + [""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("out", type=Path, help="the comparison's --out folder")
+    ap.add_argument("--write", type=Path, default=REPO / "tools" / "results" / "paper_comparison.md")
+    a = ap.parse_args()
+    a.write.write_text(report(a.out))
+    print(f"wrote {a.write}")
+
+
+if __name__ == "__main__":
+    main()
