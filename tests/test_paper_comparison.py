@@ -57,13 +57,15 @@ def test_claims_table_is_the_paired_difference_on_the_same_seeds(out):
     u, h, het = (np.array(RUNS[g][1]) for g in ("ucb_dual", "homolora", "hetlora"))
     rel = 100 * (u / h - 1)
     lo, hi = stats.t.interval(0.95, 2, loc=rel.mean(), scale=stats.sem(rel))
-    assert claims["round latency"][0] == "-24 %"
-    assert claims["round latency"][1] == f"{rel.mean():.4g} % [{lo:.4g}, {hi:.4g}]"
-    assert claims["round latency"][2].startswith(f"{(100 * (u / het - 1)).mean():.4g} %")
+    lat = claims["round latency [%]"]
+    assert lat[0] == "-24"
+    assert lat[1] == f"{rel.mean():.4g} [{lo:.4g}, {hi:.4g}]"
+    assert lat[2].startswith(f"{(100 * (u / het - 1)).mean():.4g} [")
     ua, ha = 100 * np.array(RUNS["ucb_dual"][0]), 100 * np.array(RUNS["homolora"][0])
     res = stats.ttest_rel(ua, ha)
-    assert claims["final accuracy, mean of tasks"][1].startswith(f"+{(ua - ha).mean():.4g} points [")
-    assert f"p {res.pvalue:.2g}" in claims["final accuracy, mean of tasks"][1]
+    acc = claims["final accuracy, mean of tasks [points]"]
+    assert acc[0] == "+2.5" and acc[1].startswith(f"+{(ua - ha).mean():.4g} [")
+    assert f"p {res.pvalue:.2g}" in acc[1]
 
 
 def test_dwell_verdicts_read_the_intervals(out):

@@ -30,11 +30,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from iovsim.runs.stats import collect, mean_ci, paired, summarize  # noqa: E402
-from iovsim.runs.table import fmt, headline, headline_note  # noqa: E402
+from iovsim.runs.table import fmt, headline, headline_note, md_table, with_ci  # noqa: E402
 
-CLAIMS = [("round latency", "mean_round_latency_s", "relative", -24.0),
-          ("final accuracy, mean of tasks", "final_accuracy", "points", 2.5),
-          ("accuracy over rounds, mean of tasks", "mean_accuracy", "points", 2.5)]
+CLAIMS = [("round latency [%]", "mean_round_latency_s", "relative", -24.0),
+          ("final accuracy, mean of tasks [points]", "final_accuracy", "points", 2.5),
+          ("accuracy over rounds, mean of tasks [points]", "mean_accuracy", "points", 2.5)]
 DWELL_GOALS = [("lost updates", "lost_updates", "lower"), ("mean round latency [s]", "mean_round_latency_s", "lower"),
                ("final accuracy, mean of tasks", "final_accuracy", "not worse")]
 
@@ -59,13 +59,6 @@ def per_seed(values: pd.DataFrame, group: str, metric: str, task: str = "all") -
     return mine.set_index("seed")["value"].sort_index()
 
 
-def ci_text(mean: float, low: float, high: float, unit: str = "", signed: bool = True) -> str:
-    sign = "+" if signed and mean > 0 else ""
-    if not np.isfinite(low):
-        return f"{sign}{fmt(mean)}{unit}"
-    return f"{sign}{fmt(mean)}{unit} [{fmt(low)}, {fmt(high)}]"
-
-
 def claim_cell(values: pd.DataFrame, metric: str, kind: str, base: str) -> str:
     """UCB-DUAL minus `base` on the common seeds: relative in % or in accuracy points, with the 95 % CI."""
     x, b = per_seed(values, "ucb_dual", metric), per_seed(values, base, metric)
@@ -75,9 +68,9 @@ def claim_cell(values: pd.DataFrame, metric: str, kind: str, base: str) -> str:
     x, b = x[seeds].to_numpy(float), b[seeds].to_numpy(float)
     if kind == "relative":
         m, _, lo, hi = mean_ci(100.0 * (x / b - 1.0))
-        return ci_text(m, lo, hi, " %")
+        return with_ci(m, lo, hi, signed=True)
     m, lo, hi, p = paired(100.0 * x, 100.0 * b)
-    return ci_text(m, lo, hi, " points") + (f", p {p:.2g}" if np.isfinite(p) else "")
+    return with_ci(m, lo, hi, signed=True) + (f", p {p:.2g}" if np.isfinite(p) else "")
 
 
 def dwell_rows(values: pd.DataFrame) -> list[list[str]]:
@@ -94,13 +87,9 @@ def dwell_rows(values: pd.DataFrame) -> list[list[str]]:
             verdict = "met" if hi < 0 else ("not met: higher" if lo > 0 else "not shown (the interval includes 0)")
         else:
             verdict = "met" if xm >= blo or not np.isfinite(blo) else "not met: below ucb_dual's interval"
-        rows.append([title, ci_text(bm, blo, bhi, signed=False), fmt(xm), ci_text(m, lo, hi)
+        rows.append([title, with_ci(bm, blo, bhi), fmt(xm), with_ci(m, lo, hi, signed=True)
                      + (f", p {p:.2g}" if np.isfinite(p) else ""), verdict])
     return rows
-
-
-def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
 
 
 def machine() -> str:
@@ -138,7 +127,7 @@ def report(out: Path) -> str:
     lines += ["", "## The paper's claims beside the measurement", "",
               "UCB-DUAL minus the baseline on the same seeds: latency as the mean per-seed relative change "
               "(x / baseline − 1), accuracy in points; [95 % t-interval], p of the paired t-test.", ""]
-    claim_rows = [[title, f"{claim:+g} {'%' if kind == 'relative' else 'points'}",
+    claim_rows = [[title, f"{claim:+g}",
                    claim_cell(values, metric, kind, "homolora"), claim_cell(values, metric, kind, "hetlora")]
                   for title, metric, kind, claim in CLAIMS]
     lines += md_table(["UCB-DUAL against", "paper", "measured vs HomoLoRA", "measured vs HetLoRA"], claim_rows)
@@ -154,7 +143,7 @@ def report(out: Path) -> str:
         cells = []
         for t in tasks:
             m, _, lo, hi = mean_ci(per_seed(values, g, "final_accuracy", t).to_numpy(float))
-            cells.append(ci_text(m, lo, hi, signed=False) if np.isfinite(m) else "-")
+            cells.append(with_ci(m, lo, hi))
         task_rows.append([g, *cells])
     lines += md_table(["strategy", *tasks], task_rows) + [""]
     return "\n".join(lines)

@@ -35,13 +35,14 @@ HEADLINE = [("final accuracy", "final_accuracy"), ("accuracy over rounds", "mean
             ("lost updates", "lost_updates")]
 
 
-def _with_ci(mean, low, high) -> str:
-    """`0.712 [0.69, 0.73]`; the mean alone where there is no interval (one seed)."""
+def with_ci(mean, low, high, signed: bool = False) -> str:
+    """`0.712 [0.69, 0.73]` (`+0.012 [...]` when signed); the mean alone where there is no interval."""
     if not (isinstance(mean, float) and math.isfinite(mean)):
         return "-"
+    sign = "+" if signed and mean > 0 else ""
     if not (math.isfinite(low) and math.isfinite(high)):
-        return fmt(mean)
-    return f"{fmt(mean)} [{fmt(low)}, {fmt(high)}]"
+        return sign + fmt(mean)
+    return f"{sign}{fmt(mean)} [{fmt(low)}, {fmt(high)}]"
 
 
 def _diff(row, base_mean) -> str:
@@ -49,7 +50,7 @@ def _diff(row, base_mean) -> str:
     d = row["diff_mean"]
     if not (isinstance(d, float) and math.isfinite(d)):
         return "-"
-    text = ("+" if d > 0 else "") + _with_ci(d, row["diff_ci95_low"], row["diff_ci95_high"])
+    text = with_ci(d, row["diff_ci95_low"], row["diff_ci95_high"], signed=True)
     if isinstance(base_mean, float) and math.isfinite(base_mean) and base_mean != 0:
         text += f", {100 * d / base_mean:+.1f} %"
     p = row["p_value"]
@@ -74,12 +75,12 @@ def headline(table: pd.DataFrame, group_col: str, baseline: str | None) -> tuple
                 continue
             r = found.iloc[0]
             n = max(n, int(r["n"]))
-            cells.append(_with_ci(float(r["mean"]), float(r["ci95_low"]), float(r["ci95_high"])))
+            cells.append(with_ci(float(r["mean"]), float(r["ci95_low"]), float(r["ci95_high"])))
             if baseline:
                 cells.append("baseline" if g == baseline else
                              _diff({k: float(r[k]) for k in ("diff_mean", "diff_ci95_low", "diff_ci95_high", "p_value")},
                                    float(base.iloc[0]["mean"]) if not base.empty else float("nan")))
-        rows.append([fmt(g), str(n), *cells])
+        rows.append([g, str(n), *cells])
     return header, rows
 
 
@@ -92,10 +93,14 @@ def headline_note(baseline: str | None) -> str:
                             if baseline else ".")
 
 
+def md_table(header: list[str], rows: list[list]) -> list[str]:
+    """A markdown table's lines, cells through `fmt`."""
+    return ["| " + " | ".join(map(fmt, header)) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(fmt(v) for v in r) + " |" for r in rows)]
+
+
 def _md(df: pd.DataFrame) -> list[str]:
-    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return lines
+    return md_table(list(df.columns), list(df.itertuples(index=False)))
 
 
 def write_tables(out_dir: Path, kind: str, group_label: str, table: pd.DataFrame, records: list[dict],
@@ -119,8 +124,8 @@ def write_tables(out_dir: Path, kind: str, group_label: str, table: pd.DataFrame
     header, rows = headline(table, group_label, baseline)
     top = []
     if rows:
-        top = ["## Across tasks", "", headline_note(baseline), "", "| " + " | ".join(header) + " |",
-               "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows), "", "## Every task and metric", ""]
+        top = ["## Across tasks", "", headline_note(baseline), "", *md_table(header, rows), "",
+               "## Every task and metric", ""]
     lines = head + top + _md(shown) + ["", "## Runs", ""] + _md(runs.drop(columns=["run_dir"])) + [""]
     (out_dir / f"{kind}.md").write_text("\n".join(lines))
     return csv_path
