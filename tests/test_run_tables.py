@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from iovsim.runs.stats import summarize
-from iovsim.runs.table import HEADLINE, write_tables
+from iovsim.runs.table import HEADLINE, headline, write_tables
 
 SEEDS = [1, 2, 3, 4]
 VALUES = {  # group -> metric -> per-seed values
@@ -73,3 +73,16 @@ def test_report_html_leads_with_the_same_headline(tmp_path, md):
     cell = headline_rows(md)["ucb_dual"]["Δ final accuracy"]
     assert f"<td class=\"\">{cell}</td>" in text
     assert text.index(cell) < text.index("Every task and metric")
+
+
+def test_relative_difference_uses_the_baselines_mean_on_the_same_seeds():
+    """A strategy with fewer finished seeds than the baseline: Δ % divides by the baseline's mean on
+    those seeds, not on all of its own (which would mix two different seed sets)."""
+    rows = [("homolora", s, "all", "final_accuracy", v) for s, v in zip([1, 2, 3, 4], [0.60, 0.62, 0.80, 0.82])]
+    rows += [("ucb_dual", s, "all", "final_accuracy", v) for s, v in zip([1, 2], [0.63, 0.66])]
+    table = summarize(pd.DataFrame(rows, columns=["group", "seed", "task", "metric", "value"]),
+                      ["homolora", "ucb_dual"], "homolora").set_index("group")
+    assert table.loc["ucb_dual", "diff_mean"] == pytest.approx(0.035)
+    assert table.loc["ucb_dual", "diff_rel_pct"] == pytest.approx(100 * 0.035 / 0.61)  # not / 0.71
+    header, cells = headline(table.reset_index(), "group", "homolora")
+    assert dict(zip(header, cells[1]))["Δ final accuracy"].split("], ")[1].startswith("+5.7 %, p ")

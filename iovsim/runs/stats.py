@@ -17,7 +17,7 @@ from scipy import stats
 CONFIDENCE = 0.95
 ALL_TASKS = "all"
 STAT_COLUMNS = ["task", "metric", "n", "mean", "std", "ci95_low", "ci95_high",
-                "diff_n", "diff_mean", "diff_ci95_low", "diff_ci95_high", "p_value"]
+                "diff_n", "diff_mean", "diff_ci95_low", "diff_ci95_high", "diff_rel_pct", "p_value"]
 
 
 def run_values(run_dir: Path) -> pd.DataFrame:
@@ -88,6 +88,9 @@ def summarize(values: pd.DataFrame, groups: list[str], baseline: str | None) -> 
                 row["diff_n"] = len(seeds)
                 (row["diff_mean"], row["diff_ci95_low"], row["diff_ci95_high"],
                  row["p_value"]) = paired(x[seeds].to_numpy(float), base[seeds].to_numpy(float))
+                # relative to the baseline on the same seeds (its mean over all its seeds may differ)
+                base_mean = float(base[seeds].mean()) if len(seeds) else float("nan")
+                row["diff_rel_pct"] = 100 * row["diff_mean"] / base_mean if base_mean else float("nan")
             out.append(row)
     return pd.DataFrame(out, columns=["group", *STAT_COLUMNS])
 

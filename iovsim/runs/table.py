@@ -35,6 +35,9 @@ HEADLINE = [("final accuracy", "final_accuracy"), ("accuracy over rounds", "mean
             ("lost updates", "lost_updates")]
 
 
+DIFF_KEYS = ("diff_mean", "diff_ci95_low", "diff_ci95_high", "diff_rel_pct", "p_value")
+
+
 def with_ci(mean, low, high, signed: bool = False) -> str:
     """`0.712 [0.69, 0.73]` (`+0.012 [...]` when signed); the mean alone where there is no interval."""
     if not (isinstance(mean, float) and math.isfinite(mean)):
@@ -45,14 +48,15 @@ def with_ci(mean, low, high, signed: bool = False) -> str:
     return f"{sign}{fmt(mean)} [{fmt(low)}, {fmt(high)}]"
 
 
-def _diff(row, base_mean) -> str:
-    """`+0.012 [-0.01, 0.03], +1.7 %, p 0.21`: the paired difference, relative to the baseline's mean."""
+def _diff(row) -> str:
+    """`+0.012 [-0.01, 0.03], +1.7 %, p 0.21`: the paired difference, relative to the baseline's mean
+    on the same seeds."""
     d = row["diff_mean"]
     if not (isinstance(d, float) and math.isfinite(d)):
         return "-"
     text = with_ci(d, row["diff_ci95_low"], row["diff_ci95_high"], signed=True)
-    if isinstance(base_mean, float) and math.isfinite(base_mean) and base_mean != 0:
-        text += f", {100 * d / base_mean:+.1f} %"
+    if math.isfinite(row["diff_rel_pct"]):
+        text += f", {row['diff_rel_pct']:+.1f} %"
     p = row["p_value"]
     return text + (f", p {p:.2g}" if isinstance(p, float) and math.isfinite(p) else "")
 
@@ -69,7 +73,6 @@ def headline(table: pd.DataFrame, group_col: str, baseline: str | None) -> tuple
         cells, n = [], 0
         for _, metric in HEADLINE:
             found = mine[(mine[group_col] == g) & (mine["metric"] == metric)]
-            base = mine[(mine[group_col] == baseline) & (mine["metric"] == metric)]
             if found.empty:
                 cells += ["-"] * (2 if baseline else 1)
                 continue
@@ -77,9 +80,7 @@ def headline(table: pd.DataFrame, group_col: str, baseline: str | None) -> tuple
             n = max(n, int(r["n"]))
             cells.append(with_ci(float(r["mean"]), float(r["ci95_low"]), float(r["ci95_high"])))
             if baseline:
-                cells.append("baseline" if g == baseline else
-                             _diff({k: float(r[k]) for k in ("diff_mean", "diff_ci95_low", "diff_ci95_high", "p_value")},
-                                   float(base.iloc[0]["mean"]) if not base.empty else float("nan")))
+                cells.append("baseline" if g == baseline else _diff({k: float(r[k]) for k in DIFF_KEYS}))
         rows.append([g, str(n), *cells])
     return header, rows
 
@@ -89,7 +90,7 @@ HEADLINE_NOTE = ("Task `all` (accuracies: mean of the tasks; latency: mean over 
 
 
 def headline_note(baseline: str | None) -> str:
-    return HEADLINE_NOTE + (f"; Δ: paired difference against `{baseline}` [95 % CI], relative to its mean, p."
+    return HEADLINE_NOTE + (f"; Δ: paired difference against `{baseline}` [95 % CI], relative to its mean on the same seeds, p."
                             if baseline else ".")
 
 
@@ -120,7 +121,7 @@ def write_tables(out_dir: Path, kind: str, group_label: str, table: pd.DataFrame
             f"{len(runs) - len(failed)} of {len(runs)} runs finished.", ""]
     shown = table.drop(columns=["std", "diff_n"])
     shown.columns = [group_label, "task", "metric", "n", "mean", "CI low", "CI high", "Δ mean", "Δ CI low",
-                     "Δ CI high", "p"]
+                     "Δ CI high", "Δ %", "p"]
     header, rows = headline(table, group_label, baseline)
     top = []
     if rows:
