@@ -90,8 +90,8 @@ HEADLINE_NOTE = ("Task `all` (accuracies: mean of the tasks; latency: mean over 
 
 
 def headline_note(baseline: str | None) -> str:
-    return HEADLINE_NOTE + (f"; Δ: paired difference against `{baseline}` [95 % CI], relative to its mean on the same seeds, p."
-                            if baseline else ".")
+    return HEADLINE_NOTE + (f"; Δ: paired difference against `{baseline}` [95 % CI], relative to its mean on the "
+                            "same seeds, p." if baseline else ".")
 
 
 def md_table(header: list[str], rows: list[list]) -> list[str]:
