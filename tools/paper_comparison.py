@@ -1,6 +1,6 @@
 """The UCB-DUAL paper's claims beside what a finished `iovsim compare` of its setting measured.
 
-Reads the comparison folder (`<out>/<strategy>/seed-<s>/`, plan.json, runs.csv) and writes
+Reads the comparison folder (`<out>/<strategy>/seed-<s>/`, plan.json) and writes
 tools/results/paper_comparison.md:
 
 - the headline table (task `all`, mean [95 % CI], paired differences against HomoLoRA), as compare.md;
@@ -29,6 +29,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from iovsim.runs.plan import RunSpec  # noqa: E402
+from iovsim.runs.process import run_record  # noqa: E402
 from iovsim.runs.stats import collect, mean_ci, paired, summarize  # noqa: E402
 from iovsim.runs.table import fmt, headline, headline_note, md_table, with_ci  # noqa: E402
 
@@ -40,18 +42,9 @@ DWELL_GOALS = [("lost updates", "lost_updates", "lower"), ("mean round latency [
 
 
 def records_of(out: Path) -> list[dict]:
-    """One record per planned run: group, seed, run_dir, status (finished when summary.json says so)."""
+    """One record per planned run (status, wall time, ...), read from its folder as compare's tables do."""
     plan = json.loads((out / "plan.json").read_text())
-    recs = []
-    for key, spec in plan["runs"].items():
-        d = out / key
-        try:
-            done = json.loads((d / "summary.json").read_text()).get("finished") is True
-        except (OSError, ValueError):
-            done = False
-        recs.append({"group": spec["group"], "seed": spec["seed"], "run_dir": str(d),
-                     "status": "finished" if done else "unfinished"})
-    return recs
+    return [run_record(RunSpec(spec["group"], spec["seed"], out / key)) for key, spec in plan["runs"].items()]
 
 
 def per_seed(values: pd.DataFrame, group: str, metric: str, task: str = "all") -> pd.Series:
@@ -112,8 +105,8 @@ def report(out: Path) -> str:
     finished = [r for r in recs if r["status"] == "finished"]
     plan = json.loads((out / "plan.json").read_text())["identity"]
     sets = " ".join(f"--set {k}={v}" for k, v in plan["set"].items())
-    runs = pd.read_csv(out / "runs.csv") if (out / "runs.csv").is_file() else pd.DataFrame()
-    wall_h = float(runs["wall_time_s"].fillna(0).sum()) / 3600 if "wall_time_s" in runs else float("nan")
+    walls = [r["wall_time_s"] for r in recs if r["wall_time_s"]]
+    wall_h = sum(walls) / 3600 if walls else float("nan")
     seeds = sorted({r["seed"] for r in recs})
     config = Path(plan["config"])
     lines = ["# The UCB-DUAL paper's setting, over seeds", "",
