@@ -105,7 +105,10 @@ def cmd_check(args) -> int:
     cfg = _load(args.config, _parse_set(args.set))
     progress = _progress(args)
     if args.no_build:
-        progress.message(f"{cfg.source_path}: ok (fields checked; model, data and SUMO not built)")
+        from iovsim.engine.build import create_strategy
+
+        create_strategy(cfg)  # imports a user's file and checks the parameters: a second at most
+        progress.message(f"{cfg.source_path}: ok (fields and strategy checked; model, data and SUMO not built)")
         return 0
     with tempfile.TemporaryDirectory(prefix="iovsim-check-") as scratch:  # SUMO's outputs, the logs: thrown away
         info = Experiment(cfg, Path(scratch) / "run", progress=progress).check()
@@ -264,7 +267,7 @@ def _add_experiment_commands(sub) -> None:
                         "strategy) without training; exit 2 and one line on bad input")
     ch.add_argument("config", nargs="?", help="experiment YAML (default: sumo_scenarios/default.yaml)")
     ch.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a config field, e.g. fl.rounds=3")
-    ch.add_argument("--no-build", action="store_true", help="only load and validate the config (no SUMO, model, data)")
+    ch.add_argument("--no-build", action="store_true", help="only load and validate the config and the strategy (no SUMO, model, data)")
     common(ch, config=False)
     ch.set_defaults(func=cmd_check)
 

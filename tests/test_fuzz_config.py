@@ -170,8 +170,11 @@ def issue_cases(base: dict) -> list[Case]:
         Case("fl.tasks[0].dataset=csv without a label column", "build",
              {CFG: dump_yaml(set_path(base, "fl.tasks[0].dataset", "csv:d.csv")), "d.csv": "text,kind\nhi,a\n"},
              CHECK_ARGS, 2, [CFG, "fl.tasks[0].dataset", "d.csv", "label"]),
-        field_case("strategy.params", {"no_such_param": 1}, "unknown parameter", CHECK_ARGS, "strategy.params",
+        # the strategy is built by `check --no-build` too (no SUMO, model or data needed)
+        field_case("strategy.params", {"no_such_param": 1}, "unknown parameter", FIELDS_ARGS, "strategy.params",
                    kind="build"),
+        field_case("strategy.params", {"lora_alpha": 32}, "lora_alpha is fl.lora_alpha", FIELDS_ARGS,
+                   "strategy.params", kind="build"),
         field_case("strategy.name", "no_such_strategy", "unknown", CHECK_ARGS, "strategy.name", kind="build"),
     ]
     return out
