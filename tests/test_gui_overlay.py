@@ -105,6 +105,18 @@ def _positions(conn):
     return ids, xy
 
 
+def _fleet_and_serving(conn, rsu_xy: np.ndarray, radius_m: float = 420.0):
+    """The FL fleet (a third of the traffic, by id hash): ids, positions and each one's nearest RSU
+    within radius_m (-1 outside every cell)."""
+    ids, xy = _positions(conn)
+    keep = [k for k, v in enumerate(ids) if zlib.crc32(v.encode()) % 3 == 0]
+    ids, xy = [ids[k] for k in keep], xy[keep]
+    if not ids:
+        return ids, xy, np.zeros(0, dtype=int)
+    d = np.linalg.norm(xy[:, None, :] - rsu_xy[None, :, :], axis=2)
+    return ids, xy, np.where(d.min(axis=1) <= radius_m, d.argmin(axis=1), -1)
+
+
 def _pixels(path: Path) -> np.ndarray:
     from PIL import Image
 
@@ -125,13 +137,9 @@ def test_gui_overlay_screenshots(gui_conn, tmp_path):
     phases_cycle = ["idle", "download", "train", "upload", "done", "migrated", "early", "lost"]
     for step in range(1, 241):
         conn.simulationStep()
-        ids, xy = _positions(conn)
-        keep = [k for k, v in enumerate(ids) if zlib.crc32(v.encode()) % 3 == 0]  # the FL fleet: a third of the traffic
-        ids, xy = [ids[k] for k in keep], xy[keep]
+        ids, xy, serving = _fleet_and_serving(conn, rsu_xy)
         if not ids:
             continue
-        d = np.linalg.norm(xy[:, None, :] - rsu_xy[None, :, :], axis=2)
-        serving = np.where(d.min(axis=1) <= 420.0, d.argmin(axis=1), -1)
         phase = [phases_cycle[(zlib.crc32(v.encode()) // 3 + step // 40) % len(phases_cycle)] for v in ids]
         overlay.color_vehicles(ids, serving, phase, xy_m=xy)
         for v, s, p in zip(ids, serving, xy):
@@ -219,13 +227,9 @@ def test_auto_view_coverage_outlines_and_fading_handovers(gui_conn):
     phases_cycle = ["idle", "download", "train", "upload", "done"]
     for step in range(1, 181):
         conn.simulationStep()
-        ids, xy = _positions(conn)
-        keep = [k for k, v in enumerate(ids) if zlib.crc32(v.encode()) % 3 == 0]
-        ids, xy = [ids[k] for k in keep], xy[keep]
+        ids, xy, serving = _fleet_and_serving(conn, rsu_xy)
         if not ids:
             continue
-        d = np.linalg.norm(xy[:, None, :] - rsu_xy[None, :, :], axis=2)
-        serving = np.where(d.min(axis=1) <= 420.0, d.argmin(axis=1), -1)
         phase = [phases_cycle[(zlib.crc32(v.encode()) // 3 + step // 30) % len(phases_cycle)] for v in ids]
         before = overlay.view_box
         overlay.color_vehicles(ids, serving, phase, xy_m=xy)
