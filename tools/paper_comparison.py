@@ -52,36 +52,43 @@ def per_seed(values: pd.DataFrame, group: str, metric: str, task: str = "all") -
     return mine.set_index("seed")["value"].sort_index()
 
 
+def on_common_seeds(values: pd.DataFrame, group: str, base: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """`group`'s and `base`'s values (task `all`) on the seeds both finished, in seed order."""
+    x, b = per_seed(values, group, metric), per_seed(values, base, metric)
+    seeds = x.index.intersection(b.index)
+    return x[seeds].to_numpy(float), b[seeds].to_numpy(float)
+
+
+def p_text(p: float) -> str:
+    return f", p {p:.2g}" if np.isfinite(p) else ""
+
+
 def claim_cell(values: pd.DataFrame, metric: str, kind: str, base: str) -> str:
     """UCB-DUAL minus `base` on the common seeds: relative in % or in accuracy points, with the 95 % CI."""
-    x, b = per_seed(values, "ucb_dual", metric), per_seed(values, base, metric)
-    seeds = x.index.intersection(b.index)
-    if len(seeds) == 0:
+    x, b = on_common_seeds(values, "ucb_dual", base, metric)
+    if len(x) == 0:
         return "-"
-    x, b = x[seeds].to_numpy(float), b[seeds].to_numpy(float)
     if kind == "relative":
         m, _, lo, hi = mean_ci(100.0 * (x / b - 1.0))
         return with_ci(m, lo, hi, signed=True)
     m, lo, hi, p = paired(100.0 * x, 100.0 * b)
-    return with_ci(m, lo, hi, signed=True) + (f", p {p:.2g}" if np.isfinite(p) else "")
+    return with_ci(m, lo, hi, signed=True) + p_text(p)
 
 
 def dwell_rows(values: pd.DataFrame) -> list[list[str]]:
     rows = []
     for title, metric, want in DWELL_GOALS:
-        x, b = per_seed(values, "dwell_ucb", metric), per_seed(values, "ucb_dual", metric)
-        seeds = x.index.intersection(b.index)
-        if len(seeds) == 0:
+        x, b = on_common_seeds(values, "dwell_ucb", "ucb_dual", metric)
+        if len(x) == 0:
             continue
-        m, lo, hi, p = paired(x[seeds].to_numpy(float), b[seeds].to_numpy(float))
-        bm, _, blo, bhi = mean_ci(b[seeds].to_numpy(float))
-        xm = float(x[seeds].mean())
+        m, lo, hi, p = paired(x, b)
+        bm, _, blo, bhi = mean_ci(b)
+        xm = float(x.mean())
         if want == "lower":
             verdict = "met" if hi < 0 else ("not met: higher" if lo > 0 else "not shown (the interval includes 0)")
         else:
             verdict = "met" if xm >= blo or not np.isfinite(blo) else "not met: below ucb_dual's interval"
-        rows.append([title, with_ci(bm, blo, bhi), fmt(xm), with_ci(m, lo, hi, signed=True)
-                     + (f", p {p:.2g}" if np.isfinite(p) else ""), verdict])
+        rows.append([title, with_ci(bm, blo, bhi), fmt(xm), with_ci(m, lo, hi, signed=True) + p_text(p), verdict])
     return rows
 
 
