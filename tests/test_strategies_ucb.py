@@ -280,3 +280,26 @@ def test_dwell_ucb_margin_grows_after_missed_handovers():
     t.setup(2, 9)
     t.load_state_dict(saved)
     assert t.margins == s.margins and math.isclose(t.regret, s.regret)
+
+
+def test_ucb_dual_asks_leaving_vehicles_but_not_links_that_carry_nothing():
+    """respect_window: false keeps vehicles about to leave (the transfer mode handles them) but not
+    one whose round cannot finish by the deadline: a paper run asked a parked truck whose link was
+    in outage (downlink SINR -11.9 dB, rate 0) and every such round waited the whole 60 s deadline."""
+    from iovsim.strategies.common import round_time_s
+
+    s = create("ucb_dual", {})
+    s.setup(2, 0)
+    st = make_state(0, n=30, seed=7)
+    st.max_participants = 30
+    conn = st.connected()
+    dead, leaving = conn[:3], conn[3:6]
+    st.downlink_rate_bps[dead[0]] = 0.0   # outage: nothing comes down
+    st.uplink_rate_bps[dead[1]] = 0.0     # nothing goes up
+    st.downlink_rate_bps[dead[2]] = 1.0   # 1 bit/s: far past the 30 s deadline
+    st.dwell_time_s[leaving] = 0.5        # about to leave: its round does not fit the window
+    fits = [int(i) for i in conn if round_time_s(st, [i], min(st.ranks))[0] <= st.round_deadline_s]
+    assert not set(dead.tolist()) & set(fits) and set(leaving.tolist()) <= set(fits)
+    plan = s.configure(st)
+    assert sorted(plan.participants.tolist()) == sorted(fits)
+    assert plan.extra["eligible"] == len(fits)

@@ -104,13 +104,24 @@ def select(state: RoundState, eligible: np.ndarray, k: int, how: str, seed: int,
     return np.sort(eligible[order[:k]])
 
 
+def fits_deadline(state: RoundState, idx: np.ndarray, rank, margin: float = 1.0) -> np.ndarray:
+    """True where `margin` x estimated round time fits the round deadline (the dwell window ignored)."""
+    idx = np.asarray(idx, dtype=int)
+    return margin * round_time_s(state, idx, rank) <= float(state.round_deadline_s)
+
+
 def eligible(state: RoundState, idx: np.ndarray, rank, margin: float = 1.0, respect_window: bool = True) -> np.ndarray:
     """The participation rule every window-aware strategy shares: the vehicles of `idx` whose
     predicted round (download + compute + upload) at `rank` — the smallest rank the strategy would
-    give each — fits `margin` times into their dwell window and the deadline."""
+    give each — fits `margin` times into their dwell window and the deadline.
+
+    With `respect_window` False (a strategy that handles leaving vehicles by the transfer mode) a
+    vehicle predicted to leave is kept, but not one whose round could not finish by the deadline
+    even if it stayed: a link in outage (SINR below `min_sinr_db`, rate 0) carries nothing whatever
+    the mode, and a synchronous round would wait for it until the deadline."""
     idx = np.asarray(idx, dtype=int)
     if not respect_window:
-        return idx
+        return idx[fits_deadline(state, idx, rank, margin)]
     return idx[fits_window(state, idx, rank, margin)]
 
 
@@ -178,8 +189,8 @@ class HeteroRankMixin:
         if self.respect_window:
             cands = [r for r in state.ranks]
             rank = largest_fitting_rank(state, conn, cands, self.margin, cap=want)
-        else:
-            rank = want
+        else:  # the dwell window ignored, the deadline not (see `eligible`)
+            rank = np.where(fits_deadline(state, conn, want, self.margin), want, 0)
         ok = rank > 0
         chosen = select(state, conn[ok], state.max_participants, self.selection, self.seed, self.last_round)
         rank_of = dict(zip(conn[ok].tolist(), rank[ok].tolist()))
