@@ -303,3 +303,25 @@ def test_ucb_dual_asks_leaving_vehicles_but_not_links_that_carry_nothing():
     plan = s.configure(st)
     assert sorted(plan.participants.tolist()) == sorted(fits)
     assert plan.extra["eligible"] == len(fits)
+
+
+def test_hetero_strategies_without_window_skip_links_that_carry_nothing():
+    """The same rule for hetlora / flexlora / flora with respect_window: false: the dwell window is
+    ignored, the deadline is not."""
+    from iovsim.strategies.common import round_time_s
+
+    for name in ("hetlora", "flexlora", "flora"):
+        s = create(name, {"respect_window": False})
+        s.setup(2, 0)
+        st = make_state(0, n=30, seed=7)
+        st.max_participants = 30
+        conn = st.connected()
+        dead, leaving = conn[:2], conn[2:5]
+        st.downlink_rate_bps[dead] = 0.0
+        st.dwell_time_s[leaving] = 0.5
+        plan = s.configure(st)
+        chosen = set(plan.participants.tolist())
+        assert not set(dead.tolist()) & chosen, name
+        assert set(leaving.tolist()) <= chosen, name
+        for i, r in zip(plan.participants, plan.rank):
+            assert round_time_s(st, [i], r)[0] <= st.round_deadline_s, name
