@@ -243,3 +243,17 @@ def test_module_sparsity_weights_weight_each_module_by_its_own_update_norm():
     zero = [Update({k: v * 0 if "lora_B" in k else v for k, v in u1.items()}, 1.0, 2),
             Update({k: v * 0 if "lora_B" in k else v for k, v in u2.items()}, 3.0, 2)]
     assert module_sparsity_weights(zero)[MODS[0]] == pytest.approx([0.25, 0.75])  # samples when all zero
+
+
+def test_finish_state_prunes_with_self_prunes_default_tol_when_none_is_given():
+    """A strategy that asks for pruning without prune_tol gets self_prune's documented 0.5 (a tail at
+    0.3 of a typical component is pruned), not a second default hidden in the trainer."""
+    import numpy as np
+
+    from iovsim.fl.train import TrainJob, finish_state
+
+    weak = _orthogonal_adapter([1.0] * 7 + [0.3])
+    job = TrainJob("v", 0, weak, 8, 1, 4, 1e-3, 1e-3, np.arange(4), [0], options={"prune_gamma": 0.99})
+    assert finish_state(job, weak)[1] == 7
+    job.options["prune_tol"] = 0.1
+    assert finish_state(job, weak)[1] == 8

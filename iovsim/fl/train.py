@@ -139,7 +139,9 @@ def finish_state(job: TrainJob, state: dict) -> tuple[dict, int]:
     if "prune_gamma" in job.options:
         from iovsim.fl.aggregate import self_prune
 
-        return self_prune(state, job.rank, float(job.options["prune_gamma"]), float(job.options.get("prune_tol", 0.1)))
+        # without prune_tol, self_prune's own default (one place for it)
+        tol = {"tol": float(job.options["prune_tol"])} if "prune_tol" in job.options else {}
+        return self_prune(state, job.rank, float(job.options["prune_gamma"]), **tol)
     return state, job.rank
 
 
