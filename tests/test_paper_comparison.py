@@ -78,3 +78,18 @@ def test_dwell_verdicts_read_the_intervals(out):
     assert goals["mean round latency [s]"][2].startswith(f"{lat.mean():.4g} [")
     # accuracy 0.7217 on average, inside ucb_dual's interval around 0.7267: not worse
     assert goals["final accuracy, mean of tasks"][3] == "met"
+
+
+def test_figure_bars_are_the_paired_differences_against_homolora(out, tmp_path):
+    tool = load_tool()
+    panels = tool.paired_panels(out)
+    bars = {g: (m, lo, hi) for g, m, lo, hi in panels["Δ round latency [s]"]}
+    assert set(bars) == {"hetlora", "ucb_dual", "dwell_ucb"}  # the baseline has no difference to draw
+    for g in bars:
+        d = np.array(RUNS[g][1]) - np.array(RUNS["homolora"][1])
+        lo, hi = stats.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=stats.sem(d))
+        assert bars[g] == pytest.approx((d.mean(), lo, hi))
+    acc = {g: m for g, m, _, _ in panels["Δ final accuracy, mean of tasks"]}
+    assert acc["ucb_dual"] == pytest.approx(np.mean(np.array(RUNS["ucb_dual"][0]) - np.array(RUNS["homolora"][0])))
+    png = tool.fig_seeds_bars(panels, tmp_path / "paired.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -10,7 +10,10 @@ tools/results/paper_comparison.md:
 - dwell_ucb against ucb_dual (its stated goal: fewer lost updates, lower mean round latency, accuracy
   within ucb_dual's interval or better), paired, with a verdict per goal that reads the intervals;
 - final accuracy per task and strategy;
-- the command, the runs' wall time and the machine.
+- the command, the runs' wall time and the machine;
+
+and tools/results/paper_comparison.png: the paired differences against HomoLoRA (final accuracy, round
+latency, energy) with their 95 % intervals, the figure `iovsim compare` draws as compare_paired.png.
 
     python tools/paper_comparison.py runs/compare-paper-5x30
 """
@@ -33,6 +36,8 @@ from iovsim.runs.plan import RunSpec  # noqa: E402
 from iovsim.runs.process import run_record  # noqa: E402
 from iovsim.runs.stats import collect, mean_ci, paired, summarize  # noqa: E402
 from iovsim.runs.table import fmt, headline, headline_note, md_table, with_ci  # noqa: E402
+from iovsim.viz.plots import fig_seeds_bars  # noqa: E402
+from iovsim.viz.report import bar_panels  # noqa: E402
 
 CLAIMS = [("round latency [%]", "mean_round_latency_s", "relative", -24.0),
           ("final accuracy, mean of tasks [points]", "final_accuracy", "points", 2.5),
@@ -149,13 +154,23 @@ def report(out: Path) -> str:
     return "\n".join(lines)
 
 
+def paired_panels(out: Path) -> dict[str, list[tuple]]:
+    """The figure's bars: per metric, (strategy, paired difference against HomoLoRA, 95 % CI low, high)."""
+    recs = records_of(out)
+    table = summarize(collect(recs), list(dict.fromkeys(r["group"] for r in recs)), "homolora")
+    return bar_panels(table.to_dict("records"), diff=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out", type=Path, help="the comparison's --out folder")
     ap.add_argument("--write", type=Path, default=REPO / "tools" / "results" / "paper_comparison.md")
+    ap.add_argument("--figure", type=Path, default=REPO / "tools" / "results" / "paper_comparison.png")
     a = ap.parse_args()
     a.write.write_text(report(a.out))
     print(f"wrote {a.write}")
+    if fig_seeds_bars(paired_panels(a.out), a.figure):
+        print(f"wrote {a.figure}")
 
 
 if __name__ == "__main__":

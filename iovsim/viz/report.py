@@ -168,7 +168,7 @@ BAR_METRICS = [("final_accuracy", "final accuracy, mean of tasks"), ("mean_round
                ("energy_j", "energy, all tasks [J]")]
 
 
-def _bar_panels(rows: list[dict], diff: bool) -> dict[str, list[tuple]]:
+def bar_panels(rows: list[dict], diff: bool) -> dict[str, list[tuple]]:
     """Task `all` rows of the statistics table as bar panels: the means, or the paired differences."""
     cols = ("diff_mean", "diff_ci95_low", "diff_ci95_high") if diff else ("mean", "ci95_low", "ci95_high")
     panels = {}
@@ -187,9 +187,9 @@ def write_seeds_report(out_dir: Path, kind: str, group_label: str, table, record
     fig_dir = out_dir / "figures"
     figs = [(fig_seeds_accuracy(bands, fig_dir / f"{kind}_accuracy.png"),
              "Accuracy per round and task: mean over seeds, band = 95 % t-interval"),
-            (fig_seeds_bars(_bar_panels(rows, diff=False), fig_dir / f"{kind}_bars.png"),
+            (fig_seeds_bars(bar_panels(rows, diff=False), fig_dir / f"{kind}_bars.png"),
              "Final accuracy, round latency and energy: mean over seeds with 95 % t-intervals"),
-            (fig_seeds_bars(_bar_panels(rows, diff=True), fig_dir / f"{kind}_paired.png"),
+            (fig_seeds_bars(bar_panels(rows, diff=True), fig_dir / f"{kind}_paired.png"),
              f"Paired differences against {baseline} on the same seeds, with 95 % t-intervals")]
     seeds = sorted({r["seed"] for r in records})
     finished = sum(r["status"] == "finished" for r in records)
