@@ -93,3 +93,28 @@ def test_figure_bars_are_the_paired_differences_against_homolora(out, tmp_path):
     assert acc["ucb_dual"] == pytest.approx(np.mean(np.array(RUNS["ucb_dual"][0]) - np.array(RUNS["homolora"][0])))
     png = tool.fig_seeds_bars(panels, tmp_path / "paired.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_round_time_reads_the_slowest_participant_of_each_round(tmp_path):
+    tool = load_tool()
+    cols = ["round", "vehicle", "rank", "download_time_s", "compute_time_s", "upload_time_s", "latency_s", "status"]
+    rows = [[1, "a", 8, 1.0, 2.0, 2.0, 5.0, "ok"],
+            [1, "b", 16, 60.0, 0.0, 0.0, 60.0, "lost_deadline"],   # held round 1 to the deadline
+            [2, "a", 8, 1.0, 1.0, 2.0, 4.0, "ok"],                 # round 2's slowest
+            [2, "b", 16, 0.5, 0.5, 1.0, 2.0, "migrated"],
+            [2, "c", 4, 0.1, 0.1, 0.1, float("nan"), "lost_left"]]  # no latency: never the slowest
+    for seed, extra in ((1, 0.0), (2, 2.0)):
+        d = tmp_path / f"seed-{seed}"
+        d.mkdir()
+        with open(d / "vehicles.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(cols)
+            w.writerows([r[:3] + [r[3] + extra] + r[4:] for r in rows])
+    got = tool.round_time(tmp_path / "seed-1")
+    assert got == pytest.approx({"rank": 52 / 5, "deadline_rounds": 1, "slowest_rank": 12.0, "slowest_download_s": 30.5,
+                                 "slowest_compute_s": 0.5, "slowest_upload_s": 1.0, "migrated": 1, "early": 0})
+    recs = [{"group": "g", "status": "finished", "run_dir": str(tmp_path / f"seed-{s}")} for s in (1, 2)]
+    (row,) = tool.round_time_rows(recs, ["g"])
+    dl = np.array([30.5, 32.5])
+    lo, hi = stats.t.interval(0.95, 1, loc=dl.mean(), scale=stats.sem(dl))
+    assert row[:2] == ["g", "2"] and row[2 + 3] == f"{dl.mean():.4g} [{lo:.4g}, {hi:.4g}]"

@@ -10,6 +10,9 @@ tools/results/paper_comparison.md:
 - dwell_ucb against ucb_dual (its stated goal: fewer lost updates, lower mean round latency, accuracy
   within ucb_dual's interval or better), paired, with a verdict per goal that reads the intervals;
 - final accuracy per task and strategy;
+- where the round time goes, from every finished run's vehicles.csv: the participants' mean rank,
+  the rounds that ended at the deadline, and the rank and transfer times of each round's slowest
+  participant (a synchronous round lasts as long as it);
 - the command, the runs' wall time and the machine;
 
 and tools/results/paper_comparison.png: the paired differences against HomoLoRA (final accuracy, round
@@ -97,6 +100,36 @@ def dwell_rows(values: pd.DataFrame) -> list[list[str]]:
     return rows
 
 
+ROUND_TIME = [("participants' rank", "rank"), ("rounds ending at the deadline", "deadline_rounds"),
+              ("slowest: rank", "slowest_rank"), ("slowest: download [s]", "slowest_download_s"),
+              ("slowest: compute [s]", "slowest_compute_s"), ("slowest: upload [s]", "slowest_upload_s"),
+              ("migrated", "migrated"), ("early", "early")]
+
+
+def round_time(run_dir: Path) -> dict:
+    """One run's vehicles.csv: mean rank, rounds a `lost_deadline` held to the deadline, and the means over
+    rounds of the slowest participant's rank and download, compute and upload times."""
+    v = pd.read_csv(run_dir / "vehicles.csv")
+    slow = v.loc[v.dropna(subset=["latency_s"]).groupby("round")["latency_s"].idxmax()]
+    return {"rank": v["rank"].mean(), "deadline_rounds": v.loc[v.status == "lost_deadline", "round"].nunique(),
+            "slowest_rank": slow["rank"].mean(), "slowest_download_s": slow.download_time_s.mean(),
+            "slowest_compute_s": slow.compute_time_s.mean(), "slowest_upload_s": slow.upload_time_s.mean(),
+            "migrated": int((v.status == "migrated").sum()), "early": int((v.status == "early").sum())}
+
+
+def round_time_rows(recs: list[dict], groups: list[str]) -> list[list[str]]:
+    """Per strategy, each ROUND_TIME column as mean [95 % CI] over its finished runs (those with a vehicles.csv)."""
+    rows = []
+    for g in groups:
+        dirs = [Path(r["run_dir"]) for r in recs if r["group"] == g and r["status"] == "finished"]
+        runs = [round_time(d) for d in dirs if (d / "vehicles.csv").is_file()]
+        if runs:
+            cells = [with_ci(*np.asarray(mean_ci(np.asarray([x[k] for x in runs], float)))[[0, 2, 3]])
+                     for _, k in ROUND_TIME]
+            rows.append([g, str(len(runs)), *cells])
+    return rows
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -150,7 +183,13 @@ def report(out: Path) -> str:
             m, _, lo, hi = mean_ci(per_seed(values, g, "final_accuracy", t).to_numpy(float))
             cells.append(with_ci(m, lo, hi))
         task_rows.append([g, *cells])
-    lines += md_table(["strategy", *tasks], task_rows) + [""]
+    lines += md_table(["strategy", *tasks], task_rows)
+    lines += ["", "## Where the round time goes", "",
+              "From each finished run's vehicles.csv, mean [95 % CI] over runs: the participants' mean rank; the "
+              "rounds that ended at the deadline (a `lost_deadline` update holds the round until then); each round's "
+              "slowest participant (the round lasts as long as it): its rank and its download, compute and upload "
+              "times, averaged over the rounds; updates delivered after a migration, or early.", ""]
+    lines += md_table(["strategy", "runs", *(t for t, _ in ROUND_TIME)], round_time_rows(recs, groups)) + [""]
     return "\n".join(lines)
 
 
