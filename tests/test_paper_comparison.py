@@ -118,3 +118,11 @@ def test_round_time_reads_the_slowest_participant_of_each_round(tmp_path):
     dl = np.array([30.5, 32.5])
     lo, hi = stats.t.interval(0.95, 1, loc=dl.mean(), scale=stats.sem(dl))
     assert row[:2] == ["g", "2"] and row[2 + 3] == f"{dl.mean():.4g} [{lo:.4g}, {hi:.4g}]"
+
+
+def test_dwell_verdicts_need_an_interval(out):
+    """With one finished dwell_ucb seed there is no interval, so no goal is called met."""
+    for s in SEEDS[1:]:
+        (out / "dwell_ucb" / f"seed-{s}" / "summary.json").write_text(json.dumps({"finished": False}))
+    goals = cells(load_tool().report(out), "## dwell_ucb against ucb_dual")
+    assert {g[3] for g in goals.values()} == {"not shown (one seed: no interval)"}

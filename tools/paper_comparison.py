@@ -92,10 +92,12 @@ def dwell_rows(values: pd.DataFrame) -> list[list[str]]:
         m, lo, hi, p = paired(x, b)
         bm, _, blo, bhi = mean_ci(b)
         xm = float(x.mean())
-        if want == "lower":
+        if len(x) < 2:
+            verdict = "not shown (one seed: no interval)"
+        elif want == "lower":
             verdict = "met" if hi < 0 else ("not met: higher" if lo > 0 else "not shown (the interval includes 0)")
         else:
-            verdict = "met" if xm >= blo or not np.isfinite(blo) else "not met: below ucb_dual's interval"
+            verdict = "met" if xm >= blo else "not met: below ucb_dual's interval"
         rows.append([title, with_ci(bm, blo, bhi), fmt(xm), with_ci(m, lo, hi, signed=True) + p_text(p), verdict])
     return rows
 
@@ -124,8 +126,10 @@ def round_time_rows(recs: list[dict], groups: list[str]) -> list[list[str]]:
         dirs = [Path(r["run_dir"]) for r in recs if r["group"] == g and r["status"] == "finished"]
         runs = [round_time(d) for d in dirs if (d / "vehicles.csv").is_file()]
         if runs:
-            cells = [with_ci(*np.asarray(mean_ci(np.asarray([x[k] for x in runs], float)))[[0, 2, 3]])
-                     for _, k in ROUND_TIME]
+            cells = []
+            for _, key in ROUND_TIME:
+                m, _, lo, hi = mean_ci(np.asarray([x[key] for x in runs], float))
+                cells.append(with_ci(m, lo, hi))
             rows.append([g, str(len(runs)), *cells])
     return rows
 
