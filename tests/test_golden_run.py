@@ -1,8 +1,11 @@
-"""A tiny real run (SUMO, model, data) must write byte-identical logs to the committed golden files.
+"""A tiny real run (SUMO, model, data) must write the committed golden logs, on any CPU.
 
 The golden files pin the behaviour of the whole round loop (mobility, channel, plan, transfer,
-training, aggregation, evaluation, logging): a refactor must leave them unchanged. A change that
-is meant to change behaviour regenerates them and commits the new files with it:
+training, aggregation, evaluation, logging): a refactor must leave them unchanged. They were written
+on one CPU; on another (AVX2, AVX-512, arm64) numpy and torch round differently in the last bits, so
+discrete columns must be equal and floats agree within the tolerances stated in
+`golden_compare.py`. On one machine the same run twice is byte-identical (tested here too). A
+change that is meant to change behaviour regenerates the files and commits them with it:
 
     IOVSIM_REGEN_GOLDEN=1 python -m pytest tests/test_golden_run.py
 
@@ -18,11 +21,14 @@ from iovsim.config import config_from_dict
 from iovsim.experiment import Experiment
 
 from conftest import tiny_config
+from golden_compare import compare_csv, identical_bytes
 
 pytestmark = pytest.mark.slow
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 FILES = ("metrics.csv", "handovers.csv", "vehicles.csv")
+# acc_after is scored on a vehicle's held-out probe, at least one batch (fl.train.probe_size): 8 here.
+PROBE_MIN = {"acc_after": 8}
 
 
 def golden_config(base_dir, strategy: str):
@@ -42,5 +48,14 @@ def test_tiny_run_matches_golden_files(tmp_path, strategy):
         for name in FILES:
             shutil.copyfile(run / name, golden / name)
         pytest.skip(f"golden files regenerated in {golden}; review and commit them")
-    for name in FILES:
-        assert (run / name).read_bytes() == (golden / name).read_bytes(), f"{name} differs from {golden / name}"
+    mismatches = [m for name in FILES for m in compare_csv(run / name, golden / name, PROBE_MIN)]
+    assert not mismatches, f"{len(mismatches)} cells differ from {golden}:\n" + "\n".join(map(str, mismatches[:20]))
+
+
+def test_the_same_run_twice_on_one_machine_is_byte_identical(tmp_path):
+    """Same config, same seed, same machine: every log byte for byte (no tolerance needed here)."""
+    for name in ("a", "b"):
+        Experiment(golden_config(tmp_path, "hetlora"), tmp_path / name).run()
+    diffs = [d for f in FILES + ("strategy.csv", "dwell.csv")
+             if (d := identical_bytes(tmp_path / "a" / f, tmp_path / "b" / f))]
+    assert not diffs, diffs
