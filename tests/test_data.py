@@ -81,3 +81,13 @@ def test_dirichlet_shards_disjoint_cover_and_skew():
         return np.mean([np.bincount(labels[s], minlength=4).max() / len(s) for s in shards])
 
     assert mean_max_share(skewed) > mean_max_share(even) + 0.2
+
+
+def test_hf_names_what_it_loads_and_the_extra_it_needs():
+    with pytest.raises(DataError, match=r"hf:mrpc: hf: loads the GLUE tasks hf:sst2, hf:qnli"):
+        load_task(TaskConfig(name="m", dataset="hf:mrpc"), seed=0)
+    try:
+        import datasets  # noqa: F401
+    except ImportError:
+        with pytest.raises(DataError, match=r"needs the `datasets` package: pip install 'iovsim\[online\]'"):
+            load_task(TaskConfig(name="s", dataset="hf:sst2"), seed=0)

@@ -158,9 +158,17 @@ def _user_csv(path: Path):
     return [r["text"] for r in rows], np.asarray([names.index(r["label"]) for r in rows]), names, str(path)
 
 
-def _hf(name: str):
-    from datasets import load_dataset  # online path; optional dependency iovsim[online]
+HF_GLUE = ("sst2", "qnli")  # the GLUE tasks whose columns _hf knows
 
+
+def _hf(name: str):
+    if name not in HF_GLUE:
+        raise DataError(f"hf:{name}: hf: loads the GLUE tasks {', '.join('hf:' + n for n in HF_GLUE)} through "
+                        "`datasets`; for other data use csv:PATH")
+    try:
+        from datasets import load_dataset  # online path; optional dependency iovsim[online]
+    except ImportError:
+        raise DataError(f"hf:{name} needs the `datasets` package: pip install 'iovsim[online]'") from None
     ds = load_dataset("glue", name)["train"]
     if name == "qnli":
         texts = list(zip(ds["question"], ds["sentence"]))
