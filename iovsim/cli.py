@@ -211,7 +211,8 @@ def cmd_scenario(args) -> int:
     from iovsim.mobility.osm import from_osm
 
     kwargs = {"seed": args.seed, "insertion_period_s": args.period, "begin_s": args.begin, "end_s": args.end,
-              "fringe_factor": args.fringe_factor}
+              "fringe_factor": args.fringe_factor, "allow_fringe": args.allow_fringe,
+              "min_distance_m": args.min_distance}
     if args.routes:
         kwargs["routes"] = [Path(r) for r in args.routes]
     for flag, key in (("rsu_placement", "rsu_placement"), ("rsu_count", "rsu_count"), ("rsu_spacing", "rsu_spacing_m"),
@@ -316,6 +317,10 @@ def _add_data_commands(sub) -> None:
     fo.add_argument("--rsu-count", type=int, help="number of RSUs")
     fo.add_argument("--begin", type=float, default=0.0, help="first departure time of the demand in seconds")
     fo.add_argument("--fringe-factor", type=float, default=5.0, help="randomTrips: prefer trips from/to the map's edge")
+    fo.add_argument("--allow-fringe", action="store_true",
+                    help="randomTrips: trips may start and end on any edge (used anyway on a closed network)")
+    fo.add_argument("--min-distance", type=float, default=300.0,
+                    help="randomTrips: trips start and end at least this many metres apart (default 300)")
     fo.add_argument("--rsu-spacing", type=float, help="minimum RSU spacing in metres")
     fo.add_argument("--rsu-radius", type=float, help="coverage radius drawn and used for the coverage figure (m)")
     fo.add_argument("--rsu-file", help="CSV (lon,lat or x,y) or POI additional file, with --rsu-placement file")

@@ -1,17 +1,20 @@
-"""Bring your own map: OSM -> scenario folder (San Francisco), and a .sumocfg whose outputs never land
-beside its inputs (Bologna)."""
+"""Bring your own map: OSM -> scenario folder (San Francisco; closed networks: a ring, a lone street,
+SUMO's race track), and a .sumocfg whose outputs never land beside its inputs (Bologna)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+import yaml
 
+from conftest import iovsim
 from iovsim.mobility.config import MobilityConfig
-from iovsim.mobility.osm import build_net, from_osm
-from iovsim.mobility.scenario import ScenarioError, build_scenario, load_scenario
+from iovsim.mobility.osm import CLOSED_NETWORK_NOTE, FRINGE_NOTE, build_net, from_osm
+from iovsim.mobility.scenario import ScenarioError, build_scenario, load_scenario, sumo_home
 from iovsim.mobility.sumo import SumoSession
 
 
@@ -137,3 +140,73 @@ def test_sumocfg_outputs_in_additionals_and_report(tmp_path):
     assert sc.additional_files[1] == d / "plain.add.xml"
     assert os.listdir(d) == os.listdir(d)  # nothing written beside the inputs
     assert sorted(os.listdir(d)) == ["data.add.xml", "intervals.xml", "net.net.xml", "plain.add.xml", "s.sumocfg"]
+
+
+# ----------------------------------------------------------------------------- closed networks
+
+def _write_osm(path: Path, lonlat: list[tuple[float, float]], tags: dict, closed: bool) -> Path:
+    nodes = "".join(f'<node id="{i + 1}" version="1" lat="{lat:.7f}" lon="{lon:.7f}"/>'
+                    for i, (lon, lat) in enumerate(lonlat))
+    refs = "".join(f'<nd ref="{i + 1}"/>' for i in [*range(len(lonlat)), *([0] if closed else [])])
+    kv = "".join(f'<tag k="{k}" v="{v}"/>' for k, v in tags.items())
+    path.write_text(f'<?xml version="1.0" encoding="UTF-8"?>\n<osm version="0.6" generator="iovsim test">'
+                    f'{nodes}<way id="100" version="1">{refs}{kv}</way></osm>\n')
+    return path
+
+
+def _ring_osm(path: Path, radius_m: float = 250.0, n: int = 8) -> Path:
+    """A one-way loop road of n nodes and nothing else: no junction, no edge entering or leaving the map."""
+    lat0, lon0 = 52.0, 13.7
+    pts = [(lon0 + radius_m * math.cos(2 * math.pi * i / n) / (111_320 * math.cos(math.radians(lat0))),
+            lat0 + radius_m * math.sin(2 * math.pi * i / n) / 111_320) for i in range(n)]
+    return _write_osm(path, pts, {"highway": "residential", "oneway": "yes"}, closed=True)
+
+
+def _vehicles(routes: Path) -> list:
+    return list(ElementTree.parse(routes).getroot().iter("vehicle"))
+
+
+def test_from_osm_on_a_closed_ring(tmp_path):
+    notes = []
+    y = from_osm(_ring_osm(tmp_path / "ring.osm"), tmp_path / "out", end_s=200, coverage_s=0, notify=notes.append)
+    assert notes == [f"ring.osm: {CLOSED_NETWORK_NOTE}"]  # one line says what was done differently
+    data = yaml.safe_load(y.read_text())
+    assert CLOSED_NETWORK_NOTE in data["description"]
+    net = ElementTree.parse(y.parent / data["net_file"]).getroot()
+    assert [e for e in net.iter("edge") if e.get("function") != "internal"]
+    assert len(_vehicles(y.parent / "routes.rou.xml")) >= 1
+    sc = load_scenario(str(y), tmp_path)
+    with SumoSession(sc, seed=1, end_s=200, max_vehicles=10) as s:
+        s.open_enrolment()
+        s.run_until(60)
+        assert s.api.vehicle.getIDCount() >= 1
+
+
+def test_from_osm_dead_end_street_retries_with_allow_fringe(tmp_path, capsys):
+    """A lone two-way street: every edge ends in a U-turn, so randomTrips finds no edge to start a trip
+    on until it is told --allow-fringe; the retry is announced on stderr."""
+    pts = [(13.7 + 0.003 * i, 52.0) for i in range(4)]  # ~600 m
+    y = from_osm(_write_osm(tmp_path / "street.osm", pts, {"highway": "residential"}, closed=False),
+                 tmp_path / "out", end_s=100, coverage_s=0)
+    err = capsys.readouterr().err.splitlines()
+    assert f"iovsim: note: street.osm: {FRINGE_NOTE}" in err and len(err) == 2  # and the netconvert note
+    assert FRINGE_NOTE in yaml.safe_load(y.read_text())["description"]
+    assert len(_vehicles(y.parent / "routes.rou.xml")) >= 1
+
+
+def test_from_osm_race_track(tmp_path):
+    """SUMO's own race track (tools/game/racing/spreewaldring.osm): a closed one-way raceway, vip-only in
+    SUMO's OSM type map, about 300 m across."""
+    osm = sumo_home() / "tools" / "game" / "racing" / "spreewaldring.osm"
+    if not osm.exists():
+        pytest.skip(f"{osm} absent")
+    out = iovsim("scenario", "from-osm", osm, "--out", tmp_path / "short", "--end", 100)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 2 and "Traceback" not in out.stderr
+    assert "no trip between connected roads at least 300 m apart" in out.stderr and "--min-distance" in out.stderr
+    out = iovsim("scenario", "from-osm", osm, "--out", tmp_path / "race", "--end", 100, "--min-distance", 150)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.strip() == f"iovsim: note: spreewaldring.osm: {CLOSED_NETWORK_NOTE}"
+    y = Path(out.stdout.strip().splitlines()[-1])
+    types = {e.get("type") for e in ElementTree.parse(y.parent / "spreewaldring.net.xml").getroot().iter("edge")}
+    assert "highway.raceway" in types
+    assert len(_vehicles(y.parent / "routes.rou.xml")) >= 1 and (y.parent / "rsus.add.xml").exists()

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import yaml
@@ -32,6 +33,16 @@ NETCONVERT_OPTIONS = [
     "--keep-edges.by-vclass", "passenger", "--output.street-names", "--output.original-names",
     "--edges.join", "--no-turnarounds.except-deadend",
 ]
+# Race tracks for passenger cars, layered over SUMO's OSM type map (where highway=raceway is vip-only);
+# used only for a map that leaves no road otherwise, so a city's karting track stays out of its net.
+RACEWAY_FOR_CARS = """<types>
+    <type id="highway.raceway" numLanes="2" speed="83.33" priority="15" oneway="false" allow="vip passenger"/>
+</types>
+"""
+CLOSED_NETWORK_NOTE = ("netconvert left no road for passenger cars; converted again keeping roads that meet no "
+                       "junction (a closed ring, a lone street) and race tracks (highway=raceway)")
+FRINGE_NOTE = ("randomTrips.py found no edge to start or end a trip on (a closed network, or dead ends only): "
+               "trips start and end on any edge (--allow-fringe)")
 
 
 def _sumo_env() -> dict:
@@ -55,8 +66,12 @@ def _run(cmd: list[str], what: str, source: Path):
     return proc
 
 
-def build_net(osm_path: str | Path, net_path: str | Path, *, extra_options: list[str] | None = None) -> Path:
-    """netconvert an OSM file (.osm, .osm.xml, .osm.gz) into a SUMO net geo-referenced in UTM."""
+def build_net(osm_path: str | Path, net_path: str | Path, *, extra_options: list[str] | None = None,
+              note: Callable[[str], None] | None = None) -> Path:
+    """netconvert an OSM file (.osm, .osm.xml, .osm.gz) into a SUMO net geo-referenced in UTM.
+
+    A map that leaves no road for passenger cars is converted once more keeping closed networks
+    (CLOSED_NETWORK_NOTE, passed to `note`); if that leaves none either, one line says so."""
     osm_path, net_path = Path(osm_path), Path(net_path)
     if not osm_path.exists():
         raise ScenarioError(f"{osm_path}: OSM file not found")
@@ -64,24 +79,63 @@ def build_net(osm_path: str | Path, net_path: str | Path, *, extra_options: list
     if not osm_path.name.endswith(".gz") and b"<osm" not in head:
         raise ScenarioError(f"{osm_path}: expected an OpenStreetMap XML file (<osm ...>)")
     net_path.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sumo_binary("netconvert"), "--osm-files", str(osm_path), "-o", str(net_path),
-           *NETCONVERT_OPTIONS, "--no-warnings", "true", *(extra_options or [])]
+    _netconvert(osm_path, net_path, NETCONVERT_OPTIONS, extra_options)
+    if _has_roads(net_path):
+        return net_path
+    # --remove-edges.isolated drops every road that meets no junction, and a closed ring (a race track,
+    # a loop road on its own) is such a road; SUMO's OSM type map also keeps race tracks to vip vehicles.
+    with tempfile.TemporaryDirectory(prefix="iovsim_types_") as tmp:
+        types = Path(tmp) / "raceway.typ.xml"
+        types.write_text(RACEWAY_FOR_CARS)
+        type_files = f"{sumo_home() / 'data' / 'typemap' / 'osmNetconvert.typ.xml'},{types}"
+        options = [o for o in NETCONVERT_OPTIONS if o != "--remove-edges.isolated"]
+        _netconvert(osm_path, net_path, [*options, "--type-files", type_files], extra_options)
+    if not _has_roads(net_path):
+        raise ScenarioError(f"{osm_path}: netconvert kept no road passenger cars may use; expected OSM ways "
+                            "tagged highway=motorway, trunk, primary, secondary, tertiary, unclassified, "
+                            "residential, living_street or raceway")
+    if note:
+        note(CLOSED_NETWORK_NOTE)
+    return net_path
+
+
+def _netconvert(osm_path: Path, net_path: Path, options: list[str], extra_options: list[str] | None) -> None:
+    net_path.unlink(missing_ok=True)  # a second conversion must not leave the first one's net behind
+    cmd = [sumo_binary("netconvert"), "--osm-files", str(osm_path), "-o", str(net_path), *options,
+           "--no-warnings", "true", *(extra_options or [])]
     _run(cmd, "netconvert", osm_path)
     if not net_path.exists():
         raise ScenarioError(f"{osm_path}: netconvert wrote no net")
-    return net_path
+
+
+def _has_roads(net_path: Path) -> bool:
+    """Whether the net has an edge that is not inside a junction (reading stops at the first one)."""
+    from xml.etree import ElementTree
+
+    for _, el in ElementTree.iterparse(net_path):
+        if el.tag == "edge" and el.get("function") != "internal":
+            return True
+        el.clear()
+    return False
 
 
 def random_demand(net_path: str | Path, routes_path: str | Path, *, insertion_period_s: float = 2.0,
                   begin_s: float = 0.0, end_s: float = 3600.0, seed: int = 0, fringe_factor: float = 5.0,
-                  min_distance_m: float = 300.0) -> Path:
+                  min_distance_m: float = 300.0, allow_fringe: bool = False,
+                  note: Callable[[str], None] | None = None) -> Path:
     """randomTrips.py demand: one car every `insertion_period_s` between begin_s and end_s, routed and
     validated by duarouter (trips without a route are dropped). Trips start and end preferably at the
-    map's fringe (`fringe_factor`), so traffic crosses the map rather than appearing in its middle."""
+    map's fringe (`fringe_factor`), so traffic crosses the map rather than appearing in its middle.
+
+    randomTrips starts trips on edges that lead into the map and ends them on edges that lead out of
+    it, and a closed network (or one of dead-end roads only) has none: then (or with `allow_fringe`)
+    trips may start and end on any edge (its --allow-fringe), and `note` gets FRINGE_NOTE."""
     if insertion_period_s <= 0:
         raise ScenarioError(f"insertion_period_s: expected a positive period in seconds, got {insertion_period_s}")
     if end_s <= begin_s:
         raise ScenarioError(f"end_s: expected more than begin_s ({begin_s:g}), got {end_s:g}")
+    if not min_distance_m >= 0:
+        raise ScenarioError(f"min_distance_m: expected a distance of 0 m or more, got {min_distance_m:g}")
     routes_path = Path(routes_path)
     trips = routes_path.with_name(routes_path.name.replace(".rou.xml", "") + ".trips.xml")
     cmd = [sys.executable, str(sumo_home() / "tools" / "randomTrips.py"), "-n", str(net_path), "-o", str(trips),
@@ -89,10 +143,27 @@ def random_demand(net_path: str | Path, routes_path: str | Path, *, insertion_pe
            "-p", f"{insertion_period_s:g}", "--seed", str(seed), "--validate", "--fringe-factor", f"{fringe_factor:g}",
            "--min-distance", f"{min_distance_m:g}", "--vehicle-class", "passenger",
            "--prefix", "veh", "--trip-attributes", 'departLane="best" departSpeed="max"']
-    _run(cmd, "randomTrips.py", Path(net_path))
+    try:
+        _run(cmd + (["--allow-fringe"] if allow_fringe else []), "randomTrips.py", Path(net_path))
+    except ScenarioError as e:
+        if allow_fringe or "--allow-fringe" not in str(e):  # randomTrips' advice when no edge can start a trip
+            raise
+        _run(cmd + ["--allow-fringe"], "randomTrips.py", Path(net_path))
+        if note:
+            note(FRINGE_NOTE)
     if not routes_path.exists():
         raise ScenarioError(f"{net_path}: randomTrips.py wrote no routes")
+    if not _has_vehicle(routes_path):
+        raise ScenarioError(f"{net_path}: randomTrips.py found no trip between connected roads at least "
+                            f"{min_distance_m:g} m apart (min_distance_m, --min-distance: expected a shorter "
+                            "distance for a small map)")
     return routes_path
+
+
+def _has_vehicle(routes_path: Path) -> bool:
+    from xml.etree import ElementTree
+
+    return any(el.tag in ("vehicle", "trip") for _, el in ElementTree.iterparse(routes_path))
 
 
 def warmup_positions(net_path: str | Path, route_files: list[Path], *, duration_s: float = 600.0,
@@ -109,6 +180,10 @@ def warmup_positions(net_path: str | Path, route_files: list[Path], *, duration_
         _run(cmd, "warm-up run", Path(net_path))
         pts = [(float(v.get("x")), float(v.get("y"))) for _, v in ElementTree.iterparse(fcd) if v.tag == "vehicle"]
     return np.asarray(pts, dtype=float).reshape(-1, 2)
+
+
+def _print_note(text: str) -> None:
+    print(f"iovsim: note: {text}", file=sys.stderr)
 
 
 def _rel(p: Path, base: Path) -> str:
@@ -133,13 +208,16 @@ def from_osm(osm_path: str | Path, out_dir: str | Path, *, name: str | None = No
              routes: list[str | Path] | None = None, fringe_factor: float = 5.0,
              rsu_placement: str = "regular", rsu_count: int = 6, rsu_spacing_m: float = 500.0,
              rsu_radius_m: float = 300.0, rsu_file: str | Path | None = None, warmup_s: float = 600.0,
-             coverage_s: float = 600.0, netconvert_options: list[str] | None = None) -> Path:
+             coverage_s: float = 600.0, netconvert_options: list[str] | None = None, allow_fringe: bool = False,
+             min_distance_m: float = 300.0, notify: Callable[[str], None] | None = None) -> Path:
     """Build a scenario folder from an OSM extract; returns the scenario YAML's path.
 
     `routes`: the user's route files (referenced in place) instead of randomTrips demand.
     RSUs: `rsu_placement` regular | junctions | kmeans (on a `warmup_s` warm-up run) | file (`rsu_file`).
     Coverage: a headless run of `coverage_s` seconds (0 = skip) measures the share of vehicle-seconds
     within `rsu_radius_m` of an RSU, written to coverage.json.
+    A closed network (a ring, a race track) is converted anyway: what was done differently is one line
+    each to `notify` (default: stderr) and in the scenario's description.
     """
     from iovsim.mobility.config import RsuConfig
     from iovsim.mobility.placement import place_rsus
@@ -149,15 +227,19 @@ def from_osm(osm_path: str | Path, out_dir: str | Path, *, name: str | None = No
     osm_path, out_dir = Path(osm_path), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     name = name or osm_path.name.split(".")[0]
-    net_path = build_net(osm_path, out_dir / f"{name}.net.xml", extra_options=netconvert_options)
+    notes: list[str] = []
+
+    def note(text: str) -> None:
+        notes.append(text)
+        (notify or _print_note)(f"{osm_path.name}: {text}")
+
+    net_path = build_net(osm_path, out_dir / f"{name}.net.xml", extra_options=netconvert_options, note=note)
     if routes:
-        route_files = [Path(r) for r in routes]
-        for r in route_files:
-            if not r.exists():
-                raise ScenarioError(f"{r}: route file not found")
+        route_files = _user_routes(routes)
     else:
         route_files = [random_demand(net_path, out_dir / "routes.rou.xml", insertion_period_s=insertion_period_s,
-                                     begin_s=begin_s, end_s=end_s, seed=seed, fringe_factor=fringe_factor)]
+                                     begin_s=begin_s, end_s=end_s, seed=seed, fringe_factor=fringe_factor,
+                                     min_distance_m=min_distance_m, allow_fringe=allow_fringe, note=note)]
     net = load_net(net_path)
     cfg = RsuConfig(placement=rsu_placement, count=rsu_count, spacing_m=rsu_spacing_m,
                     file=str(rsu_file or ""), coverage_radius_m=rsu_radius_m)
@@ -176,9 +258,23 @@ def from_osm(osm_path: str | Path, out_dir: str | Path, *, name: str | None = No
             warmup_positions(net_path, route_files, duration_s=coverage_s, begin_s=begin_s, seed=seed, period_s=1.0)
         write_coverage(out_dir / "coverage.json", xy, sites, rsu_radius_m, placement=rsu_placement,
                        window_s=(begin_s, begin_s + coverage_s))
+    return _write_scenario_yaml(out_dir, name, osm_path, net_path, route_files, notes)
+
+
+def _user_routes(routes: list[str | Path]) -> list[Path]:
+    route_files = [Path(r) for r in routes]
+    for r in route_files:
+        if not r.exists():
+            raise ScenarioError(f"{r}: route file not found")
+    return route_files
+
+
+def _write_scenario_yaml(out_dir: Path, name: str, osm_path: Path, net_path: Path, route_files: list[Path],
+                         notes: list[str]) -> Path:
+    """scenario.yaml; the description also keeps what was done differently for this map (`notes`)."""
     data = {
         "name": name,
-        "description": f"built by iovsim scenario from-osm from {osm_path.name}",
+        "description": "; ".join([f"built by iovsim scenario from-osm from {osm_path.name}", *notes]),
         "source": str(osm_path.resolve()),
         "net_file": _rel(net_path, out_dir),
         "route_files": [_rel(r, out_dir) for r in route_files],

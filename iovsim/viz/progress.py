@@ -140,19 +140,25 @@ class Progress:
         from rich.markup import escape
         from rich.table import Table
 
-        cols = list(rows[0].keys())
+        from iovsim.viz.table_layout import table_layout
+
+        keys = list(rows[0].keys())
         for r in rows[1:]:
-            cols += [k for k in r if k not in cols]
-        # Standard errors are printed inside their accuracy cell ("0.812±0.012"), not as columns.
-        cols = [c for c in cols if not c.startswith("se_")]
-        table = Table(show_header=not self._table_header_done or len(rows) > 1, box=None, pad_edge=False)
-        for c in cols:
-            title = _COLUMN_TITLES.get(c, c.replace("acc_", "acc "))
-            # Fixed widths: each round prints its own table, and the columns must line up across rounds.
-            width = max(len(title), 11 if c.startswith("acc_") else 6)
-            table.add_column(escape(title), justify="right", width=width, no_wrap=True)
+            keys += [k for k in r if k not in keys]
+        # Standard errors are printed with their accuracy ("0.812±0.012", or under it), not as columns.
+        keys = [k for k in keys if not k.startswith("se_")]
+        layout = table_layout(keys, self.console.width)
+        show_header = not self._table_header_done or len(rows) > 1
+        if show_header and layout.legend:
+            self.console.print(layout.legend, markup=False, highlight=False)
+        table = Table(show_header=show_header, box=None, pad_edge=False)
+        for c in layout.columns:
+            # Fixed widths: each round prints its own table, and the columns must line up across rounds;
+            # a value longer than its column folds onto a second line rather than being cut.
+            table.add_column(escape(c.title), justify="right", width=c.width, overflow="fold")
         for r in rows:
-            table.add_row(*(escape(_fmt_cell(c, r.get(c, ""), r.get("se_" + c[4:]))) for c in cols))
+            table.add_row(*(escape(_fmt_cell(k, r.get(k, ""), r.get("se_" + k[4:]), layout.se_below))
+                            for k in keys))
         self._table_header_done = True
         self.console.print(table)
 
@@ -174,15 +180,16 @@ class Progress:
             self._bars = None
 
 
-_COLUMN_TITLES = {"round": "round", "sumo_time_s": "SUMO t [s]", "participants": "part.",
-                  "lost_updates": "lost", "round_latency_s": "latency [s]", "energy_j": "E [J]"}
-
-
-def _fmt_cell(col: str, v, se=None) -> str:
+def _fmt_cell(col: str, v, se=None, se_below: bool = False) -> str:
     if v is None or v == "":
         return "-"
     if isinstance(v, (float, np.floating)):
         if col.startswith("acc"):
-            return f"{v:.3f}" if se is None or not np.isfinite(se) else f"{v:.3f}±{se:.3f}"
-        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.3e}"
+            if se is None or not np.isfinite(se):
+                return f"{v:.3f}"
+            sep = "\n" if se_below else ""  # a narrow terminal: the s.e. on a line of its own
+            return f"{v:.3f}{sep}±{se:.3f}"
+        if 1e4 <= abs(v) < 1e7:  # "12346", not "1.235e+04": shorter, and read at a glance
+            return f"{v:.0f}"
+        return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.3e}"
     return str(v)
