@@ -319,8 +319,9 @@ def _add_data_commands(sub) -> None:
     fo.add_argument("--fringe-factor", type=float, default=5.0, help="randomTrips: prefer trips from/to the map's edge")
     fo.add_argument("--allow-fringe", action="store_true",
                     help="randomTrips: trips may start and end on any edge (used anyway on a closed network)")
-    fo.add_argument("--min-distance", type=float, default=300.0,
-                    help="randomTrips: trips start and end at least this many metres apart (default 300)")
+    fo.add_argument("--min-distance", type=float, default=None,
+                    help="randomTrips: trips start and end at least this many metres apart (default 300, or a "
+                         "quarter of the net's diagonal on a map too small for that)")
     fo.add_argument("--rsu-spacing", type=float, help="minimum RSU spacing in metres")
     fo.add_argument("--rsu-radius", type=float, help="coverage radius drawn and used for the coverage figure (m)")
     fo.add_argument("--rsu-file", help="CSV (lon,lat or x,y) or POI additional file, with --rsu-placement file")

@@ -200,13 +200,18 @@ def test_from_osm_race_track(tmp_path):
     osm = sumo_home() / "tools" / "game" / "racing" / "spreewaldring.osm"
     if not osm.exists():
         pytest.skip(f"{osm} absent")
-    out = iovsim("scenario", "from-osm", osm, "--out", tmp_path / "short", "--end", 100)
+    # a distance the user gives is kept: no 300 m trip fits, one line naming the option
+    out = iovsim("scenario", "from-osm", osm, "--out", tmp_path / "short", "--end", 100, "--min-distance", 300)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 2 and "Traceback" not in out.stderr
     assert "no trip between connected roads at least 300 m apart" in out.stderr and "--min-distance" in out.stderr
-    out = iovsim("scenario", "from-osm", osm, "--out", tmp_path / "race", "--end", 100, "--min-distance", 150)
+    # by default the scenario is written, with a note for each thing done differently
+    out = iovsim("scenario", "from-osm", osm, "--out", tmp_path / "race", "--end", 100)
     assert out.returncode == 0, out.stderr
-    assert out.stderr.strip() == f"iovsim: note: spreewaldring.osm: {CLOSED_NETWORK_NOTE}"
+    notes = out.stderr.strip().splitlines()
+    assert notes[0] == f"iovsim: note: spreewaldring.osm: {CLOSED_NETWORK_NOTE}" and len(notes) == 2, notes
+    assert notes[1].startswith("iovsim: note: spreewaldring.osm: no trip 300 m long fits this small map; trips are at least")
     y = Path(out.stdout.strip().splitlines()[-1])
+    assert "a quarter of the net's diagonal" in yaml.safe_load(y.read_text())["description"]
     types = {e.get("type") for e in ElementTree.parse(y.parent / "spreewaldring.net.xml").getroot().iter("edge")}
     assert "highway.raceway" in types
     assert len(_vehicles(y.parent / "routes.rou.xml")) >= 1 and (y.parent / "rsus.add.xml").exists()

@@ -41,6 +41,7 @@ RACEWAY_FOR_CARS = """<types>
 """
 CLOSED_NETWORK_NOTE = ("netconvert left no road for passenger cars; converted again keeping roads that meet no "
                        "junction (a closed ring, a lone street) and race tracks (highway=raceway)")
+DEFAULT_MIN_DISTANCE_M = 300.0
 FRINGE_NOTE = ("randomTrips.py found no edge to start or end a trip on (a closed network, or dead ends only): "
                "trips start and end on any edge (--allow-fringe)")
 
@@ -121,7 +122,7 @@ def _has_roads(net_path: Path) -> bool:
 
 def random_demand(net_path: str | Path, routes_path: str | Path, *, insertion_period_s: float = 2.0,
                   begin_s: float = 0.0, end_s: float = 3600.0, seed: int = 0, fringe_factor: float = 5.0,
-                  min_distance_m: float = 300.0, allow_fringe: bool = False,
+                  min_distance_m: float | None = None, allow_fringe: bool = False,
                   note: Callable[[str], None] | None = None) -> Path:
     """randomTrips.py demand: one car every `insertion_period_s` between begin_s and end_s, routed and
     validated by duarouter (trips without a route are dropped). Trips start and end preferably at the
@@ -129,19 +130,52 @@ def random_demand(net_path: str | Path, routes_path: str | Path, *, insertion_pe
 
     randomTrips starts trips on edges that lead into the map and ends them on edges that lead out of
     it, and a closed network (or one of dead-end roads only) has none: then (or with `allow_fringe`)
-    trips may start and end on any edge (its --allow-fringe), and `note` gets FRINGE_NOTE."""
+    trips may start and end on any edge (its --allow-fringe), and `note` gets FRINGE_NOTE.
+
+    Trips are at least `min_distance_m` long; by default 300 m, and on a map too small for a single
+    such trip a quarter of the net's diagonal instead (with a note). A distance given is kept."""
     if insertion_period_s <= 0:
         raise ScenarioError(f"insertion_period_s: expected a positive period in seconds, got {insertion_period_s}")
     if end_s <= begin_s:
         raise ScenarioError(f"end_s: expected more than begin_s ({begin_s:g}), got {end_s:g}")
-    if not min_distance_m >= 0:
+    if min_distance_m is not None and not min_distance_m >= 0:
         raise ScenarioError(f"min_distance_m: expected a distance of 0 m or more, got {min_distance_m:g}")
     routes_path = Path(routes_path)
+    dist = DEFAULT_MIN_DISTANCE_M if min_distance_m is None else min_distance_m
+    fringe = _random_trips(net_path, routes_path, dist, allow_fringe, note, insertion_period_s=insertion_period_s,
+                           begin_s=begin_s, end_s=end_s, seed=seed, fringe_factor=fringe_factor)
+    if min_distance_m is None and not _has_vehicle(routes_path):
+        shorter = 0.25 * _diagonal_m(Path(net_path))
+        if shorter < dist:
+            _random_trips(net_path, routes_path, shorter, fringe, note, insertion_period_s=insertion_period_s,
+                          begin_s=begin_s, end_s=end_s, seed=seed, fringe_factor=fringe_factor)
+            if note and _has_vehicle(routes_path):
+                note(f"no trip {dist:g} m long fits this small map; trips are at least {shorter:.0f} m "
+                     "(a quarter of the net's diagonal; --min-distance sets it)")
+            dist = shorter
+    if not _has_vehicle(routes_path):
+        raise ScenarioError(f"{net_path}: randomTrips.py found no trip between connected roads at least "
+                            f"{dist:g} m apart (min_distance_m, --min-distance: expected a shorter "
+                            "distance for a small map)")
+    return routes_path
+
+
+def _diagonal_m(net_path: Path) -> float:
+    """The diagonal of the net's bounding box (its location's convBoundary), in metres."""
+    import sumolib
+
+    (x0, y0), (x1, y1) = sumolib.net.readNet(str(net_path)).getBBoxXY()
+    return float(np.hypot(x1 - x0, y1 - y0))
+
+
+def _random_trips(net_path, routes_path: Path, min_distance_m: float, allow_fringe: bool, note, *,
+                  insertion_period_s, begin_s, end_s, seed, fringe_factor) -> bool:
+    """One randomTrips run (retried with --allow-fringe where it asks for it); whether fringe was allowed."""
     trips = routes_path.with_name(routes_path.name.replace(".rou.xml", "") + ".trips.xml")
     cmd = [sys.executable, str(sumo_home() / "tools" / "randomTrips.py"), "-n", str(net_path), "-o", str(trips),
            "--route-file", str(routes_path), "-b", f"{begin_s:g}", "-e", f"{end_s:g}",
            "-p", f"{insertion_period_s:g}", "--seed", str(seed), "--validate", "--fringe-factor", f"{fringe_factor:g}",
-           "--min-distance", f"{min_distance_m:g}", "--vehicle-class", "passenger",
+           "--min-distance", f"{min_distance_m:.6g}", "--vehicle-class", "passenger",
            "--prefix", "veh", "--trip-attributes", 'departLane="best" departSpeed="max"']
     try:
         _run(cmd + (["--allow-fringe"] if allow_fringe else []), "randomTrips.py", Path(net_path))
@@ -151,13 +185,10 @@ def random_demand(net_path: str | Path, routes_path: str | Path, *, insertion_pe
         _run(cmd + ["--allow-fringe"], "randomTrips.py", Path(net_path))
         if note:
             note(FRINGE_NOTE)
+        allow_fringe = True
     if not routes_path.exists():
         raise ScenarioError(f"{net_path}: randomTrips.py wrote no routes")
-    if not _has_vehicle(routes_path):
-        raise ScenarioError(f"{net_path}: randomTrips.py found no trip between connected roads at least "
-                            f"{min_distance_m:g} m apart (min_distance_m, --min-distance: expected a shorter "
-                            "distance for a small map)")
-    return routes_path
+    return allow_fringe
 
 
 def _has_vehicle(routes_path: Path) -> bool:
@@ -209,7 +240,7 @@ def from_osm(osm_path: str | Path, out_dir: str | Path, *, name: str | None = No
              rsu_placement: str = "regular", rsu_count: int = 6, rsu_spacing_m: float = 500.0,
              rsu_radius_m: float = 300.0, rsu_file: str | Path | None = None, warmup_s: float = 600.0,
              coverage_s: float = 600.0, netconvert_options: list[str] | None = None, allow_fringe: bool = False,
-             min_distance_m: float = 300.0, notify: Callable[[str], None] | None = None) -> Path:
+             min_distance_m: float | None = None, notify: Callable[[str], None] | None = None) -> Path:
     """Build a scenario folder from an OSM extract; returns the scenario YAML's path.
 
     `routes`: the user's route files (referenced in place) instead of randomTrips demand.
