@@ -80,6 +80,12 @@ def cmd_run(args) -> int:
     from iovsim.experiment import Experiment, new_run_dir
 
     if args.resume:
+        # a resumed run is its folder's config.yaml; anything else given would be silently dropped
+        given = [name for name, value in (("CONFIG", args.config), ("--set", args.set), ("--out", args.out)) if value]
+        if given:
+            raise CliError(f"run --resume: continues RUN_DIR with its own config.yaml; CONFIG, --set and --out "
+                           f"cannot be given with it (given: {', '.join(given)}; to run more rounds, start a new "
+                           "run with --set fl.rounds=N)")
         exp = Experiment.resume(Path(args.resume), progress=_progress(args))
     else:
         cfg = _load(args.config, _parse_set(args.set))

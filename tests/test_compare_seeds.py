@@ -154,3 +154,30 @@ def test_ray_backend_gives_identical_files_and_table(resumed):
             assert (other / name).read_bytes() == (rd / name).read_bytes(), (key, name)
     # the interrupted-and-resumed local comparison ends with the same table as the uninterrupted Ray one
     assert (ray_out / "compare.csv").read_bytes() == (out / "compare.csv").read_bytes()
+
+
+def test_other_baseline_and_more_seeds_on_the_same_folder(resumed, tmp_path):
+    """--baseline is not part of the plan; a command adding a seed says so in one line, and the tables
+    cover that command's strategies x seeds, not everything the folder holds."""
+    import shutil
+
+    d, out, _, _ = resumed
+    cmp = tmp_path / "cmp"
+    shutil.copytree(out, cmp)  # the other tests read `out`'s tables
+    before = snapshot(cmp)
+    other = iovsim("compare", d / "tiny.yaml", "--strategies", "homolora,hetlora", "--seeds", "7,8",
+                   "--baseline", "hetlora", "--out", cmp, timeout=600)
+    assert other.returncode == 0, other.stderr[-3000:]
+    assert snapshot(cmp) == before and "adding" not in other.stdout + other.stderr  # nothing re-run or added
+    rows = [r for r in csv_rows(cmp / "compare.csv") if r["task"] == "all" and r["metric"] == "final_accuracy"]
+    assert {r["strategy"]: r["diff_mean"] == "" for r in rows} == {"hetlora": True, "homolora": False}
+    more = iovsim("compare", d / "tiny.yaml", "--strategies", "homolora", "--seeds", "7,9", "--out", cmp,
+                  "--threads", "1", "--json", timeout=900)
+    assert more.returncode == 0, more.stderr[-3000:]
+    events = [json.loads(x) for x in more.stdout.splitlines() if x.startswith("{")]
+    said = [e["text"] for e in events if e["event"] == "message"]
+    assert said[0] == (f"{cmp}: adding seed 9 (1 run; plan.json now 2 strategies x 3 seeds, 5 runs); compare.csv/.md "
+                       "cover this command's 1 strategy x 2 seeds"), said
+    assert finished(cmp / "homolora" / "seed-9") and snapshot(cmp) == before
+    assert {(r["strategy"], r["seed"]) for r in csv_rows(cmp / "runs.csv")} == {("homolora", "7"), ("homolora", "9")}
+    assert {r["n"] for r in csv_rows(cmp / "compare.csv")} == {"2"}

@@ -8,8 +8,8 @@ import pytest
 from scipy import stats
 
 from iovsim.cli import _parse_set
-from iovsim.runs.plan import (PlanError, grid_groups, identity, make_specs, parse_grid, parse_seeds, record_plan,
-                              run_state)
+from iovsim.runs.plan import (PlanError, describe_addition, grid_groups, identity, make_specs, parse_grid, parse_seeds,
+                              record_plan, run_state)
 from iovsim.runs.process import child_argv
 from iovsim.runs.stats import summarize
 
@@ -59,15 +59,72 @@ def test_plan_refuses_another_config_or_other_overrides(tmp_path):
     more = make_specs([("hetlora", {"strategy.name": "hetlora"})], [1, 2], tmp_path / "out")
     record_plan(tmp_path / "out", identity("compare", cfg, {}), more)  # more runs: fine
     assert len(json.loads((tmp_path / "out" / "plan.json").read_text())["runs"]) == 3
-    with pytest.raises(PlanError, match="another config"):
+    with pytest.raises(PlanError, match="holds a compare with no --set, not --set fl.rounds=3"):
         record_plan(tmp_path / "out", identity("compare", cfg, {"fl.rounds": 3}), specs)
+    with pytest.raises(PlanError, match="holds a compare, not a sweep"):
+        record_plan(tmp_path / "out", identity("sweep", cfg, {}), specs)
     cfg.write_text("name: b\n")
-    with pytest.raises(PlanError, match="another config"):
+    with pytest.raises(PlanError, match="earlier version of .*c.yaml"):
         record_plan(tmp_path / "out", identity("compare", cfg, {}), specs)
+    (tmp_path / "d.yaml").write_text("name: a\n")  # the same bytes elsewhere: the runs name that path
+    with pytest.raises(PlanError, match="of .*c.yaml, not of .*d.yaml"):
+        record_plan(tmp_path / "out", identity("compare", tmp_path / "d.yaml", {}), specs)
     cfg.write_text("name: a\n")
     other = make_specs([("homolora", {"strategy.name": "hetlora"})], [1], tmp_path / "out")
     with pytest.raises(PlanError, match="other overrides"):
         record_plan(tmp_path / "out", identity("compare", cfg, {}), other)
+
+
+def strategies(*names):
+    return [(n, {"strategy.name": n}) for n in names]
+
+
+def test_more_seeds_or_strategies_extend_the_plan_and_say_so(tmp_path):
+    """Extending a comparison is allowed and told in one line: what was added, what plan.json now holds,
+    and that the tables cover only this command's strategies x seeds."""
+    cfg, out = tmp_path / "c.yaml", tmp_path / "out"
+    cfg.write_text("name: a\n")
+    ident = identity("compare", cfg, {})
+    first = make_specs(strategies("homolora", "hetlora"), [1, 2, 3], out)
+    assert record_plan(out, ident, first) == {}
+    assert describe_addition(out, "compare", "strategy", {}, first) == ""  # a new plan: nothing added
+    again = record_plan(out, ident, first)
+    assert describe_addition(out, "compare", "strategy", again, first) == ""  # the same command: nothing added
+    more = make_specs(strategies("homolora", "hetlora"), [4, 5], out)
+    line = describe_addition(out, "compare", "strategy", record_plan(out, ident, more), more)
+    assert line == (f"{out}: adding seeds 4,5 (4 runs; plan.json now 2 strategies x 5 seeds); "
+                    "compare.csv/.md cover this command's 2 strategies x 2 seeds")
+    other = make_specs(strategies("homolora", "ucb_dual"), [1, 2, 3, 4, 5, 6], out)
+    line = describe_addition(out, "compare", "strategy", record_plan(out, ident, other), other)
+    assert line == (f"{out}: adding strategy ucb_dual and seed 6 (7 runs; plan.json now 3 strategies x 6 seeds, "
+                    "17 runs); compare.csv/.md cover this command's 2 strategies x 6 seeds")
+    assert len(json.loads((out / "plan.json").read_text())["runs"]) == 17
+    # a subset re-run adds nothing; its tables are its own runs (said by run_plan's table, not here)
+    subset = make_specs(strategies("hetlora"), [1], out)
+    assert describe_addition(out, "compare", "strategy", record_plan(out, ident, subset), subset) == ""
+
+
+def test_more_grid_points_extend_a_sweep(tmp_path):
+    cfg, out = tmp_path / "c.yaml", tmp_path / "out"
+    cfg.write_text("name: a\n")
+    ident = identity("sweep", cfg, {"fl.rounds": 3})
+    record_plan(out, ident, make_specs(grid_groups(parse_grid(["fl.lora_rank=4,8"])), [1], out))
+    more = make_specs(grid_groups(parse_grid(["fl.lora_rank=4,8,16"])), [1], out)
+    assert describe_addition(out, "sweep", "point", record_plan(out, ident, more), more) == (
+        f"{out}: adding point fl.lora_rank=16 (1 run; plan.json now 3 points x 1 seed); "
+        "sweep.csv/.md cover this command's 3 points x 1 seed")
+    pairs = make_specs(grid_groups(parse_grid(["fl.lora_rank=4"])), [1], out) \
+        + make_specs(grid_groups(parse_grid(["fl.lora_rank=8"])), [2], out)
+    record_plan(out, ident, make_specs(grid_groups(parse_grid(["fl.lora_rank=16"])), [2], out))
+    assert describe_addition(out, "sweep", "point", record_plan(out, ident, pairs), pairs).startswith(
+        f"{out}: adding new pairings of its points and seeds (1 run; plan.json now 3 points x 2 seeds, 5 runs)")
+
+
+def test_the_baseline_is_not_part_of_the_plan(tmp_path):
+    """--baseline only changes the statistics: the identity a folder is checked against has no baseline."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("name: a\n")
+    assert set(identity("compare", cfg, {})) == {"kind", "config", "config_sha256", "set"}
 
 
 def test_child_command_carries_the_exact_values(tmp_path):

@@ -8,7 +8,7 @@ import os
 from functools import partial
 from pathlib import Path
 
-from iovsim.runs.plan import RunSpec, identity, make_specs, record_plan
+from iovsim.runs.plan import RunSpec, describe_addition, identity, make_specs, record_plan
 from iovsim.runs.process import execute, run_record
 
 DEFAULT_TASK_MEMORY_BYTES = 2 * 2**30   # a tiny run peaks near 0.9 GiB; the paper config near 2 GiB
@@ -53,7 +53,10 @@ def run_plan(kind: str, group_label: str, config_path: Path, sets: dict, groups:
     """Bring every (group, seed) run to its end and write `<kind>.csv/.md`, `runs.csv`, `report.html`."""
     out_dir = Path(out_dir)
     specs = make_specs(groups, seeds, out_dir)
-    record_plan(out_dir, identity(kind, config_path, sets), specs)
+    old_runs = record_plan(out_dir, identity(kind, config_path, sets), specs)
+    added = describe_addition(out_dir, kind, group_label, old_runs, specs)
+    if added and progress is not None:  # the folder now holds more than this command's tables show
+        progress.message(added)
     threads = threads or default_threads(jobs)
     execute_one = partial(execute, config_path=Path(config_path).resolve(), sets=sets, threads=threads)
     names = [g for g, _ in groups]
