@@ -121,12 +121,15 @@ def test_switch_prices_outage_with_the_state_fading():
     st.rsu[:] = 0
     st.dwell_time_s[:] = 3.0
 
-    def mean_success(k):
+    def plan(k):
         s = create("lyapunov_switch", {})
         s.setup(1, 0)
         st.fading_k_factor = k
-        return s.configure(st).extra["mean_success"]
+        return s.configure(st)
 
-    rayleigh = mean_success(None)
-    assert mean_success(np.zeros(12)) == rayleigh
-    assert mean_success(np.full(12, np.inf)) != rayleigh
+    rayleigh, same, flat = plan(None), plan(np.zeros(12)), plan(np.full(12, np.inf))
+    assert same.extra["mean_success"] == rayleigh.extra["mean_success"]
+    assert np.array_equal(same.tx_power_w, rayleigh.tx_power_w)
+    # Without fading the uploads that fit are certain: full success at less power than under Rayleigh.
+    assert flat.extra["mean_success"] == 1.0 > rayleigh.extra["mean_success"]
+    assert flat.tx_power_w.mean() < rayleigh.tx_power_w.mean()
