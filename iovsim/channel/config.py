@@ -146,8 +146,9 @@ class ChannelConfig:
     """Width of the BLER curve: BLER falls from 90 % to 10 % over this many dB below an MCS's threshold
     (a logistic curve in dB; 1-2 dB is the waterfall of LDPC-coded blocks in AWGN)."""
     harq_max_tx: int = field(default=4, metadata={"ge": 1, "le": 32})
-    """Transmissions of a block, the first one included, before HARQ gives up (TS 38.321 HARQ;
-    4 is the common setting). Retransmissions are chase-combined; 1 = no HARQ."""
+    """Transmissions of a block, the first one included, before HARQ gives up (TS 38.321 HARQ leaves
+    the number to the scheduler; 4 is a common system-level setting). Retransmissions are
+    chase-combined; 1 = no HARQ."""
     backhaul_latency_s: float = field(default=0.005, metadata={"ge": 0, "le": 10})
     """One-way RSU-to-RSU backhaul latency, paid when a `migrate` participant's serving RSU forwards
     its partial upload to the new one. 5 ms: the low end of 3GPP TR 36.932 Table 6.1-1's non-ideal
