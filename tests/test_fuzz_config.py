@@ -40,6 +40,8 @@ INVALID_IN_RANGE = {
     "channel.vehicle_max_tx_power_dbm=zero": "channel.vehicle_tx_power_dbm",  # below the default 23 dBm
     "channel.vehicle_max_tx_power_dbm=negative": "channel.vehicle_tx_power_dbm",
     "channel.reuse_groups=zero": "channel.reuse_groups",                      # one group for 5 RSUs
+    "channel.mcs_sinr_db=negative": "channel.mcs_efficiency_bps_hz",          # one threshold, 15 efficiencies
+    "channel.mcs_sinr_db=zero": "channel.mcs_efficiency_bps_hz",
 }
 
 

@@ -94,3 +94,42 @@ def test_switch_shrinks_module_for_short_window_and_split_flags():
     plan = sp.configure(st)
     assert plan.extra["split"] is True and all(o == {"split": True} for o in plan.train_options)
     assert (plan.tx_power_w == st.default_tx_power_w).all()
+
+
+def test_success_probability_uses_the_channels_fading():
+    """None (channel without fading): the paper's Rayleigh exp(-g_th / g), bit for bit the same as K = 0;
+    Rician K: the channel's own closed form; K = inf: the upload fits or it does not."""
+    from iovsim.channel.fading import exceed_probability
+
+    bits, bw, rate = 1e6, 1e6, 4e6
+    avail = np.array([np.inf, 1.0, 0.5, 0.3, 0.2, 0.0])
+    n = avail.size
+    base = success_probability([bits] * n, [rate] * n, [bw] * n, avail)
+    assert np.array_equal(base, success_probability([bits] * n, [rate] * n, [bw] * n, avail, np.zeros(n)))
+    k = np.full(n, 10 ** 0.9)
+    rice = success_probability([bits] * n, [rate] * n, [bw] * n, avail, k)
+    g, g_th = 2 ** (rate / bw) - 1, 2 ** (bits / avail[1:5] / bw) - 1
+    assert np.allclose(rice[1:5], exceed_probability(g_th / g, k[1:5]), rtol=1e-12)
+    assert rice[0] == 1.0 and rice[-1] == 0.0
+    assert rice[1] > base[1]      # an easy upload: a strong LOS path rarely fades below the need
+    flat = success_probability([bits] * n, [rate] * n, [bw] * n, avail, np.full(n, np.inf))
+    assert list(flat) == [1.0, 1.0, 1.0, 1.0, 0.0, 0.0]   # needs 1, 2, 3.3, 5 Mbit/s against 4 Mbit/s
+
+
+def test_switch_prices_outage_with_the_state_fading():
+    st = make_state(0, n=12, seed=3, num_tasks=1, budget=np.inf)
+    st.rsu[:] = 0
+    st.dwell_time_s[:] = 3.0
+
+    def plan(k):
+        s = create("lyapunov_switch", {})
+        s.setup(1, 0)
+        st.fading_k_factor = k
+        return s.configure(st)
+
+    rayleigh, same, flat = plan(None), plan(np.zeros(12)), plan(np.full(12, np.inf))
+    assert same.extra["mean_success"] == rayleigh.extra["mean_success"]
+    assert np.array_equal(same.tx_power_w, rayleigh.tx_power_w)
+    # Without fading the uploads that fit are certain: full success at less power than under Rayleigh.
+    assert flat.extra["mean_success"] == 1.0 > rayleigh.extra["mean_success"]
+    assert flat.tx_power_w.mean() < rayleigh.tx_power_w.mean()

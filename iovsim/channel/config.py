@@ -13,9 +13,20 @@ from typing import Literal, get_args
 PathlossModel = Literal["umi", "uma", "freespace"]
 LosModel = Literal["stochastic", "expected", "los", "nlos"]
 BandwidthAllocation = Literal["equal", "proportional", "minmax"]
+FadingModel = Literal["none", "rayleigh", "rician"]
+BlerModel = Literal["none", "table"]
 PATHLOSS_MODELS = get_args(PathlossModel)
 LOS_MODELS = get_args(LosModel)
 BANDWIDTH_ALLOCATIONS = get_args(BandwidthAllocation)
+FADING_MODELS = get_args(FadingModel)
+BLER_MODELS = get_args(BlerModel)
+
+# TS 38.214 Table 5.2.2.1-2 (4-bit CQI table 1, QPSK..64QAM): spectral efficiency of CQI 1..15, and the
+# SINR at which each reaches 10 % BLER (SISO, AWGN; link-level values in common use with this table,
+# the specification gives none). docs/channel.md, "Block errors and HARQ".
+CQI_EFFICIENCY_BPS_HZ = [0.1523, 0.2344, 0.3770, 0.6016, 0.8770, 1.1758, 1.4766, 1.9141, 2.4063, 2.7305,
+                         3.3223, 3.9023, 4.5234, 5.1152, 5.5547]
+CQI_SINR_DB = [-6.7, -4.7, -2.3, 0.2, 2.4, 4.3, 5.9, 8.1, 10.3, 11.7, 14.1, 16.3, 18.7, 21.0, 22.7]
 
 
 @dataclass
@@ -109,6 +120,35 @@ class ChannelConfig:
     bandwidth_allocation: BandwidthAllocation = "equal"
     """How an RSU shares its uplink bandwidth among its participants: `equal`, `proportional`
     (to the bits each uploads), or `minmax` (minimises the largest upload time, bisection)."""
+    fading: FadingModel = "none"
+    """Small-scale fading of each vehicle's serving link, drawn once per SUMO step: `none` (v0), `rayleigh`
+    (every link), `rician` (LOS links Rician with `rician_k_db`, NLOS links Rayleigh). Time-correlated
+    by Clarke's model, J0(2 pi d / wavelength) after the vehicle moved d (= J0(2 pi f_D dt)); uplink and
+    downlink independent; a new serving RSU starts afresh. It multiplies the SINR of the transfer's
+    rates, not the RSRP (docs/channel.md, "Small-scale fading")."""
+    rician_k_db: float = field(default=9.0, metadata={"ge": -30, "le": 50})
+    """Rician K-factor of LOS links with `fading: rician` (TR 38.901 Table 7.5-6, UMi LOS: mean 9 dB,
+    sigma 5 dB; one fixed value here)."""
+    bler: BlerModel = "none"
+    """Block errors: `none` (v0: the rate is `snr_gap_db`'s Shannon rate) or `table`: the CQI of the SINR
+    without fading (highest `mcs_sinr_db` below it, the 10 % BLER rule of TS 38.214 5.2.2.1) sets the
+    spectral efficiency; each step's BLER at its faded SINR, with HARQ (`harq_max_tx`), lowers the rate
+    to efficiency x (1 - residual BLER) / E[transmissions]. `snr_gap_db`, `max_spectral_efficiency_bps_hz`
+    and `min_sinr_db` then do not apply (docs/channel.md, "Block errors and HARQ")."""
+    mcs_sinr_db: list[float] = field(default_factory=lambda: list(CQI_SINR_DB), metadata={"ge": -50, "le": 100})
+    """SINR at which each MCS of `bler: table` reaches 10 % BLER, increasing (default: CQI 1..15 of
+    TS 38.214 Table 5.2.2.1-2, SISO AWGN link-level values)."""
+    mcs_efficiency_bps_hz: list[float] = field(default_factory=lambda: list(CQI_EFFICIENCY_BPS_HZ),
+                                               metadata={"gt": 0, "le": 100})
+    """Spectral efficiency of each MCS of `bler: table`, increasing, one per `mcs_sinr_db` entry
+    (default: TS 38.214 Table 5.2.2.1-2, 0.1523 .. 5.5547 bit/s/Hz)."""
+    bler_waterfall_db: float = field(default=1.5, metadata={"gt": 0, "le": 100})
+    """Width of the BLER curve: BLER falls from 90 % to 10 % over this many dB below an MCS's threshold
+    (a logistic curve in dB; 1-2 dB is the waterfall of LDPC-coded blocks in AWGN)."""
+    harq_max_tx: int = field(default=4, metadata={"ge": 1, "le": 32})
+    """Transmissions of a block, the first one included, before HARQ gives up (TS 38.321 HARQ leaves
+    the number to the scheduler; 4 is a common system-level setting). Retransmissions are
+    chase-combined; 1 = no HARQ."""
     backhaul_latency_s: float = field(default=0.005, metadata={"ge": 0, "le": 10})
     """One-way RSU-to-RSU backhaul latency, paid when a `migrate` participant's serving RSU forwards
     its partial upload to the new one. 5 ms: the low end of 3GPP TR 36.932 Table 6.1-1's non-ideal
@@ -122,3 +162,17 @@ class ChannelConfig:
         # only the rule between two fields is checked here.
         if self.vehicle_tx_power_dbm > self.vehicle_max_tx_power_dbm:
             err("vehicle_tx_power_dbm", f"expected at most vehicle_max_tx_power_dbm ({self.vehicle_max_tx_power_dbm:g}), got {self.vehicle_tx_power_dbm:g}")
+        self._validate_mcs_table(err)
+
+    def _validate_mcs_table(self, err):
+        """The MCS table of `bler: table`: one efficiency per threshold, both strictly increasing."""
+        sinr, eff = self.mcs_sinr_db, self.mcs_efficiency_bps_hz
+        if not sinr:
+            err("mcs_sinr_db", "expected at least one MCS threshold, got an empty list")
+        if len(eff) != len(sinr):
+            err("mcs_efficiency_bps_hz", f"expected one entry per mcs_sinr_db entry ({len(sinr)}), got {len(eff)}")
+        for name, values in (("mcs_sinr_db", sinr), ("mcs_efficiency_bps_hz", eff)):
+            bad = [i for i in range(1, len(values)) if not values[i] > values[i - 1]]
+            if bad:
+                err(name, f"expected strictly increasing values, got {values[bad[0] - 1]:g} then {values[bad[0]]:g} "
+                    f"at entries {bad[0] - 1} and {bad[0]}")

@@ -2,8 +2,11 @@
 
 `Channel.step` runs once per SUMO step, vectorized over vehicles x RSUs; it wires the parts, one
 concern per module: `kernel` (path loss, LOS state and shadow fading per link), `handover` (A3
-association), `rates` (RSU radios, interference, SINR, rates) and `dwell` (handover-window
-prediction). All randomness comes from `np.random.default_rng([seed, 1])`.
+association), `fading` (small-scale fading of the serving links), `bler` (block errors and HARQ),
+`rates` (RSU radios, interference, SINR, rates) and `dwell` (handover-window prediction). All
+randomness comes from `np.random.default_rng([seed, 1])` (links) and, with fading on,
+`np.random.default_rng([seed, 1, 1])` (fading): one stream per purpose, so turning fading on
+leaves path loss, shadowing and handovers exactly as they were.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import numpy as np
 
 from iovsim.channel.config import ChannelConfig
 from iovsim.channel.dwell import predict_dwell_s
+from iovsim.channel.fading import Fading, k_factor
 from iovsim.channel.handover import Association
 from iovsim.channel.kernel import LinkKernel
 from iovsim.channel.rates import ChannelRates, Radio
@@ -30,6 +34,8 @@ class Channel:
         self.radio = Radio(cfg, self.rsu_xy_m)
         self.kernel = LinkKernel(cfg, self.rsu_xy_m, self.radio.rsu_height_m, np.random.default_rng([seed, 1]))
         self.association = Association(cfg, self.num_rsus)
+        self.fading = (Fading(cfg.fading, cfg.rician_k_db, cfg.carrier_frequency_hz, np.random.default_rng([seed, 1, 1]))
+                       if cfg.fading != "none" else None)
         self._ids: list[str] = []
         self._row: dict[str, int] = {}
         self._xy = np.zeros((0, 2))
@@ -69,7 +75,11 @@ class Channel:
         pathloss, los = self.kernel.advance(xy, pr, moved, has_prev)
         rsrp = np.subtract(self.radio.rsrp_base_f32, pathloss)
         serving, events = self.association.update(time_s, ids, xy, rsrp, old, pr, has_prev)
-        link = self.radio.link_state(time_s, ids, xy, serving, rsrp, pathloss, los, events)
+        fading = (None, None)
+        if self.fading is not None:
+            los_serving = los[np.arange(n), np.maximum(serving, 0)] & (serving >= 0)
+            fading = self.fading.advance(serving, los_serving, moved, pr, old & has_prev)
+        link = self.radio.link_state(time_s, ids, xy, serving, rsrp, pathloss, los, events, fading)
         self._ids, self._row, self._xy = ids, dict(zip(ids, range(n))), xy
         self.last = link
         return link
@@ -82,6 +92,8 @@ class Channel:
         self._ids, self._row, self._xy = ids, dict(zip(ids, range(n))), xy
         self.kernel.forget(n)
         self.association.forget(n)
+        if self.fading is not None:
+            self.fading.forget(n)
         self.last = link
         return link
 
@@ -105,13 +117,23 @@ class Channel:
         """Linear uplink SINR of vehicles `idx` sending `tx_power_w` over `bandwidth_hz` (0 if not connected)."""
         return self.radio.uplink_sinr(link, idx, tx_power_w, bandwidth_hz)
 
-    def uplink_rate_bps(self, link: LinkState, idx, tx_power_w, bandwidth_hz) -> np.ndarray:
-        """Shannon uplink rate b log2(1 + p g / (b (N0 NF + I)) / gap), capped; 0 where not connected."""
-        return self.radio.uplink_rate_bps(link, idx, tx_power_w, bandwidth_hz)
+    def uplink_rate_bps(self, link: LinkState, idx, tx_power_w, bandwidth_hz, instantaneous: bool = False) -> np.ndarray:
+        """Mean uplink rate (Shannon b log2(1 + p g / (b (N0 NF + I)) / gap), capped, or the MCS goodput of
+        `bler: table`); 0 where not connected. `instantaneous`: with this step's small-scale fading."""
+        return self.radio.uplink_rate_bps(link, idx, tx_power_w, bandwidth_hz, instantaneous)
 
-    def downlink_rate_bps(self, link: LinkState, idx, bandwidth_hz) -> np.ndarray:
-        """Downlink rate over `bandwidth_hz` of the serving RSU (its transmit PSD is fixed)."""
-        return self.radio.downlink_rate_bps(link, idx, bandwidth_hz)
+    def downlink_rate_bps(self, link: LinkState, idx, bandwidth_hz, instantaneous: bool = False) -> np.ndarray:
+        """Downlink rate over `bandwidth_hz` of the serving RSU (its transmit PSD is fixed); `instantaneous` as above."""
+        return self.radio.downlink_rate_bps(link, idx, bandwidth_hz, instantaneous)
+
+    def fading_k_factor(self, link: LinkState) -> np.ndarray | None:
+        """Linear Rician K-factor of each vehicle's serving link (0 = Rayleigh); None without fading."""
+        if self.fading is None:
+            return None
+        n = link.num_vehicles
+        serving = np.asarray(link.serving, dtype=int)
+        los = np.asarray(link.los)[np.arange(n), np.maximum(serving, 0)] if n and self.num_rsus else np.zeros(n, bool)
+        return k_factor(self.cfg.fading, self.cfg.rician_k_db, los)
 
     def rates(self, link: LinkState) -> ChannelRates:
         """The rates of `link`'s vehicles as a cost model takes them (`iovsim.costs.LinkRates`)."""

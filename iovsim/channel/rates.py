@@ -1,4 +1,9 @@
-"""SINR and rates: per-RSU radio parameters, co-channel interference, Shannon rates with a gap and cap."""
+"""SINR and rates: per-RSU radio parameters, co-channel interference, Shannon rates with a gap and cap
+(or, with `bler: table`, MCS rates lowered by block errors and HARQ).
+
+A rate is the mean one by default (path loss, shadowing, interference: what strategies plan with);
+`instantaneous=True` multiplies the serving link's SINR by the step's small-scale fading gain
+(`LinkState.uplink_fading` / `downlink_fading`), the rate a transfer drains at."""
 from __future__ import annotations
 
 import math
@@ -6,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from iovsim.channel.bler import BlockErrors
 from iovsim.channel.config import ChannelConfig
 from iovsim.channel.kernel import WorkBuffers
 from iovsim.channel.state import LinkState
@@ -67,9 +73,10 @@ class Radio:
         self.min_sinr = 10 ** (cfg.min_sinr_db / 10)
         self.rsrp_base_f32 = (self.rsu_tx_power_dbm - self.rsrp_offset_db).astype(np.float32)
         self._rsu_tx_psd_f32 = self.rsu_tx_psd_w_hz.astype(np.float32)
+        self.block_errors = BlockErrors.from_config(cfg) if cfg.bler == "table" else None
         self.buffers = WorkBuffers(m)
 
-    def link_state(self, time_s, ids, xy, serving, rsrp, pl, los, events) -> LinkState:
+    def link_state(self, time_s, ids, xy, serving, rsrp, pl, los, events, fading=(None, None)) -> LinkState:
         """The LinkState of a step: serving gains, interference, and SINR at the default power over the full band."""
         n = len(ids)
         conn = serving >= 0
@@ -87,7 +94,8 @@ class Radio:
             ul_db = np.where(conn, 10 * np.log10(ul_sinr), -np.inf)
             dl_db = np.where(conn, 10 * np.log10(dl_sinr), -np.inf)
         return LinkState(float(time_s), ids, xy, serving, rsrp, pl, ul_db, dl_db, events, los=los,
-                         serving_gain=g_serv, uplink_interference_w_hz=ul_i, downlink_interference_w_hz=dl_i)
+                         serving_gain=g_serv, uplink_interference_w_hz=ul_i, downlink_interference_w_hz=dl_i,
+                         uplink_fading=fading[0], downlink_fading=fading[1])
 
     def _interference(self, gain, serving, conn, s0, g_serv):
         """(downlink, uplink) interference PSD of each vehicle; zeroes the serving links in `gain`."""
@@ -141,13 +149,25 @@ class Radio:
             np.minimum(se, cfg.max_spectral_efficiency_bps_hz, out=se)
         return np.where(sinr >= self.min_sinr, bandwidth_hz * se, 0.0)
 
+    def _rate(self, bandwidth_hz, mean_sinr, fading):
+        """The rate at `mean_sinr` times the fading gains `fading` (None: the mean rate): Shannon, or
+        the MCS goodput with block errors (`bler: table`, the MCS chosen from the mean SINR)."""
+        sinr = mean_sinr if fading is None else mean_sinr * fading
+        if self.block_errors is None:
+            return self._shannon(bandwidth_hz, sinr)
+        return self.block_errors.goodput_bps(bandwidth_hz, mean_sinr, sinr)
+
+    @staticmethod
+    def _fading(gains, idx, instantaneous):
+        return gains[idx] if instantaneous and gains is not None else None
+
     @staticmethod
     def _bcast(x, shape):
         x = np.asarray(x, dtype=float)
         return x if x.shape == shape else np.broadcast_to(x, shape)
 
     def uplink_sinr(self, link: LinkState, idx, tx_power_w, bandwidth_hz) -> np.ndarray:
-        """Linear uplink SINR of vehicles `idx` sending `tx_power_w` over `bandwidth_hz` (0 if not connected)."""
+        """Linear mean uplink SINR of vehicles `idx` sending `tx_power_w` over `bandwidth_hz` (0 if not connected)."""
         idx = np.asarray(idx, dtype=int)
         p = np.minimum(self._bcast(tx_power_w, idx.shape), self.max_tx_power_w)
         b = self._bcast(bandwidth_hz, idx.shape)
@@ -157,20 +177,24 @@ class Radio:
         noise = (self.rsu_noise_psd_w_hz[np.maximum(s, 0)] + link.uplink_interference_w_hz[idx]) * np.where(pos, b, 1.0)
         return np.where(conn, p * link.serving_gain[idx] / noise, 0.0)
 
-    def uplink_rate_bps(self, link: LinkState, idx: np.ndarray, tx_power_w: np.ndarray, bandwidth_hz: np.ndarray) -> np.ndarray:
-        """Shannon uplink rate b log2(1 + p g / (b (N0 NF + I)) / gap), capped; 0 where not connected.
-        The power is clipped to the vehicle maximum."""
+    def uplink_rate_bps(self, link: LinkState, idx: np.ndarray, tx_power_w: np.ndarray, bandwidth_hz: np.ndarray,
+                        instantaneous: bool = False) -> np.ndarray:
+        """Shannon uplink rate b log2(1 + p g / (b (N0 NF + I)) / gap), capped (or the MCS goodput with
+        `bler: table`); 0 where not connected. The power is clipped to the vehicle maximum.
+        `instantaneous`: with this step's fading (module docstring)."""
         idx = np.asarray(idx, dtype=int)
         b = self._bcast(bandwidth_hz, idx.shape)
-        return self._shannon(b, self.uplink_sinr(link, idx, tx_power_w, b))  # SINR 0 -> rate 0
+        sinr = self.uplink_sinr(link, idx, tx_power_w, b)  # SINR 0 -> rate 0
+        return self._rate(b, sinr, self._fading(link.uplink_fading, idx, instantaneous))
 
-    def downlink_rate_bps(self, link: LinkState, idx: np.ndarray, bandwidth_hz: np.ndarray) -> np.ndarray:
+    def downlink_rate_bps(self, link: LinkState, idx: np.ndarray, bandwidth_hz: np.ndarray,
+                          instantaneous: bool = False) -> np.ndarray:
         """Downlink rate over `bandwidth_hz` of the serving RSU (its transmit PSD is fixed)."""
         idx = np.asarray(idx, dtype=int)
         b = self._bcast(bandwidth_hz, idx.shape)
         conn = (np.asarray(link.serving)[idx] >= 0) & (b > 0)
         sinr = 10.0 ** (link.downlink_sinr_db[idx] / 10)   # -inf dB (not connected) -> 0
-        return np.where(conn, self._shannon(b, sinr), 0.0)
+        return np.where(conn, self._rate(b, sinr, self._fading(link.downlink_fading, idx, instantaneous)), 0.0)
 
 
 @dataclass(frozen=True)

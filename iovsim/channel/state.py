@@ -16,13 +16,16 @@ class LinkState:
     serving: np.ndarray          # (N,) RSU index, -1 = not connected
     rsrp_dbm: np.ndarray         # (N, M) downlink RSRP from every RSU
     pathloss_db: np.ndarray      # (N, M) including shadowing
-    uplink_sinr_db: np.ndarray   # (N,) at the default vehicle power over the serving RSU's full bandwidth
-    downlink_sinr_db: np.ndarray  # (N,)
+    uplink_sinr_db: np.ndarray   # (N,) at the default vehicle power over the serving RSU's full bandwidth;
+                                 # mean SINR: small-scale fading is in uplink_fading, not here
+    downlink_sinr_db: np.ndarray  # (N,) mean SINR (without downlink_fading)
     handovers: list[HandoverEvent]
     los: np.ndarray | None = None                  # (N, M) bool LOS state of each link
     serving_gain: np.ndarray | None = None         # (N,) linear channel gain to the serving RSU (0 if none)
     uplink_interference_w_hz: np.ndarray | None = None    # (N,) interference PSD at the serving RSU
     downlink_interference_w_hz: np.ndarray | None = None  # (N,) interference PSD at the vehicle
+    uplink_fading: np.ndarray | None = None        # (N,) small-scale power gain |h|^2 of this step; None = no fading
+    downlink_fading: np.ndarray | None = None      # (N,) independent of the uplink's
     _index: dict | None = field(default=None, repr=False)
 
     def index(self) -> dict[str, int]:

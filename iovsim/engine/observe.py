@@ -108,4 +108,4 @@ def observe_round(r: int, cfg, view, channel, fleet, shapes: list, dwell_s: np.n
         max_tx_power_w=dbm_to_w(cfg.channel.vehicle_max_tx_power_dbm), round_deadline_s=fl.round_deadline_s,
         costs=cost_model(shapes, view, channel, cfg.devices, tier, task),
         backhaul_latency_s=cfg.channel.backhaul_latency_s, backhaul_rate_bps=cfg.channel.backhaul_rate_bps,
-        max_vehicles=cfg.mobility.fl_vehicles)
+        max_vehicles=cfg.mobility.fl_vehicles, fading_k_factor=channel.fading_k_factor(link))

@@ -70,7 +70,8 @@ def advance(session, channel, fleet, journal: Journal, round_index: int) -> Step
 
 def link_view(channel, view: StepView, jobs: list) -> LinkView:
     """The transfer's view of one step for `jobs` (TransferJob): serving RSU and rates at their own
-    power and bandwidth; a job whose vehicle has left the map is absent."""
+    power and bandwidth, with this step's small-scale fading (`channel.fading`); a job whose vehicle
+    has left the map is absent."""
     link = view.link
     row = link.index()
     live = [j for j in jobs if j.vehicle_id in row]
@@ -79,8 +80,8 @@ def link_view(channel, view: StepView, jobs: list) -> LinkView:
     if live:
         idx = np.asarray([row[j.vehicle_id] for j in live])
         bw = np.asarray([j.bandwidth_hz for j in live])
-        u = channel.uplink_rate_bps(link, idx, np.asarray([j.tx_power_w for j in live]), bw)
-        d = channel.downlink_rate_bps(link, idx, bw)
+        u = channel.uplink_rate_bps(link, idx, np.asarray([j.tx_power_w for j in live]), bw, instantaneous=True)
+        d = channel.downlink_rate_bps(link, idx, bw, instantaneous=True)
         for j, ui, di in zip(live, u, d):
             up[j.vehicle_id], down[j.vehicle_id] = float(ui), float(di)
     return LinkView(view.snap.time_s, serving, up, down)

@@ -79,6 +79,10 @@ class RoundState:
     backhaul_latency_s: float = 0.005  # RSU-to-RSU link a `migrate` participant's upload is forwarded over
     backhaul_rate_bps: float = 1e9
     max_vehicles: int = 0              # most federated vehicles on the map at once (mobility.fl_vehicles; 0 = no cap)
+    fading_k_factor: np.ndarray | None = None  # (N,) Rician K of each serving link under channel.fading (0 = Rayleigh,
+                                               # inf = none); None: the channel has no small-scale fading.
+                                               # Rates above are mean rates; iovsim.channel.fading.exceed_probability
+                                               # gives P(|h|^2 >= x) under this K.
 
     @property
     def num_vehicles(self) -> int:

@@ -6,16 +6,20 @@ import math
 
 import numpy as np
 
+from iovsim.channel.fading import exceed_probability
 from iovsim.strategies.base import Plan, RoundFeedback, RoundState, Strategy
 from iovsim.strategies.common import costs_of, window_s
 
 
-def success_probability(bits, rate_bps, bandwidth_hz, avail_s):
-    """P(upload of `bits` finishes within `avail_s`) under Rayleigh block fading.
+def success_probability(bits, rate_bps, bandwidth_hz, avail_s, k_factor=None):
+    """P(upload of `bits` finishes within `avail_s`) under block fading.
 
     The mean SNR g follows from the mean rate (rate = B log2(1 + g)); the upload fails when the
-    faded SNR is below the threshold needed for bits / avail_s, so P = exp(-g_th / g). 0 when no
-    time is left, 1 when the window is unbounded.
+    faded SNR is below the threshold needed for bits / avail_s, so P = P(|h|^2 >= g_th / g). 0 when
+    no time is left, 1 when the window is unbounded. `k_factor` (the channel's fading, per vehicle:
+    `RoundState.fading_k_factor`): 0 Rayleigh, > 0 Rician, inf no fading, with the channel's own
+    closed form (`iovsim.channel.fading.exceed_probability`); None (the channel has no fading):
+    Rayleigh, exp(-g_th / g), the paper's assumption.
     """
     bits = np.asarray(bits, float)
     bw = np.maximum(np.asarray(bandwidth_hz, float), 1.0)
@@ -24,8 +28,15 @@ def success_probability(bits, rate_bps, bandwidth_hz, avail_s):
         g = np.expm1(np.log(2) * np.asarray(rate_bps, float) / bw)
         need = np.where(avail > 0, bits / np.where(avail > 0, avail, 1.0), np.inf)
         g_th = np.expm1(np.minimum(np.log(2) * need / bw, 700.0))
-        p = np.exp(-g_th / np.maximum(g, 1e-300))
+        x = g_th / np.maximum(g, 1e-300)
+        p = np.exp(-x) if k_factor is None else exceed_probability(x, k_factor)
     return np.where(avail > 0, np.nan_to_num(p, nan=0.0), 0.0)
+
+
+def _k_of(state: RoundState, idx):
+    """The channel's fading K-factor of vehicles `idx` (None when the channel has no fading)."""
+    k = getattr(state, "fading_k_factor", None)
+    return None if k is None else np.asarray(k, float)[idx]
 
 
 class LyapunovBase(Strategy):
@@ -93,7 +104,7 @@ class LyapunovBase(Strategy):
         choice = np.full(idx.shape, -1)
         for o, (rank, power) in enumerate(self.options(state)):
             e, bits, pre_t, up_t, rate = self.option_cost(state, costs, idx, rank, power, bw)
-            ps = success_probability(bits, rate, bw, win / self.margin - pre_t)
+            ps = success_probability(bits, rate, bw, win / self.margin - pre_t, _k_of(state, idx))
             dpp = -self.V * self.utility(state, idx, rank) * ps + price * e
             better = dpp < best - 1e-15
             best = np.where(better, dpp, best)
@@ -171,7 +182,7 @@ class LyapunovBase(Strategy):
             rank, power = opts[o]
             ee, bits, pre_t, ut, rate = self.option_cost(state, costs, idx[m], rank, power, bw[m])
             e[m], up_t[m], powers[m] = ee, ut, power
-            ps[m] = success_probability(bits, rate, bw[m], win[m] / self.margin - pre_t)
+            ps[m] = success_probability(bits, rate, bw[m], win[m] / self.margin - pre_t, _k_of(state, idx[m]))
             util[m] = self.utility(state, idx[m], rank)
         return e, up_t, ps, powers, util
 

@@ -22,8 +22,10 @@ class LyapunovSwitch(LyapunovBase):
 
     Handover window / outage: P_success is the probability that the upload finishes inside the
     predicted dwell window (capped by the round deadline, divided by `margin`) after download and
-    compute, under Rayleigh fading around the mean SNR of (p, b): exp(-g_th / g). A vehicle about to
-    leave its cell gets a small module, more power / bandwidth, or is not asked.
+    compute, under block fading around the mean SNR of (p, b): P(|h|^2 >= g_th / g) with the channel's
+    fading (`channel.fading`: Rayleigh exp(-g_th / g), or Rician with the serving link's K); with
+    `fading: none` the paper's Rayleigh assumption is kept. A vehicle about to leave its cell gets a
+    small module, more power / bandwidth, or is not asked.
 
     Bandwidth: alternating optimisation, `bandwidth_iters` times: shares per RSU b_i ~ sqrt(c_i) (the
     minimizer of sum c_i / b_i with sum b_i = 1), then module and power re-chosen.
