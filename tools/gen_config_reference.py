@@ -50,7 +50,14 @@ def render() -> str:
            "`begin_s` - `warmup_s`; every LoRA rank (`fl.lora_rank`, `fl.lora_ranks`, a strategy's `rank` /",
            "`tier_ranks`) <= the width of the narrowest adapted layer (384 for MiniLM); `fl.batch_size` <= the",
            "largest vehicle shard; every `fl.target_modules` entry a linear layer of the model; `fl.model` a",
-           "folder or a model id that loads; `channel.reuse_groups` one entry per placed RSU.", ""]
+           "folder or a model id that loads; `channel.reuse_groups` one entry per placed RSU.", "",
+           "A relative path in a config (a file, a folder, `csv:PATH`, a strategy's `.py` file, `fl.model`,",
+           "`fl.tasks[].data_dir`, `output.runs_dir`) resolves against the config file's folder, whatever the",
+           "working directory; a `--set` value counts as one in the file. `fl.model` is a folder only when that",
+           "folder exists or the name looks like a path, else a hub id. Not from the config's folder: an unset",
+           "`output.runs_dir` (`runs` in the working directory) and `iovsim run --out DIR` (a command-line path).",
+           "The run folder's `config.yaml` holds them absolute, except `sumo:` paths and a strategy's own file",
+           "(`file.py:Class`, its params' files), which a resume finds through the original config's folder.", ""]
     for title, cls in SECTIONS:
         out += [f"## `{title}`", "", "| field | default | allowed | meaning |", "|---|---|---|---|"]
         for name, default, doc in field_docs(cls):
