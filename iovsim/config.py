@@ -22,8 +22,8 @@ from iovsim.costs.tiers import DeviceTier, default_device_tiers
 from iovsim.fl.config import MINILM_NAMES, FlConfig, looks_like_path
 from iovsim.mobility.config import MobilityConfig, RsuConfig
 from iovsim.mobility.scenario import ScenarioError, resolve_file
-from iovsim.schema import (check_choice, coerce_number, describe_choice, describe_number, numeric_kind,
-                           number_spec)
+from iovsim.schema import (check_choice, coerce_number, describe_choice, describe_number, describe_number_or_list,
+                           number_forms, numeric_kind, number_spec)
 from iovsim.strategies.config import StrategyConfig
 
 
@@ -265,11 +265,17 @@ def _coerce_field(cls, name: str, tp, value, path: str, source):
     if kind is None:
         return _coerce(value, tp, path, source)
     spec = number_spec(cls, name)
-    if kind is tp:
-        return _number(value, kind, spec, path, source)
-    if not isinstance(value, (list, tuple)):
+    one, many = number_forms(tp)
+    if many and isinstance(value, (list, tuple)):
+        return [_number(v, kind, spec, f"{path}[{i}]", source) for i, v in enumerate(value)]
+    if not one:
         raise ConfigError(source, path, f"expected a list, each {describe_number(kind, spec)}, got {value!r}")
-    return [_number(v, kind, spec, f"{path}[{i}]", source) for i, v in enumerate(value)]
+    if not many:
+        return _number(value, kind, spec, path, source)
+    try:  # one number or a list of them
+        return coerce_number(value, kind, spec)
+    except ValueError:
+        raise ConfigError(source, path, f"expected {describe_number_or_list(kind, spec)}, got {value!r}") from None
 
 
 def _number(value, kind: type, spec: dict, path: str, source):
