@@ -46,6 +46,11 @@ def _load(config: str | None, overrides: dict):
     return load_config(path, overrides)
 
 
+def _out_to_config(cfg, out: str):
+    """`--out DIR`: a command-line path, so relative to the working directory (not the config's folder)."""
+    cfg.output.runs_dir, cfg.output.run_name = str(Path(out).parent.absolute()), Path(out).name
+
+
 def _progress(args):
     from iovsim.viz.progress import Progress
 
@@ -90,7 +95,7 @@ def cmd_run(args) -> int:
     else:
         cfg = _load(args.config, _parse_set(args.set))
         if args.out:
-            cfg.output.runs_dir, cfg.output.run_name = str(Path(args.out).parent), Path(args.out).name
+            _out_to_config(cfg, args.out)
         exp = Experiment(cfg, new_run_dir(cfg), progress=_progress(args))
     progress = exp.progress
     progress.message(f"run folder: {exp.run_dir}")
@@ -133,7 +138,7 @@ def cmd_gui(args) -> int:
     cfg = _load(args.config, _parse_set(args.set))
     progress = _progress(args)
     if args.out:
-        cfg.output.runs_dir, cfg.output.run_name = str(Path(args.out).parent), Path(args.out).name
+        _out_to_config(cfg, args.out)
     exp = Experiment(cfg, new_run_dir(cfg), progress=progress, gui=True,
                      screenshots_dir=Path(args.screenshots) if args.screenshots else None,
                      screenshot_handovers=args.handover_screenshots, gui_view=args.view)

@@ -19,11 +19,11 @@ import yaml
 
 from iovsim.channel.config import ChannelConfig
 from iovsim.costs.tiers import DeviceTier, default_device_tiers
-from iovsim.fl.config import FlConfig
+from iovsim.fl.config import MINILM_NAMES, FlConfig, looks_like_path
 from iovsim.mobility.config import MobilityConfig, RsuConfig
 from iovsim.mobility.scenario import ScenarioError, resolve_file
-from iovsim.schema import (check_choice, coerce_number, describe_choice, describe_number, numeric_kind,
-                           number_spec)
+from iovsim.schema import (check_choice, coerce_number, describe_choice, describe_number, describe_number_or_list,
+                           number_forms, numeric_kind, number_spec)
 from iovsim.strategies.config import StrategyConfig
 
 
@@ -38,10 +38,15 @@ class ConfigError(ValueError):
         super().__init__(f"{self.source}: {where}{message}")
 
 
+DEFAULT_RUNS_DIR = "runs"  # under the working directory, where `make run` and `make clean` expect it
+
+
 @dataclass
 class OutputConfig:
-    runs_dir: str = "runs"
-    """Folder under which each run gets its own folder (relative to the working directory)."""
+    runs_dir: str = ""
+    """Folder under which each run gets its own folder (relative: against the config file's folder);
+    empty = `runs` in the working directory. `iovsim run --out DIR` replaces it (DIR from the working
+    directory)."""
     run_name: str = ""
     """Name of the run folder; empty means `<experiment name>-<timestamp>`."""
     checkpoint_every: int = field(default=1, metadata={"ge": 1, "le": 10**6})
@@ -52,6 +57,10 @@ class OutputConfig:
     """Experiment trackers, any of `tensorboard`, `mlflow`: fed each round (metrics), once (the config as parameters) and at the end (the
     figures), into local stores in the run folder: `tensorboard/`, `mlflow.db` + `mlartifacts/`. Each
     needs its extra: `pip install 'iovsim[tensorboard]'`, `'iovsim[mlflow]'`."""
+
+    def runs_path(self) -> Path:
+        """The folder of the run folders (runs_dir is absolute once a config file is loaded)."""
+        return Path(self.runs_dir or DEFAULT_RUNS_DIR).absolute()
 
     def validate(self, err):
         from iovsim.trackers import missing_extra
@@ -107,6 +116,28 @@ class ExperimentConfig:
     def resolve_path(self, value: str | Path) -> Path:
         """A path from the config: `sumo:` under SUMO_HOME, relative ones against the config file's folder."""
         return resolve_file(str(value), self.base_dir)
+
+    def make_paths_absolute(self):
+        """Every relative path of the config made absolute against the config file's folder (`sumo:`
+        paths kept), so that code anywhere (Ray actors, compare's children) and the run folder's
+        config.yaml (a resume from any working directory) read the same files. `fl.model` only when
+        it names a folder there or looks like a path; otherwise it stays a hub id (`org/name`)."""
+        mob, fl = self.mobility, self.fl
+        mob.scenario, mob.net_file, self.rsu.file = map(self._absolute, (mob.scenario, mob.net_file, self.rsu.file))
+        mob.route_files = [self._absolute(f) for f in mob.route_files]
+        mob.additional_files = [self._absolute(f) for f in mob.additional_files]
+        for task in fl.tasks:
+            task.data_dir = self._absolute(task.data_dir)
+            if task.dataset.startswith("csv:"):
+                task.dataset = "csv:" + self._absolute(task.dataset[len("csv:"):])
+        if fl.model and fl.model not in MINILM_NAMES and not fl.model.startswith("sumo:"):
+            folder = self.resolve_path(fl.model)
+            if folder.exists() or looks_like_path(fl.model):
+                fl.model = str(folder)
+        self.output.runs_dir = self._absolute(self.output.runs_dir)  # empty: `runs` in the working directory
+
+    def _absolute(self, value: str) -> str:
+        return value if not value or value.startswith("sumo:") else str(self.resolve_path(value))
 
 
 # ----------------------------------------------------------------------------- loading
@@ -234,11 +265,17 @@ def _coerce_field(cls, name: str, tp, value, path: str, source):
     if kind is None:
         return _coerce(value, tp, path, source)
     spec = number_spec(cls, name)
-    if kind is tp:
-        return _number(value, kind, spec, path, source)
-    if not isinstance(value, (list, tuple)):
+    one, many = number_forms(tp)
+    if many and isinstance(value, (list, tuple)):
+        return [_number(v, kind, spec, f"{path}[{i}]", source) for i, v in enumerate(value)]
+    if not one:
         raise ConfigError(source, path, f"expected a list, each {describe_number(kind, spec)}, got {value!r}")
-    return [_number(v, kind, spec, f"{path}[{i}]", source) for i, v in enumerate(value)]
+    if not many:
+        return _number(value, kind, spec, path, source)
+    try:  # one number or a list of them
+        return coerce_number(value, kind, spec)
+    except ValueError:
+        raise ConfigError(source, path, f"expected {describe_number_or_list(kind, spec)}, got {value!r}") from None
 
 
 def _number(value, kind: type, spec: dict, path: str, source):
@@ -282,6 +319,7 @@ def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentCo
         _set_dotted(data, dotted, value, path)
     cfg = build_dataclass(ExperimentConfig, _move_deprecated_keys(data, path), path)
     cfg.source_path = str(path.resolve())
+    cfg.make_paths_absolute()
     check_files(cfg, path)
     return cfg
 
@@ -331,6 +369,7 @@ def config_from_dict(data: dict, source: str | Path = "<dict>", base_dir: str | 
     cfg = build_dataclass(ExperimentConfig, _move_deprecated_keys(data, source), source)
     if base_dir is not None:
         cfg.source_path = str(Path(base_dir).resolve() / "config.yaml")
+    cfg.make_paths_absolute()
     check_files(cfg, source)
     return cfg
 

@@ -380,9 +380,7 @@ def default_config_path() -> Path:
 
 
 def new_run_dir(cfg: ExperimentConfig) -> Path:
-    base = Path(cfg.output.runs_dir)
-    if not base.is_absolute():
-        base = Path.cwd() / base
+    base = cfg.output.runs_path()
     name = cfg.output.run_name or f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     d = base / name
     if (d / "metrics.csv").exists():

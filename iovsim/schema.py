@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
 import typing
 from typing import Any
 
@@ -20,14 +21,26 @@ _BOUND_WORDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
 
 
 def numeric_kind(tp) -> type | None:
-    """int or float for a numeric field type (or a list of numbers), else None."""
+    """int or float for a numeric field type (a number, a list of numbers, or `float | list[float]`:
+    one number or a list), else None."""
     if tp in (int, float):
         return tp
     if typing.get_origin(tp) in (list, tuple):
         args = typing.get_args(tp)
         if args and args[0] in (int, float):
             return args[0]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        kinds = {numeric_kind(a) for a in typing.get_args(tp)}
+        if len(kinds) == 1 and None not in kinds:
+            return kinds.pop()
     return None
+
+
+def number_forms(tp) -> tuple[bool, bool]:
+    """(takes one number, takes a list of numbers) for a numeric field type."""
+    args = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+    return (any(a in (int, float) for a in args),
+            any(typing.get_origin(a) in (list, tuple) for a in args))
 
 
 def number_spec(cls, name: str) -> dict:
@@ -45,6 +58,11 @@ def format_number(v) -> str:
     if float(f"{v:g}") == v:
         return f"{v:g}"
     return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+def describe_number_or_list(kind: type, spec: dict) -> str:
+    """`a finite number of dBm >= -100 and <= 100, or a list of them`."""
+    return f"{describe_number(kind, spec)}, or a list of them"
 
 
 def describe_number(kind: type, spec: dict) -> str:
@@ -105,7 +123,7 @@ def field_problems(obj) -> list[tuple[str, str]]:
             elif numeric_kind(tp) is tp:
                 coerce_number(value, tp, number_spec(type(obj), f.name))
             elif numeric_kind(tp) is not None:
-                for v in value:
+                for v in (value if isinstance(value, (list, tuple)) else [value]):
                     coerce_number(v, numeric_kind(tp), number_spec(type(obj), f.name))
         except ValueError as e:
             out.append((f.name, str(e)))

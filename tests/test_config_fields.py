@@ -10,7 +10,7 @@ import typing
 import pytest
 
 from iovsim.config import ConfigError, ExperimentConfig, config_from_dict
-from iovsim.schema import describe_number, field_problems, number_spec, numeric_kind
+from iovsim.schema import describe_number, field_problems, number_forms, number_spec, numeric_kind
 
 
 def sections():
@@ -61,16 +61,19 @@ def spec_of(cls, name):
 
 def bad_values(tp, spec):
     """(label, value) that must all be refused: NaN, inf, below the range, above it, wrong types.
-    For a list field each value is the list's only item, except the bare number `not_a_list`."""
+    For a list field each value is the list's only item, except the bare number `not_a_list`; a field
+    that takes one number or a list gets both forms."""
     kind = numeric_kind(tp)
     low = spec.get("ge", spec.get("gt"))
     below = -1 if low >= 0 else low - 1
     huge = 10**30 if kind is int else 1e300
     values = [("nan", math.nan), ("inf", math.inf), ("below", kind(below)), ("huge", huge),
               ("text", "abc"), ("bool", True)]
-    if kind is tp:
+    one, many = number_forms(tp)
+    if not many:
         return values + [("list", [1])]
-    return [(label, [v]) for label, v in values] + [("not_a_list", 3)]
+    listed = [(f"{label} in a list", [v]) for label, v in values]
+    return values + listed if one else listed + [("not_a_list", 3)]
 
 
 CASES = [(path, cls, name, tp, label, value)
@@ -96,7 +99,7 @@ def test_every_numeric_field_declares_a_range(path, cls, name, tp):
 @pytest.mark.parametrize("path, cls, name, tp, label, value", CASES, ids=[f"{c[0]}-{c[4]}" for c in CASES])
 def test_every_numeric_field_refuses_bad_values(path, cls, name, tp, label, value):
     kind = numeric_kind(tp)
-    item = kind is not tp and label != "not_a_list"
+    item = isinstance(value, list) and label != "list"  # the error names the list's item
     expected_path = f"{path}[0]" if item else path
     with pytest.raises(ConfigError) as e:
         config_from_dict(nest(path, value), "exp.yaml")

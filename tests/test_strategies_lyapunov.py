@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import yaml
 
 from iovsim.strategies import create
 from iovsim.strategies.base import RoundFeedback
@@ -133,3 +134,27 @@ def test_switch_prices_outage_with_the_state_fading():
     # Without fading the uploads that fit are certain: full success at less power than under Rayleigh.
     assert flat.extra["mean_success"] == 1.0 > rayleigh.extra["mean_success"]
     assert flat.tx_power_w.mean() < rayleigh.tx_power_w.mean()
+
+
+@pytest.mark.parametrize("name", ["lyapunov_switch", "split_lora"])
+@pytest.mark.parametrize("iters", [0, -1, 1.5, True, "2"])
+def test_bandwidth_iters_below_one_or_not_an_integer_is_one_config_line(tmp_path, capsys, name, iters):
+    """0 steps left the first-guess shares (1 / expected participants of the RSU), whose sum per RSU
+    reached 1.67 and stopped the run with a RunError; `check --no-build` now refuses it."""
+    from iovsim.cli import main
+
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(yaml.safe_dump({"strategy": {"name": name, "params": {"bandwidth_iters": iters}}}))
+    assert main(["check", str(cfg), "--no-build", "--quiet"]) == 2
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(lines) == 1, lines
+    assert all(w in lines[0] for w in (str(cfg), "strategy.params", "bandwidth_iters", "an integer >= 1")), lines[0]
+
+
+@pytest.mark.parametrize("name", ["lyapunov_switch", "split_lora"])
+def test_one_bandwidth_step_keeps_each_rsus_shares_within_its_band(name):
+    st = make_state(0, n=30, seed=4, num_tasks=1, budget=np.inf)  # 0 steps: 1.17 of an RSU
+    st.max_participants = 20
+    s = create(name, {"bandwidth_iters": 1})
+    s.setup(1, 0)
+    check_plan(st, s.configure(st))  # shares per RSU sum to <= 1

@@ -13,7 +13,7 @@ from iovsim.config import ExperimentConfig, OutputConfig, field_docs
 from iovsim.costs.tiers import DeviceTier
 from iovsim.fl.config import FlConfig, TaskConfig
 from iovsim.mobility.config import MobilityConfig, RsuConfig
-from iovsim.schema import format_number, number_spec, numeric_kind
+from iovsim.schema import format_number, number_forms, number_spec, numeric_kind
 from iovsim.strategies.config import StrategyConfig
 
 SECTIONS = [
@@ -37,7 +37,8 @@ def allowed(cls, name: str) -> str:
     spec = number_spec(cls, name)
     text = " and ".join(f"{word} {format_number(spec[key])}" for key, word in BOUND_WORDS if key in spec)
     text = ("integer " if kind is int else "") + text + (f" ({spec['unit']})" if spec.get("unit") else "")
-    return ("each " if kind is not tp else "") + text
+    one, many = number_forms(tp)
+    return ("number or list, each " if one and many else "each " if many else "") + text
 
 
 def render() -> str:
@@ -50,7 +51,15 @@ def render() -> str:
            "`begin_s` - `warmup_s`; every LoRA rank (`fl.lora_rank`, `fl.lora_ranks`, a strategy's `rank` /",
            "`tier_ranks`) <= the width of the narrowest adapted layer (384 for MiniLM); `fl.batch_size` <= the",
            "largest vehicle shard; every `fl.target_modules` entry a linear layer of the model; `fl.model` a",
-           "folder or a model id that loads; `channel.reuse_groups` one entry per placed RSU.", ""]
+           "folder or a model id that loads; `channel.reuse_groups`, and a list given for a `channel.rsu_*`",
+           "radio field, one entry per placed RSU.", "",
+           "A relative path in a config (a file, a folder, `csv:PATH`, a strategy's `.py` file, `fl.model`,",
+           "`fl.tasks[].data_dir`, `output.runs_dir`) resolves against the config file's folder, whatever the",
+           "working directory; a `--set` value counts as one in the file. `fl.model` is a folder only when that",
+           "folder exists or the name looks like a path, else a hub id. Not from the config's folder: an unset",
+           "`output.runs_dir` (`runs` in the working directory) and `iovsim run --out DIR` (a command-line path).",
+           "The run folder's `config.yaml` holds them absolute, except `sumo:` paths and a strategy's own file",
+           "(`file.py:Class`, its params' files), which a resume finds through the original config's folder.", ""]
     for title, cls in SECTIONS:
         out += [f"## `{title}`", "", "| field | default | allowed | meaning |", "|---|---|---|---|"]
         for name, default, doc in field_docs(cls):

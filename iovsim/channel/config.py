@@ -16,6 +16,8 @@ BandwidthAllocation = Literal["equal", "proportional", "minmax"]
 FadingModel = Literal["none", "rayleigh", "rician"]
 BlerModel = Literal["none", "table"]
 PATHLOSS_MODELS = get_args(PathlossModel)
+#: The radio fields that take one number for every RSU or a list with one per RSU.
+PER_RSU_FIELDS = ("rsu_height_m", "rsu_tx_power_dbm", "rsu_bandwidth_hz", "rsu_noise_figure_db")
 LOS_MODELS = get_args(LosModel)
 BANDWIDTH_ALLOCATIONS = get_args(BandwidthAllocation)
 FADING_MODELS = get_args(FadingModel)
@@ -53,14 +55,18 @@ class ChannelConfig:
     """Shadow-fading decorrelation distance along a vehicle's path; the correlation at distance d
     is exp(-d / d_corr) (Gudmundson 1991). 0 = TR 38.901 Table 7.5-6 (SF correlation distance:
     UMi LOS 10 m, NLOS 13 m; UMa LOS 37 m, NLOS 50 m; freespace uses the UMi values)."""
-    rsu_height_m: float = field(default=10.0, metadata={"gt": 0, "le": 1000})
-    """RSU antenna height (3GPP TR 38.901 UMi: 10 m)."""
-    rsu_tx_power_dbm: float = field(default=30.0, metadata={"ge": -100, "le": 100})
-    """RSU downlink transmit power."""
-    rsu_bandwidth_hz: float = field(default=20e6, metadata={"gt": 0, "le": 1e10})
-    """Uplink bandwidth each RSU shares among its vehicles (a 20 MHz NR-V2X/ITS channel)."""
-    rsu_noise_figure_db: float = field(default=5.0, metadata={"ge": 0, "le": 100})
-    """Receiver noise figure of the RSU."""
+    # The four rsu_* radio fields take one number for every RSU or a list with one per placed RSU, in
+    # the RSUs' order (rsus.csv of a run; the file's rows with placement `file`), like reuse_groups.
+    rsu_height_m: float | list[float] = field(default=10.0, metadata={"gt": 0, "le": 1000})
+    """RSU antenna height (3GPP TR 38.901 UMi: 10 m); one number, or a list with one per RSU."""
+    rsu_tx_power_dbm: float | list[float] = field(default=30.0, metadata={"ge": -100, "le": 100})
+    """RSU downlink transmit power; one number, or a list with one per RSU (in the RSUs' order, as in a
+    run's rsus.csv; the number of RSUs is known once they are placed)."""
+    rsu_bandwidth_hz: float | list[float] = field(default=20e6, metadata={"gt": 0, "le": 1e10})
+    """Uplink bandwidth each RSU shares among its vehicles (a 20 MHz NR-V2X/ITS channel); one number,
+    or a list with one per RSU."""
+    rsu_noise_figure_db: float | list[float] = field(default=5.0, metadata={"ge": 0, "le": 100})
+    """Receiver noise figure of the RSU; one number, or a list with one per RSU."""
     vehicle_height_m: float = field(default=1.5, metadata={"gt": 0, "le": 1000})
     """Vehicle antenna height (TR 38.901 UT height 1.5 m)."""
     vehicle_tx_power_dbm: float = field(default=23.0, metadata={"ge": -100, "le": 100})

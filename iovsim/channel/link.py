@@ -102,15 +102,20 @@ class Channel:
         """Path loss without shadowing (`stochastic` and `expected` weight LOS and NLOS by Pr_LOS)."""
         return self.kernel.mean_pathloss_db(d2d_m)
 
-    def coverage_radius_m(self) -> float:
-        """Distance at which the mean RSRP (no shadowing) of the first RSU falls to min_rsrp_dbm."""
+    def coverage_radius_m(self) -> float | np.ndarray:
+        """Distance at which the mean RSRP (no shadowing) of an RSU falls to min_rsrp_dbm: one number
+        when every RSU has the same RSRP budget and height, else one per RSU."""
         if self.num_rsus == 0:
             return 0.0
         d = np.geomspace(1.0, 1e5, 4000)
-        pl = self.mean_pathloss_db(d[:, None] + 0 * self.rsu_xy_m[None, :1, 0])[:, 0]
-        rsrp = self.radio.rsu_tx_power_dbm[0] - self.radio.rsrp_offset_db[0] - pl
-        ok = np.flatnonzero(rsrp >= self.cfg.min_rsrp_dbm)
-        return float(d[ok.max()]) if ok.size else 0.0
+        pl = self.mean_pathloss_db(d[:, None] + 0 * self.rsu_xy_m[None, :1, 0])  # (4000, M): heights per RSU
+        base = self.radio.rsu_tx_power_dbm - self.radio.rsrp_offset_db
+        radii = np.zeros(self.num_rsus)
+        for m in range(self.num_rsus):
+            ok = np.flatnonzero(base[m] - pl[:, m] >= self.cfg.min_rsrp_dbm)
+            radii[m] = d[ok.max()] if ok.size else 0.0
+        same = np.all(base == base[0]) and np.all(self.radio.rsu_height_m == self.radio.rsu_height_m[0])
+        return float(radii[0]) if same else radii
 
     # ------------------------------------------------------------------ rates
     def uplink_sinr(self, link: LinkState, idx, tx_power_w, bandwidth_hz) -> np.ndarray:

@@ -45,13 +45,16 @@ class Radio:
         self.cfg = cfg
         m = self.num_rsus = len(rsu_xy_m)
 
-        def per_rsu(value):
-            return np.broadcast_to(np.asarray(value, dtype=float), (m,)).copy()
+        def per_rsu(name):
+            value = np.asarray(getattr(cfg, name), dtype=float)
+            if value.ndim and value.size != m:
+                raise ValueError(f"channel.{name} has {value.size} entries for {m} RSUs")
+            return np.broadcast_to(value, (m,)).copy()
 
-        self.rsu_height_m = per_rsu(cfg.rsu_height_m)
-        self.rsu_tx_power_dbm = per_rsu(cfg.rsu_tx_power_dbm)
-        self.rsu_bandwidth_hz = per_rsu(cfg.rsu_bandwidth_hz)
-        self.rsu_noise_figure_db = per_rsu(cfg.rsu_noise_figure_db)
+        self.rsu_height_m = per_rsu("rsu_height_m")
+        self.rsu_tx_power_dbm = per_rsu("rsu_tx_power_dbm")
+        self.rsu_bandwidth_hz = per_rsu("rsu_bandwidth_hz")
+        self.rsu_noise_figure_db = per_rsu("rsu_noise_figure_db")
         if cfg.reuse_groups:
             if len(cfg.reuse_groups) != m:
                 raise ValueError(f"channel.reuse_groups has {len(cfg.reuse_groups)} entries for {m} RSUs")

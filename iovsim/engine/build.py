@@ -175,11 +175,13 @@ def place_rsus(cfg: ExperimentConfig, scenario, net, warm_xy: np.ndarray) -> lis
 def build_channel(cfg: ExperimentConfig, sites: list):
     """The channel over the RSU sites. Returns (channel, coverage radius in m)."""
     from iovsim.channel import Channel
-    from iovsim.engine.limits import check_reuse_groups
+    from iovsim.engine.limits import check_per_rsu_values, check_reuse_groups
 
     check_reuse_groups(cfg, len(sites))
+    check_per_rsu_values(cfg, len(sites))
     rsu_xy = np.asarray([[r.x_m, r.y_m] for r in sites])
     channel = Channel(cfg.channel, rsu_xy, cfg.seed)
-    # Without a configured radius: where the mean RSRP (no shadowing) falls to the association threshold.
-    radius = cfg.rsu.coverage_radius_m or float(channel.coverage_radius_m())
-    return channel, radius
+    # Without a configured radius: where the mean RSRP (no shadowing) falls to the association threshold
+    # (one per RSU when their radios or heights differ).
+    radius = cfg.rsu.coverage_radius_m or channel.coverage_radius_m()
+    return channel, (radius if np.isscalar(radius) else [float(r) for r in radius])

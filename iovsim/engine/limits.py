@@ -52,6 +52,17 @@ def check_batch_size(cfg: ExperimentConfig, shards: list) -> None:
                           f"fl.samples_per_vehicle = {cfg.fl.samples_per_vehicle}), got {cfg.fl.batch_size}")
 
 
+def check_per_rsu_values(cfg: ExperimentConfig, num_rsus: int) -> None:
+    """A list given for an RSU radio field (channel.rsu_tx_power_dbm, ...) holds one value per placed RSU."""
+    from iovsim.channel.config import PER_RSU_FIELDS
+
+    for name in PER_RSU_FIELDS:
+        value = getattr(cfg.channel, name)
+        if isinstance(value, list) and len(value) != num_rsus:
+            raise ConfigError(cfg.source_path or None, f"channel.{name}",
+                              f"expected one number, or a list of {num_rsus} (one per RSU placed), got {len(value)} entries")
+
+
 def check_reuse_groups(cfg: ExperimentConfig, num_rsus: int) -> None:
     """An explicit channel group per placed RSU (their number is known only after placement)."""
     groups = cfg.channel.reuse_groups

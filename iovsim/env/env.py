@@ -137,10 +137,7 @@ class IovEnv(gym.Env):
 
 def default_run_dir(cfg: ExperimentConfig) -> Path:
     """`output.runs_dir / output.run_name`, or `<name>-env` when no run name is set."""
-    base = Path(cfg.output.runs_dir)
-    if not base.is_absolute():
-        base = Path.cwd() / base
-    return base / (cfg.output.run_name or f"{cfg.name}-env")
+    return cfg.output.runs_path() / (cfg.output.run_name or f"{cfg.name}-env")
 
 
 def clear_run_dir(folder: Path) -> None:

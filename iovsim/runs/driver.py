@@ -38,7 +38,7 @@ def run_groups(kind: str, group_label: str, config_path: Path, cfg, sets: dict, 
     baseline = baseline or labels[0]
     if baseline not in labels:
         raise PlanError(f"--baseline {baseline}: expected one of {', '.join(labels)}")
-    out_dir = Path(out_dir or Path(cfg.output.runs_dir) / f"{cfg.name}-{kind}")
+    out_dir = Path(out_dir or cfg.output.runs_path() / f"{cfg.name}-{kind}")
     records = run_plan(kind, group_label, config_path, sets, groups, parse_seeds(seeds, cfg.seed), out_dir,
                        baseline=baseline, jobs=jobs, threads=threads, backend=backend, address=address,
                        memory_bytes=memory_bytes or DEFAULT_TASK_MEMORY_BYTES, report=cfg.output.report,

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from iovsim.channel.fading import exceed_probability
+from iovsim.schema import coerce_number
 from iovsim.strategies.base import Plan, RoundFeedback, RoundState, Strategy
 from iovsim.strategies.common import costs_of, window_s
 
@@ -52,11 +53,16 @@ class LyapunovBase(Strategy):
     def __init__(self, V: float = 10.0, vehicle_energy_budget_j: float = 0.0, bandwidth_iters: int = 2,
                  margin: float = 1.0):
         super().__init__()
-        if V < 0 or vehicle_energy_budget_j < 0 or bandwidth_iters < 0 or margin <= 0:
-            raise ValueError("expected V >= 0, vehicle_energy_budget_j >= 0, bandwidth_iters >= 0, margin > 0")
+        if V < 0 or vehicle_energy_budget_j < 0 or margin <= 0:
+            raise ValueError("expected V >= 0, vehicle_energy_budget_j >= 0, margin > 0")
+        # At least one sqrt-rule step: only it makes the shares of each RSU sum to 1; the first guess
+        # (1 / expected participants of the RSU) oversubscribes an RSU that gets more than expected.
+        try:
+            self.bandwidth_iters = coerce_number(bandwidth_iters, int, {"ge": 1})
+        except ValueError as e:
+            raise ValueError(f"bandwidth_iters: {e}") from None
         self.V = float(V)
         self.vehicle_energy_budget_j = float(vehicle_energy_budget_j)
-        self.bandwidth_iters = int(bandwidth_iters)
         self.margin = float(margin)
         self.Q: dict[str, float] = {}
         self.Z: list[float] = []
