@@ -50,7 +50,8 @@ def render() -> str:
            "`begin_s` - `warmup_s`; every LoRA rank (`fl.lora_rank`, `fl.lora_ranks`, a strategy's `rank` /",
            "`tier_ranks`) <= the width of the narrowest adapted layer (384 for MiniLM); `fl.batch_size` <= the",
            "largest vehicle shard; every `fl.target_modules` entry a linear layer of the model; `fl.model` a",
-           "folder or a model id that loads; `channel.reuse_groups` one entry per placed RSU.", ""]
+           "folder or a model id that loads; `channel.reuse_groups` one entry per placed RSU;",
+           "`fl.split_layer` < the model's encoder layers (6 for MiniLM).", ""]
     for title, cls in SECTIONS:
         out += [f"## `{title}`", "", "| field | default | allowed | meaning |", "|---|---|---|---|"]
         for name, default, doc in field_docs(cls):
