@@ -97,3 +97,22 @@ def test_split_lora_plans_what_the_engine_charges():
         assert o.bits_up == pytest.approx(float(est.uplink_bits[0]), rel=1e-12)
         assert o.edge_compute_s == pytest.approx(float(est.edge_s[0]), rel=1e-9)
         assert o.edge_energy_j == pytest.approx(70.0 * o.edge_compute_s)
+
+
+def test_a_vehicle_without_rate_gets_a_finite_price():
+    """0 bit/s (below the lowest usable SINR): a huge finite energy, so its drift-plus-penalty stays a
+    number (0 x inf would be NaN) and the vehicle is simply not worth scheduling."""
+    class NoUplinkForVehicle0(FlatRates):
+        def uplink_rate_bps(self, vehicle, tx_power_w, bandwidth_hz):
+            return np.where(np.asarray(vehicle) == 0, 0.0, super().uplink_rate_bps(vehicle, tx_power_w, bandwidth_hz))
+
+    st = make_state(0, n=3, seed=1, num_rsus=3, num_tasks=1, budget=np.inf)
+    st.rsu[:] = np.arange(3)
+    st.costs = cost_model(3)
+    st.costs.rates = NoUplinkForVehicle0()
+    s = create("split_lora", {})
+    s.setup(1, 0)
+    e, bits, pre_t, up_t, rate = s.option_cost(st, st.costs, np.arange(3), 8, 0.2, np.full(3, 20e6))
+    assert np.all(np.isfinite(e)) and e[0] > 1e3 * e[1] and rate[0] == 0.0
+    with np.errstate(invalid="raise"):
+        s.configure(st)

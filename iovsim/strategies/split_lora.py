@@ -61,7 +61,10 @@ class SplitLoRA(LyapunovBase):
         pw = np.full(idx.shape, power)
         up = np.asarray(costs.upload_rate_bps(idx, pw, bw_hz), float)
         down = np.asarray(costs.download_rate_bps(idx, bw_hz), float)
-        rc = costs.split_round_cost(idx, np.full(idx.shape, rank), steps, pw, up, down, edge_share)
+        # A vehicle without rate (below the lowest usable SINR) gets a huge finite cost, not an infinite
+        # one: 0 x inf would make its drift-plus-penalty NaN.
+        rc = costs.split_round_cost(idx, np.full(idx.shape, rank), steps, pw, np.maximum(up, 1e-9),
+                                    np.maximum(down, 1e-9), edge_share)
         return rc.energy_j, rc.uplink_bits, rc.time_s - rc.uplink_s, rc.uplink_s, up
 
     def train_option(self, rank: int) -> dict:
