@@ -23,7 +23,7 @@ from iovsim.engine.learning import evaluate, skipped_evals, train, train_jobs
 from iovsim.engine.logs import RunLogs, strategy_rows, table_row, task_rows, vehicle_rows
 from iovsim.engine.observe import observe_round, predict_dwell
 from iovsim.engine.plan import participants_of
-from iovsim.engine.transfer import ACTIVE_PHASES, DELIVERED, Backhaul, round_latency_s, run_transfer
+from iovsim.engine.transfer import ACTIVE_PHASES, DELIVERED, Backhaul, EdgeServers, round_latency_s, run_transfer
 from iovsim.engine.world import Journal, StepView, advance, link_view
 from iovsim.trackers import Trackers, open_trackers
 
@@ -345,7 +345,8 @@ class Experiment:
             return link_view(world.channel, last[0], [jobs[v] for v, ph in phases.items() if ph in ACTIVE_PHASES])
 
         backhaul = Backhaul(self.cfg.channel.backhaul_latency_s, self.cfg.channel.backhaul_rate_bps)
-        outcomes = run_transfer([p.job for p in parts], t0, t0 + self.cfg.fl.round_deadline_s, step, backhaul)
+        edge = EdgeServers(self.cfg.rsu.edge_flops_per_s, self.cfg.rsu.edge_power_w)
+        outcomes = run_transfer([p.job for p in parts], t0, t0 + self.cfg.fl.round_deadline_s, step, backhaul, edge)
         return outcomes, last[0]
 
     def _log(self, world: World, r, t0, parts, outcomes, task_arr, fb, evals, logged, results):

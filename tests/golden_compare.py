@@ -17,7 +17,7 @@ from pathlib import Path
 
 # Relative tolerance by kind of quantity, on top of one unit in the last printed digit (the cells are
 # printed with 6 significant digits, so a difference of 1 ulp can cross a rounding boundary).
-# - physics (times, energies, rates, powers, RSRP, positions, predicted dwell): numpy's float64
+# - physics (times, energies, rates, powers, RSRP, positions, predicted dwell, bits moved in a time): numpy's float64
 #   log10/pow/exp differ by a few ulp between SVML and glibc; 1e-5 relative is ~1e10 ulp of margin,
 #   yet far below any change of behaviour (one more SUMO step is >= 1e-3 relative).
 # - losses: fp32 training, where the kernels' summation order differs by CPU; after a few AdamW steps
@@ -30,7 +30,8 @@ LOSS_REL = 1e-4
 
 PHYSICS = {"tx_power_w", "bandwidth_hz", "download_time_s", "compute_time_s", "upload_time_s", "latency_s",
            "energy_j", "dwell_pred_s", "round_latency_s", "wait_time_s", "energy_budget_j", "rsrp_from_dbm",
-           "rsrp_to_dbm", "x_m", "y_m"}
+           "rsrp_to_dbm", "x_m", "y_m", "bits_up", "bits_down", "uplink_bits", "downlink_bits", "edge_compute_s",
+           "edge_wait_s", "edge_energy_j"}
 LOSSES = {"loss", "loss_before", "loss_after"}
 ACCURACIES = {"accuracy", "accuracy_se", "acc_after"}
 

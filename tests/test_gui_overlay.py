@@ -262,6 +262,38 @@ def test_auto_view_coverage_outlines_and_fading_handovers(gui_conn):
     conn.simulationStep()
 
 
+def test_split_training_sub_phases_have_their_own_rings(gui_conn):
+    """A split participant's ring tells the vehicle computing (gold, as unsplit training) from the
+    activations going up, the RSU's edge server computing and the results coming down."""
+    from iovsim.viz.gui import PHASE_MARKER
+
+    conn, net_file = gui_conn
+    import sumolib
+
+    net = sumolib.net.readNet(str(net_file), withInternal=False)
+    rsu_xy = np.array([[900.0, 600.0], [1600.0, 1400.0], [2100.0, 2050.0], [1300.0, 2600.0]])
+    overlay = GuiOverlay(conn, rsu_xy, 420.0, net.getBoundary())
+    overlay.draw_rsus()
+    ids = []
+    for _ in range(200):
+        conn.simulationStep()
+        ids, xy, serving = _fleet_and_serving(conn, rsu_xy)
+        if (serving >= 0).sum() >= 4:
+            break
+    keep = np.flatnonzero(serving >= 0)[:4]
+    assert keep.size == 4, "fewer than 4 connected vehicles"
+    ids, xy, serving = [ids[k] for k in keep], xy[keep], serving[keep]
+    phases = ["train", "split_up", "split_edge", "split_down"]
+    overlay.color_vehicles(ids, serving, phases, xy_m=xy)
+    rings = {ph: tuple(conn.polygon.getColor(f"iovsim_phase_{v}")) for v, ph in zip(ids, phases)}
+    assert rings == {ph: PHASE_MARKER[ph] for ph in phases}
+    assert len(set(rings.values())) == 4, rings
+    for v, srv in zip(ids, serving):  # in a round: the body in the serving RSU's full colour
+        assert tuple(conn.vehicle.getColor(v)) == rsu_color(int(srv)) + (255,)
+    overlay.clear()
+    conn.simulationStep()
+
+
 def test_write_gui_settings(tmp_path):
     import xml.etree.ElementTree as ET
 

@@ -50,6 +50,32 @@ class FakeCosts:
     def split_download_bits(self, rank, steps):
         return self.split_upload_bits(rank, steps)
 
+    def download_rate_bps(self, vehicle, bandwidth_hz):
+        return 2.0 * self.upload_rate_bps(vehicle, 1.0, bandwidth_hz)
+
+    def split_round_cost(self, vehicle, rank, steps, tx_power_w, up_rate_bps, down_rate_bps, edge_share):
+        """The real per-step formula (costs.split.round_cost) on made-up sub-phases: a tenth of the
+        compute on the device, the rest on a 1e13 FLOP/s edge, 16 x 48 x 384 fp32 activations."""
+        from iovsim.costs.split import DEVICE, DOWN, EDGE, UP, Segment, round_cost
+
+        v = np.asarray(vehicle, int)
+        flops = 1e9 * (1 + 0.25 * np.asarray(rank, float)) * np.ones(v.shape)
+        act, pooled = 16 * 48 * 384 * 32.0, 16 * 384 * 32.0
+        out = []
+        for k in range(v.size):
+            seg = (Segment(DEVICE, 0.1 * flops[k], ""), Segment(UP, act, ""), Segment(EDGE, 0.9 * flops[k], ""),
+                   Segment(DOWN, pooled, ""), Segment(UP, pooled, ""))
+            out.append(round_cost(seg, np.broadcast_to(steps, v.shape)[k], 32.0 * 384 * 3,
+                                  device_flops_per_s=self.flops_per_s[v[k]],
+                                  energy_per_flop_j=self.power_w[v[k]] / self.flops_per_s[v[k]],
+                                  tx_power_w=np.broadcast_to(tx_power_w, v.shape)[k],
+                                  up_rate_bps=np.broadcast_to(up_rate_bps, v.shape)[k],
+                                  down_rate_bps=np.broadcast_to(down_rate_bps, v.shape)[k],
+                                  edge_flops_per_s=1e13 * np.broadcast_to(edge_share, v.shape)[k]))
+        from iovsim.costs.split import RoundCost
+        return RoundCost(*(np.asarray([getattr(c, f) for c in out], float)
+                           for f in ("time_s", "step_s", "uplink_s", "uplink_bits", "energy_j", "edge_s")))
+
 
 def make_state(round_index=0, n=30, seed=0, num_rsus=3, num_tasks=2, costs=True, budget=50.0) -> RoundState:
     rng = np.random.default_rng(seed)

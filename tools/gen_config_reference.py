@@ -52,7 +52,7 @@ def render() -> str:
            "`tier_ranks`) <= the width of the narrowest adapted layer (384 for MiniLM); `fl.batch_size` <= the",
            "largest vehicle shard; every `fl.target_modules` entry a linear layer of the model; `fl.model` a",
            "folder or a model id that loads; `channel.reuse_groups`, and a list given for a `channel.rsu_*`",
-           "radio field, one entry per placed RSU.", "",
+           "radio field, one entry per placed RSU; `fl.split_layer` < the model's encoder layers (6 for MiniLM).", "",
            "A relative path in a config (a file, a folder, `csv:PATH`, a strategy's `.py` file, `fl.model`,",
            "`fl.tasks[].data_dir`, `output.runs_dir`) resolves against the config file's folder, whatever the",
            "working directory; a `--set` value counts as one in the file. `fl.model` is a folder only when that",

@@ -34,6 +34,17 @@ def frozen_layer_flops_per_token(shape: ModelShape) -> float:
     return 2.0 * linear + 3.0 * attn
 
 
+def layer_pass_flops_per_token(shape: ModelShape, rank) -> tuple[float, float]:
+    """(forward, backward) FLOPs of one adapted layer for one token at `rank`: forward = the linears
+    + the attention products + 2 r sum(in + out); backward = the linears' activation gradients + 2x
+    the attention products + 4 r sum(in + out). Their sum is frozen + LoRA of `flops_per_step`."""
+    h, i = shape.hidden_size, shape.intermediate_size
+    linear = 8.0 * h * h + 4.0 * h * i
+    attn = 4.0 * shape.seq_len * h
+    lora = sum(a + b for a, b in shape.lora_targets) * float(rank)
+    return linear + attn + 2.0 * lora, linear + 2.0 * attn + 4.0 * lora
+
+
 def lora_flops_per_token_per_rank(shape: ModelShape) -> float:
     """LoRA FLOPs of one layer per token and per unit of rank: 6 sum(in + out)."""
     return 6.0 * sum(a + b for a, b in shape.lora_targets)

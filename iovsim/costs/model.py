@@ -5,6 +5,7 @@ import numpy as np
 
 from iovsim.costs import bits as _bits
 from iovsim.costs import flops as _flops
+from iovsim.costs import split as _split
 from iovsim.costs.protocol import LinkRates
 from iovsim.costs.shape import ModelShape
 
@@ -16,12 +17,14 @@ class CostModel:
     `kappa`, `cycles_per_flop`; see `iovsim.costs.tiers.DeviceTier`) are aligned with the vehicles;
     methods take `vehicle` as row indices into them. `rates` gives the achievable link rates of the
     same vehicles (None: the radio methods are unavailable). `split_layer` is the number of encoder
-    layers kept on the device in split training (0 = embedding and head only, arXiv 2407.02924).
+    layers kept on the device in split training (0 = embedding and head only, arXiv 2407.02924);
+    `edge_flops_per_s` is an RSU's edge server, which runs the other layers (`iovsim.costs.split`).
     Implements `iovsim.costs.protocol.CostModelProtocol`.
     """
 
     def __init__(self, shape: ModelShape, *, flops_per_s, power_w, cpu_frequency_hz, kappa, cycles_per_flop,
-                 rates: LinkRates | None, split_layer: int = 0, row_shapes: list[ModelShape] | None = None):
+                 rates: LinkRates | None, split_layer: int = 0, row_shapes: list[ModelShape] | None = None,
+                 edge_flops_per_s: float = 2e13):
         if not 0 <= split_layer <= shape.num_layers:
             raise ValueError(f"split_layer must be in 0..{shape.num_layers}, got {split_layer}")
         self.shape = shape
@@ -29,6 +32,7 @@ class CostModel:
         self.row_shapes = None if row_shapes is None else list(row_shapes)
         self.rates = rates
         self.split_layer = int(split_layer)
+        self.edge_flops_per_s = float(edge_flops_per_s)
         cols = np.broadcast_arrays(*(np.atleast_1d(np.asarray(x, dtype=float))
                                      for x in (flops_per_s, power_w, cpu_frequency_hz, kappa, cycles_per_flop)))
         self.device_flops_per_s, self.device_power_w, self.cpu_frequency_hz, self.kappa, cpf = cols
@@ -91,6 +95,40 @@ class CostModel:
         v = np.asarray(vehicle, dtype=int)
         flops = self._step_flops(v, rank, True) * np.asarray(steps, dtype=float)
         return self._energy_of(v, flops, flops / self.device_flops_per_s[v])
+
+    def device_energy_per_flop_j(self, vehicle) -> np.ndarray:
+        """Compute energy per FLOP of each vehicle's device (both energy models are linear in FLOPs)."""
+        v = np.asarray(vehicle, dtype=int)
+        return self._energy_of(v, np.ones(v.shape), 1.0 / self.device_flops_per_s[v])
+
+    # ------------------------------------------------------------------ split training, per step
+    def _shape_of(self, vehicle: int) -> ModelShape:
+        return self.shape if self.row_shapes is None else self.row_shapes[int(vehicle)]
+
+    def split_segments(self, vehicle: int, rank: int) -> tuple:
+        """The sub-phases of one split step of `vehicle` (its task's shape) at `rank` (`costs.split`)."""
+        return _split.step_segments(self._shape_of(vehicle), self.split_layer, int(rank))
+
+    def split_state_bits(self, vehicle: int, rank: int) -> tuple[float, float, float]:
+        """(the device's part: downloaded at the start, uploaded at the end; the edge's adapters with
+        their optimizer moments, forwarded by a migration while training; the edge's adapters alone)."""
+        shape = self._shape_of(vehicle)
+        return (_split.device_state_bits(shape, self.split_layer, int(rank)),
+                _split.server_state_bits(shape, self.split_layer, int(rank)),
+                _split.server_state_bits(shape, self.split_layer, int(rank), optimizer=False))
+
+    def split_round_cost(self, vehicle, rank, steps, tx_power_w, up_rate_bps, down_rate_bps, edge_share):
+        """`costs.split.round_cost` per vehicle: time, uplink airtime and bits, device energy, edge time,
+        with `edge_share` (0..1] of the RSU's edge server; arrays over `vehicle`."""
+        v = np.atleast_1d(np.asarray(vehicle, dtype=int))
+        args = np.broadcast_arrays(v, rank, steps, tx_power_w, up_rate_bps, down_rate_bps, edge_share)
+        epf = self.device_energy_per_flop_j(args[0])
+        rows = [_split.round_cost(self.split_segments(i, r), n, self.split_state_bits(i, r)[0],
+                                  device_flops_per_s=self.device_flops_per_s[i], energy_per_flop_j=e, tx_power_w=p,
+                                  up_rate_bps=u, down_rate_bps=d, edge_flops_per_s=self.edge_flops_per_s * sh)
+                for i, r, n, p, u, d, sh, e in zip(*args, epf)]
+        return _split.RoundCost(*(np.asarray([getattr(c, f) for c in rows], dtype=float)
+                                  for f in ("time_s", "step_s", "uplink_s", "uplink_bits", "energy_j", "edge_s")))
 
     # ------------------------------------------------------------------ radio
     def upload_rate_bps(self, vehicle, tx_power_w, bandwidth_hz) -> np.ndarray:

@@ -6,6 +6,7 @@ world        one SUMO step through the channel, with the handover and dwell book
 observe      the RoundState a strategy plans from; the one place that talks to the cost model
 plan         a strategy's Plan checked and turned into transfer jobs (bits, compute time, bandwidth)
 transfer     the round's download / compute / upload as a pure function of a per-step link view
+split_transfer  split training's per-step protocol inside the transfer (edge servers, migration)
 learning     local training of the delivered updates and evaluation of the global adapters
 aggregation  hierarchical aggregation: RSU per task, then cloud
 feedback     the RoundFeedback a strategy learns from

@@ -113,7 +113,7 @@ def load_model(cfg: ExperimentConfig):
 def build_learning(cfg: ExperimentConfig, progress, strategy=None, model=None) -> Learning:
     """Model (or `model`, already loaded), task data (tokenized once), executor, shards, strategy and
     initial global adapters."""
-    from iovsim.engine.limits import check_batch_size, check_ranks
+    from iovsim.engine.limits import check_batch_size, check_ranks, check_split_layer
     from iovsim.fl.executors import make_executor
     from iovsim.fl.train import TokenizedTask
 
@@ -122,6 +122,7 @@ def build_learning(cfg: ExperimentConfig, progress, strategy=None, model=None) -
         if model is None:
             model = load_model(cfg)
         check_ranks(cfg, model.max_rank())
+        check_split_layer(cfg, model.shape(1, 1).num_layers)
         t.advance(1)
         tasks, tokenized = [], []
         for i, tc in enumerate(fl.tasks):

@@ -69,3 +69,11 @@ def check_reuse_groups(cfg: ExperimentConfig, num_rsus: int) -> None:
     if groups and len(groups) != num_rsus:
         raise ConfigError(cfg.source_path or None, "channel.reuse_groups",
                           f"expected one channel group per RSU ({num_rsus} RSUs placed), got {len(groups)} entries")
+
+
+def check_split_layer(cfg: ExperimentConfig, num_layers: int) -> None:
+    """fl.split_layer < the model's encoder layers: the RSU's edge server must run at least one."""
+    if cfg.fl.split_layer > num_layers - 1:
+        raise ConfigError(cfg.source_path or None, "fl.split_layer",
+                          f"expected at most {num_layers - 1} (the model {cfg.fl.model} has {num_layers} encoder "
+                          f"layers and the RSU's edge server runs the ones above the split), got {cfg.fl.split_layer}")

@@ -13,11 +13,12 @@ from iovsim.strategies.base import DELIVERED
 ROUND_METRICS = ["round", "time_s", "task", "accuracy", "accuracy_se", "test_samples", "loss", "participants", "completed", "lost_updates",
                  "lost_handover", "lost_left", "lost_deadline", "round_latency_s", "compute_time_s",
                  "upload_time_s", "wait_time_s", "energy_j", "energy_budget_j", "mean_rank", "handovers", "migrated",
-                 "early"]
+                 "early", "uplink_bits", "downlink_bits", "edge_compute_s", "edge_energy_j"]
 VEHICLE_COLUMNS = ["round", "time_s", "vehicle", "task", "rsu", "tier", "rank", "local_steps", "tx_power_w",
                    "bandwidth_hz", "download_time_s", "compute_time_s", "upload_time_s", "latency_s", "energy_j",
                    "status", "loss_before", "loss_after", "num_samples", "dwell_pred_s", "planned_steps",
-                   "transfer_mode", "final_rsu", "acc_after"]
+                   "transfer_mode", "final_rsu", "acc_after", "steps_done", "bits_up", "bits_down", "edge_compute_s",
+                   "edge_wait_s", "edge_energy_j"]
 HANDOVER_COLUMNS = ["time_s", "round", "vehicle", "from_rsu", "to_rsu", "rsrp_from_dbm", "rsrp_to_dbm", "x_m", "y_m",
                     "kind", "ping_pong"]
 DWELL_COLUMNS = ["round", "vehicle", "rsu", "start_s", "predicted_s", "actual_s", "end"]
@@ -108,7 +109,10 @@ def vehicle_rows(r: int, t0_s: float, parts, outcomes, fleet, cfg, results: dict
                      "status": o.status, "loss_before": res.loss_before if res else "",
                      "loss_after": res.loss_after if res else "", "num_samples": len(info.shard),
                      "dwell_pred_s": p.dwell_pred_s, "planned_steps": p.planned_steps,
-                     "transfer_mode": p.transfer_mode, "final_rsu": o.rsu, "acc_after": res.acc_after if res else ""})
+                     "transfer_mode": p.transfer_mode, "final_rsu": o.rsu, "acc_after": res.acc_after if res else "",
+                     "steps_done": o.steps_done if p.job.split is not None else "", "bits_up": o.bits_up,
+                     "bits_down": o.bits_down, "edge_compute_s": o.edge_compute_s, "edge_wait_s": o.edge_wait_s,
+                     "edge_energy_j": o.edge_energy_j})
     return rows
 
 
@@ -128,6 +132,9 @@ def task_rows(r: int, t0_s: float, parts, outcomes, task_of: np.ndarray, fb, eva
         def mean(name):
             return np.mean([getattr(o, name) for _, o in mine]) if mine else 0.0
 
+        def total(name):
+            return float(sum(getattr(o, name) for _, o in mine))
+
         comp, upl, down = mean("compute_time_s"), mean("upload_time_s"), mean("download_time_s")
         ev = evals[ti]
         scored = ev.num_examples > 0  # fl.eval_every: rounds that were not evaluated leave the cells empty
@@ -141,7 +148,9 @@ def task_rows(r: int, t0_s: float, parts, outcomes, task_of: np.ndarray, fb, eva
                      "wait_time_s": max(0.0, lat - comp - upl - down),
                      "energy_j": float(fb.task_energy_j[ti]), "energy_budget_j": tc.energy_budget_j,
                      "mean_rank": float(np.mean([p.rank for p, _ in mine])) if mine else "", "handovers": handovers,
-                     "migrated": st.count("migrated"), "early": st.count("early")})
+                     "migrated": st.count("migrated"), "early": st.count("early"), "uplink_bits": total("bits_up"),
+                     "downlink_bits": total("bits_down"), "edge_compute_s": total("edge_compute_s"),
+                     "edge_energy_j": total("edge_energy_j")})
     return rows
 
 

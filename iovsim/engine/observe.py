@@ -16,7 +16,8 @@ def dbm_to_w(dbm: float) -> float:
 
 # ----------------------------------------------------------------------------- the cost model
 
-def cost_model(shapes: list, view, channel, devices, tier: np.ndarray, task: np.ndarray):
+def cost_model(shapes: list, view, channel, devices, tier: np.ndarray, task: np.ndarray, split_layer: int = 0,
+               edge_flops_per_s: float = 2e13):
     """Latency/energy model of the vehicles of `view.link` (rows aligned with its vehicle ids); each
     vehicle's compute is costed on its own task's shape (sequence length, head)."""
     from iovsim.costs import CostModel
@@ -26,26 +27,47 @@ def cost_model(shapes: list, view, channel, devices, tier: np.ndarray, task: np.
     return CostModel(shapes[0], flops_per_s=cols.flops_per_s, power_w=cols.power_w,
                      cpu_frequency_hz=cols.cpu_frequency_hz, kappa=cols.kappa,
                      cycles_per_flop=cols.cycles_per_flop, rates=channel.rates(view.link),
-                     row_shapes=[shapes[int(t)] for t in task])
+                     row_shapes=[shapes[int(t)] for t in task], split_layer=split_layer,
+                     edge_flops_per_s=edge_flops_per_s)
 
 
 def participant_costs(costs, vehicle: np.ndarray, rank: np.ndarray, steps: np.ndarray, split: list[bool]):
-    """Per participant: (download bits, upload bits, compute time s, energy of the whole compute j).
+    """Per participant: (download bits, upload bits, compute time s, compute energy j).
 
-    Split training exchanges activations (up) and their gradients (down) every step; they are
-    costed as one download and one upload phase of the same total size around the compute.
+    A split participant downloads and uploads the device's part of the adapter (head + its layers'
+    adapters) and computes the device's share of each step; its per-step protocol is `split_work`.
     """
     k_all = range(len(vehicle))
-    up_bits = np.asarray([float(costs.split_upload_bits(int(rank[k]), int(steps[k]))) if split[k]
-                          else float(costs.adapter_bits(int(rank[k]))) for k in k_all])
-    down_bits = np.asarray([float(costs.split_download_bits(int(rank[k]), int(steps[k]))) if split[k]
-                            else float(costs.adapter_bits(int(rank[k]))) for k in k_all])
+    state_bits = [float(costs.split_state_bits(int(vehicle[k]), int(rank[k]))[0]) if split[k]
+                  else float(costs.adapter_bits(int(rank[k]))) for k in k_all]
     compute_s = costs.compute_time_s(vehicle, rank, steps) if len(vehicle) else np.zeros(0)
     if any(split):
         compute_s = np.where(split, costs.device_compute_time_s(vehicle, rank, steps), compute_s)
-    energy_j = np.asarray([float(costs.compute_energy_j(np.asarray([int(vehicle[k])]), np.asarray([int(rank[k])]),
-                                                        np.asarray([int(steps[k])]))[0]) for k in k_all])
-    return down_bits, up_bits, compute_s, energy_j
+
+    def energy(k):  # the device's share only, for a split participant
+        fn = costs.device_compute_energy_j if split[k] else costs.compute_energy_j
+        return float(fn(np.asarray([int(vehicle[k])]), np.asarray([int(rank[k])]), np.asarray([int(steps[k])]))[0])
+
+    return np.asarray(state_bits), np.asarray(state_bits), compute_s, np.asarray([energy(k) for k in k_all])
+
+
+def split_work(costs, vehicle: int, rank: int, steps: int):
+    """A split participant's per-step protocol and what it moves (`iovsim.engine.split_transfer`)."""
+    from iovsim.engine.split_transfer import SplitWork
+
+    device_bits, server_bits, server_adapter_bits = costs.split_state_bits(int(vehicle), int(rank))
+    return SplitWork(tuple(costs.split_segments(int(vehicle), int(rank))), int(steps),
+                     float(costs.device_flops_per_s[int(vehicle)]),
+                     float(costs.device_energy_per_flop_j(np.asarray([int(vehicle)]))[0]),
+                     float(device_bits), float(server_bits), float(server_adapter_bits))
+
+
+def split_step_s(costs, state, vehicle: int, rank: int, edge_share: float) -> float:
+    """One split step's time at the round state's rates (default power, equal bandwidth share) and
+    `edge_share` of the RSU's edge server: the formula the planner prices with (`costs.split`)."""
+    i = int(vehicle)
+    return float(costs.split_round_cost(i, int(rank), 1, state.default_tx_power_w, state.uplink_rate_bps[i],
+                                        state.downlink_rate_bps[i], edge_share).step_s[0])
 
 
 # ----------------------------------------------------------------------------- the round state
@@ -106,6 +128,6 @@ def observe_round(r: int, cfg, view, channel, fleet, shapes: list, dwell_s: np.n
         max_participants=fl.participants_per_round, local_steps=fl.local_steps, default_rank=fl.lora_rank,
         ranks=list(fl.lora_ranks), default_tx_power_w=default_p,
         max_tx_power_w=dbm_to_w(cfg.channel.vehicle_max_tx_power_dbm), round_deadline_s=fl.round_deadline_s,
-        costs=cost_model(shapes, view, channel, cfg.devices, tier, task),
+        costs=cost_model(shapes, view, channel, cfg.devices, tier, task, cfg.fl.split_layer, cfg.rsu.edge_flops_per_s),
         backhaul_latency_s=cfg.channel.backhaul_latency_s, backhaul_rate_bps=cfg.channel.backhaul_rate_bps,
         max_vehicles=cfg.mobility.fl_vehicles, fading_k_factor=channel.fading_k_factor(link))

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from iovsim.engine.errors import RunError
-from iovsim.engine.observe import participant_costs
+from iovsim.engine.observe import participant_costs, split_step_s, split_work
 from iovsim.engine.transfer import TRANSFER_MODES, TransferJob
 
 
@@ -45,19 +45,26 @@ def participants_of(plan, state, local_steps: int, bandwidth_allocation: str, st
     modes = transfer_modes(options, strategy_name)
     split = [bool(o.get("split")) for o in options]
     costs = with_plan_download(participant_costs(state.costs, vi, plan.rank, planned, split), plan, split)
-    steps, job_modes = early_steps(state, vi, planned, modes, costs)
+    steps, job_modes = early_steps(state, vi, planned, modes, costs, split_steps_s(state, vi, plan.rank, split))
     if not np.array_equal(steps, planned):
         costs = with_plan_download(participant_costs(state.costs, vi, plan.rank, steps, split), plan, split)
     down_bits, up_bits, compute_s, compute_j = costs
+    work = [split_work(state.costs, vi[k], plan.rank[k], steps[k]) if split[k] else None for k in range(K)]
     rsu_of = state.rsu[vi]
-    bw = bandwidth_hz(plan, state, rsu_of, up_bits, vi, bandwidth_allocation, strategy_name)
+    bw = bandwidth_hz(plan, state, rsu_of, uplink_bits(up_bits, work), vi, bandwidth_allocation, strategy_name)
     return [Participant(state.vehicle_ids[vi[k]], int(vi[k]), int(rsu_of[k]), int(plan.rank[k]), int(steps[k]),
                         float(power[k]), float(bw[k]), float(state.dwell_time_s[vi[k]]),
                         TransferJob(state.vehicle_ids[vi[k]], int(rsu_of[k]), float(power[k]), float(bw[k]),
                                     float(down_bits[k]), float(compute_s[k]), float(up_bits[k]), float(compute_j[k]),
-                                    job_modes[k]),
+                                    job_modes[k], work[k]),
                         options=dict(options[k]), planned_steps=int(planned[k]), transfer_mode=modes[k])
             for k in range(K)]
+
+
+def uplink_bits(up_bits: np.ndarray, work: list) -> np.ndarray:
+    """What each participant sends in the round (a split one: every step's activations and gradients too)."""
+    return np.asarray([b if w is None else b + w.steps * sum(x.amount for x in w.segments if x.kind == "up")
+                       for b, w in zip(up_bits, work)], dtype=float)
 
 
 def with_plan_download(costs: tuple, plan, split: list[bool]) -> tuple:
@@ -78,14 +85,24 @@ def transfer_modes(options: list[dict], strategy_name: str) -> list[str]:
     return modes
 
 
-def early_steps(state, vi: np.ndarray, planned: np.ndarray, modes: list[str], costs) -> tuple[np.ndarray, list[str]]:
+def split_steps_s(state, vi: np.ndarray, rank: np.ndarray, split: list[bool]) -> np.ndarray:
+    """Per participant, one split step's estimated time (nan unsplit): the state's rates, and the
+    RSU's edge server shared with every split participant of that RSU at once (a pessimistic bound)."""
+    on_rsu = np.bincount(state.rsu[vi][np.asarray(split, bool)], minlength=state.num_rsus) if any(split) else None
+    return np.asarray([split_step_s(state.costs, state, vi[k], rank[k], 1.0 / on_rsu[state.rsu[vi[k]]])
+                       if split[k] else np.nan for k in range(len(vi))], dtype=float)
+
+
+def early_steps(state, vi: np.ndarray, planned: np.ndarray, modes: list[str], costs,
+                split_steps: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
     """Local steps each participant trains, and the mode its transfer runs in.
 
     An `early_upload` participant whose estimated download + compute + upload outlasts its predicted
     dwell trains only the steps that fit (at least 1) and its transfer runs as `early_upload`; if the
     whole round fits it trains every step, and if not even one step fits it runs as `lose`. The
     estimate is the one strategies plan with (common.round_time_s): the RoundState's rates at the
-    default power and an equal bandwidth share, and compute time linear in the steps.
+    default power and an equal bandwidth share, and compute time linear in the steps; for a split
+    participant a step is its protocol's time (`split_steps`, the formula split_lora plans with).
     """
     steps, job_modes = planned.copy(), list(modes)
     down_bits, up_bits, compute_s, _ = costs
@@ -96,10 +113,13 @@ def early_steps(state, vi: np.ndarray, planned: np.ndarray, modes: list[str], co
         dwell = float(np.nan_to_num(state.dwell_time_s[i], nan=np.inf))
         radio_s = (down_bits[k] / max(float(state.downlink_rate_bps[i]), 1e-9)
                    + up_bits[k] / max(float(state.uplink_rate_bps[i]), 1e-9))
-        if radio_s + compute_s[k] <= dwell:
+        train_s, step_s = compute_s[k], compute_s[k] / max(int(planned[k]), 1)
+        if split_steps is not None and not np.isnan(split_steps[k]):
+            step_s = float(split_steps[k])
+            train_s = step_s * int(planned[k])
+        if radio_s + train_s <= dwell:
             job_modes[k] = "lose"   # nothing to cut: an ordinary round
             continue
-        step_s = compute_s[k] / max(int(planned[k]), 1)
         fit = int(np.floor((dwell - radio_s) / step_s)) if step_s > 0 else 0
         if fit >= 1:
             steps[k] = min(fit, int(planned[k]))

@@ -25,6 +25,9 @@ Each job has a transfer mode (the strategy's plan, `train_options[k]["transfer_m
 
 In every mode an update is lost when its vehicle leaves the map (`lost_left`) or is not delivered
 by the deadline or the end of the simulation (`lost_deadline`).
+
+A job with `split` (split training) runs the per-step protocol of `iovsim.costs.split` instead of one
+block of compute: see `split_transfer.py` (same handover rules; the edge servers are `edge`).
 """
 from __future__ import annotations
 
@@ -32,9 +35,11 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+from iovsim.engine.split_transfer import (SPLIT_PHASES, EdgeServers, SplitProgress, SplitWork, advance_split,
+                                          delivered_status, finish_split, split_migrate)
 from iovsim.strategies.base import DELIVERED, TRANSFER_MODES  # noqa: F401 - the plan's vocabulary, re-exported
 
-ACTIVE_PHASES = ("download", "train", "upload")
+ACTIVE_PHASES = ("download", "train", "upload", *(v for v in SPLIT_PHASES.values() if v != "train"))
 
 
 @dataclass
@@ -45,11 +50,12 @@ class TransferJob:
     rsu: int                   # serving RSU at the start
     tx_power_w: float
     bandwidth_hz: float
-    down_bits: float           # the global adapter (or split training's gradients)
+    down_bits: float           # the global adapter (split: the device's part of it)
     compute_s: float           # local training time on the device (of the steps it will do)
-    up_bits: float             # the update (or split training's activations)
-    compute_energy_j: float    # energy of the whole local training
+    up_bits: float             # the update (split: the device's part of it)
+    compute_energy_j: float    # energy of the whole local training (split: of the device's share)
     mode: str = "lose"         # lose | migrate | early_upload (see the module docstring)
+    split: SplitWork | None = None   # split training: its per-step protocol (split_transfer.py)
 
 
 @dataclass
@@ -64,6 +70,12 @@ class TransferOutcome:
     rsu: int = -1              # the RSU that holds the update at the end (where it is aggregated)
     handovers: int = 0         # handovers the job migrated through
     forwarded_bits: float = 0.0   # bits RSUs forwarded over the backhaul
+    bits_up: float = 0.0       # bits the vehicle sent over the air (split: activations, gradients, update)
+    bits_down: float = 0.0     # bits it received over the air
+    steps_done: int = 0        # split: local steps completed (0 unsplit)
+    edge_compute_s: float = 0.0   # split: its edge FLOPs / the edge server's FLOP/s
+    edge_wait_s: float = 0.0      # split: time in edge sub-phases beyond that (sharing, waiting for state)
+    edge_energy_j: float = 0.0    # split: edge power x edge_compute_s (not in energy_j, the vehicle's)
 
 
 @dataclass
@@ -104,18 +116,18 @@ class _Progress:
 
 
 def run_transfer(jobs: list[TransferJob], t0_s: float, deadline_s: float, step: StepFn,
-                 backhaul: Backhaul | None = None) -> list[TransferOutcome]:
+                 backhaul: Backhaul | None = None, edge: EdgeServers | None = None) -> list[TransferOutcome]:
     """Move each job through download, compute and upload until all are delivered or lost.
 
     `step(phases)` advances the simulation by one step and returns its `LinkView`, or None when the
     simulation has ended; `phases` (vehicle id -> phase; lost ones "lost"; delivered ones "done",
     "migrated" or "early") is for display only. `deadline_s` is absolute (t0_s + the round deadline).
-    `backhaul` is used by `migrate` jobs (default: ideal).
+    `backhaul` is used by `migrate` jobs (default: ideal); `edge` by split jobs (default: EdgeServers()).
     """
-    backhaul = backhaul or Backhaul()
+    backhaul, edge = backhaul or Backhaul(), edge or EdgeServers()
     out = [TransferOutcome(rsu=j.rsu) for j in jobs]
     phases = {j.vehicle_id: "download" for j in jobs}
-    prog = [_Progress(j.down_bits, j.up_bits) for j in jobs]
+    prog = [_Progress(j.down_bits, j.up_bits) if j.split is None else SplitProgress(j.split) for j in jobs]
     active = list(range(len(jobs)))
     now = t0_s
     while active:
@@ -125,10 +137,10 @@ def run_transfer(jobs: list[TransferJob], t0_s: float, deadline_s: float, step: 
                 out[k].status = "lost_deadline"
             break
         dt, t_prev, now = view.time_s - now, now, view.time_s
+        _step_jobs(jobs, out, prog, active, view, t_prev, dt, deadline_s, backhaul, edge)
         still = []
         for k in active:
             j, o = jobs[k], out[k]
-            _step_job(j, o, prog[k], view, t_prev, dt, deadline_s, backhaul)
             if o.status == "lost_left":
                 phases.pop(j.vehicle_id, None)
                 continue
@@ -141,9 +153,32 @@ def run_transfer(jobs: list[TransferJob], t0_s: float, deadline_s: float, step: 
                 out[k].status, out[k].done_at_s = "lost_deadline", now
                 phases[jobs[k].vehicle_id] = "lost"
             active = []
-    for j, o in zip(jobs, out):
-        o.energy_j = energy_j(j, o)
+    for j, o, p in zip(jobs, out, prog):
+        _finish(j, o, p, edge)
     return out
+
+
+def _step_jobs(jobs, out, prog, active, view, t_prev, dt, deadline_s, backhaul, edge) -> None:
+    """One simulation step of every active job: unsplit ones one by one, split ones together (they
+    share the edge servers)."""
+    split = []
+    for k in active:
+        if jobs[k].split is None:
+            _step_job(jobs[k], out[k], prog[k], view, t_prev, dt, deadline_s, backhaul)
+        elif _link(jobs[k], out[k], prog[k], view, t_prev, backhaul) is not None:
+            split.append(k)
+    advance_split([(jobs[k], out[k], prog[k]) for k in split], view, t_prev, dt, edge)
+    for k in split:
+        _late_forward(out[k], prog[k], deadline_s)
+
+
+def _finish(j: TransferJob, o: TransferOutcome, p, edge: EdgeServers) -> None:
+    """The outcome's totals: energy, and the bits that went over the air."""
+    if j.split is not None:
+        finish_split(j, o, p, edge)
+        return
+    o.bits_down, o.bits_up = j.down_bits - p.down_left, j.up_bits - p.up_left
+    o.energy_j = energy_j(j, o)
 
 
 def _display_phase(o: TransferOutcome) -> str:
@@ -155,20 +190,36 @@ def _display_phase(o: TransferOutcome) -> str:
 def _step_job(j: TransferJob, o: TransferOutcome, p: _Progress, view: LinkView, t_prev: float, dt: float,
               deadline_s: float, backhaul: Backhaul) -> None:
     """One step of one job: the handover rules of its mode, then its phases."""
-    now = view.time_s
-    if j.vehicle_id not in view.serving:
-        o.status, o.done_at_s = "lost_left", now
+    serving = _link(j, o, p, view, t_prev, backhaul)
+    if serving is None:
         return
-    serving = int(view.serving[j.vehicle_id])
-    if serving != o.rsu and (j.mode != "migrate" or serving >= 0):
-        if j.mode != "migrate":
-            o.status, o.done_at_s = "lost_handover", now
-            return
-        _migrate(j, o, p, serving, t_prev, backhaul)
     if serving < 0:  # migrate mode without coverage: the radio waits, the device computes
         _compute(j, o, dt)
         return
     _advance(j, o, p, view, t_prev, dt)
+    _late_forward(o, p, deadline_s)
+
+
+def _link(j: TransferJob, o: TransferOutcome, p, view: LinkView, t_prev: float, backhaul: Backhaul) -> int | None:
+    """The handover rules of the job's mode at this step: its serving RSU, or None when it ended here."""
+    now = view.time_s
+    if j.vehicle_id not in view.serving:
+        o.status, o.done_at_s = "lost_left", now
+        return None
+    serving = int(view.serving[j.vehicle_id])
+    if serving != o.rsu and (j.mode != "migrate" or serving >= 0):
+        if j.mode != "migrate":
+            o.status, o.done_at_s = "lost_handover", now
+            return None
+        if j.split is None:
+            _migrate(j, o, p, serving, t_prev, backhaul)
+        else:
+            split_migrate(o, p, serving, t_prev, backhaul)
+    return serving
+
+
+def _late_forward(o: TransferOutcome, p, deadline_s: float) -> None:
+    """A delivered update counts when its forwarded part has arrived too (lost if after the deadline)."""
     if o.status and p.forward_done_s > o.done_at_s:
         o.done_at_s = p.forward_done_s
         if o.done_at_s > deadline_s + 1e-9:
@@ -222,13 +273,12 @@ def _advance(j: TransferJob, o: TransferOutcome, p: _Progress, view: LinkView, t
 
 
 def _delivered_status(j: TransferJob, o: TransferOutcome) -> str:
-    if j.mode == "early_upload":
-        return "early"
-    return "migrated" if o.handovers else "ok"
+    return delivered_status(j.mode, o.handovers)
 
 
 def energy_j(job: TransferJob, o: TransferOutcome) -> float:
-    """Energy a participant actually spent: the compute it did and the radio time it transmitted."""
+    """Energy an unsplit participant actually spent: the compute it did and the radio time it
+    transmitted (a split one's is `split_transfer.finish_split`'s: its device FLOPs + uplink airtime)."""
     comp = 0.0
     if job.compute_s > 0 and o.compute_time_s > 0:
         comp = job.compute_energy_j * min(1.0, o.compute_time_s / job.compute_s)

@@ -76,6 +76,10 @@ class FlConfig:
     """LoRA scaling numerator (scale = alpha / rank)."""
     target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
     """Linear layers that get LoRA adapters."""
+    split_layer: int = field(default=0, metadata={"ge": 0, "le": 10**4})
+    """Split training (strategies that plan `split`, e.g. `split_lora`): encoder layers kept on the
+    vehicle with the embedding and the head; the RSU's edge server runs the rest. 0 = embedding and
+    head only, as in arXiv 2407.02924. At most the model's layer count - 1 (checked once it is loaded)."""
     round_deadline_s: float = field(default=120.0, metadata={"gt": 0, "le": 86400})
     """Longest simulated time a round may last; uploads not done by then are lost. At most
     `mobility.end_s - begin_s - warmup_s` (a round cannot outlast the simulated traffic)."""

@@ -10,9 +10,10 @@ from iovsim.strategies.lyapunov import LyapunovBase
 
 @register("split_lora")
 class SplitLoRA(LyapunovBase):
-    """The vehicle keeps the embedding and the task head, the RSU runs the encoder with LoRA
-    (plan.extra["split"] = True, train_options {"split": True}); the engine costs it with the
-    CostModel's split terms (device_compute_time_s, split_upload_bits: activations per step).
+    """The vehicle keeps the embedding and the task head, the RSU's edge server runs the encoder with
+    LoRA (plan.extra["split"] = True, train_options {"split": True}; `fl.split_layer` keeps more
+    layers on the vehicle); the engine runs it as the per-step protocol of `iovsim.costs.split`,
+    and this planner prices it with the same formula (`CostModel.split_round_cost`).
 
     Each round the RSU schedules devices and shares bandwidth to minimize the drift-plus-penalty of
     the convergence bound: the bound's partial-participation term shrinks by (n_i / mean n) for each
@@ -21,13 +22,14 @@ class SplitLoRA(LyapunovBase):
         V * (-(n_i / mean n) * P_success(b)) + (Q_i + Z_task) * E_i(b) / Ebar_i
 
     at the fixed `rank` (None = state.default_rank) and the default transmit power; E = device-side
-    compute energy + p x upload time of the activations. Long-term constraint: the virtual energy
+    compute energy + p x uplink airtime (activations and gradients of every step, the device's update). Long-term constraint: the virtual energy
     queues of LyapunovBase (per vehicle Q_i, per task Z_t). Devices with no option better than skipping
     are not scheduled; at most max_participants. Bandwidth: shares per RSU ~ sqrt(c_i), alternating
     with the schedule `bandwidth_iters` times.
 
-    Handover window: P_success = probability the activations upload finishes inside the dwell window
-    (Rayleigh fading around the mean SNR at the share), so vehicles about to leave are not scheduled.
+    Handover window: P_success = probability the uplink (all its bits) finishes inside the dwell window
+    left after the rest of the round (download, device and edge compute, downlink of each step), under
+    Rayleigh fading around the mean SNR at the share; vehicles about to leave are not scheduled.
     Aggregation: FedAvg (base default).
     """
 
@@ -49,17 +51,21 @@ class SplitLoRA(LyapunovBase):
         return n[idx] / max(mean_n, 1e-9)
 
     def option_cost(self, state, costs, idx, rank, power, bw_hz):
+        """The split round at the plan's rates (`CostModel.split_round_cost`, the per-step protocol
+        the engine runs): energy = device compute + p x uplink airtime; the uplink carries every
+        step's activations and gradients and the device's update. The edge server is priced at the
+        vehicle's bandwidth share of it (every job of the RSU on it at once: pessimistic)."""
         steps = np.full(idx.shape, state.local_steps)
-        r = np.full(idx.shape, rank)
-        full_t = np.asarray(costs.compute_time_s(idx, r, steps), float)
-        full_e = np.asarray(costs.compute_energy_j(idx, r, steps), float)
-        dev_t = np.asarray(costs.device_compute_time_s(idx, r, steps), float)
-        dev_e = full_e * np.where(full_t > 0, dev_t / np.maximum(full_t, 1e-12), 0.0)
-        bits = float(costs.split_upload_bits(rank, int(state.local_steps)))
-        down_t = float(costs.adapter_bits(rank)) / np.maximum(np.asarray(state.downlink_rate_bps, float)[idx], 1e-9)
-        rate = np.asarray(costs.upload_rate_bps(idx, np.full(idx.shape, power), bw_hz), float)
-        up_t = bits / np.maximum(rate, 1e-9)
-        return dev_e + power * up_t, np.full(idx.shape, bits), down_t + dev_t, up_t, rate
+        rsu_bw = np.asarray(state.rsu_bandwidth_hz, float)[np.asarray(state.rsu)[idx]]
+        edge_share = np.clip(np.asarray(bw_hz, float) / rsu_bw, 1e-9, 1.0)
+        pw = np.full(idx.shape, power)
+        up = np.asarray(costs.upload_rate_bps(idx, pw, bw_hz), float)
+        down = np.asarray(costs.download_rate_bps(idx, bw_hz), float)
+        # A vehicle without rate (below the lowest usable SINR) gets a huge finite cost, not an infinite
+        # one: 0 x inf would make its drift-plus-penalty NaN.
+        rc = costs.split_round_cost(idx, np.full(idx.shape, rank), steps, pw, np.maximum(up, 1e-9),
+                                    np.maximum(down, 1e-9), edge_share)
+        return rc.energy_j, rc.uplink_bits, rc.time_s - rc.uplink_s, rc.uplink_s, up
 
     def train_option(self, rank: int) -> dict:
         return {"split": True}

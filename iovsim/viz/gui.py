@@ -23,7 +23,11 @@ from iovsim.viz.gui_view import Box, Follower, ViewSpec, centred_box
 
 log = logging.getLogger(__name__)
 
-PHASES = ("idle", "download", "train", "upload", "done", "migrated", "early", "lost")
+PHASES = ("idle", "download", "train", "upload", "split_up", "split_edge", "split_down", "done", "migrated", "early",
+          "lost")
+# A vehicle in one of these is in a round (full colour; the `auto` view follows it). Split training's
+# sub-phases (engine.split_transfer): its device compute shows as "train".
+IN_ROUND = ("download", "train", "upload", "split_up", "split_edge", "split_down")
 NOT_CONNECTED = (35, 35, 35, 255)  # FL vehicle without a serving RSU: near black
 BACKGROUND_VEHICLE = "205,205,205"  # traffic that is not in the FL fleet (settings file fallback colour)
 # A disc under each vehicle that is in a round; its colour says the phase. Idle vehicles have none.
@@ -31,6 +35,9 @@ PHASE_MARKER = {
     "download": (0, 200, 255, 230),   # cyan
     "train": (255, 215, 0, 230),      # gold
     "upload": (255, 0, 200, 230),     # magenta
+    "split_up": (160, 80, 255, 230),  # violet: split step, activations (or their gradient) going up
+    "split_edge": (255, 90, 0, 230),  # vermilion: split step, the RSU's edge server computes the encoder
+    "split_down": (0, 140, 140, 230),  # teal: split step, the pooled output (or a gradient) coming down
     "done": (255, 255, 255, 240),     # white: update delivered, waiting for the round to close
     "migrated": (0, 255, 140, 240),   # spring green: delivered through a handover (forwarded to the new RSU)
     "early": (40, 40, 255, 240),      # blue: delivered early, after the local steps that fit the dwell
@@ -44,6 +51,7 @@ COVERAGE_FILL_ALPHA = 28
 COVERAGE_EDGE_ALPHA = 170
 RSU_OUTLINE = (25, 25, 25, 255)
 PHASE_KEY = "rings: cyan download  |  gold train  |  magenta upload  |  white done  |  X lost"  # invisible POI body; only its type text shows
+SPLIT_KEY = "split training: violet up  |  vermilion edge server  |  teal down  |  gold on the vehicle"
 SCHEME = "iovsim"
 
 # Layers: coverage below the roads, markers above the roads but below the vehicles' default drawing
@@ -170,7 +178,7 @@ class GuiOverlay:
     def _follow(self, vehicle_ids: Sequence[str], xy_m: np.ndarray, phase: Sequence[str]) -> None:
         """`auto`: move to the busiest area every few seconds; `vehicle:ID`: zoom on it, then track it."""
         if self._follower is not None:
-            in_round = np.array([p in ("download", "train", "upload") for p in phase], dtype=bool)
+            in_round = np.array([p in IN_ROUND for p in phase], dtype=bool)
             box = self._follower.update(self._now(), xy_m, in_round)
             if box is not None:
                 self.set_view(box)
@@ -212,7 +220,7 @@ class GuiOverlay:
         if serving is None or serving < 0:
             return NOT_CONNECTED
         rgb = rsu_color(serving)
-        if phase in ("download", "train", "upload", "lost"):
+        if phase in IN_ROUND or phase == "lost":
             return rgb + (255,)
         return _pale(rgb)
 
@@ -360,7 +368,7 @@ class GuiOverlay:
         for task, acc in accuracy_by_task.items():
             a = float(acc) if acc is not None and acc != "" else math.nan
             lines.append(f"{task}: accuracy {a:.3f}" if math.isfinite(a) else f"{task}: accuracy -")
-        self.show_text(lines + [PHASE_KEY])
+        self.show_text(lines + [PHASE_KEY, SPLIT_KEY])
 
     def show_text(self, lines: Iterable[str]) -> None:
         """Text lines at the top left of the view (they follow it when it moves)."""
