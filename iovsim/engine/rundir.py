@@ -120,6 +120,7 @@ def summary(cfg: ExperimentConfig, net_file, logs, fleet_size: int, num_rsus: in
     import psutil
 
     from iovsim.channel import dwell_prediction_error
+    from iovsim.engine.efficiency import traffic
 
     rows = logs.metrics.read() if logs is not None else []
     # The last *evaluated* row per task: under fl.eval_every a run stopped (or resumed) after an
@@ -136,6 +137,7 @@ def summary(cfg: ExperimentConfig, net_file, logs, fleet_size: int, num_rsus: in
         out["dwell_prediction"] = dwell_prediction_error([float(r["predicted_s"]) for r in d],
                                                          [float(r["actual_s"]) for r in d],
                                                          [r["end"] == "handover" for r in d])
+        out["traffic"] = traffic(logs.vehicles.read())
         h = logs.handovers.read()
         out["handovers"] = len(h)
         out["ping_pong_handovers"] = sum(int(r.get("ping_pong") or 0) for r in h)

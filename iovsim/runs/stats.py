@@ -3,7 +3,9 @@ and 95 % t-interval, and the paired difference against a baseline group on the s
 
 Per run and task (from metrics.csv): `final_accuracy` (last round), `mean_accuracy` (over evaluated rounds),
 `energy_j` and `lost_updates` (summed over rounds). Task `all`: the mean over tasks of the two
-accuracies, `mean_round_latency_s` (mean over rounds), and energy and lost updates summed over tasks.
+accuracies, `mean_round_latency_s` (mean over rounds), and energy and lost updates summed over tasks,
+and from vehicles.csv the traffic (`uplink_mb`, `downlink_mb`, `delivered_mb`) and energy efficiency
+(`device_energy_j`, `delivered_bits_per_j`; see `iovsim.engine.efficiency`).
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from iovsim.engine.efficiency import traffic
 
 CONFIDENCE = 0.95
 ALL_TASKS = "all"
@@ -30,6 +34,9 @@ def run_values(run_dir: Path) -> pd.DataFrame:
     overall = {"final_accuracy": per_task["final_accuracy"].mean(), "mean_accuracy": per_task["mean_accuracy"].mean(),
                "mean_round_latency_s": rounds.mean(), "energy_j": per_task["energy_j"].sum(),
                "lost_updates": per_task["lost_updates"].sum()}
+    vehicles = Path(run_dir) / "vehicles.csv"
+    if vehicles.exists():  # traffic and energy efficiency over all tasks (engine.efficiency)
+        overall.update(traffic(pd.read_csv(vehicles, keep_default_na=False, dtype=str).to_dict("records")))
     rows = [(task, metric, float(v)) for task, r in per_task.iterrows() for metric, v in r.items()]
     rows += [(ALL_TASKS, metric, float(v)) for metric, v in overall.items()]
     return pd.DataFrame(rows, columns=["task", "metric", "value"])
