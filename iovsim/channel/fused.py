@@ -196,31 +196,22 @@ def shadow_rows(rows, pr, pl_in, z, g_prev, veh, sig, blend_rho, blend_sig,
 
 # ------------------------------------------------------------------ association (handover.py)
 @_jit
-def carry_memory(old, pr, serving_p, cand_p, since_p, last_from_p, last_to_p, last_t_p, time_s,
-                 serving, cand, since, last_from, last_to, last_t):
-    """Each vehicle's association memory from its previous row (defaults for a new vehicle)."""
-    for k in range(old.size):
-        if old[k]:
-            p = pr[k]
-            serving[k], cand[k], since[k] = serving_p[p], cand_p[p], since_p[p]
-            last_from[k], last_to[k], last_t[k] = last_from_p[p], last_to_p[p], last_t_p[p]
-        else:
-            serving[k], cand[k], since[k] = -1, -1, time_s
-            last_from[k], last_to[k], last_t[k] = -1, -1, -np.inf
-
-
-@_jit
-def decide(meas, best_in, have_best, time_s, prm, serving, cand, since, last_from, last_to, last_t, new_serving,
-           flags):
+def decide(meas, best_in, have_best, old, pr, xy, time_s, prm, serving_p, cand_p, since_p, last_from_p, last_to_p,
+           last_t_p, mem_i, mem_f, ev_i, ev_f):
     """A3 handover with hysteresis + offset and time-to-trigger, RLF below min_rsrp_dbm, as
-    `Association._decide` (prm = hysteresis, offset, min_rsrp, ttt - 1e-9, ping-pong window +
-    1e-9); `best_in` is each row's argmax when `have_best`. Updates the memory arrays in place;
-    flags[k]: 1 handover, 2 RLF re-attachment (also a handover), 4 ping-pong. Returns the number of
-    handovers."""
+    `Association._decide`: each vehicle's memory from its previous row where `old` (prm =
+    hysteresis, offset, min_rsrp, ttt - 1e-9, ping-pong window + 1e-9; `best_in` is each row's
+    argmax when `have_best`). Writes the new memory (mem_i rows: serving, candidate, last from, last
+    to; mem_f rows: candidate since, last handover time) and one row per handover (ev_i: vehicle,
+    from, to, RLF 0/1, ping-pong 0/1; ev_f: RSRP from, RSRP to, x, y). Returns the number of handovers."""
     n, m = meas.shape
     hyst, offs, min_rsrp, ttt, ppw = prm[0], prm[1], prm[2], prm[3], prm[4]
     count = 0
     for k in range(n):
+        s, cand, since, lf, lt, ltime = -1, -1, time_s, -1, -1, -np.inf
+        if old[k]:
+            p = pr[k]
+            s, cand, since, lf, lt, ltime = serving_p[p], cand_p[p], since_p[p], last_from_p[p], last_to_p[p], last_t_p[p]
         if have_best:
             best = best_in[k]
         else:
@@ -229,30 +220,30 @@ def decide(meas, best_in, have_best, time_s, prm, serving, cand, since, last_fro
                 if meas[k, j] > meas[k, best]:
                     best = j
         best_val = np.float64(meas[k, best])
-        s = serving[k]
         conn = s >= 0
         s_val = np.float64(meas[k, s]) if conn else -np.inf
         cond = conn and best != s and best_val > s_val + hyst + offs and best_val >= min_rsrp
-        if not (cond and cand[k] == best):
-            since[k] = time_s
-        cand[k] = best if cond else -1
-        fire = cond and time_s - since[k] >= ttt
+        if not (cond and cand == best):
+            since = time_s
+        cand = best if cond else -1
+        fire = cond and time_s - since >= ttt
         rlf = conn and not fire and s_val < min_rsrp
         rlf_ho = rlf and best_val >= min_rsrp and best != s
         ns = s
-        flags[k] = 0
         if fire or rlf_ho:
-            ns = best
-            cand[k] = -1
-            pp = best == last_from[k] and s == last_to[k] and time_s - last_t[k] <= ppw
-            flags[k] = 1 + (2 if rlf_ho else 0) + (4 if pp else 0)
-            last_from[k], last_to[k], last_t[k] = s, best, time_s
+            ns, cand = best, -1
+            pp = best == lf and s == lt and time_s - ltime <= ppw
+            ev_i[count, 0], ev_i[count, 1], ev_i[count, 2], ev_i[count, 3], ev_i[count, 4] = k, s, best, rlf_ho, pp
+            ev_f[count, 0], ev_f[count, 1] = np.float64(meas[k, s]), best_val
+            ev_f[count, 2], ev_f[count, 3] = xy[k, 0], xy[k, 1]
+            lf, lt, ltime = s, best, time_s
             count += 1
         elif rlf:
             ns = -1
         if not conn and best_val >= min_rsrp:
             ns = best
-        new_serving[k] = ns
+        mem_i[0, k], mem_i[1, k], mem_i[2, k], mem_i[3, k] = ns, cand, lf, lt
+        mem_f[0, k], mem_f[1, k] = since, ltime
     return count
 
 
@@ -292,3 +283,40 @@ def sinr(serving, g_serv, dl_sum, ul_rsu, load, p_tx_w, rsu_bw_hz, rsu_noise_w_h
         s0 = max(s, 0)
         ul_sinr[k] = p_tx_w * g_serv[k] / (rsu_bw_hz[s0] * (rsu_noise_w_hz[s0] + ul_i[k]))
         dl_sinr[k] = rsu_psd_w_hz[s0] * g_serv[k] / (veh_noise_w_hz + dl_i[k])
+
+
+# ------------------------------------------------------------------ rates (rates.py, Shannon)
+@_jit
+def uplink_sinr(idx, p, b, max_p, serving, rsu_noise_w_hz, ul_i, g_serv, sinr):
+    """Mean uplink SINR of vehicles `idx` at power min(p, max_p) over `b` (0 if not connected or b <= 0),
+    as `Radio.uplink_sinr`."""
+    for i in range(idx.size):
+        k = idx[i]
+        s = serving[k]
+        sinr[i] = 0.0
+        if s >= 0 and b[i] > 0:
+            sinr[i] = min(p[i], max_p) * g_serv[k] / ((rsu_noise_w_hz[s] + ul_i[k]) * b[i])
+
+
+@_jit
+def shannon_arg(sinr, idx, fading, has_fading, gap, faded, x):
+    """SINR times this step's fading gain of the vehicle (`has_fading`) into `faded`, and the argument
+    of the Shannon logarithm 1 + faded / gap (gap 1: no division) into `x`, as `Radio._rate`."""
+    for i in range(idx.size):
+        w = sinr[i] * fading[idx[i]] if has_fading else sinr[i]
+        faded[i] = w
+        x[i] = 1.0 + (w / gap if gap != 1.0 else w)
+
+
+@_jit
+def shannon_rate(b, faded, se, cap, min_sinr, conn_only, idx, serving, out):
+    """b min(se, cap) where faded SINR >= min_sinr, else 0 (`conn_only`: also 0 where the vehicle is not
+    connected or b <= 0), as `Radio._shannon` with se = log2(x) of `shannon_arg`."""
+    for i in range(idx.size):
+        s = se[i]
+        if cap > 0:
+            s = min(s, cap)
+        r = b[i] * s if faded[i] >= min_sinr else 0.0
+        if conn_only and not (serving[idx[i]] >= 0 and b[i] > 0):
+            r = 0.0
+        out[i] = r

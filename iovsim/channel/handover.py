@@ -117,26 +117,27 @@ class Association:
         return new_serving, events
 
     def _decide_fused(self, time_s, ids, xy, meas, old, pr, has_prev, best):
-        """`_decide` as compiled loops (`fused.carry_memory`, `fused.decide`): the same comparisons in
-        the same float64 arithmetic, so the same serving RSUs and events."""
+        """`_decide` as one compiled loop (`fused.decide`): the same comparisons in the same float64
+        arithmetic, so the same serving RSUs and events."""
         cfg, n, t = self.cfg, len(ids), float(time_s)
-        serving, cand, last_from, last_to = (np.empty(n, np.int64) for _ in range(4))
-        since, last_t = np.empty(n), np.empty(n)
-        fz.carry_memory(old & has_prev, pr, self.serving, self.cand, self.cand_since, self.last_from, self.last_to,
-                        self.last_ho_s, t, serving, cand, since, last_from, last_to, last_t)
-        new_serving, flags = np.empty(n, np.int64), np.empty(n, np.int8)
         prm = np.array([cfg.handover_hysteresis_db, cfg.handover_offset_db, cfg.min_rsrp_dbm,
                         cfg.time_to_trigger_s - 1e-9, cfg.ping_pong_window_s + 1e-9])
-        events: list[HandoverEvent] = []
+        mem_i, mem_f = np.empty((4, n), np.int64), np.empty((2, n))
+        ev_i, ev_f = np.empty((n, 5), np.int64), np.empty((n, 4))
         have_best = best is not None
-        if fz.decide(meas, best if have_best else serving, have_best, t, prm, serving, cand, since, last_from, last_to,
-                     last_t, new_serving, flags):
-            hi = np.flatnonzero(flags)
-            f = flags[hi]
-            events = self._events(time_s, ids, xy, meas, hi, serving[hi], new_serving[hi], (f & 2) > 0, (f & 4) > 0)
-        self.serving, self.cand, self.cand_since = new_serving, cand, since
-        self.last_from, self.last_to, self.last_ho_s = last_from, last_to, last_t
-        return new_serving, events
+        k = fz.decide(meas, best if have_best else pr, have_best, old & has_prev, pr, xy, t, prm, self.serving,
+                      self.cand, self.cand_since, self.last_from, self.last_to, self.last_ho_s, mem_i, mem_f, ev_i, ev_f)
+        self.serving, self.cand, self.last_from, self.last_to = mem_i
+        self.cand_since, self.last_ho_s = mem_f
+        if not k:
+            return self.serving, []
+        rows, frm, to, rlf, pp = ev_i[:k].T.tolist()
+        self.handover_count += k
+        self.ping_pong_count += sum(pp)
+        self.rlf_count += sum(rlf)
+        kinds = map(("a3", "rlf").__getitem__, rlf)
+        return self.serving, list(starmap(HandoverEvent, zip(repeat(t, k), map(ids.__getitem__, rows), frm, to,
+                                                             *ev_f[:k].T.tolist(), kinds, map(bool, pp))))
 
     def _events(self, time_s, ids, xy, meas, hi, frm, to, rlf_hi, pp):
         """The HandoverEvents of vehicles `hi` (from `frm` to `to`), counted."""

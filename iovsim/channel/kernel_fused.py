@@ -55,7 +55,7 @@ class FusedLinks:
             fz.copy_rows(idx[1, :ns], pr, kn.pl_state, kn.los_state, kn.g, kn.u, *out)
         rows = max(16, kn.block_links // max(m, 1))
         act = idx[0, :na]
-        cuts = np.searchsorted(act, np.arange(0, n + rows, rows)).tolist()
+        cuts = [0, na] if n <= rows else np.searchsorted(act, np.arange(0, n + rows, rows)).tolist()
         for b0, b1 in zip(cuts[:-1], cuts[1:]):
             if b1 > b0:
                 self._block(act[b0:b1], xr, pr, veh, z, renew, out)

@@ -81,14 +81,12 @@ class Radio:
         self.buffers = WorkBuffers(m)
         # The compiled loops of `fused` cover one reuse group with interference (the default).
         self.fused = fused and cfg.interference and m > 1 and self._single_group
+        self.fused_rates = fused
 
     def link_state(self, time_s, ids, xy, serving, rsrp, pl, los, events, fading=(None, None), gain_exp=None) -> LinkState:
         """The LinkState of a step: serving gains, interference, and SINR at the default power over the full band.
         `gain_exp`: this step's `gain_buffer` already holding -PL ln 10 / 10."""
         n = len(ids)
-        conn = serving >= 0
-        s0 = np.maximum(serving, 0)
-        rows = np.arange(n)
         gain = gain_exp
         if gain is None:
             gain = self.gain_buffer(n)
@@ -96,6 +94,9 @@ class Radio:
         np.exp(gain, out=gain)
         if self.fused:
             return self._link_state_fused(time_s, ids, xy, serving, rsrp, pl, los, events, fading, gain)
+        conn = serving >= 0
+        s0 = np.maximum(serving, 0)
+        rows = np.arange(n)
         g_serv = np.where(conn, gain[rows, s0], 0.0).astype(float)
         dl_i, ul_i = self._interference(gain, serving, conn, s0, g_serv)
         bw = self.rsu_bandwidth_hz[s0]
@@ -189,6 +190,22 @@ class Radio:
             return self._shannon(bandwidth_hz, sinr)
         return self.block_errors.goodput_bps(bandwidth_hz, mean_sinr, sinr)
 
+    def _shannon_fused(self, idx) -> bool:
+        """Whether the compiled loops compute these rates (Shannon, a vector of vehicles)."""
+        return self.fused_rates and self.block_errors is None and idx.ndim == 1
+
+    def _rate_fused(self, link, idx, b, sinr, fading, conn_only):
+        """`_rate` (Shannon) of `sinr` as compiled loops around numpy's log2; `conn_only`: 0 where not
+        connected or b <= 0 (the downlink)."""
+        faded, x, out = np.empty(idx.shape), np.empty(idx.shape), np.empty(idx.shape)
+        has_fading = fading is not None
+        serving = np.asarray(link.serving)
+        fz.shannon_arg(sinr, idx, fading if has_fading else link.serving_gain, has_fading, float(self.snr_gap), faded, x)
+        np.log2(x, out=x)
+        fz.shannon_rate(b, faded, x, float(self.cfg.max_spectral_efficiency_bps_hz), float(self.min_sinr), conn_only,
+                        idx, serving, out)
+        return out
+
     @staticmethod
     def _fading(gains, idx, instantaneous):
         return gains[idx] if instantaneous and gains is not None else None
@@ -216,6 +233,11 @@ class Radio:
         `instantaneous`: with this step's fading (module docstring)."""
         idx = np.asarray(idx, dtype=int)
         b = self._bcast(bandwidth_hz, idx.shape)
+        if self._shannon_fused(idx):
+            sinr = np.empty(idx.shape)
+            fz.uplink_sinr(idx, self._bcast(tx_power_w, idx.shape), b, self.max_tx_power_w, np.asarray(link.serving),
+                           self.rsu_noise_psd_w_hz, link.uplink_interference_w_hz, link.serving_gain, sinr)
+            return self._rate_fused(link, idx, b, sinr, link.uplink_fading if instantaneous else None, False)
         sinr = self.uplink_sinr(link, idx, tx_power_w, b)  # SINR 0 -> rate 0
         return self._rate(b, sinr, self._fading(link.uplink_fading, idx, instantaneous))
 
@@ -224,6 +246,9 @@ class Radio:
         """Downlink rate over `bandwidth_hz` of the serving RSU (its transmit PSD is fixed)."""
         idx = np.asarray(idx, dtype=int)
         b = self._bcast(bandwidth_hz, idx.shape)
+        if self._shannon_fused(idx):
+            sinr = np.power(10.0, link.downlink_sinr_db[idx] / 10)
+            return self._rate_fused(link, idx, b, sinr, link.downlink_fading if instantaneous else None, True)
         conn = (np.asarray(link.serving)[idx] >= 0) & (b > 0)
         sinr = 10.0 ** (link.downlink_sinr_db[idx] / 10)   # -inf dB (not connected) -> 0
         return np.where(conn, self._rate(b, sinr, self._fading(link.downlink_fading, idx, instantaneous)), 0.0)
