@@ -1,4 +1,5 @@
-"""Fused per-step loops of the channel, compiled with numba when it is installed (else unused).
+"""Fused per-step loops of the channel, compiled with numba (without it they are plain Python,
+run only when a Channel is built with fused=True: tests).
 
 The numpy step makes ~250 small array calls per step; with SUMO evicting the caches between
 steps their fixed cost, not the arithmetic, dominates. These loops do the same float32 / float64

@@ -30,7 +30,7 @@ class Channel:
 
     def __init__(self, cfg: ChannelConfig, rsu_xy_m: np.ndarray, seed: int, fused: bool | None = None):
         """`fused`: run the step's loops compiled (`iovsim.channel.fused`, the same results); None = when
-        numba is installed."""
+        numba is installed (and IOVSIM_NUMBA is not 0). True without numba runs them as plain Python (slow)."""
         self.cfg = cfg
         self.rsu_xy_m = np.asarray(rsu_xy_m, dtype=float).reshape(-1, 2)
         self.num_rsus = len(self.rsu_xy_m)
