@@ -1,4 +1,5 @@
-"""Wireless channel: path loss, association/handover, SINR and rates, bandwidth sharing (numpy only)."""
+"""Wireless channel: path loss, association/handover, SINR and rates, bandwidth sharing (numpy; numba
+compiles the per-step loops when installed, with the same results)."""
 from iovsim.channel.dwell import dwell_prediction_error
 from iovsim.channel.handover import HandoverEvent
 from iovsim.channel.link import Channel

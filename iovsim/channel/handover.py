@@ -7,6 +7,7 @@ from itertools import repeat, starmap
 
 import numpy as np
 
+from iovsim.channel import fused as fz
 from iovsim.channel.config import ChannelConfig
 
 
@@ -30,9 +31,10 @@ class HandoverEvent:
 class Association:
     """Serving RSU and handover memory of each vehicle (rows aligned with the channel's last step)."""
 
-    def __init__(self, cfg: ChannelConfig, num_rsus: int):
+    def __init__(self, cfg: ChannelConfig, num_rsus: int, fused: bool = False):
         self.cfg = cfg
         self.num_rsus = num_rsus
+        self.fused = fused  # `_decide` as one compiled loop (`fused`; the same decisions)
         self.handover_count = 0
         self.ping_pong_count = 0
         self.rlf_count = 0
@@ -48,18 +50,23 @@ class Association:
         self.last_to = np.full(n, -1)
         self.last_ho_s = np.full(n, -np.inf)
 
-    def update(self, time_s, ids, xy, rsrp, old, pr, has_prev):
+    def update(self, time_s, ids, xy, rsrp, old, pr, has_prev, best=None):
         """Serving RSU of each vehicle and the handover events of this step, from the RSRP (N, M);
-        row `pr[k]` of the previous step is vehicle k's memory where `old[k]`."""
+        row `pr[k]` of the previous step is vehicle k's memory where `old[k]`; `best`: the argmax of
+        each RSRP row when already known."""
         cfg = self.cfg
         if cfg.rsrp_filter_k > 0 and has_prev:
             a = 0.5 ** (cfg.rsrp_filter_k / 4.0)
             meas = rsrp * a + (1 - a) * np.take(self.meas, pr, axis=0)
             fresh = ~old
             meas[fresh] = rsrp[fresh]
+            best = None  # of the filtered RSRP, found in `decide`
         else:
             meas = rsrp
-        serving, events = self._decide(time_s, ids, xy, meas, old, pr, has_prev)
+        if self.fused and meas.shape[1]:
+            serving, events = self._decide_fused(time_s, ids, xy, meas, old, pr, has_prev, best)
+        else:
+            serving, events = self._decide(time_s, ids, xy, meas, old, pr, has_prev)
         self.meas = meas
         return serving, events
 
@@ -98,22 +105,48 @@ class Association:
         attach = ~conn & (best_val >= cfg.min_rsrp_dbm)
         new_serving[attach] = best[attach]
         cand[ho] = -1
-        events: list[HandoverEvent] = []
         hi = np.flatnonzero(ho)
+        events: list[HandoverEvent] = []
         if hi.size:
             frm, to = serving[hi], best[hi]
             pp = (to == last_from[hi]) & (frm == last_to[hi]) & (time_s - last_t[hi] <= cfg.ping_pong_window_s + 1e-9)
-            self.handover_count += int(hi.size)
-            self.ping_pong_count += int(pp.sum())
-            self.rlf_count += int(rlf_ho[hi].sum())
-            k = hi.size
-            vids = map(ids.__getitem__, hi.tolist())
-            rl_hi = rlf_ho[hi]
-            kinds = np.where(rl_hi, "rlf", "a3").tolist() if rl_hi.any() else repeat("a3", k)
-            events = list(starmap(HandoverEvent, zip(repeat(float(time_s), k), vids, frm.tolist(), to.tolist(),
-                                                     meas[hi, frm].tolist(), meas[hi, to].tolist(), xy[hi, 0].tolist(),
-                                                     xy[hi, 1].tolist(), kinds, pp.tolist())))
+            events = self._events(time_s, ids, xy, meas, hi, frm, to, rlf_ho[hi], pp)
             last_from[hi], last_to[hi], last_t[hi] = frm, to, time_s
         self.serving, self.cand, self.cand_since = new_serving, cand, np.asarray(since, dtype=float)
         self.last_from, self.last_to, self.last_ho_s = last_from, last_to, last_t
         return new_serving, events
+
+    def _decide_fused(self, time_s, ids, xy, meas, old, pr, has_prev, best):
+        """`_decide` as one compiled loop (`fused.decide`): the same comparisons in the same float64
+        arithmetic, so the same serving RSUs and events."""
+        cfg, n, t = self.cfg, len(ids), float(time_s)
+        prm = np.array([cfg.handover_hysteresis_db, cfg.handover_offset_db, cfg.min_rsrp_dbm,
+                        cfg.time_to_trigger_s - 1e-9, cfg.ping_pong_window_s + 1e-9])
+        mem_i, mem_f = np.empty((4, n), np.int64), np.empty((2, n))
+        ev_i, ev_f = np.empty((n, 5), np.int64), np.empty((n, 4))
+        have_best = best is not None
+        k = fz.decide(meas, best if have_best else pr, have_best, old & has_prev, pr, xy, t, prm, self.serving,
+                      self.cand, self.cand_since, self.last_from, self.last_to, self.last_ho_s, mem_i, mem_f, ev_i, ev_f)
+        self.serving, self.cand, self.last_from, self.last_to = mem_i
+        self.cand_since, self.last_ho_s = mem_f
+        if not k:
+            return self.serving, []
+        rows, frm, to, rlf, pp = ev_i[:k].T.tolist()
+        self.handover_count += k
+        self.ping_pong_count += sum(pp)
+        self.rlf_count += sum(rlf)
+        kinds = map(("a3", "rlf").__getitem__, rlf)
+        return self.serving, list(starmap(HandoverEvent, zip(repeat(t, k), map(ids.__getitem__, rows), frm, to,
+                                                             *ev_f[:k].T.tolist(), kinds, map(bool, pp))))
+
+    def _events(self, time_s, ids, xy, meas, hi, frm, to, rlf_hi, pp):
+        """The HandoverEvents of vehicles `hi` (from `frm` to `to`), counted."""
+        k = hi.size
+        self.handover_count += int(k)
+        self.ping_pong_count += int(pp.sum())
+        self.rlf_count += int(rlf_hi.sum())
+        vids = map(ids.__getitem__, hi.tolist())
+        kinds = np.where(rlf_hi, "rlf", "a3").tolist() if rlf_hi.any() else repeat("a3", k)
+        return list(starmap(HandoverEvent, zip(repeat(float(time_s), k), vids, frm.tolist(), to.tolist(),
+                                               meas[hi, frm].tolist(), meas[hi, to].tolist(), xy[hi, 0].tolist(),
+                                               xy[hi, 1].tolist(), kinds, pp.tolist())))

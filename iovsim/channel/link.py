@@ -10,16 +10,17 @@ leaves path loss, shadowing and handovers exactly as they were.
 """
 from __future__ import annotations
 
-from itertools import repeat
-
 import numpy as np
 
+from iovsim.channel import fused as fz
 from iovsim.channel.config import ChannelConfig
 from iovsim.channel.dwell import predict_dwell_s
 from iovsim.channel.fading import Fading, k_factor
 from iovsim.channel.handover import Association
 from iovsim.channel.kernel import LinkKernel
+from iovsim.channel.kernel_fused import FusedLinks
 from iovsim.channel.rates import ChannelRates, Radio
+from iovsim.channel.rows import VehicleRows
 from iovsim.channel.state import LinkState
 
 
@@ -27,17 +28,20 @@ class Channel:
     """Vehicle-to-RSU links for a fixed set of RSUs (radio parameters from `cfg.rsu_*`); call
     `step` once per SUMO step."""
 
-    def __init__(self, cfg: ChannelConfig, rsu_xy_m: np.ndarray, seed: int):
+    def __init__(self, cfg: ChannelConfig, rsu_xy_m: np.ndarray, seed: int, fused: bool | None = None):
+        """`fused`: run the step's loops compiled (`iovsim.channel.fused`, the same results); None = when
+        numba is installed (and IOVSIM_NUMBA is not 0). True without numba runs them as plain Python (slow)."""
         self.cfg = cfg
         self.rsu_xy_m = np.asarray(rsu_xy_m, dtype=float).reshape(-1, 2)
         self.num_rsus = len(self.rsu_xy_m)
-        self.radio = Radio(cfg, self.rsu_xy_m)
+        fused = fz.AVAILABLE if fused is None else bool(fused)
+        self.radio = Radio(cfg, self.rsu_xy_m, fused)
         self.kernel = LinkKernel(cfg, self.rsu_xy_m, self.radio.rsu_height_m, np.random.default_rng([seed, 1]))
-        self.association = Association(cfg, self.num_rsus)
+        self._links = FusedLinks(self.kernel) if fused else None
+        self.association = Association(cfg, self.num_rsus, fused)
         self.fading = (Fading(cfg.fading, cfg.rician_k_db, cfg.carrier_frequency_hz, np.random.default_rng([seed, 1, 1]))
                        if cfg.fading != "none" else None)
-        self._ids: list[str] = []
-        self._row: dict[str, int] = {}
+        self._rows = VehicleRows()  # each vehicle's row in the previous step
         self._xy = np.zeros((0, 2))
         self.last: LinkState | None = None
 
@@ -61,35 +65,40 @@ class Channel:
         ids = list(vehicle_ids)
         n, m = len(ids), self.num_rsus
         xy = np.asarray(xy_m, dtype=float).reshape(n, 2)
-        prev = np.fromiter(map(self._row.get, ids, repeat(-1)), dtype=np.int64, count=n)
-        old = prev >= 0
-        pr = np.where(old, prev, 0)
-        has_prev = len(self._ids) > 0 and bool(old.any())
-        if has_prev:
-            d = xy - self._xy[pr]
-            moved = np.where(old, np.sqrt((d * d).sum(1)), np.inf)
+        prev = self._rows.update(ids)
+        if self._links is not None:
+            old, pr, moved = np.empty(n, bool), np.empty(n, np.int64), np.empty(n)
+            has_prev = fz.motion(prev, xy, self._xy, old, pr, moved)
         else:
+            old = prev >= 0
+            pr = np.where(old, prev, 0)
+            has_prev = bool(old.any())
             moved = np.full(n, np.inf)
+            if has_prev:
+                d = xy - self._xy[pr]
+                moved = np.where(old, np.sqrt((d * d).sum(1)), np.inf)
+        self._xy = xy
         if n == 0 or m == 0:
             return self._empty_step(time_s, ids, xy, n)
-        pathloss, los = self.kernel.advance(xy, pr, moved, has_prev)
-        rsrp = np.subtract(self.radio.rsrp_base_f32, pathloss)
-        serving, events = self.association.update(time_s, ids, xy, rsrp, old, pr, has_prev)
+        if self._links is not None and self._links.covers(has_prev):
+            gain_exp, best = self.radio.gain_buffer(n), np.empty(n, np.int64)
+            pathloss, los, rsrp = self._links.advance(xy, pr, moved, self.radio.rsrp_base_f32, gain_exp, best)
+        else:
+            pathloss, los = self.kernel.advance(xy, pr, moved, has_prev)
+            rsrp, gain_exp, best = np.subtract(self.radio.rsrp_base_f32, pathloss), None, None
+        serving, events = self.association.update(time_s, ids, xy, rsrp, old, pr, has_prev, best)
         fading = (None, None)
         if self.fading is not None:
             los_serving = los[np.arange(n), np.maximum(serving, 0)] & (serving >= 0)
             fading = self.fading.advance(serving, los_serving, moved, pr, old & has_prev)
-        link = self.radio.link_state(time_s, ids, xy, serving, rsrp, pathloss, los, events, fading)
-        self._ids, self._row, self._xy = ids, dict(zip(ids, range(n))), xy
-        self.last = link
-        return link
+        self.last = self.radio.link_state(time_s, ids, xy, serving, rsrp, pathloss, los, events, fading, gain_exp)
+        return self.last
 
     def _empty_step(self, time_s, ids, xy, n):
         m = self.num_rsus
         link = LinkState(float(time_s), ids, xy, np.full(n, -1), np.full((n, m), -np.inf), np.full((n, m), np.inf),
                          np.full(n, -np.inf), np.full(n, -np.inf), [], los=np.zeros((n, m), bool),
                          serving_gain=np.zeros(n), uplink_interference_w_hz=np.zeros(n), downlink_interference_w_hz=np.zeros(n))
-        self._ids, self._row, self._xy = ids, dict(zip(ids, range(n))), xy
         self.kernel.forget(n)
         self.association.forget(n)
         if self.fading is not None:

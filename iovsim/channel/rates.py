@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from iovsim.channel import fused as fz
 from iovsim.channel.bler import BlockErrors
 from iovsim.channel.config import ChannelConfig
-from iovsim.channel.kernel import WorkBuffers
+from iovsim.channel.buffers import WorkBuffers
 from iovsim.channel.state import LinkState
 from iovsim.channel.units import dbm_to_w
 
@@ -41,7 +42,7 @@ class Radio:
     """The RSUs' radios (the `channel.rsu_*` settings, one entry per RSU) and the link budget on top of
     the path loss: interference, SINR and rates."""
 
-    def __init__(self, cfg: ChannelConfig, rsu_xy_m: np.ndarray):
+    def __init__(self, cfg: ChannelConfig, rsu_xy_m: np.ndarray, fused: bool = False):
         self.cfg = cfg
         m = self.num_rsus = len(rsu_xy_m)
 
@@ -78,16 +79,24 @@ class Radio:
         self._rsu_tx_psd_f32 = self.rsu_tx_psd_w_hz.astype(np.float32)
         self.block_errors = BlockErrors.from_config(cfg) if cfg.bler == "table" else None
         self.buffers = WorkBuffers(m)
+        # The compiled loops of `fused` cover one reuse group with interference (the default).
+        self.fused = fused and cfg.interference and m > 1 and self._single_group
+        self.fused_rates = fused
 
-    def link_state(self, time_s, ids, xy, serving, rsrp, pl, los, events, fading=(None, None)) -> LinkState:
-        """The LinkState of a step: serving gains, interference, and SINR at the default power over the full band."""
+    def link_state(self, time_s, ids, xy, serving, rsrp, pl, los, events, fading=(None, None), gain_exp=None) -> LinkState:
+        """The LinkState of a step: serving gains, interference, and SINR at the default power over the full band.
+        `gain_exp`: this step's `gain_buffer` already holding -PL ln 10 / 10."""
         n = len(ids)
+        gain = gain_exp
+        if gain is None:
+            gain = self.gain_buffer(n)
+            np.multiply(pl, fz.NEG_LN10_10, out=gain)
+        np.exp(gain, out=gain)
+        if self.fused:
+            return self._link_state_fused(time_s, ids, xy, serving, rsrp, pl, los, events, fading, gain)
         conn = serving >= 0
         s0 = np.maximum(serving, 0)
         rows = np.arange(n)
-        gain = self.buffers.get("gain", n)
-        np.multiply(pl, np.float32(-np.log(10) / 10), out=gain)
-        np.exp(gain, out=gain)
         g_serv = np.where(conn, gain[rows, s0], 0.0).astype(float)
         dl_i, ul_i = self._interference(gain, serving, conn, s0, g_serv)
         bw = self.rsu_bandwidth_hz[s0]
@@ -96,6 +105,27 @@ class Radio:
         with np.errstate(divide="ignore"):
             ul_db = np.where(conn, 10 * np.log10(ul_sinr), -np.inf)
             dl_db = np.where(conn, 10 * np.log10(dl_sinr), -np.inf)
+        return LinkState(float(time_s), ids, xy, serving, rsrp, pl, ul_db, dl_db, events, los=los,
+                         serving_gain=g_serv, uplink_interference_w_hz=ul_i, downlink_interference_w_hz=dl_i,
+                         uplink_fading=fading[0], downlink_fading=fading[1])
+
+    def gain_buffer(self, n: int) -> np.ndarray:
+        """The (n, M) float32 work array of a step's linear gains."""
+        return self.buffers.get("gain", n)
+
+    def _link_state_fused(self, time_s, ids, xy, serving, rsrp, pl, los, events, fading, gain) -> LinkState:
+        """`link_state` with one reuse group and interference as two compiled loops around the same two
+        float32 matrix-vector products (so the same sums, in the same order)."""
+        n = len(ids)
+        g_serv, w32 = np.empty(n), np.empty(n, np.float32)
+        fz.serving_gains(gain, serving, self.default_tx_power_w, self.rsu_bandwidth_hz, g_serv, w32)
+        dl_sum, ul_rsu = gain @ self._rsu_tx_psd_f32, w32 @ gain
+        dl_i, ul_i, ul_sinr, dl_sinr = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+        fz.sinr(serving, g_serv, dl_sum, ul_rsu, float(self.cfg.interference_load), self.default_tx_power_w,
+                self.rsu_bandwidth_hz, self.rsu_noise_psd_w_hz, self.rsu_tx_psd_w_hz, self.vehicle_noise_psd_w_hz,
+                dl_i, ul_i, ul_sinr, dl_sinr)
+        with np.errstate(divide="ignore"):  # not connected: SINR 0, -inf dB
+            ul_db, dl_db = 10 * np.log10(ul_sinr), 10 * np.log10(dl_sinr)
         return LinkState(float(time_s), ids, xy, serving, rsrp, pl, ul_db, dl_db, events, los=los,
                          serving_gain=g_serv, uplink_interference_w_hz=ul_i, downlink_interference_w_hz=dl_i,
                          uplink_fading=fading[0], downlink_fading=fading[1])
@@ -160,6 +190,22 @@ class Radio:
             return self._shannon(bandwidth_hz, sinr)
         return self.block_errors.goodput_bps(bandwidth_hz, mean_sinr, sinr)
 
+    def _shannon_fused(self, idx) -> bool:
+        """Whether the compiled loops compute these rates (Shannon, a vector of vehicles)."""
+        return self.fused_rates and self.block_errors is None and idx.ndim == 1
+
+    def _rate_fused(self, link, idx, b, sinr, fading, conn_only):
+        """`_rate` (Shannon) of `sinr` as compiled loops around numpy's log2; `conn_only`: 0 where not
+        connected or b <= 0 (the downlink)."""
+        faded, x, out = np.empty(idx.shape), np.empty(idx.shape), np.empty(idx.shape)
+        has_fading = fading is not None
+        serving = np.asarray(link.serving)
+        fz.shannon_arg(sinr, idx, fading if has_fading else link.serving_gain, has_fading, float(self.snr_gap), faded, x)
+        np.log2(x, out=x)
+        fz.shannon_rate(b, faded, x, float(self.cfg.max_spectral_efficiency_bps_hz), float(self.min_sinr), conn_only,
+                        idx, serving, out)
+        return out
+
     @staticmethod
     def _fading(gains, idx, instantaneous):
         return gains[idx] if instantaneous and gains is not None else None
@@ -187,6 +233,11 @@ class Radio:
         `instantaneous`: with this step's fading (module docstring)."""
         idx = np.asarray(idx, dtype=int)
         b = self._bcast(bandwidth_hz, idx.shape)
+        if self._shannon_fused(idx):
+            sinr = np.empty(idx.shape)
+            fz.uplink_sinr(idx, self._bcast(tx_power_w, idx.shape), b, self.max_tx_power_w, np.asarray(link.serving),
+                           self.rsu_noise_psd_w_hz, link.uplink_interference_w_hz, link.serving_gain, sinr)
+            return self._rate_fused(link, idx, b, sinr, link.uplink_fading if instantaneous else None, False)
         sinr = self.uplink_sinr(link, idx, tx_power_w, b)  # SINR 0 -> rate 0
         return self._rate(b, sinr, self._fading(link.uplink_fading, idx, instantaneous))
 
@@ -195,6 +246,9 @@ class Radio:
         """Downlink rate over `bandwidth_hz` of the serving RSU (its transmit PSD is fixed)."""
         idx = np.asarray(idx, dtype=int)
         b = self._bcast(bandwidth_hz, idx.shape)
+        if self._shannon_fused(idx):
+            sinr = np.power(10.0, link.downlink_sinr_db[idx] / 10)
+            return self._rate_fused(link, idx, b, sinr, link.downlink_fading if instantaneous else None, True)
         conn = (np.asarray(link.serving)[idx] >= 0) & (b > 0)
         sinr = 10.0 ** (link.downlink_sinr_db[idx] / 10)   # -inf dB (not connected) -> 0
         return np.where(conn, self._rate(b, sinr, self._fading(link.downlink_fading, idx, instantaneous)), 0.0)
