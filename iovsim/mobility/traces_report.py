@@ -1,0 +1,63 @@
+"""What an import did: points read and dropped per reason, trips, matching, acceptance."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+DROP_REASONS = ("duplicate", "time_reversal", "speed_jump", "off_map", "short_trip")
+
+
+@dataclass
+class ImportReport:
+    """What `import_traces` did; `dropped_points` counts points per reason, `trips` counts trips."""
+
+    files: list[str] = field(default_factory=list)
+    vehicles: int = 0
+    points_read: int = 0
+    points_kept: int = 0
+    dropped_points: dict = field(default_factory=lambda: {r: 0 for r in DROP_REASONS})
+    trips_split: int = 0
+    trips_short: int = 0
+    trips_in_bounds: int = 0
+    trips_matched: int = 0
+    trips_fully_connected: int = 0
+    trips_repaired: int = 0
+    trips_unmatched: int = 0
+    trips_truncated: int = 0
+    routes_written: int = 0
+    routes_accepted: int | None = None
+    first_depart_s: float = 0.0
+    last_depart_s: float = 0.0
+    time_compression: float = 1.0
+    routes_file: str = ""
+    replay_file: str = ""
+    fcd_file: str = ""
+    elapsed_s: float = 0.0
+
+    @property
+    def acceptance(self) -> float | None:
+        """Share of in-bounds trips that became routes SUMO accepted (None if not validated)."""
+        if self.routes_accepted is None or not self.trips_in_bounds:
+            return None
+        return self.routes_accepted / self.trips_in_bounds
+
+    def summary(self) -> str:
+        d = self.dropped_points
+        lines = [
+            f"read {self.points_read} points of {self.vehicles} vehicles from {len(self.files)} file(s)",
+            "dropped points: " + ", ".join(f"{r} {d.get(r, 0)}" for r in DROP_REASONS),
+            f"trips: {self.trips_in_bounds} in bounds (split on gaps into {self.trips_split}, "
+            f"{self.trips_short} too short dropped)",
+            f"map matching: {self.trips_matched} matched ({self.trips_fully_connected} connected as matched, "
+            f"{self.trips_repaired} repaired by shortest path, {self.trips_truncated} cut to their longest "
+            f"connected piece), {self.trips_unmatched} unmatched (no road within reach)",
+            f"routes written: {self.routes_written}, departures {self.first_depart_s:.0f}-{self.last_depart_s:.0f} s"
+            + (f" (compressed {self.time_compression:g}x)" if self.time_compression != 1 else ""),
+        ]
+        if self.routes_accepted is not None:
+            lines.append(f"SUMO accepted {self.routes_accepted} routes = {100 * self.acceptance:.1f}% of in-bounds trips")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["acceptance"] = self.acceptance
+        return d
