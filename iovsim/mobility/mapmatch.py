@@ -1,21 +1,49 @@
-"""Map matching: a cleaned trip -> consecutive edges of the SUMO net that SUMO can drive."""
+"""Map matching: a cleaned trip -> consecutive edges of the SUMO net that SUMO can drive.
+
+Two matchers: `hmm` (default; `mapmatch_hmm`, Newson & Krumm 2009) and `sumolib`
+(`sumolib.route.mapTrace`, the matcher used before; kept for comparison). Either result goes through
+the same repair: consecutive edges that are not connected are joined by the shortest path, and where
+no path exists the route is cut and its longest connected piece kept (status `truncated`).
+"""
 from __future__ import annotations
 
+import typing
+from typing import Literal
+
+import numpy as np
+
+from iovsim.mobility.mapmatch_hmm import HmmParams, hmm_match
 from iovsim.mobility.traces_clean import Trip
+from iovsim.mobility.traces_read import TraceError
 from iovsim.mobility.traces_report import ImportReport
 
-def match_trip(trip: Trip, net, *, delta_m: float = 50.0, fill_gaps_m: float = 2000.0,
-               vclass: str = "passenger") -> Trip:
-    """Map-match a trip to consecutive edges; repair disconnections with the shortest path.
+Matcher = Literal["hmm", "sumolib"]
+MATCHERS = typing.get_args(Matcher)
 
-    Where no path exists (a dead end at the map's edge, a one-way matched against its direction)
-    the route is cut there and the longest connected piece is kept (status `truncated`).
-    """
-    import sumolib
 
-    pts = list(zip(trip.x_m.tolist(), trip.y_m.tolist()))
-    edges = sumolib.route.mapTrace(pts, net, delta_m, verbose=False, fillGaps=fill_gaps_m, vClass=vclass)
-    edges = [e for e in edges if e.allows(vclass)]
+def match_trip(trip: Trip, net, *, matcher: str = "hmm", delta_m: float = 50.0, fill_gaps_m: float = 2000.0,
+               vclass: str = "passenger", sigma_m: float = 10.0, beta_m: float | None = None) -> Trip:
+    """Map-match a trip to consecutive edges (`matcher` hmm or sumolib) and repair disconnections.
+
+    `delta_m`: search radius around each point; `fill_gaps_m`: longest route between two points;
+    `sigma_m`, `beta_m`: the HMM's GPS noise and transition scale (HmmParams' defaults when None)."""
+    xy = np.column_stack([trip.x_m, trip.y_m])
+    if matcher == "hmm":
+        params = HmmParams(sigma_m=sigma_m, radius_m=delta_m, max_route_m=fill_gaps_m,
+                           **({} if beta_m is None else {"beta_m": beta_m}))
+        edges = [e for piece in hmm_match(xy, net, vclass, params) for e in piece]
+    elif matcher == "sumolib":
+        import sumolib
+
+        edges = sumolib.route.mapTrace(xy.tolist(), net, delta_m, verbose=False, fillGaps=fill_gaps_m, vClass=vclass)
+        edges = [e for e in edges if e.allows(vclass)]
+    else:
+        raise TraceError(f"matcher: expected one of {', '.join(MATCHERS)}, got {matcher!r}")
+    return connect(trip, edges, net, vclass)
+
+
+def connect(trip: Trip, edges: list, net, vclass: str) -> Trip:
+    """Set trip.edges from matched edges: gaps repaired by the shortest path, else the longest piece kept."""
     if not edges:
         trip.status = "unmatched"
         return trip

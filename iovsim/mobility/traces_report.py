@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-DROP_REASONS = ("duplicate", "time_reversal", "speed_jump", "off_map", "short_trip")
+DROP_REASONS = ("duplicate", "time_reversal", "speed_jump", "second_device", "off_map", "short_trip")
 
 
 @dataclass
@@ -15,6 +15,9 @@ class ImportReport:
     points_read: int = 0
     points_kept: int = 0
     dropped_points: dict = field(default_factory=lambda: {r: 0 for r in DROP_REASONS})
+    interleaved: dict = field(default_factory=dict)
+    """vehicle -> {jumps_over_max_speed, second_device_points, points_kept} for each vehicle whose
+    points came from two devices at once (`traces_tracks`); only one consistent track is kept."""
     trips_split: int = 0
     trips_short: int = 0
     trips_in_bounds: int = 0
@@ -28,6 +31,7 @@ class ImportReport:
     first_depart_s: float = 0.0
     last_depart_s: float = 0.0
     time_compression: float = 1.0
+    matcher: str = "hmm"
     routes_file: str = ""
     replay_file: str = ""
     fcd_file: str = ""
@@ -45,9 +49,12 @@ class ImportReport:
         lines = [
             f"read {self.points_read} points of {self.vehicles} vehicles from {len(self.files)} file(s)",
             "dropped points: " + ", ".join(f"{r} {d.get(r, 0)}" for r in DROP_REASONS),
+            *([f"two devices interleaved: {len(self.interleaved)} vehicle(s) ("
+               + ", ".join(sorted(self.interleaved)[:5]) + (", ..." if len(self.interleaved) > 5 else "")
+               + "), the consistent track kept"] if self.interleaved else []),
             f"trips: {self.trips_in_bounds} in bounds (split on gaps into {self.trips_split}, "
             f"{self.trips_short} too short dropped)",
-            f"map matching: {self.trips_matched} matched ({self.trips_fully_connected} connected as matched, "
+            f"map matching ({self.matcher}): {self.trips_matched} matched ({self.trips_fully_connected} connected as matched, "
             f"{self.trips_repaired} repaired by shortest path, {self.trips_truncated} cut to their longest "
             f"connected piece), {self.trips_unmatched} unmatched (no road within reach)",
             f"routes written: {self.routes_written}, departures {self.first_depart_s:.0f}-{self.last_depart_s:.0f} s"

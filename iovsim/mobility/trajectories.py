@@ -22,7 +22,7 @@ import time as _time
 from dataclasses import replace
 from pathlib import Path
 
-from iovsim.mobility.mapmatch import match_trip, match_trips  # noqa: F401 - the module's public names
+from iovsim.mobility.mapmatch import MATCHERS, match_trip, match_trips  # noqa: F401 - the module's public names
 from iovsim.mobility.net import load_net  # noqa: F401
 from iovsim.mobility.traces_clean import CleanConfig, Trip, clean_trace, clean_traces, project  # noqa: F401
 from iovsim.mobility.traces_read import (TIME_UNITS, TRACE_FORMATS, CsvFormat, RawTrace, TraceError,  # noqa: F401
@@ -39,8 +39,8 @@ def import_traces(paths, net_path: str | Path, out_dir: str | Path, *, fmt: str 
                   clean: CleanConfig | None = None, max_speed_mps: float | None = None,
                   gap_s: float | None = None, min_points: int | None = None,
                   begin_s: float = 0.0, time_compression: float = 1.0, departure_span_s: float | None = None,
-                  max_trips: int | None = None, delta_m: float = 50.0, fill_gaps_m: float = 2000.0, validate: bool = True,
-                  net=None, write_scenario: bool = True) -> ImportReport:
+                  max_trips: int | None = None, matcher: str = "hmm", delta_m: float = 50.0,
+                  fill_gaps_m: float = 2000.0, validate: bool = True, net=None, write_scenario: bool = True) -> ImportReport:
     """Import GPS traces onto a SUMO net: clean, split, map-match, repair, write routes + exact replay.
 
     Writes into `out_dir`: routes.rou.xml, replay.jsonl, cleaned.fcd.xml, import_report.json and
@@ -50,8 +50,12 @@ def import_traces(paths, net_path: str | Path, out_dir: str | Path, *, fmt: str 
     Departures: `time_compression` (24 = a day into an hour), or `departure_span_s` to compress
     whatever span the traces cover into that many seconds; the first departure is at `begin_s`.
     `max_trips` keeps only the first N in-bounds trips (in file order), for quick tests.
+    Map matching: `matcher` hmm (default) or sumolib, candidates within `delta_m`, routes between two
+    points at most `fill_gaps_m` long (see `mapmatch`).
     """
     started = _time.perf_counter()
+    if matcher not in MATCHERS:
+        raise TraceError(f"matcher: expected one of {', '.join(MATCHERS)}, got {matcher!r}")
     if csv_format is None and columns:
         csv_format = parse_columns(columns, time_unit)
     clean = _clean_settings(clean, max_speed_mps=max_speed_mps, max_gap_s=gap_s, min_points=min_points)
@@ -59,20 +63,16 @@ def import_traces(paths, net_path: str | Path, out_dir: str | Path, *, fmt: str 
     out_dir.mkdir(parents=True, exist_ok=True)
     net_path = Path(net_path).resolve()
     net = net if net is not None else load_net(net_path)
-    report = ImportReport(time_compression=time_compression)
+    report = ImportReport(time_compression=time_compression, matcher=matcher)
     traces = read_traces(paths, fmt, csv_format)
     report.files = sorted({tr.source for tr in traces})
     trips = clean_traces(traces, net, clean, report)
     if max_trips is not None and len(trips) > max_trips:
         trips = trips[:max_trips]
         report.trips_in_bounds = len(trips)
-    match_trips(trips, net, report, delta_m=delta_m, fill_gaps_m=fill_gaps_m)
+    match_trips(trips, net, report, matcher=matcher, delta_m=delta_m, fill_gaps_m=fill_gaps_m)
     if departure_span_s is not None and trips:
-        if departure_span_s <= 0:
-            raise TraceError(f"departure_span_s: expected a positive number of seconds, got {departure_span_s}")
-        t0 = [tr.time_s[0] for tr in trips]
-        time_compression = max((max(t0) - min(t0)) / departure_span_s, 1e-9) if max(t0) > min(t0) else 1.0
-        report.time_compression = time_compression
+        time_compression = report.time_compression = _compression_for_span(trips, departure_span_s)
     departs = departure_times(trips, begin_s=begin_s, time_compression=time_compression)
     if len(departs):
         report.first_depart_s, report.last_depart_s = float(departs.min()), float(departs.max())
@@ -91,6 +91,14 @@ def import_traces(paths, net_path: str | Path, out_dir: str | Path, *, fmt: str 
     report.elapsed_s = _time.perf_counter() - started
     (out_dir / "import_report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     return report
+
+
+def _compression_for_span(trips: list[Trip], departure_span_s: float) -> float:
+    """The time compression that puts the trips' first departures within `departure_span_s`."""
+    if departure_span_s <= 0:
+        raise TraceError(f"departure_span_s: expected a positive number of seconds, got {departure_span_s}")
+    t0 = [tr.time_s[0] for tr in trips]
+    return max((max(t0) - min(t0)) / departure_span_s, 1e-9) if max(t0) > min(t0) else 1.0
 
 
 def _clean_settings(clean: CleanConfig | None, **shortcuts) -> CleanConfig:
