@@ -8,6 +8,8 @@ import numpy as np
 
 from iovsim.mobility.traces_read import RawTrace, TraceError
 from iovsim.mobility.traces_report import ImportReport
+from iovsim.mobility.traces_tracks import separate_devices
+
 
 @dataclass
 class Trip:
@@ -27,11 +29,11 @@ class Trip:
         return float(self.time_s[-1] - self.time_s[0])
 
 
-
 @dataclass
 class CleanConfig:
     max_speed_mps: float = field(default=60.0, metadata={"gt": 0, "le": 1e4})
-    """A point reached faster than this from the previous kept point is an impossible jump."""
+    """No kept step is faster than this: points are split into sub-tracks at this speed (two devices
+    interleaved under one id; see `traces_tracks`) and a point reached faster is an impossible jump."""
     max_gap_s: float = field(default=180.0, metadata={"gt": 0, "le": 1e9})
     """A trip is split where two consecutive points are further apart in time."""
     min_points: int = field(default=5, metadata={"ge": 1, "le": 10**9})
@@ -40,7 +42,6 @@ class CleanConfig:
     """Trips shorter than this are dropped (short_trip)."""
     map_margin_m: float = field(default=0.0, metadata={"ge": 0, "le": 1e7})
     """Points further than this outside the net's boundary are off the map."""
-
 
 
 def project(trace: RawTrace, net) -> tuple[np.ndarray, np.ndarray]:
@@ -55,44 +56,67 @@ def project(trace: RawTrace, net) -> tuple[np.ndarray, np.ndarray]:
 
 
 def clean_trace(trace: RawTrace, x: np.ndarray, y: np.ndarray, boundary, cfg: CleanConfig,
-                counts: dict) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Drop bad points (counted in `counts` by reason) and split on gaps; returns (t, x, y) pieces."""
-    t = trace.time_s
+                counts: dict) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], dict]:
+    """Drop bad points (counted in `counts` by reason) and split into trips.
+
+    Returns the (t, x, y) pieces and what the device separation (`traces_tracks`) found:
+    `second_device` (points dropped as another unit's) and `jumps` (steps above the speed limit
+    between consecutive points on the map, as read)."""
     xmin, ymin, xmax, ymax = boundary
     m = cfg.map_margin_m
     on_map = (x >= xmin - m) & (x <= xmax + m) & (y >= ymin - m) & (y <= ymax + m)
-    keep_t, keep_x, keep_y = [], [], []
-    breaks: list[int] = []   # a vehicle that leaves the map and comes back starts a new trip
-    left_map = False
-    for i in range(len(t)):
-        if not on_map[i]:
-            counts["off_map"] += 1
-            left_map = bool(keep_t)
-            continue
-        if keep_t:
-            dt = t[i] - keep_t[-1]
-            if dt == 0:
-                counts["duplicate"] += 1
-                continue
-            if dt < 0:
-                counts["time_reversal"] += 1
-                continue
-            d = math.hypot(x[i] - keep_x[-1], y[i] - keep_y[-1])
-            # a jump check only makes sense within a trip; after a long gap anything goes
-            if dt <= cfg.max_gap_s and d / dt > cfg.max_speed_mps:
-                counts["speed_jump"] += 1
-                continue
-        if left_map:
-            breaks.append(len(keep_t))
-            left_map = False
-        keep_t.append(t[i])
-        keep_x.append(x[i])
-        keep_y.append(y[i])
-    if not keep_t:
-        return []
-    kt, kx, ky = np.asarray(keep_t), np.asarray(keep_x), np.asarray(keep_y)
-    cuts = np.union1d(np.flatnonzero(np.diff(kt) > cfg.max_gap_s) + 1, np.asarray(breaks, dtype=int))
-    return [(a, b, c) for a, b, c in zip(np.split(kt, cuts), np.split(kx, cuts), np.split(ky, cuts))]
+    counts["off_map"] += int(np.sum(~on_map))
+    left_map = np.cumsum(~on_map)   # changes between two kept points where the vehicle left the map
+    idx = _in_time_order(trace.time_s, on_map, counts)
+    if not len(idx):
+        return [], {"second_device": 0, "jumps": 0}
+    t, x, y, left_map = trace.time_s[idx], x[idx], y[idx], left_map[idx]
+    fast = np.hypot(np.diff(x), np.diff(y)) > cfg.max_speed_mps * np.diff(t)
+    dev = separate_devices(t, x, y, cfg.max_speed_mps, cfg.max_gap_s, cfg.min_points)
+    counts["second_device"] += dev["second_device"]
+    counts["speed_jump"] += dev["outliers"]
+    keep, jumps = _consistent(np.flatnonzero(dev["keep"]), dev["label"], t, x, y, cfg, counts)
+    t, x, y, left_map = t[keep], x[keep], y[keep], left_map[keep]
+    # a new trip where the time gap is long, where the vehicle left the map, and where another kept
+    # sub-track takes over with a jump
+    cuts = np.union1d(np.flatnonzero((np.diff(t) > cfg.max_gap_s) | (np.diff(left_map) != 0)) + 1, jumps)
+    pieces = list(zip(np.split(t, cuts), np.split(x, cuts), np.split(y, cuts)))
+    return pieces, {"second_device": dev["second_device"], "jumps": int(fast.sum())}
+
+
+def _in_time_order(t: np.ndarray, on_map: np.ndarray, counts: dict) -> np.ndarray:
+    """Indices of the points on the map that come later than the last one kept (duplicates and
+    time reversals counted and dropped)."""
+    keep, last = [], -math.inf
+    for i in np.flatnonzero(on_map):
+        if t[i] == last:
+            counts["duplicate"] += 1
+        elif t[i] < last:
+            counts["time_reversal"] += 1
+        else:
+            keep.append(i)
+            last = t[i]
+    return np.asarray(keep, dtype=int)
+
+
+def _consistent(keep: np.ndarray, label: np.ndarray, t, x, y, cfg: CleanConfig,
+                counts: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Walk the kept points in time order; a step faster than max_speed_mps (within max_gap_s: after a
+    long gap anything goes) drops the point inside one sub-track and starts a new trip between two.
+    Returns the points kept and where a new trip starts (positions in them)."""
+    out: list[int] = []
+    cuts: list[int] = []
+    for i in keep:
+        if out:
+            j = out[-1]
+            dt = t[i] - t[j]
+            if dt <= cfg.max_gap_s and math.hypot(x[i] - x[j], y[i] - y[j]) > cfg.max_speed_mps * dt:
+                if label[i] == label[j]:
+                    counts["speed_jump"] += 1
+                    continue
+                cuts.append(len(out))
+        out.append(i)
+    return np.asarray(out, dtype=int), np.asarray(cuts, dtype=int)
 
 
 def clean_traces(traces: list[RawTrace], net, cfg: CleanConfig | None = None,
@@ -106,7 +130,11 @@ def clean_traces(traces: list[RawTrace], net, cfg: CleanConfig | None = None,
     for tr in traces:
         report.points_read += len(tr)
         x, y = project(tr, net)
-        pieces = clean_trace(tr, x, y, boundary, cfg, report.dropped_points)
+        pieces, dev = clean_trace(tr, x, y, boundary, cfg, report.dropped_points)
+        if dev["second_device"]:
+            report.interleaved[tr.vehicle_id] = {"jumps_over_max_speed": dev["jumps"],
+                                                 "second_device_points": dev["second_device"],
+                                                 "points_kept": sum(len(pc[0]) for pc in pieces)}
         on_map_any |= bool(pieces)
         report.trips_split += len(pieces)
         for k, (t, px, py) in enumerate(pieces):
