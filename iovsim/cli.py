@@ -349,7 +349,8 @@ def _add_data_commands(sub) -> None:
     ti.add_argument("--columns", default="id,time,lat,lon", help="CSV columns for id,time,lat,lon")
     ti.add_argument("--compress", type=float, default=1.0, help="time compression factor (24 = a day into an hour)")
     ti.add_argument("--begin", type=float, default=0.0, help="first departure time in seconds")
-    ti.add_argument("--max-speed", type=float, default=60.0, help="drop jumps faster than this (m/s)")
+    ti.add_argument("--max-speed", type=float, default=60.0,
+                    help="no kept step is faster than this (m/s): outliers dropped, two interleaved GPS units told apart")
     ti.add_argument("--gap", type=float, default=180.0, help="split trips on gaps longer than this (s)")
     ti.add_argument("--time-unit", default="auto", choices=TIME_UNITS, help="CSV time column unit")
     ti.add_argument("--span", type=float, help="spread the departures over this many seconds (time compression)")

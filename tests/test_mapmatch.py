@@ -71,15 +71,15 @@ def test_hmm_on_a_grid_follows_the_drive_and_its_direction(grid):
     rng = np.random.default_rng(3)
     path = [(x, 200.0) for x in np.arange(30.0, 600.0, 70.0)] + [(600.0, y) for y in np.arange(260.0, 780.0, 70.0)]
     xy = np.asarray(path) + rng.normal(0, 5.0, size=(len(path), 2))
-    pieces = hmm_match(xy, grid)
-    assert len(pieces) == 1
+    pieces, left_out = hmm_match(xy, grid)
+    assert len(pieces) == 1 and left_out == 0
     ids = [e.getID() for e in pieces[0]]
     nodes = [(e.getFromNode().getCoord(), e.getToNode().getCoord()) for e in pieces[0]]
     assert nodes[0][0] == (0.0, 200.0) and nodes[-1][1] == (600.0, 800.0), ids
     assert all(a[1] == b[0] for a, b in zip(nodes, nodes[1:]))              # connected, no detour
     assert len(ids) == 6 and len(set(ids)) == 6
     # the same points driven backwards match the opposite edges
-    back = [e.getID() for e in hmm_match(xy[::-1], grid)[0]]
+    back = [e.getID() for e in hmm_match(xy[::-1], grid)[0][0]]
     assert not set(back) & set(ids)
 
 
@@ -111,3 +111,22 @@ def test_candidates_are_the_nearest_edges_within_the_radius(grid):
 def test_unknown_matcher_is_one_line(grid):
     with pytest.raises(ScenarioError, match=r"^matcher: expected one of hmm, sumolib, got 'osrm'$"):
         match_trip(Trip("t", "t", np.arange(3.0), np.zeros(3), np.zeros(3)), grid, matcher="osrm")
+
+
+def test_a_lone_fix_on_a_road_no_route_reaches_is_left_out_not_a_cut(tmp_path):
+    """A one-way street 1.5 km long, and 100 m north of it a short street joined to nothing (as where the
+    map's extract cut a ramp off). One fix lands on the lone street: the route stays whole."""
+    (tmp_path / "n.nod.xml").write_text(
+        '<nodes><node id="a" x="0" y="0"/><node id="b" x="500" y="0"/><node id="c" x="1000" y="0"/>'
+        '<node id="d" x="1500" y="0"/><node id="p" x="600" y="100"/><node id="q" x="900" y="100"/></nodes>')
+    (tmp_path / "e.edg.xml").write_text(
+        '<edges><edge id="ab" from="a" to="b"/><edge id="bc" from="b" to="c"/><edge id="cd" from="c" to="d"/>'
+        '<edge id="lone" from="p" to="q"/></edges>')
+    net_path = tmp_path / "line.net.xml"
+    subprocess.run([sumo_binary("netconvert"), "--node-files", str(tmp_path / "n.nod.xml"), "--edge-files",
+                    str(tmp_path / "e.edg.xml"), "-o", str(net_path)], check=True, capture_output=True)
+    net = load_net(net_path)
+    x = np.arange(50.0, 1500.0, 100.0)
+    y = np.where(x == 750.0, 100.0, 0.0)
+    trip = match_trip(Trip("t", "t", np.arange(len(x)) * 10.0, x, y), net)
+    assert trip.status == "matched" and trip.edges == ["ab", "bc", "cd"] and trip.unreachable_points == 1

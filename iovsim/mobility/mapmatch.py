@@ -31,7 +31,8 @@ def match_trip(trip: Trip, net, *, matcher: str = "hmm", delta_m: float = 50.0, 
     if matcher == "hmm":
         params = HmmParams(sigma_m=sigma_m, radius_m=delta_m, max_route_m=fill_gaps_m,
                            **({} if beta_m is None else {"beta_m": beta_m}))
-        edges = [e for piece in hmm_match(xy, net, vclass, params) for e in piece]
+        pieces, trip.unreachable_points = hmm_match(xy, net, vclass, params)
+        edges = [e for piece in pieces for e in piece]
     elif matcher == "sumolib":
         import sumolib
 
@@ -74,6 +75,7 @@ def match_trips(trips: list[Trip], net, report: ImportReport | None = None, **kw
     report = report if report is not None else ImportReport()
     for trip in trips:
         match_trip(trip, net, **kw)
+        report.points_unreachable += trip.unreachable_points
         if trip.status == "unmatched":
             report.trips_unmatched += 1
             continue

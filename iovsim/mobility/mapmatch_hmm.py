@@ -239,8 +239,12 @@ def moving_points(xy: np.ndarray, min_move_m: float) -> np.ndarray:
     return xy[keep]
 
 
-def hmm_match(xy: np.ndarray, net, vclass: str = "passenger", params: HmmParams | None = None) -> list[list]:
-    """Match points (N x 2, net metres) to edges: a list of pieces, each a list of connected sumolib edges."""
+def hmm_match(xy: np.ndarray, net, vclass: str = "passenger", params: HmmParams | None = None) -> tuple[list, int]:
+    """Match points (N x 2, net metres) to edges: pieces (lists of connected sumolib edges) and how many
+    fixes were left out as unreachable.
+
+    A fix that makes a piece on its own (no route joins it to the fixes before and after it, e.g. one
+    fix on a ramp the map cut off) is left out rather than cutting the route there."""
     p = params or HmmParams()
     index = NetIndex.of(net, vclass)
     routes = _Routes(index, p.fastest)
@@ -248,12 +252,16 @@ def hmm_match(xy: np.ndarray, net, vclass: str = "passenger", params: HmmParams 
     if p.thin:
         xy = moving_points(xy, p.backtrack_m)
     cands = index.candidates(xy, p.radius_m, p.max_candidates)
+    pieces = viterbi(xy, cands, routes, p)
+    joined = [states for states in pieces if len(states) > 1]
+    left_out = len(pieces) - len(joined) if joined else 0
+    pieces = joined or pieces
     out = []
-    for states in viterbi(xy, cands, routes, p):
+    for states in pieces:
         seq = [states[0][0]]
         for (e, s, _), (f, r, _) in zip(states, states[1:]):
             if e == f and r >= s - p.backtrack_m:
                 continue
             seq += routes.path(e, f) + [f]
         out.append([index.edges[i] for i in seq])
-    return out
+    return out, left_out

@@ -22,6 +22,7 @@ class Trip:
     y_m: np.ndarray
     edges: list[str] = field(default_factory=list)
     repaired_gaps: int = 0
+    unreachable_points: int = 0   # fixes the matcher left out: no route joins them to the others
     status: str = "in_bounds"   # in_bounds -> matched | truncated | unmatched
 
     @property

@@ -26,6 +26,8 @@ class ImportReport:
     trips_repaired: int = 0
     trips_unmatched: int = 0
     trips_truncated: int = 0
+    points_unreachable: int = 0
+    """Fixes the HMM matcher left out, each a piece on its own that no route joins to the others."""
     routes_written: int = 0
     routes_accepted: int | None = None
     first_depart_s: float = 0.0
@@ -56,7 +58,8 @@ class ImportReport:
             f"{self.trips_short} too short dropped)",
             f"map matching ({self.matcher}): {self.trips_matched} matched ({self.trips_fully_connected} connected as matched, "
             f"{self.trips_repaired} repaired by shortest path, {self.trips_truncated} cut to their longest "
-            f"connected piece), {self.trips_unmatched} unmatched (no road within reach)",
+            f"connected piece), {self.trips_unmatched} unmatched (no road within reach)"
+            + (f"; {self.points_unreachable} lone fixes no route reaches left out" if self.points_unreachable else ""),
             f"routes written: {self.routes_written}, departures {self.first_depart_s:.0f}-{self.last_depart_s:.0f} s"
             + (f" (compressed {self.time_compression:g}x)" if self.time_compression != 1 else ""),
         ]
