@@ -130,3 +130,13 @@ def test_a_lone_fix_on_a_road_no_route_reaches_is_left_out_not_a_cut(tmp_path):
     y = np.where(x == 750.0, 100.0, 0.0)
     trip = match_trip(Trip("t", "t", np.arange(len(x)) * 10.0, x, y), net)
     assert trip.status == "matched" and trip.edges == ["ab", "bc", "cd"] and trip.unreachable_points == 1
+
+
+def test_a_net_without_roads_for_cars_leaves_the_trip_unmatched(tmp_path):
+    (tmp_path / "n.nod.xml").write_text('<nodes><node id="a" x="0" y="0"/><node id="b" x="500" y="0"/></nodes>')
+    (tmp_path / "e.edg.xml").write_text('<edges><edge id="ab" from="a" to="b" allow="pedestrian"/></edges>')
+    net_path = tmp_path / "walk.net.xml"
+    subprocess.run([sumo_binary("netconvert"), "--node-files", str(tmp_path / "n.nod.xml"), "--edge-files",
+                    str(tmp_path / "e.edg.xml"), "-o", str(net_path)], check=True, capture_output=True)
+    trip = match_trip(Trip("t", "t", np.arange(5.0), np.arange(5.0) * 50, np.zeros(5)), load_net(net_path))
+    assert trip.status == "unmatched" and trip.edges == []

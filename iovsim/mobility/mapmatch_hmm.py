@@ -81,6 +81,9 @@ class NetIndex:
                 p1.append(pts[1:])
                 owner.append(np.full(n, i))
                 off.append(seg[:k].sum() + f[:-1, 0] * seg[k])
+        if not p0:   # no road this vehicle class may use: every point is without candidates
+            p0 = p1 = [np.full((1, 2), 1e15)]
+            owner, off = [np.zeros(1, dtype=int)], [np.zeros(1)]
         self.p0, self.p1 = np.concatenate(p0), np.concatenate(p1)
         self.owner, self.offset_m = np.concatenate(owner), np.concatenate(off)
         self.tree = cKDTree(0.5 * (self.p0 + self.p1))
