@@ -241,7 +241,7 @@ def cmd_trajectories(args) -> int:
     report = import_traces([Path(p) for p in args.traces], Path(args.net), Path(args.out), fmt=args.format,
                            columns=args.columns, time_unit=args.time_unit, time_compression=args.compress,
                            begin_s=args.begin, departure_span_s=args.span, max_trips=args.max_trips,
-                           max_speed_mps=args.max_speed, gap_s=args.gap, delta_m=args.delta,
+                           max_speed_mps=args.max_speed, gap_s=args.gap, matcher=args.matcher, delta_m=args.delta,
                            validate=not args.no_validate)
     print(report.summary())
     return 0
@@ -314,7 +314,7 @@ def _add_experiment_commands(sub) -> None:
 def _add_data_commands(sub) -> None:
     """scenario from-osm, trajectories import."""
     from iovsim.mobility.config import RsuPlacement
-    from iovsim.mobility.trajectories import TIME_UNITS, TRACE_FORMATS
+    from iovsim.mobility.trajectories import MATCHERS, TIME_UNITS, TRACE_FORMATS
 
     sc = sub.add_parser("scenario", help="build scenarios")
     scs = sc.add_subparsers(dest="scenario_command", required=True)
@@ -349,11 +349,14 @@ def _add_data_commands(sub) -> None:
     ti.add_argument("--columns", default="id,time,lat,lon", help="CSV columns for id,time,lat,lon")
     ti.add_argument("--compress", type=float, default=1.0, help="time compression factor (24 = a day into an hour)")
     ti.add_argument("--begin", type=float, default=0.0, help="first departure time in seconds")
-    ti.add_argument("--max-speed", type=float, default=60.0, help="drop jumps faster than this (m/s)")
+    ti.add_argument("--max-speed", type=float, default=60.0,
+                    help="no kept step is faster than this (m/s): outliers dropped, two interleaved GPS units told apart")
     ti.add_argument("--gap", type=float, default=180.0, help="split trips on gaps longer than this (s)")
     ti.add_argument("--time-unit", default="auto", choices=TIME_UNITS, help="CSV time column unit")
     ti.add_argument("--span", type=float, help="spread the departures over this many seconds (time compression)")
     ti.add_argument("--max-trips", type=int, help="import at most this many trips")
+    ti.add_argument("--matcher", default="hmm", choices=MATCHERS,
+                    help="map matcher: hmm (hidden Markov model, Newson & Krumm 2009; default) or sumolib (mapTrace)")
     ti.add_argument("--delta", type=float, default=50.0, help="map-matching search radius (m)")
     ti.add_argument("--no-validate", action="store_true", help="skip the SUMO run that checks the routes")
     ti.set_defaults(func=cmd_trajectories)

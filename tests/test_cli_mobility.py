@@ -26,7 +26,12 @@ def test_from_osm_then_import_traces_on_it(shared_data_dir, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     report = json.loads((tmp_path / "traces" / "import_report.json").read_text())
     assert (tmp_path / "traces" / "routes.rou.xml").exists() and (tmp_path / "traces" / "replay.jsonl").exists()
-    assert report  # counts of what was read, dropped, matched and accepted
+    assert report["matcher"] == "hmm" and report["routes_written"] > 0  # counts of what was read, dropped, matched
+    out = iovsim("trajectories", "import", sample, "--net", net, "--out", tmp_path / "traces_sumolib",
+                 "--columns", "vehicle,timestamp,latitude,longitude", "--matcher", "sumolib", "--no-validate")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "map matching (sumolib)" in out.stdout
+    assert json.loads((tmp_path / "traces_sumolib" / "import_report.json").read_text())["matcher"] == "sumolib"
 
 
 def test_bad_columns_are_one_line(shared_data_dir, tmp_path):
