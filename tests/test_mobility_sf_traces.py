@@ -20,8 +20,10 @@ REPO = Path(__file__).resolve().parents[1]
 def test_sf_traces_configs_load():
     for name in ("sf_traces.yaml", "sf_traces_exact.yaml"):
         cfg = load_config(REPO / "sumo_scenarios" / name)
-        assert cfg.mobility.scenario.startswith("sf_traces/scenario")
-        assert (REPO / "sumo_scenarios" / cfg.mobility.scenario).exists()
+        # a relative path in the config resolves against the config's folder (absolute after loading)
+        scenario = Path(cfg.mobility.scenario)
+        assert scenario.is_absolute() and scenario.parent == REPO / "sumo_scenarios" / "sf_traces"
+        assert scenario.name.startswith("scenario") and scenario.exists()
 
 
 def test_sf_traces_recipe_small_build_has_handovers(shared_data_dir, tmp_path):
