@@ -112,8 +112,47 @@ def test_tokenization_is_cached_per_process(setup):
     model, tasks = setup
     again = TokenizedTask(model, tasks[0].data, 32)
     assert again.train["input_ids"] is tasks[0].train["input_ids"]
-    lengths = tasks[0].test["lengths"][torch.as_tensor(tasks[0].test_order)]
-    assert torch.all(lengths[1:] >= lengths[:-1])  # evaluation batches are length-sorted
+
+
+def test_forward_only_passes_are_cut_by_length_and_score_like_row_by_row(setup, monkeypatch):
+    """Probe and evaluation passes pad little (length_passes) and score as each row alone would."""
+    model, tasks = setup
+    tasks = [TokenizedTask(model, tasks[0].data, 64), tasks[1]]  # tweets: ~30 of 64 tokens on average
+    task, job = tasks[0], mixed_jobs(model)[0]
+    passes = []
+    real_pooled = BatchedExecutor._pooled
+    monkeypatch.setattr(BatchedExecutor, "_pooled", lambda self, slots, ids, masks: (
+        passes.append(sum(t.numel() for t in ids)), real_pooled(self, slots, ids, masks))[1])
+    ex = BatchedExecutor(model, tasks)
+    got = ex.evaluate(0, job.state, job.rank, 64)
+    real = int(task.test["lengths"].sum())
+    # one chunk of the 60 length-sorted tweets (the previous plan) is 60 x the longest; the passes pad <= 15 %
+    assert len(passes) > 1 and sum(passes) <= 1.15 * real < 0.8 * len(task.test_labels) * task.width(
+        task.test, range(len(task.test_labels)))
+    # the reference: every test row alone (no padding), through peft
+    head, _ = model.load(job.state, job.rank)
+    model.peft.eval()
+    loss, correct = 0.0, 0
+    with torch.no_grad():
+        for r in range(len(task.test_labels)):
+            x, y = task.batch(task.test, task.test_labels, [r], model.device)
+            logits = head(model.encode(x))
+            loss += float(torch.nn.functional.cross_entropy(logits, y))
+            correct += int(logits.argmax(-1) == y)
+    assert got.accuracy == correct / len(task.test_labels) and got.loss == pytest.approx(loss / len(task.test_labels), rel=1e-5)
+    # the probe of several jobs of two tasks: pooled, cut by length, each job's rows scored once
+    passes.clear()
+    g = torch.Generator().manual_seed(1)
+    jobs = [TrainJob(f"p{k}", t, model.init_state(r, [3, 5][t], g), r, 0, 8, 1e-3, 1e-3, np.arange(n), [7, k])
+            for k, (t, r, n) in enumerate([(0, 4, 230), (0, 8, 180), (1, 2, 130)])]
+    res = ex.train(jobs)
+    probe_real = sum(int(tasks[j.task].train["lengths"][torch.as_tensor(split_probe(j)[2])].sum()) for j in jobs)
+    n_probe = sum(len(split_probe(j)[2]) for j in jobs)
+    # before and after: the same passes; the previous plan padded all 54 rows to the longest (64)
+    assert sum(passes) == 2 * sum(passes[:len(passes) // 2])
+    assert sum(passes[:len(passes) // 2]) <= 1.2 * probe_real < 0.8 * n_probe * 64
+    for j, r in zip(jobs, res):
+        assert r.loss_before == pytest.approx(r.loss_after, rel=1e-6)
 
 
 def federate(ex, init, rounds=3):

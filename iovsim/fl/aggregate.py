@@ -218,8 +218,13 @@ def _flex_factors(u, s, vh, rank: int, scale: float, generator: torch.Generator 
     k = min(rank, s.numel())
     s_max = float(s.max()) if s.numel() else 0.0
     n = int((s[:k] > _SV_RTOL * s_max).sum()) if s_max > 0 else 0  # sorted: the live ones come first
-    b[:, :n] = u[:, :n] * (s[:n] / scale)
-    a[:n] = vh[:n]
+    # An SVD fixes each (u_i, v_i) only up to a joint sign; the largest |entry| of v_i is made positive
+    # so that the factors depend on dW alone, not on which SVD (dense or low-rank) produced them.
+    # Training is exactly equivariant to such flips (negation is exact), so results do not move.
+    vh_n = vh[:n]
+    sign = torch.sign(vh_n.gather(1, vh_n.abs().argmax(1, keepdim=True)))
+    b[:, :n] = u[:, :n] * (s[:n] / scale) * sign.T
+    a[:n] = vh_n * sign
     if n < rank:
         gen = generator if generator is not None else torch.Generator().manual_seed(0)
         a[n:] = kaiming_uniform_A(rank - n, in_f, gen, torch.float64)
@@ -242,7 +247,8 @@ def svd_split(delta: torch.Tensor, rank: int, lora_alpha: float | None = None, d
 def lowrank_svd(b: torch.Tensor, a: torch.Tensor, scale: float = 1.0):
     """SVD of scale * B @ A without forming it: QR of B and A^T, SVD of the r x r core.
 
-    Returns U (out x r), S (r,), Vh (r x in).
+    Returns U (out x r), S (r,), Vh (r x in). For a weighted sum of several adapters pass the
+    stacked factors (stack_lora): B_stack @ A_stack = sum_k w_k s_k B_k A_k, r = sum_k r_k.
     """
     b = b.to(torch.float64)
     a = a.to(torch.float64)
@@ -270,22 +276,42 @@ def refactor_rank(state: dict, rank: int, lora_alpha: float | None = None,
     return {k: out[k] for k in state}
 
 
+def _weighted_sum_svd(updates: list[Update], m: str, w: torch.Tensor, lora_alpha: float | None, dense: bool):
+    """Thin SVD (U, S, Vh) of module m's sum_k w_k scale_k B_k A_k (w normalized).
+
+    The sum has rank <= R = sum_k r_k, so unless R reaches min(out, in) it comes from the stacked
+    factors (lowrank_svd: QR of out x R and in x R, SVD of the R x R core) without forming the
+    out x in matrix. `dense` forces the reference path: form the sum, full SVD.
+    """
+    As = [u.state[f"{m}.lora_A"] for u in updates]
+    Bs = [u.state[f"{m}.lora_B"] for u in updates]
+    if dense or sum(a.shape[0] for a in As) >= min(Bs[0].shape[0], As[0].shape[1]):
+        delta = sum(wi * lora_product(u.state, m, lora_alpha) for wi, u in zip(w, updates))
+        return torch.linalg.svd(delta, full_matrices=False)
+    scales = [1.0 if lora_alpha is None else float(lora_alpha) / a.shape[0] for a in As]
+    a_s, b_s = stack_lora(As, Bs, w, scales)
+    return lowrank_svd(b_s, a_s)
+
+
 def flexlora_aggregate(updates: list[Update], rank: int, lora_alpha: float | None = None,
-                       generator: torch.Generator | None = None) -> dict:
+                       generator: torch.Generator | None = None, dense: bool = False) -> dict:
     """FlexLoRA: sample-weighted sum of full updates scale_k B_k A_k per module, truncated SVD at `rank`.
 
     The result is an adapter of rank `rank` in the svd_split convention (fresh A where dW has no
-    singular value); the head and other entries are sample-weighted means.
+    singular value); the head and other entries are sample-weighted means. The SVD is taken from
+    the clients' factors (see _weighted_sum_svd); `dense=True` forms each out x in sum instead (the
+    reference the tests and tools/bench_aggregate.py compare with: same result to rounding).
     """
     w = torch.as_tensor([float(u.weight) for u in updates], dtype=torch.float64)
     if w.sum() <= 0:
         raise ValueError("aggregation weights sum to zero")
     w = w / w.sum()
     first = updates[0].state
+    scale = 1.0 if lora_alpha is None else float(lora_alpha) / rank
     out = {}
     for m in lora_modules(first):
-        delta = sum(wi * lora_product(u.state, m, lora_alpha) for wi, u in zip(w, updates))
-        b, a = svd_split(delta, rank, lora_alpha, dtype=first[f"{m}.lora_A"].dtype, generator=generator)
+        u, s, vh = _weighted_sum_svd(updates, m, w, lora_alpha, dense)
+        b, a = _flex_factors(u, s, vh, rank, scale, generator, first[f"{m}.lora_A"].dtype)
         out[f"{m}.lora_A"], out[f"{m}.lora_B"] = a, b
     others = [k for k in first if not k.endswith((".lora_A", ".lora_B"))]
     if others:

@@ -23,11 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from iovsim.fl.model import AdapterModel
-from iovsim.fl.train import (EvalResult, TokenizedTask, TrainJob, TrainResult, draw_batch, finish_state, lora_tail,
-                             split_probe)
-
-PROBE_PIECE_ROWS = 256
-"""Probe rows of one job per segment (a large shard's probe is split, its loss summed)."""
+from iovsim.fl.train import (EvalResult, TokenizedTask, TrainJob, TrainResult, draw_batch, finish_state,
+                             length_passes, lora_tail, split_probe)
 
 
 class _Slot:
@@ -193,31 +190,35 @@ class BatchedExecutor:
             return lam * lora_tail(zip(slot.A, slot.B), keep)
         return 0.0
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _probe_scores(self, jobs, slots, splits) -> list[tuple[float, float]]:
-        """Eval-mode mean loss and accuracy on each job's held-out probe rows, all jobs batched together."""
-        pieces = []
-        for k, (j, (_, _, probe)) in enumerate(zip(jobs, splits)):
-            task = self.tasks[j.task]
-            probe = probe[np.argsort(task.train["lengths"][torch.as_tensor(probe)].numpy(), kind="stable")]
-            for s in range(0, len(probe), PROBE_PIECE_ROWS):
-                rows = probe[s:s + PROBE_PIECE_ROWS]
-                pieces.append((slots[k], task, task.train, task.train_labels, rows, task.width(task.train, rows), k))
+        """Eval-mode mean loss and accuracy on each job's held-out probe rows, all jobs batched together.
+
+        Every job's probe rows are pooled and cut into passes by length (length_passes); within a
+        pass each job's rows form one segment.
+        """
+        owner = np.concatenate([np.full(len(s[2]), k) for k, s in enumerate(splits)])
+        rows = np.concatenate([s[2] for s in splits])
+        widths = np.concatenate([self.tasks[j.task].row_widths(self.tasks[j.task].train, s[2])
+                                 for j, s in zip(jobs, splits)])
         sums, correct = [0.0] * len(jobs), [0] * len(jobs)
-        for group in self._passes(pieces):
+        for part in length_passes(widths, len(rows), self.max_tokens):
+            width, group = int(widths[part].max()), []
+            for k in np.unique(owner[part]):
+                task = self.tasks[jobs[k].task]
+                group.append((slots[k], task, task.train, task.train_labels, rows[part[owner[part] == k]], width, int(k)))
             for p, (lg, y) in zip(group, self._run(group)):
                 sums[p[6]] += float(F.cross_entropy(lg.float(), y, reduction="sum"))
                 correct[p[6]] += int((lg.argmax(-1) == y).sum())
         return [(sums[k] / len(splits[k][2]), correct[k] / len(splits[k][2])) for k in range(len(jobs))]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def evaluate(self, task_index: int, state: dict, rank: int, batch_size: int = 64) -> EvalResult:
         task = self.tasks[task_index]
         slot = _Slot(self.model, state, rank, trainable=False)
-        order, n = task.test_order, len(task.test_labels)
+        n = len(task.test_labels)
         correct, loss_sum = 0, 0.0
-        for s in range(0, n, batch_size):
-            rows = order[s:s + batch_size]
+        for rows in length_passes(task.row_widths(task.test, np.arange(n)), batch_size):
             (lg, y), = self._run([(slot, task, task.test, task.test_labels, rows, task.width(task.test, rows), 0)])
             loss_sum += float(F.cross_entropy(lg.float(), y, reduction="sum"))
             correct += int((lg.argmax(-1) == y).sum())

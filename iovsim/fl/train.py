@@ -28,6 +28,11 @@ from iovsim.fl.model import AdapterModel
 PROBE_FRACTION = 0.1
 """Share of a vehicle's shard held out to measure loss before/after training (at least one batch,
 at most half the shard)."""
+PAD_SLACK = 0.1
+"""Forward-only passes (probe, evaluation) are cut so that padding adds at most this share of a
+pass's real tokens (see length_passes)."""
+MIN_PASS_ROWS = 16
+"""Rows a forward-only pass takes before PAD_SLACK may cut it (tiny passes waste more than padding)."""
 
 
 @dataclass
@@ -94,8 +99,6 @@ class TokenizedTask:
         self.train_labels = torch.as_tensor(data.train_labels, dtype=torch.long)
         self.test = _tokenize_cached(model, data.test_text, max_length)
         self.test_labels = torch.as_tensor(data.test_labels, dtype=torch.long)
-        # Test rows by length: evaluation batches then carry little padding (scores are per example).
-        self.test_order = np.argsort(self.test["lengths"].numpy(), kind="stable")
 
     def width(self, enc: dict, rows) -> int:
         """Tokens a batch of `rows` needs."""
@@ -110,6 +113,13 @@ class TokenizedTask:
         if ids.shape[1] < width:
             ids, mask = F.pad(ids, (0, width - ids.shape[1])), F.pad(mask, (0, width - mask.shape[1]))
         return ids, mask, labels[rows]
+
+    def row_widths(self, enc: dict, rows) -> np.ndarray:
+        """Tokens each of `rows` needs on its own (max_length for all without dynamic padding)."""
+        rows = np.asarray(rows)
+        if not self.dynamic_padding:
+            return np.full(len(rows), self.max_length)
+        return enc["lengths"][torch.as_tensor(rows, dtype=torch.long)].numpy()
 
     def batch(self, enc: dict, labels: torch.Tensor, rows, device) -> tuple[dict, torch.Tensor]:
         ids, mask, y = self.rows(enc, labels, rows, self.width(enc, rows))
@@ -127,6 +137,28 @@ def split_probe(job: TrainJob) -> tuple[np.random.Generator, np.ndarray, np.ndar
     idx = np.asarray(job.indices)
     probe = np.sort(gen.choice(idx, size=probe_size(len(idx), job.batch_size), replace=False))
     return gen, np.setdiff1d(idx, probe), probe
+
+
+def length_passes(widths, max_rows: int, max_tokens: int | None = None) -> list[np.ndarray]:
+    """Forward-only passes over rows of the given widths: lists of positions into `widths`, by width.
+
+    Rows are sorted by width (stable) and cut greedily: a pass ends before it would hold more than
+    `max_rows` rows or `max_tokens` padded tokens (rows x its widest row; a single row always fits),
+    or, once it holds MIN_PASS_ROWS rows, before padding would exceed PAD_SLACK of its real tokens.
+    Probe and test scores are per row, so the plan moves only float rounding; what it saves is the
+    padding that a fixed-size chunk of mixed lengths carries.
+    """
+    widths = np.asarray(widths)
+    order = np.argsort(widths, kind="stable")
+    out, start, real = [], 0, 0
+    for i, pos in enumerate(order):
+        w, n = int(widths[pos]), i - start + 1
+        if n > 1 and (n > max_rows or (max_tokens is not None and n * w > max_tokens)
+                      or (n > MIN_PASS_ROWS and n * w > (1 + PAD_SLACK) * (real + w))):
+            out.append(order[start:i])
+            start, real = i, 0
+        real += w
+    return out + ([order[start:]] if len(order) > start else [])
 
 
 def draw_batch(gen: np.random.Generator, train_rows: np.ndarray, batch_size: int) -> np.ndarray:
@@ -170,10 +202,10 @@ class LocalExecutor:
         return results
 
     def _probe_scores(self, head, task: TokenizedTask, rows: np.ndarray, chunk: int = 256) -> tuple[float, float]:
-        """Mean loss and accuracy on the probe rows."""
+        """Mean loss and accuracy on the probe rows (passes by length, see length_passes)."""
         total, correct = 0.0, 0
-        for s in range(0, len(rows), chunk):
-            x, y = task.batch(task.train, task.train_labels, rows[s:s + chunk], self.model.device)
+        for part in length_passes(task.row_widths(task.train, rows), chunk):
+            x, y = task.batch(task.train, task.train_labels, rows[part], self.model.device)
             logits = head(self.model.encode(x))
             total += float(F.cross_entropy(logits, y, reduction="sum"))
             correct += int((logits.argmax(-1) == y).sum())
@@ -188,7 +220,7 @@ class LocalExecutor:
         prune_lambda = float(job.options.get("prune_lambda", 0.0))
         keep = int(job.options.get("prune_keep", job.rank))
         model.peft.eval()
-        with torch.no_grad():
+        with torch.inference_mode():
             loss_before, _ = self._probe_scores(head, task, probe_rows)
         for _ in range(job.steps):
             x, y = task.batch(task.train, task.train_labels, draw_batch(gen, train_rows, job.batch_size), model.device)
@@ -198,7 +230,7 @@ class LocalExecutor:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        with torch.no_grad():
+        with torch.inference_mode():
             loss_after, acc_after = self._probe_scores(head, task, probe_rows)
         state = model.export(job.rank, head, delta_from=job.state)
         for p in lora:
@@ -207,7 +239,7 @@ class LocalExecutor:
         return TrainResult(job.vehicle_id, job.task, state, rank, len(train_rows), loss_before, loss_after, job.steps,
                            acc_after)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def evaluate(self, task_index: int, state: dict, rank: int, batch_size: int = 64) -> EvalResult:
         model, task = self.model, self.tasks[task_index]
         head, lora = model.load(state, rank)
@@ -216,8 +248,8 @@ class LocalExecutor:
         model.peft.eval()
         n = len(task.test_labels)
         correct, loss_sum = 0, 0.0
-        for start in range(0, n, batch_size):
-            x, y = task.batch(task.test, task.test_labels, task.test_order[start:start + batch_size], model.device)
+        for part in length_passes(task.row_widths(task.test, np.arange(n)), batch_size):
+            x, y = task.batch(task.test, task.test_labels, part, model.device)
             logits = head(model.encode(x))
             loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
             correct += int((logits.argmax(-1) == y).sum())
