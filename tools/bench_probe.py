@@ -10,7 +10,8 @@ at eval_batch_size 256; the batched executor (the default), fp32, dynamic paddin
   evaluation in chunks of eval_batch_size length-sorted rows; both under torch.no_grad.
 - before + inference_mode: the same plan under torch.inference_mode (probe only: splits the gain).
 - after: iovsim as it is (fl.train.length_passes: all jobs' probe rows pooled and cut by length, at
-  most PAD_SLACK padding once a pass holds MIN_PASS_ROWS rows; torch.inference_mode).
+  most PAD_SLACK padding once a pass holds MIN_PASS_ROWS rows; torch.no_grad, as the trainer: inference_mode
+  made parameters inference tensors that training later rejects).
 
 The variants run interleaved in one process on the same slots and rows. On a shared machine other
 processes come and go within seconds, so the tables give the best of the reps (the least disturbed

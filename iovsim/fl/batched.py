@@ -190,7 +190,7 @@ class BatchedExecutor:
             return lam * lora_tail(zip(slot.A, slot.B), keep)
         return 0.0
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def _probe_scores(self, jobs, slots, splits) -> list[tuple[float, float]]:
         """Eval-mode mean loss and accuracy on each job's held-out probe rows, all jobs batched together.
 
@@ -212,7 +212,7 @@ class BatchedExecutor:
                 correct[p[6]] += int((lg.argmax(-1) == y).sum())
         return [(sums[k] / len(splits[k][2]), correct[k] / len(splits[k][2])) for k in range(len(jobs))]
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def evaluate(self, task_index: int, state: dict, rank: int, batch_size: int = 64) -> EvalResult:
         task = self.tasks[task_index]
         slot = _Slot(self.model, state, rank, trainable=False)

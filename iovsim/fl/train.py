@@ -220,7 +220,7 @@ class LocalExecutor:
         prune_lambda = float(job.options.get("prune_lambda", 0.0))
         keep = int(job.options.get("prune_keep", job.rank))
         model.peft.eval()
-        with torch.inference_mode():
+        with torch.no_grad():
             loss_before, _ = self._probe_scores(head, task, probe_rows)
         for _ in range(job.steps):
             x, y = task.batch(task.train, task.train_labels, draw_batch(gen, train_rows, job.batch_size), model.device)
@@ -230,7 +230,7 @@ class LocalExecutor:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        with torch.inference_mode():
+        with torch.no_grad():
             loss_after, acc_after = self._probe_scores(head, task, probe_rows)
         state = model.export(job.rank, head, delta_from=job.state)
         for p in lora:
@@ -239,7 +239,7 @@ class LocalExecutor:
         return TrainResult(job.vehicle_id, job.task, state, rank, len(train_rows), loss_before, loss_after, job.steps,
                            acc_after)
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def evaluate(self, task_index: int, state: dict, rank: int, batch_size: int = 64) -> EvalResult:
         model, task = self.model, self.tasks[task_index]
         head, lora = model.load(state, rank)
