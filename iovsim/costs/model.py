@@ -24,7 +24,7 @@ class CostModel:
 
     def __init__(self, shape: ModelShape, *, flops_per_s, power_w, cpu_frequency_hz, kappa, cycles_per_flop,
                  rates: LinkRates | None, split_layer: int = 0, row_shapes: list[ModelShape] | None = None,
-                 edge_flops_per_s: float = 2e13):
+                 edge_flops_per_s: float = _split.DEFAULT_EDGE_FLOPS_PER_S):
         if not 0 <= split_layer <= shape.num_layers:
             raise ValueError(f"split_layer must be in 0..{shape.num_layers}, got {split_layer}")
         self.shape = shape

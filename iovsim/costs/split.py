@@ -36,6 +36,10 @@ from iovsim.costs.bits import device_adapter_params
 from iovsim.costs.flops import layer_pass_flops_per_token
 from iovsim.costs.shape import ModelShape
 
+# An RSU's edge server when none is configured: a T4-class edge GPU (65 TFLOP/s FP16 peak at ~30 % use).
+# `rsu.edge_flops_per_s` defaults to the same figure (mobility's config cannot import costs).
+DEFAULT_EDGE_FLOPS_PER_S = 2e13
+
 DEVICE, UP, EDGE, DOWN = "device", "up", "edge", "down"
 
 

@@ -16,8 +16,8 @@ def dbm_to_w(dbm: float) -> float:
 
 # ----------------------------------------------------------------------------- the cost model
 
-def cost_model(shapes: list, view, channel, devices, tier: np.ndarray, task: np.ndarray, split_layer: int = 0,
-               edge_flops_per_s: float = 2e13):
+def cost_model(shapes: list, view, channel, devices, tier: np.ndarray, task: np.ndarray, split_layer: int,
+               edge_flops_per_s: float):
     """Latency/energy model of the vehicles of `view.link` (rows aligned with its vehicle ids); each
     vehicle's compute is costed on its own task's shape (sequence length, head)."""
     from iovsim.costs import CostModel

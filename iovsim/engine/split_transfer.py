@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from iovsim.costs.split import DEVICE, DOWN, EDGE, UP, segment_rate, server_bound
+from iovsim.costs.split import DEFAULT_EDGE_FLOPS_PER_S, DEVICE, DOWN, EDGE, UP, segment_rate, server_bound
 
 # The transfer's phase of a job in each kind of sub-phase (device compute shows as "train", as unsplit).
 SPLIT_PHASES = {DEVICE: "train", UP: "split_up", EDGE: "split_edge", DOWN: "split_down"}
@@ -47,7 +47,7 @@ class SplitWork:
 class EdgeServers:
     """Every RSU's edge server (`rsu.edge_flops_per_s`, `rsu.edge_power_w`)."""
 
-    flops_per_s: float = 2e13
+    flops_per_s: float = DEFAULT_EDGE_FLOPS_PER_S
     power_w: float = 70.0
 
 
