@@ -142,13 +142,13 @@ def random_demand(net_path: str | Path, routes_path: str | Path, *, insertion_pe
         raise ScenarioError(f"min_distance_m: expected a distance of 0 m or more, got {min_distance_m:g}")
     routes_path = Path(routes_path)
     dist = DEFAULT_MIN_DISTANCE_M if min_distance_m is None else min_distance_m
-    fringe = _random_trips(net_path, routes_path, dist, allow_fringe, note, insertion_period_s=insertion_period_s,
-                           begin_s=begin_s, end_s=end_s, seed=seed, fringe_factor=fringe_factor)
+    demand = {"insertion_period_s": insertion_period_s, "begin_s": begin_s, "end_s": end_s, "seed": seed,
+              "fringe_factor": fringe_factor}
+    fringe = _random_trips(net_path, routes_path, dist, allow_fringe, note, **demand)
     if min_distance_m is None and not _has_vehicle(routes_path):
         shorter = 0.25 * _diagonal_m(Path(net_path))
         if shorter < dist:
-            _random_trips(net_path, routes_path, shorter, fringe, note, insertion_period_s=insertion_period_s,
-                          begin_s=begin_s, end_s=end_s, seed=seed, fringe_factor=fringe_factor)
+            _random_trips(net_path, routes_path, shorter, fringe, note, **demand)
             if note and _has_vehicle(routes_path):
                 note(f"no trip {dist:g} m long fits this small map; trips are at least {shorter:.0f} m "
                      "(a quarter of the net's diagonal; --min-distance sets it)")
