@@ -53,7 +53,8 @@ def check_batch_size(cfg: ExperimentConfig, shards: list) -> None:
 
 
 def check_per_rsu_values(cfg: ExperimentConfig, num_rsus: int) -> None:
-    """A list given for an RSU radio field (channel.rsu_tx_power_dbm, ...) holds one value per placed RSU."""
+    """A list given for an RSU radio field (channel.rsu_tx_power_dbm, ...) or for rsu.edge_flops_per_s holds one
+    value per placed RSU."""
     from iovsim.channel.config import PER_RSU_FIELDS
 
     for name in PER_RSU_FIELDS:
@@ -61,6 +62,10 @@ def check_per_rsu_values(cfg: ExperimentConfig, num_rsus: int) -> None:
         if isinstance(value, list) and len(value) != num_rsus:
             raise ConfigError(cfg.source_path or None, f"channel.{name}",
                               f"expected one number, or a list of {num_rsus} (one per RSU placed), got {len(value)} entries")
+    edge = cfg.rsu.edge_flops_per_s
+    if isinstance(edge, list) and len(edge) != num_rsus:
+        raise ConfigError(cfg.source_path or None, "rsu.edge_flops_per_s",
+                          f"expected one number, or a list of {num_rsus} (one per RSU placed), got {len(edge)} entries")
 
 
 def check_reuse_groups(cfg: ExperimentConfig, num_rsus: int) -> None:

@@ -17,7 +17,7 @@ def dbm_to_w(dbm: float) -> float:
 # ----------------------------------------------------------------------------- the cost model
 
 def cost_model(shapes: list, view, channel, devices, tier: np.ndarray, task: np.ndarray, split_layer: int,
-               edge_flops_per_s: float):
+               edge_flops_per_s):
     """Latency/energy model of the vehicles of `view.link` (rows aligned with its vehicle ids); each
     vehicle's compute is costed on its own task's shape (sequence length, head)."""
     from iovsim.costs import CostModel
@@ -64,10 +64,10 @@ def split_work(costs, vehicle: int, rank: int, steps: int):
 
 def split_step_s(costs, state, vehicle: int, rank: int, edge_share: float) -> float:
     """One split step's time at the round state's rates (default power, equal bandwidth share) and
-    `edge_share` of the RSU's edge server: the formula the planner prices with (`costs.split`)."""
+    `edge_share` of its RSU's edge server: the formula the planner prices with (`costs.split`)."""
     i = int(vehicle)
     return float(costs.split_round_cost(i, int(rank), 1, state.default_tx_power_w, state.uplink_rate_bps[i],
-                                        state.downlink_rate_bps[i], edge_share).step_s[0])
+                                        state.downlink_rate_bps[i], edge_share, max(int(state.rsu[i]), 0)).step_s[0])
 
 
 # ----------------------------------------------------------------------------- the round state

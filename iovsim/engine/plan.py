@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from iovsim.costs.split import edge_share
 from iovsim.engine.errors import RunError
 from iovsim.engine.observe import participant_costs, split_step_s, split_work
 from iovsim.engine.transfer import TRANSFER_MODES, TransferJob
@@ -87,9 +88,10 @@ def transfer_modes(options: list[dict], strategy_name: str) -> list[str]:
 
 def split_steps_s(state, vi: np.ndarray, rank: np.ndarray, split: list[bool]) -> np.ndarray:
     """Per participant, one split step's estimated time (nan unsplit): the state's rates, and the
-    RSU's edge server shared with every split participant of that RSU at once (a pessimistic bound)."""
+    RSU's edge server shared with every split participant of that RSU at once (`costs.split.edge_share`,
+    the rule split_lora plans with)."""
     on_rsu = np.bincount(state.rsu[vi][np.asarray(split, bool)], minlength=state.num_rsus) if any(split) else None
-    return np.asarray([split_step_s(state.costs, state, vi[k], rank[k], 1.0 / on_rsu[state.rsu[vi[k]]])
+    return np.asarray([split_step_s(state.costs, state, vi[k], rank[k], edge_share(on_rsu[state.rsu[vi[k]]]))
                        if split[k] else np.nan for k in range(len(vi))], dtype=float)
 
 
