@@ -31,6 +31,10 @@ class RunSpec:
     overrides: dict = field(default_factory=dict, hash=False)   # dotted config field -> value
 
 
+#: A larger count is far more likely a seed typed as a count (`--seeds 2509`) than a wish for that many runs.
+MAX_SEED_COUNT = 1000
+
+
 def parse_seeds(text: str | None, first_seed: int) -> list[int]:
     """`N` -> N seeds from the config's seed on; `1,2,3` (or `5,`) -> those seeds."""
     text = (text or "1").strip()
@@ -39,6 +43,9 @@ def parse_seeds(text: str | None, first_seed: int) -> list[int]:
             n = int(text)
             if n < 1:
                 raise ValueError
+            if n > MAX_SEED_COUNT:
+                raise PlanError(f"--seeds {text}: a count of {n} runs per group (at most {MAX_SEED_COUNT}); for the "
+                                f"one seed {n} write --seeds {n},")
             return [first_seed + i for i in range(n)]
         seeds = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
