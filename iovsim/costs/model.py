@@ -5,6 +5,7 @@ import numpy as np
 
 from iovsim.costs import bits as _bits
 from iovsim.costs import flops as _flops
+from iovsim.costs import memory as _memory
 from iovsim.costs import split as _split
 from iovsim.costs.protocol import LinkRates
 from iovsim.costs.shape import ModelShape
@@ -59,6 +60,13 @@ class CostModel:
 
     def split_download_bits(self, rank, steps) -> float | np.ndarray:
         return _bits.split_download_bits(self.shape, self.split_layer, rank, steps)
+
+    def training_memory_bytes(self, vehicle, rank) -> np.ndarray:
+        """Device memory a training job of each vehicle `vehicle` (its task's shape) needs at `rank`
+        (`costs.memory.training_bytes`)."""
+        v = np.atleast_1d(np.asarray(vehicle, dtype=int))
+        r = np.broadcast_to(np.asarray(rank), v.shape)
+        return np.asarray([_memory.training_bytes(self._shape_of(int(i)), int(ri)) for i, ri in zip(v, r)], dtype=float)
 
     # ------------------------------------------------------------------ compute
     def _step_flops(self, v: np.ndarray, rank, device_only: bool) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 The config layer checks every number against its declared range; these bounds are only known
 after the build: a LoRA rank cannot exceed the width of the layer it adapts, and a mini-batch
-cannot be larger than the data a vehicle holds; explicit channel groups need one entry per placed RSU.
+cannot be larger than the data a vehicle holds; explicit channel groups need one entry per placed RSU;
+some device tier must hold a training job of each task.
 """
 from __future__ import annotations
 
@@ -82,3 +83,24 @@ def check_split_layer(cfg: ExperimentConfig, num_layers: int) -> None:
         raise ConfigError(cfg.source_path or None, "fl.split_layer",
                           f"expected at most {num_layers - 1} (the model {cfg.fl.model} has {num_layers} encoder "
                           f"layers and the RSU's edge server runs the ones above the split), got {cfg.fl.split_layer}")
+
+
+def check_device_memory(cfg: ExperimentConfig, shapes: list, message) -> None:
+    """Which device tiers hold a training job of each task at the run's largest rank
+    (`costs.memory.training_bytes`). A tier that cannot is reported through `message` (its vehicles
+    of that task are never asked: `RoundState.connected()`); a task no tier can train is a ConfigError
+    naming `devices`."""
+    from iovsim.costs.memory import training_bytes
+
+    rank = max([cfg.fl.lora_rank, *cfg.fl.lora_ranks])
+    for tc, shape in zip(cfg.fl.tasks, shapes):
+        need = training_bytes(shape, rank)
+        short = [(i, d) for i, d in enumerate(cfg.devices) if d.memory_bytes < need]
+        if len(short) == len(cfg.devices):
+            raise ConfigError(cfg.source_path or None, "devices",
+                              f"expected a tier with memory_bytes >= {need:.4g} (a training job of task {tc.name} "
+                              f"at rank {rank}, batch {shape.batch_size} x {shape.seq_len} tokens), got at most "
+                              f"{max(d.memory_bytes for d in cfg.devices):.4g}")
+        for i, d in short:
+            message(f"devices[{i}] ({d.name}, memory_bytes {d.memory_bytes:.4g}) cannot hold a training job of task "
+                    f"{tc.name} ({need:.4g} bytes at rank {rank}): its vehicles of that task are never asked")

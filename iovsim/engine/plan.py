@@ -32,13 +32,17 @@ class Participant:
 def participants_of(plan, state, local_steps: int, bandwidth_allocation: str, strategy_name: str) -> list[Participant]:
     """The plan's participants with their power, bandwidth, bits, compute time and transfer mode.
 
-    Raises RunError when the plan asks an unconnected vehicle to train, gives an RSU more than its
+    Raises RunError when the plan asks an unconnected vehicle, or one whose device cannot hold the
+    training job (`RoundState.fits_memory`), to train, gives an RSU more than its
     bandwidth, or names an unknown transfer mode.
     """
     K = len(plan.participants)
     vi = np.asarray(plan.participants, dtype=int)
     if K and np.any(state.rsu[vi] < 0):
         raise RunError(f"strategy {strategy_name} asked an unconnected vehicle to train")
+    if K and state.fits_memory is not None and not np.all(np.asarray(state.fits_memory, dtype=bool)[vi]):
+        raise RunError(f"strategy {strategy_name} asked a vehicle whose device memory cannot hold the training job "
+                       "(RoundState.connected() leaves it out)")
     planned = np.asarray(plan.local_steps if plan.local_steps is not None else np.full(K, local_steps), dtype=int)
     power = plan.tx_power_w if plan.tx_power_w is not None else np.full(K, state.default_tx_power_w)
     power = np.minimum(np.asarray(power, dtype=float), state.max_tx_power_w)

@@ -7,6 +7,7 @@ from typing import Literal
 TorchDevice = Literal["cpu", "cuda", "auto"]
 Executor = Literal["sequential", "batched", "ray"]
 Precision = Literal["fp32", "bf16"]
+TransferDtype = Literal["fp32", "bf16", "fp16"]   # the keys of iovsim.costs.bits.BITS_PER_PARAM
 
 
 @dataclass
@@ -76,6 +77,11 @@ class FlConfig:
     """LoRA scaling numerator (scale = alpha / rank)."""
     target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
     """Linear layers that get LoRA adapters."""
+    transfer_dtype: TransferDtype = "fp32"
+    """Precision adapters are sent in, both ways (and split training's activations and gradients):
+    `fp32` 32 bits a value, `bf16` or `fp16` 16. The cost model counts the bits at this precision, and
+    the engine rounds every global adapter a vehicle downloads and every update it uploads to it (the
+    server aggregates in fp32)."""
     split_layer: int = field(default=0, metadata={"ge": 0, "le": 10**4})
     """Split training (strategies that plan `split`, e.g. `split_lora`): encoder layers kept on the
     vehicle with the embedding and the head; the RSU's edge server runs the rest. 0 = embedding and
