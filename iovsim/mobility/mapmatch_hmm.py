@@ -9,15 +9,17 @@ connections for the vehicle class (turn restrictions and one-ways included), bou
 `2 * straight-line distance + route_slack_m`. Where no candidate of a point can be reached from any
 candidate of the previous one, the chain restarts there (a new piece; the caller repairs or cuts).
 
-Candidate search is vectorised: every edge shape is cut into pieces of at most `PIECE_M`, whose
-midpoints sit in a scipy cKDTree built once per net and vehicle class.
+Route searches are compiled (`mapmatch_routes`). Candidate search is vectorised: every edge shape is
+cut into pieces of at most `PIECE_M`, whose midpoints sit in a scipy cKDTree built once per net and
+vehicle class.
 """
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 
 import numpy as np
+
+from iovsim.mobility.mapmatch_routes import reach_arrays, successors_csr
 
 PIECE_M = 20.0   # edge shapes are cut into pieces this long at most for the neighbour search
 _CACHE_ATTR = "_iovsim_hmm_index"
@@ -70,6 +72,7 @@ class NetIndex:
         self.length_m = np.array([np.hypot(*np.diff(sh, axis=0).T).sum() for sh in shapes])
         self.time_s = self.length_m / np.array([max(e.getSpeed(), 0.1) for e in self.edges])
         self.succ = self._successors(vclass, shapes)
+        self.csr = successors_csr(self.succ)
         p0, p1, owner, off = [], [], [], []
         for i, shape in enumerate(shapes):
             seg = np.hypot(*np.diff(shape, axis=0).T)
@@ -134,24 +137,11 @@ class NetIndex:
             out.append((edge[best], np.minimum(pos[best], self.length_m[edge[best]]), dist[best]))
         return out
 
-    def reach(self, src: int, bound_m: float, fastest: bool) -> tuple[dict, dict]:
+    def reach(self, src: int, bound_m: float, fastest: bool) -> tuple[np.ndarray, np.ndarray]:
         """Dijkstra (by time if `fastest`, else by length) from the end of edge `src`, as far as `bound_m`
-        metres: distance in metres to the start of each edge reached, and its predecessor."""
-        dist, pred = {}, {}
-        heap = [(t if fastest else m, m, k, src) for k, m, t in self.succ[src]]
-        heapq.heapify(heap)
-        while heap:
-            c, d, j, p = heapq.heappop(heap)
-            if j in dist:
-                continue
-            dist[j], pred[j] = d, p
-            if d + self.length_m[j] <= bound_m:
-                c += self.time_s[j] if fastest else self.length_m[j]
-                d += self.length_m[j]
-                for k, m, t in self.succ[j]:
-                    if k not in dist:
-                        heapq.heappush(heap, (c + (t if fastest else m), d + m, k, j))
-        return dist, pred
+        metres: per edge, the distance in metres to its start (inf where not reached) and its
+        predecessor (-1), as arrays (`mapmatch_routes`, compiled)."""
+        return reach_arrays(*self.csr, self.length_m, self.time_s, src, bound_m, fastest)
 
 
 class _Routes:
@@ -160,7 +150,7 @@ class _Routes:
     def __init__(self, index: NetIndex, fastest: bool):
         self.index, self.fastest, self.runs = index, fastest, {}
 
-    def tree(self, src: int, bound_m: float) -> dict:
+    def tree(self, src: int, bound_m: float) -> np.ndarray:
         run = self.runs.get(src)
         if run is None or run[0] < bound_m:
             run = self.runs[src] = (bound_m, *self.index.reach(src, bound_m, self.fastest))
@@ -169,7 +159,7 @@ class _Routes:
     def path(self, src: int, dst: int) -> list[int]:
         """Edges strictly between src and dst on the shortest path found (dst reached from src)."""
         pred, out, j = self.runs[src][2], [], dst
-        while (j := pred[j]) != src:   # Dijkstra's tree: the chain ends at one of src's successors
+        while (j := int(pred[j])) != src:   # Dijkstra's tree: the chain ends at one of src's successors
             out.append(j)
         return out[::-1]
 
@@ -182,7 +172,7 @@ def _route_matrix(routes: _Routes, a, b, straight_m: float, p: HmmParams) -> np.
     out = np.full((len(ea), len(eb)), np.inf)
     for i, (e, s) in enumerate(zip(ea, pa)):
         dist = routes.tree(int(e), bound)
-        via = np.array([dist.get(int(f), np.inf) for f in eb])
+        via = dist[eb]
         out[i] = length[e] - s + via + pb
         same = (eb == e) & (pb >= s - p.backtrack_m)
         out[i, same] = np.maximum(pb[same] - s, 0.0)
