@@ -63,16 +63,33 @@ class NetIndex:
     SUMO's lane lengths leave out the junctions (tens of metres where netconvert joins a cluster of
     OSM nodes), which made routes look shorter than the drive and drew the matcher into detours."""
 
-    def __init__(self, net, vclass: str):
+    ARRAYS = ("length_m", "time_s", "succ_ptr", "succ_to", "succ_gap_m", "succ_gap_s", "p0", "p1", "owner", "offset_m")
+    """The arrays that make an index (with its edges); `netindex_cache` stores them."""
+
+    def __init__(self, edges: list, arrays: dict[str, np.ndarray]):
         from scipy.spatial import cKDTree
 
-        self.edges = [e for e in net.getEdges() if e.allows(vclass)]
-        shapes = [np.asarray(e.getShape(), dtype=float)[:, :2] for e in self.edges]
+        self.edges = edges
+        self.length_m, self.time_s = arrays["length_m"], arrays["time_s"]
+        self.csr = tuple(arrays[k] for k in ("succ_ptr", "succ_to", "succ_gap_m", "succ_gap_s"))
+        self.p0, self.p1 = arrays["p0"], arrays["p1"]
+        self.owner, self.offset_m = arrays["owner"], arrays["offset_m"]
+        self.tree = cKDTree(0.5 * (self.p0 + self.p1))
+        self.reach_m = 0.5 * float(np.hypot(*(self.p1 - self.p0).T).max())
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return dict(zip(self.ARRAYS, (self.length_m, self.time_s, *self.csr, self.p0, self.p1, self.owner,
+                                      self.offset_m)))
+
+    @classmethod
+    def build(cls, net, vclass: str) -> NetIndex:
+        """The index of the edges of `net` that `vclass` may use, computed from the net."""
+        edges = [e for e in net.getEdges() if e.allows(vclass)]
+        shapes = [np.asarray(e.getShape(), dtype=float)[:, :2] for e in edges]
         # distances are along the drawn shapes (what GPS positions measure), junctions included
-        self.length_m = np.array([np.hypot(*np.diff(sh, axis=0).T).sum() for sh in shapes])
-        self.time_s = self.length_m / np.array([max(e.getSpeed(), 0.1) for e in self.edges])
-        self.succ = self._successors(vclass, shapes)
-        self.csr = successors_csr(self.succ)
+        length_m = np.array([np.hypot(*np.diff(sh, axis=0).T).sum() for sh in shapes])
+        time_s = length_m / np.array([max(e.getSpeed(), 0.1) for e in edges])
+        csr = successors_csr(_successors(edges, vclass, shapes))
         p0, p1, owner, off = [], [], [], []
         for i, shape in enumerate(shapes):
             seg = np.hypot(*np.diff(shape, axis=0).T)
@@ -87,33 +104,22 @@ class NetIndex:
         if not p0:   # no road this vehicle class may use: every point is without candidates
             p0 = p1 = [np.full((1, 2), 1e15)]
             owner, off = [np.zeros(1, dtype=int)], [np.zeros(1)]
-        self.p0, self.p1 = np.concatenate(p0), np.concatenate(p1)
-        self.owner, self.offset_m = np.concatenate(owner), np.concatenate(off)
-        self.tree = cKDTree(0.5 * (self.p0 + self.p1))
-        self.reach_m = 0.5 * float(np.hypot(*(self.p1 - self.p0).T).max())
-
-    def _successors(self, vclass: str, shapes) -> list[list[tuple[int, float, float]]]:
-        """Per edge: (next edge, metres across the junction, seconds across it) for each allowed connection."""
-        pos = {e.getID(): i for i, e in enumerate(self.edges)}
-        out = []
-        for i, e in enumerate(self.edges):
-            row = []
-            for o in e.getAllowedOutgoing(vclass):
-                k = pos.get(o.getID())
-                if k is None:
-                    continue
-                gap = float(np.hypot(*(shapes[k][0] - shapes[i][-1])))
-                row.append((k, gap, gap / max(o.getSpeed(), 0.1)))
-            out.append(row)
-        return out
+        arrays = dict(zip(cls.ARRAYS, (length_m, time_s, *csr, np.concatenate(p0),
+                                       np.concatenate(p1), np.concatenate(owner), np.concatenate(off))))
+        return cls(edges, arrays)
 
     @classmethod
     def of(cls, net, vclass: str) -> NetIndex:
         """The index of `net` for `vclass`, built on first use and kept on the net object."""
         cache = net.__dict__.setdefault(_CACHE_ATTR, {})
         if vclass not in cache:
-            cache[vclass] = cls(net, vclass)
+            cache[vclass] = cls.build(net, vclass)
         return cache[vclass]
+
+    def keep_on(self, net, vclass: str) -> NetIndex:
+        """Make this the index `of(net, vclass)` returns (one loaded from `netindex_cache`)."""
+        net.__dict__.setdefault(_CACHE_ATTR, {})[vclass] = self
+        return self
 
     def candidates(self, xy: np.ndarray, radius_m: float, k: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per point: (edge index, position along the edge in m, distance in m) of the k nearest edges."""
@@ -142,6 +148,22 @@ class NetIndex:
         metres: per edge, the distance in metres to its start (inf where not reached) and its
         predecessor (-1), as arrays (`mapmatch_routes`, compiled)."""
         return reach_arrays(*self.csr, self.length_m, self.time_s, src, bound_m, fastest)
+
+
+def _successors(edges: list, vclass: str, shapes) -> list[list[tuple[int, float, float]]]:
+    """Per edge: (next edge, metres across the junction, seconds across it) for each allowed connection."""
+    pos = {e.getID(): i for i, e in enumerate(edges)}
+    out = []
+    for i, e in enumerate(edges):
+        row = []
+        for o in e.getAllowedOutgoing(vclass):
+            k = pos.get(o.getID())
+            if k is None:
+                continue
+            gap = float(np.hypot(*(shapes[k][0] - shapes[i][-1])))
+            row.append((k, gap, gap / max(o.getSpeed(), 0.1)))
+        out.append(row)
+    return out
 
 
 class _Routes:
