@@ -70,6 +70,7 @@ class NetIndex:
         from scipy.spatial import cKDTree
 
         self.edges = edges
+        self.position = {e.getID(): i for i, e in enumerate(edges)}   # edge id -> its index here
         self.length_m, self.time_s = arrays["length_m"], arrays["time_s"]
         self.csr = tuple(arrays[k] for k in ("succ_ptr", "succ_to", "succ_gap_m", "succ_gap_s"))
         self.p0, self.p1 = arrays["p0"], arrays["p1"]
@@ -143,11 +144,12 @@ class NetIndex:
             out.append((edge[best], np.minimum(pos[best], self.length_m[edge[best]]), dist[best]))
         return out
 
-    def reach(self, src: int, bound_m: float, fastest: bool) -> tuple[np.ndarray, np.ndarray]:
+    def reach(self, src: int, bound_m: float, fastest: bool, targets=None) -> tuple[np.ndarray, np.ndarray, bool]:
         """Dijkstra (by time if `fastest`, else by length) from the end of edge `src`, as far as `bound_m`
         metres: per edge, the distance in metres to its start (inf where not reached) and its
-        predecessor (-1), as arrays (`mapmatch_routes`, compiled)."""
-        return reach_arrays(*self.csr, self.length_m, self.time_s, src, bound_m, fastest)
+        predecessor (-1), as arrays, and whether the search ran to its end; with `targets` it stops
+        once they are all settled (`mapmatch_routes`, compiled)."""
+        return reach_arrays(*self.csr, self.length_m, self.time_s, src, bound_m, fastest, targets)
 
 
 def _successors(edges: list, vclass: str, shapes) -> list[list[tuple[int, float, float]]]:
@@ -167,21 +169,34 @@ def _successors(edges: list, vclass: str, shapes) -> list[list[tuple[int, float,
 
 
 class _Routes:
-    """Dijkstra runs of one trip, reused while their bound covers the question."""
+    """Dijkstra runs of one trip, one per source edge, reused while their bound covers the question.
+
+    A run stops once the edges asked about from its source (every target so far) are settled; a
+    later question about other edges runs it again, for all of them, with the same bound. So each
+    answer, and each path `path` walks, is what a run to the end with that bound gives."""
 
     def __init__(self, index: NetIndex, fastest: bool):
-        self.index, self.fastest, self.runs = index, fastest, {}
+        self.index, self.fastest = index, fastest
+        self.runs: dict[int, tuple] = {}   # source -> (bound, dist, pred, ran to the end, targets)
 
-    def tree(self, src: int, bound_m: float) -> np.ndarray:
+    def tree(self, src: int, bound_m: float, targets: np.ndarray) -> np.ndarray:
+        """Metres from the end of `src` to the start of each edge (inf: not reached within the bound);
+        exact at `targets` (distinct edges) and on the paths to them."""
         run = self.runs.get(src)
-        if run is None or run[0] < bound_m:
-            run = self.runs[src] = (bound_m, *self.index.reach(src, bound_m, self.fastest))
+        if run is not None:
+            if run[0] >= bound_m and (run[3] or np.all(np.isfinite(run[1][targets]))):
+                return run[1]
+            # again, for the earlier targets too (`path` may walk to them), as far as the larger bound
+            bound_m, targets = max(run[0], bound_m), np.union1d(run[4], targets)
+        run = self.runs[src] = (bound_m, *self.index.reach(src, bound_m, self.fastest, targets), targets)
         return run[1]
 
     def path(self, src: int, dst: int) -> list[int]:
         """Edges strictly between src and dst on the shortest path found (dst reached from src)."""
         pred, out, j = self.runs[src][2], [], dst
         while (j := int(pred[j])) != src:   # Dijkstra's tree: the chain ends at one of src's successors
+            if j < 0:
+                raise AssertionError(f"edge {dst} was not reached from edge {src}")
             out.append(j)
         return out[::-1]
 
@@ -193,8 +208,7 @@ def _route_matrix(routes: _Routes, a, b, straight_m: float, p: HmmParams) -> np.
     length = routes.index.length_m
     out = np.full((len(ea), len(eb)), np.inf)
     for i, (e, s) in enumerate(zip(ea, pa)):
-        dist = routes.tree(int(e), bound)
-        via = dist[eb]
+        via = routes.tree(int(e), bound, eb)[eb]
         out[i] = length[e] - s + via + pb
         same = (eb == e) & (pb >= s - p.backtrack_m)
         out[i, same] = np.maximum(pb[same] - s, 0.0)
