@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from iovsim.mobility.fileio import open_text
 from iovsim.mobility.scenario import ScenarioError
 from iovsim.mobility.sumo import SumoSession
 
@@ -61,12 +62,13 @@ def _offset_on_shape(shape: np.ndarray, x: float, y: float) -> float:
 
 
 def read_replay(path: str | Path) -> list[ReplayTrack]:
-    """Tracks of an exact-replay JSON lines file, sorted by start time."""
+    """Tracks of an exact-replay JSON lines file (gzip-compressed if it ends in .gz), sorted by start time."""
     path = Path(path)
     tracks = []
     try:
-        lines = path.read_text().splitlines()
-    except OSError as e:
+        with open_text(path) as f:
+            lines = f.read().splitlines()
+    except (OSError, EOFError, UnicodeDecodeError) as e:
         raise ScenarioError(f"{path}: cannot read the replay file ({e})") from None
     for n, line in enumerate(lines, start=1):
         if not line.strip():
