@@ -176,3 +176,33 @@ def test_make_sf_fleet_small_build_writes_a_runnable_scenario(sf, tmp_path):
     with open(tmp_path / "import_vehicles.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 12 and sum(int(r["routes_accepted"]) for r in rows) == rep.routes_accepted
+
+
+def test_exact_replay_survives_a_vehicle_sumo_removed(grid, tmp_path):
+    """A replayed cab that SUMO removes before its track ends (as a jam teleport does at fleet scale) is
+    reported as having left, not a crash at the next moveToXY ('Vehicle ... is not known')."""
+    import json
+
+    import libsumo
+
+    from iovsim.mobility.replay import ExactReplay
+
+    t = list(range(0, 100, 5))
+    tracks = [{"vehicle_id": vid, "route": ["A1B1"], "time_s": t, "x_m": [5.0 + 2 * k for k in t], "y_m": [y] * len(t)}
+              for vid, y in (("a", 201.6), ("b", 198.4))]
+    (tmp_path / "r.jsonl").write_text("".join(json.dumps(d) + "\n" for d in tracks))
+    libsumo.start([sumo_binary("sumo"), "-n", str(grid), "--no-step-log", "true", "--no-warnings", "true"])
+    try:
+        replay = ExactReplay(tmp_path / "r.jsonl").attach(libsumo)
+        left = {}
+        for k in range(120):
+            replay.before_step()
+            libsumo.simulationStep()
+            for vid in replay.after_step():
+                left[vid] = libsumo.simulation.getTime()
+            if k == 20:
+                libsumo.vehicle.remove("a")   # not through the replay
+    finally:
+        libsumo.close()
+    assert replay.cut == ["a"] and left["a"] == 22.0   # noticed at the next step
+    assert replay.finished == ["b"] and left["b"] >= 95.0
