@@ -155,4 +155,4 @@ def test_placement_methods_are_the_config_choices():
     from iovsim.mobility.config import RsuPlacement
     from iovsim.mobility.placement import METHODS
 
-    assert METHODS == typing.get_args(RsuPlacement) == ("regular", "junctions", "kmeans", "file")
+    assert METHODS == typing.get_args(RsuPlacement) == ("regular", "junctions", "kmeans", "hex", "file")

@@ -144,3 +144,25 @@ def test_coverage_on_real_traffic(a10kw):
     shares = [coverage_share(frames, rsu_xy, r) for r in (100, 300, 1000)]
     print(f"\nA10KW coverage with 5 regular RSUs at 100/300/1000 m: {[round(x, 3) for x in shares]}")
     assert 0 <= shares[0] <= shares[1] <= shares[2] <= 1 and shares[2] > 0.3
+
+
+def test_hex_layout_keeps_the_lattice_sites_near_a_road_on_the_road(tmp_path):
+    """One straight road, 1 km along y = 0: the lattice row on it (x = 0, 200, ..., 1000) is kept; the
+    next row, 173 m away, is further than spacing/2 from the road and dropped. With count 3 the three
+    sites with the most road within 100 m (the inner ones, by position on a tie) are kept."""
+    import subprocess
+
+    from iovsim.mobility.scenario import sumo_binary
+
+    (tmp_path / "n.nod.xml").write_text('<nodes><node id="a" x="0" y="0"/><node id="b" x="1000" y="0"/></nodes>')
+    (tmp_path / "e.edg.xml").write_text('<edges><edge id="ab" from="a" to="b"/></edges>')
+    path = tmp_path / "line.net.xml"
+    subprocess.run([sumo_binary("netconvert"), "--node-files", str(tmp_path / "n.nod.xml"), "--edge-files",
+                    str(tmp_path / "e.edg.xml"), "-o", str(path)], check=True, capture_output=True)
+    net = sumolib.net.readNet(str(path))
+    sites = place_rsus("hex", net, RsuConfig(placement="hex", count=100, spacing_m=200))
+    x = sorted(s.x_m for s in sites)
+    assert len(sites) == 6 and np.allclose(x, [0, 200, 400, 600, 800, 1000], atol=10.0), x
+    assert all(abs(s.y_m) < 5.0 for s in sites)   # on the road (its lane is drawn 1.6 m off the axis)
+    three = place_rsus("hex", net, RsuConfig(placement="hex", count=3, spacing_m=200))
+    assert np.allclose(sorted(s.x_m for s in three), [200, 400, 600], atol=10.0)

@@ -64,3 +64,17 @@ def test_traci_backend_gives_the_same_traffic(tmp_path):
 def test_unknown_scenario_is_a_clear_error(tmp_path):
     with pytest.raises(ScenarioError, match="scenario not found"):
         load_scenario("nowhere/x.sumocfg", tmp_path)
+
+
+def test_only_vehicles_with_the_id_prefix_join_the_fleet(tmp_path):
+    """A10KW has cars (veh...) and trucks (truck...): with id_prefix 'truck' only trucks join, up to the cap."""
+    s = SumoSession(a10kw(), seed=2, max_vehicles=6, out_dir=tmp_path, id_prefix="truck",
+                    extra_args=["--ignore-route-errors", "true"]).start()
+    try:
+        s.run_until(120)
+        assert any(not v.startswith("truck") for v in s.api.vehicle.getIDList())   # cars are on the map
+        s.open_enrolment()
+        s.run_until(300)
+        assert s.enrolled and all(v.startswith("truck") for v in s.enrolled), s.enrolled
+    finally:
+        s.close()

@@ -50,7 +50,8 @@ def build_mobility(cfg: ExperimentConfig, run_dir: Path, gui: bool, gui_args: li
     session = session_cls(
         scenario, seed=cfg.seed, step_length_s=mob.step_length_s, begin_s=mob.begin_s, end_s=mob.end_s,
         backend=mob.backend, gui=gui, out_dir=sumo_dir, extra_args=extra + gui_args,
-        max_vehicles=mob.fl_vehicles, enrol=mob.enrol, probability=mob.enrol_probability, scale=mob.scale)
+        max_vehicles=mob.fl_vehicles, enrol=mob.enrol, probability=mob.enrol_probability, scale=mob.scale,
+        id_prefix=mob.fl_id_prefix)
     return Mobility(scenario, net, RouteAhead(net), session)
 
 

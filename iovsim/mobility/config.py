@@ -7,7 +7,7 @@ from typing import Literal
 
 Backend = Literal["libsumo", "traci"]
 Enrol = Literal["first", "random"]
-RsuPlacement = Literal["regular", "junctions", "kmeans", "file"]
+RsuPlacement = Literal["regular", "junctions", "kmeans", "hex", "file"]
 """The placement methods of `mobility.placement.place_rsus` (its METHODS are read from here)."""
 
 
@@ -37,6 +37,9 @@ class MobilityConfig:
     """How many federated vehicles are on the map at once (0 = every vehicle); a vehicle inserted
     while fewer are present joins, so the fleet is replenished as vehicles leave. The others are
     background traffic."""
+    fl_id_prefix: str = ""
+    """Only vehicles whose SUMO id starts with this may join the federated fleet ("" = any vehicle):
+    e.g. `cab_` keeps the background traffic of `sumo_scenarios/sf_fleet` out of it."""
     enrol: Enrol = "first"
     """Which inserted vehicles join: `first` (every one while there is room) or `random` (each with `enrol_probability`)."""
     enrol_probability: float = field(default=0.2, metadata={"gt": 0, "le": 1})
@@ -64,9 +67,10 @@ class MobilityConfig:
 class RsuConfig:
     placement: RsuPlacement = "regular"
     """How RSUs are placed: `regular` (every `spacing_m` along the busiest roads), `junctions`,
-    `kmeans` (on vehicle density from the warm-up), or `file`."""
+    `kmeans` (on vehicle density from the warm-up), `hex` (3GPP hexagonal layout, inter-site distance
+    `spacing_m`, each site moved onto the nearest road), or `file`."""
     count: int = field(default=6, metadata={"ge": 1, "le": 10**5})
-    """How many RSUs (upper bound for `regular`)."""
+    """How many RSUs (upper bound for `regular` and `hex`)."""
     spacing_m: float = field(default=500.0, metadata={"gt": 0, "le": 1e6})
     """Minimum distance between RSUs."""
     file: str = ""

@@ -9,15 +9,17 @@ connections for the vehicle class (turn restrictions and one-ways included), bou
 `2 * straight-line distance + route_slack_m`. Where no candidate of a point can be reached from any
 candidate of the previous one, the chain restarts there (a new piece; the caller repairs or cuts).
 
-Candidate search is vectorised: every edge shape is cut into pieces of at most `PIECE_M`, whose
-midpoints sit in a scipy cKDTree built once per net and vehicle class.
+Route searches are compiled (`mapmatch_routes`). Candidate search is vectorised: every edge shape is
+cut into pieces of at most `PIECE_M`, whose midpoints sit in a scipy cKDTree built once per net and
+vehicle class.
 """
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 
 import numpy as np
+
+from iovsim.mobility.mapmatch_routes import reach_arrays, successors_csr
 
 PIECE_M = 20.0   # edge shapes are cut into pieces this long at most for the neighbour search
 _CACHE_ATTR = "_iovsim_hmm_index"
@@ -61,15 +63,34 @@ class NetIndex:
     SUMO's lane lengths leave out the junctions (tens of metres where netconvert joins a cluster of
     OSM nodes), which made routes look shorter than the drive and drew the matcher into detours."""
 
-    def __init__(self, net, vclass: str):
+    ARRAYS = ("length_m", "time_s", "succ_ptr", "succ_to", "succ_gap_m", "succ_gap_s", "p0", "p1", "owner", "offset_m")
+    """The arrays that make an index (with its edges); `netindex_cache` stores them."""
+
+    def __init__(self, edges: list, arrays: dict[str, np.ndarray]):
         from scipy.spatial import cKDTree
 
-        self.edges = [e for e in net.getEdges() if e.allows(vclass)]
-        shapes = [np.asarray(e.getShape(), dtype=float)[:, :2] for e in self.edges]
+        self.edges = edges
+        self.position = {e.getID(): i for i, e in enumerate(edges)}   # edge id -> its index here
+        self.length_m, self.time_s = arrays["length_m"], arrays["time_s"]
+        self.csr = tuple(arrays[k] for k in ("succ_ptr", "succ_to", "succ_gap_m", "succ_gap_s"))
+        self.p0, self.p1 = arrays["p0"], arrays["p1"]
+        self.owner, self.offset_m = arrays["owner"], arrays["offset_m"]
+        self.tree = cKDTree(0.5 * (self.p0 + self.p1))
+        self.reach_m = 0.5 * float(np.hypot(*(self.p1 - self.p0).T).max())
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return dict(zip(self.ARRAYS, (self.length_m, self.time_s, *self.csr, self.p0, self.p1, self.owner,
+                                      self.offset_m)))
+
+    @classmethod
+    def build(cls, net, vclass: str) -> NetIndex:
+        """The index of the edges of `net` that `vclass` may use, computed from the net."""
+        edges = [e for e in net.getEdges() if e.allows(vclass)]
+        shapes = [np.asarray(e.getShape(), dtype=float)[:, :2] for e in edges]
         # distances are along the drawn shapes (what GPS positions measure), junctions included
-        self.length_m = np.array([np.hypot(*np.diff(sh, axis=0).T).sum() for sh in shapes])
-        self.time_s = self.length_m / np.array([max(e.getSpeed(), 0.1) for e in self.edges])
-        self.succ = self._successors(vclass, shapes)
+        length_m = np.array([np.hypot(*np.diff(sh, axis=0).T).sum() for sh in shapes])
+        time_s = length_m / np.array([max(e.getSpeed(), 0.1) for e in edges])
+        csr = successors_csr(_successors(edges, vclass, shapes))
         p0, p1, owner, off = [], [], [], []
         for i, shape in enumerate(shapes):
             seg = np.hypot(*np.diff(shape, axis=0).T)
@@ -84,33 +105,22 @@ class NetIndex:
         if not p0:   # no road this vehicle class may use: every point is without candidates
             p0 = p1 = [np.full((1, 2), 1e15)]
             owner, off = [np.zeros(1, dtype=int)], [np.zeros(1)]
-        self.p0, self.p1 = np.concatenate(p0), np.concatenate(p1)
-        self.owner, self.offset_m = np.concatenate(owner), np.concatenate(off)
-        self.tree = cKDTree(0.5 * (self.p0 + self.p1))
-        self.reach_m = 0.5 * float(np.hypot(*(self.p1 - self.p0).T).max())
-
-    def _successors(self, vclass: str, shapes) -> list[list[tuple[int, float, float]]]:
-        """Per edge: (next edge, metres across the junction, seconds across it) for each allowed connection."""
-        pos = {e.getID(): i for i, e in enumerate(self.edges)}
-        out = []
-        for i, e in enumerate(self.edges):
-            row = []
-            for o in e.getAllowedOutgoing(vclass):
-                k = pos.get(o.getID())
-                if k is None:
-                    continue
-                gap = float(np.hypot(*(shapes[k][0] - shapes[i][-1])))
-                row.append((k, gap, gap / max(o.getSpeed(), 0.1)))
-            out.append(row)
-        return out
+        arrays = dict(zip(cls.ARRAYS, (length_m, time_s, *csr, np.concatenate(p0),
+                                       np.concatenate(p1), np.concatenate(owner), np.concatenate(off))))
+        return cls(edges, arrays)
 
     @classmethod
     def of(cls, net, vclass: str) -> NetIndex:
         """The index of `net` for `vclass`, built on first use and kept on the net object."""
         cache = net.__dict__.setdefault(_CACHE_ATTR, {})
         if vclass not in cache:
-            cache[vclass] = cls(net, vclass)
+            cache[vclass] = cls.build(net, vclass)
         return cache[vclass]
+
+    def keep_on(self, net, vclass: str) -> NetIndex:
+        """Make this the index `of(net, vclass)` returns (one loaded from `netindex_cache`)."""
+        net.__dict__.setdefault(_CACHE_ATTR, {})[vclass] = self
+        return self
 
     def candidates(self, xy: np.ndarray, radius_m: float, k: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per point: (edge index, position along the edge in m, distance in m) of the k nearest edges."""
@@ -134,42 +144,59 @@ class NetIndex:
             out.append((edge[best], np.minimum(pos[best], self.length_m[edge[best]]), dist[best]))
         return out
 
-    def reach(self, src: int, bound_m: float, fastest: bool) -> tuple[dict, dict]:
+    def reach(self, src: int, bound_m: float, fastest: bool, targets=None) -> tuple[np.ndarray, np.ndarray, bool]:
         """Dijkstra (by time if `fastest`, else by length) from the end of edge `src`, as far as `bound_m`
-        metres: distance in metres to the start of each edge reached, and its predecessor."""
-        dist, pred = {}, {}
-        heap = [(t if fastest else m, m, k, src) for k, m, t in self.succ[src]]
-        heapq.heapify(heap)
-        while heap:
-            c, d, j, p = heapq.heappop(heap)
-            if j in dist:
+        metres: per edge, the distance in metres to its start (inf where not reached) and its
+        predecessor (-1), as arrays, and whether the search ran to its end; with `targets` it stops
+        once they are all settled (`mapmatch_routes`, compiled)."""
+        return reach_arrays(*self.csr, self.length_m, self.time_s, src, bound_m, fastest, targets)
+
+
+def _successors(edges: list, vclass: str, shapes) -> list[list[tuple[int, float, float]]]:
+    """Per edge: (next edge, metres across the junction, seconds across it) for each allowed connection."""
+    pos = {e.getID(): i for i, e in enumerate(edges)}
+    out = []
+    for i, e in enumerate(edges):
+        row = []
+        for o in e.getAllowedOutgoing(vclass):
+            k = pos.get(o.getID())
+            if k is None:
                 continue
-            dist[j], pred[j] = d, p
-            if d + self.length_m[j] <= bound_m:
-                c += self.time_s[j] if fastest else self.length_m[j]
-                d += self.length_m[j]
-                for k, m, t in self.succ[j]:
-                    if k not in dist:
-                        heapq.heappush(heap, (c + (t if fastest else m), d + m, k, j))
-        return dist, pred
+            gap = float(np.hypot(*(shapes[k][0] - shapes[i][-1])))
+            row.append((k, gap, gap / max(o.getSpeed(), 0.1)))
+        out.append(row)
+    return out
 
 
 class _Routes:
-    """Dijkstra runs of one trip, reused while their bound covers the question."""
+    """Dijkstra runs of one trip, one per source edge, reused while their bound covers the question.
+
+    A run stops once the edges asked about from its source (every target so far) are settled; a
+    later question about other edges runs it again, for all of them, with the same bound. So each
+    answer, and each path `path` walks, is what a run to the end with that bound gives."""
 
     def __init__(self, index: NetIndex, fastest: bool):
-        self.index, self.fastest, self.runs = index, fastest, {}
+        self.index, self.fastest = index, fastest
+        self.runs: dict[int, tuple] = {}   # source -> (bound, dist, pred, ran to the end, targets)
 
-    def tree(self, src: int, bound_m: float) -> dict:
+    def tree(self, src: int, bound_m: float, targets: np.ndarray) -> np.ndarray:
+        """Metres from the end of `src` to the start of each edge (inf: not reached within the bound);
+        exact at `targets` (distinct edges) and on the paths to them."""
         run = self.runs.get(src)
-        if run is None or run[0] < bound_m:
-            run = self.runs[src] = (bound_m, *self.index.reach(src, bound_m, self.fastest))
+        if run is not None:
+            if run[0] >= bound_m and (run[3] or np.all(np.isfinite(run[1][targets]))):
+                return run[1]
+            # again, for the earlier targets too (`path` may walk to them), as far as the larger bound
+            bound_m, targets = max(run[0], bound_m), np.union1d(run[4], targets)
+        run = self.runs[src] = (bound_m, *self.index.reach(src, bound_m, self.fastest, targets), targets)
         return run[1]
 
     def path(self, src: int, dst: int) -> list[int]:
         """Edges strictly between src and dst on the shortest path found (dst reached from src)."""
         pred, out, j = self.runs[src][2], [], dst
-        while (j := pred[j]) != src:   # Dijkstra's tree: the chain ends at one of src's successors
+        while (j := int(pred[j])) != src:   # Dijkstra's tree: the chain ends at one of src's successors
+            if j < 0:
+                raise AssertionError(f"edge {dst} was not reached from edge {src}")
             out.append(j)
         return out[::-1]
 
@@ -181,8 +208,7 @@ def _route_matrix(routes: _Routes, a, b, straight_m: float, p: HmmParams) -> np.
     length = routes.index.length_m
     out = np.full((len(ea), len(eb)), np.inf)
     for i, (e, s) in enumerate(zip(ea, pa)):
-        dist = routes.tree(int(e), bound)
-        via = np.array([dist.get(int(f), np.inf) for f in eb])
+        via = routes.tree(int(e), bound, eb)[eb]
         out[i] = length[e] - s + via + pb
         same = (eb == e) & (pb >= s - p.backtrack_m)
         out[i, same] = np.maximum(pb[same] - s, 0.0)

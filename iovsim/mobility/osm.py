@@ -244,7 +244,7 @@ def from_osm(osm_path: str | Path, out_dir: str | Path, *, name: str | None = No
     """Build a scenario folder from an OSM extract; returns the scenario YAML's path.
 
     `routes`: the user's route files (referenced in place) instead of randomTrips demand.
-    RSUs: `rsu_placement` regular | junctions | kmeans (on a `warmup_s` warm-up run) | file (`rsu_file`).
+    RSUs: `rsu_placement` regular | junctions | kmeans (on a `warmup_s` warm-up run) | hex | file (`rsu_file`).
     Coverage: a headless run of `coverage_s` seconds (0 = skip) measures the share of vehicle-seconds
     within `rsu_radius_m` of an RSU, written to coverage.json.
     A closed network (a ring, a race track) is converted anyway: what was done differently is one line

@@ -1,4 +1,5 @@
-"""RSU placement methods: regular spacing along roads, major junctions, k-means on vehicle density, a user file.
+"""RSU placement methods: regular spacing along roads, major junctions, k-means on vehicle density, a
+3GPP hexagonal layout, a user file.
 
 `place_rsus(method, net, cfg)` is the one entry point; every method returns `RsuSite`s in net
 coordinates with lon/lat filled where the net is geo-referenced. User positions may be lon/lat
@@ -16,7 +17,7 @@ import numpy as np
 from iovsim.mobility.config import RsuPlacement
 from iovsim.mobility.fileio import sniff_dialect
 from iovsim.mobility.net import check_lonlat
-from iovsim.mobility.rsu import RsuSite, add_lonlat, place_regular
+from iovsim.mobility.rsu import RsuSite, add_lonlat, place_hex, place_regular
 from iovsim.mobility.scenario import ScenarioError
 
 METHODS = typing.get_args(RsuPlacement)
@@ -29,7 +30,7 @@ class PlacementError(ScenarioError):
 
 def place_rsus(method: str, net, cfg, *, warmup_xy: np.ndarray | None = None, seed: int = 0,
                base_dir: Path | None = None) -> list[RsuSite]:
-    """RSU sites by `method` (regular, junctions, kmeans, file) under an `RsuConfig`.
+    """RSU sites by `method` (regular, junctions, kmeans, hex, file) under an `RsuConfig`.
 
     kmeans needs `warmup_xy` (K, 2): vehicle positions sampled during a warm-up run.
     `cfg.file` (placement `file`) is resolved against `base_dir` when relative.
@@ -38,6 +39,8 @@ def place_rsus(method: str, net, cfg, *, warmup_xy: np.ndarray | None = None, se
         sites = place_regular(net, cfg.count, cfg.spacing_m)
     elif method == "junctions":
         sites = place_junctions(net, cfg.count, cfg.spacing_m)
+    elif method == "hex":
+        sites = place_hex(net, cfg.count, cfg.spacing_m)
     elif method == "kmeans":
         if warmup_xy is None or len(warmup_xy) == 0:
             raise PlacementError("rsu.placement kmeans: no vehicle positions from the warm-up "

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from iovsim.mobility.fileio import open_text
 from iovsim.mobility.scenario import ScenarioError
 from iovsim.mobility.sumo import SumoSession
 
@@ -61,12 +62,13 @@ def _offset_on_shape(shape: np.ndarray, x: float, y: float) -> float:
 
 
 def read_replay(path: str | Path) -> list[ReplayTrack]:
-    """Tracks of an exact-replay JSON lines file, sorted by start time."""
+    """Tracks of an exact-replay JSON lines file (gzip-compressed if it ends in .gz), sorted by start time."""
     path = Path(path)
     tracks = []
     try:
-        lines = path.read_text().splitlines()
-    except OSError as e:
+        with open_text(path) as f:
+            lines = f.read().splitlines()
+    except (OSError, EOFError, UnicodeDecodeError) as e:
         raise ScenarioError(f"{path}: cannot read the replay file ({e})") from None
     for n, line in enumerate(lines, start=1):
         if not line.strip():
@@ -103,6 +105,8 @@ class ExactReplay:
         self.just_inserted: list[str] = []           # inserted in the last step (not yet on their track)
         self.finished: list[str] = []
         self.skipped: list[str] = []   # tracks SUMO refused (no route edge)
+        self.cut: list[str] = []       # removed by SUMO before their track ended (a jam teleport)
+        self._cut_now: list[str] = []
         self._last_t = -math.inf
         self._angle: dict[str, float] = {}
 
@@ -173,17 +177,35 @@ class ExactReplay:
                 self.skipped.append(tr.vehicle_id)   # over before the simulation got there, or no road
                 continue
             self.pending[tr.vehicle_id] = tr
+        gone = []
         for vid, tr in self.active.items():
             x, y, angle = tr.position(time_s)
             if math.isnan(angle):
                 angle = self._angle.get(vid, 0.0)
             self._angle[vid] = angle
-            api.vehicle.moveToXY(vid, "", -1, x, y, angle, self.keep_route)
+            try:
+                api.vehicle.moveToXY(vid, "", -1, x, y, angle, self.keep_route)
+            except Exception:  # noqa: BLE001 - SUMO no longer knows it (removed by other code)
+                gone.append(vid)
+        self._cut(gone)
+
+    def _cut(self, vids):
+        """Vehicles SUMO removed before their track ended: no longer driven, reported by `after_step`."""
+        for vid in vids:
+            del self.active[vid]
+            self._angle.pop(vid, None)
+        self.cut += vids
+        self._cut_now += vids
 
     def after_step(self) -> list[str]:
-        """Start moving the vehicles SUMO inserted; remove those whose track ended. Returns the removed ids."""
+        """Start moving the vehicles SUMO inserted; remove those whose track ended. Returns the ids of
+        the vehicles that left: those removed here, and those SUMO removed before their track ended
+        (`cut`; exact-replay configs turn jam teleports off with `--time-to-teleport -1`)."""
         api = self.api
         self.just_inserted = []
+        # A jam teleport removes a vehicle whose one-edge route it "teleports beyond" even while TraCI
+        # moves it (a cab standing at a red light longer than --time-to-teleport, say).
+        self._cut([vid for vid in api.simulation.getArrivedIDList() if vid in self.active])
         if self.pending:
             for vid in api.simulation.getDepartedIDList():
                 tr = self.pending.pop(vid, None)
@@ -200,7 +222,8 @@ class ExactReplay:
             del self.active[vid]
             self._angle.pop(vid, None)
         self.finished += done
-        return done
+        left, self._cut_now = done + self._cut_now, []
+        return left
 
     def _remove(self, vid: str):
         try:

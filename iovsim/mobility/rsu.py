@@ -10,6 +10,8 @@ import numpy as np
 
 from iovsim.mobility.fileio import write_xml
 
+HEX_ROAD_STEP_M = 10.0   # roads are sampled this finely to move hexagonal sites onto them
+
 # A qualitative palette; RSU i gets colour i mod len (also used by the GUI and the plots).
 RSU_COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
               (140, 86, 75), (227, 119, 194), (188, 189, 34), (23, 190, 207), (127, 127, 127)]
@@ -61,6 +63,38 @@ def place_regular(net, count: int, spacing_m: float) -> list[RsuSite]:
     for i in order:
         p = pts[i]
         if all(np.hypot(*(p - c)) >= spacing_m for c in chosen):
+            chosen.append(p)
+            if len(chosen) >= count:
+                break
+    return [RsuSite(f"rsu{i}", float(p[0]), float(p[1])) for i, p in enumerate(chosen)]
+
+
+def place_hex(net, count: int, spacing_m: float) -> list[RsuSite]:
+    """A hexagonal layout as 3GPP lays out cells (TR 38.901 section 7.8: sites on a triangular lattice,
+    inter-site distance `spacing_m`) over the net's boundary. A lattice site is kept where a road
+    passenger cars use passes within `spacing_m / 2`, and moved onto the nearest point of that road
+    (street furniture: lamp posts, signal masts); a site that lands within `spacing_m / 2` of one
+    already kept is dropped. At most `count`, those with the most road within `spacing_m / 2` first."""
+    from scipy.spatial import cKDTree
+
+    pts, _ = _road_points(net, HEX_ROAD_STEP_M * 4.0)
+    if len(pts) == 0:
+        raise ValueError("the net has no road a passenger car may use")
+    xmin, ymin, xmax, ymax = net.getBoundary()
+    row_m = spacing_m * np.sqrt(3.0) / 2.0
+    lattice = [(x + (spacing_m / 2.0 if k % 2 else 0.0), y)
+               for k, y in enumerate(np.arange(ymin, ymax + row_m, row_m))
+               for x in np.arange(xmin, xmax + spacing_m, spacing_m)]
+    lattice = np.asarray(lattice, dtype=float)
+    tree = cKDTree(pts)
+    dist, nearest = tree.query(lattice)
+    road_m = np.array([len(n) for n in tree.query_ball_point(lattice, spacing_m / 2.0)]) * HEX_ROAD_STEP_M
+    ok = np.flatnonzero(dist <= spacing_m / 2.0)
+    order = ok[np.lexsort((lattice[ok, 1], lattice[ok, 0], -road_m[ok]))]   # most road first, then by position
+    chosen: list[np.ndarray] = []
+    for i in order:
+        p = pts[nearest[i]]
+        if all(np.hypot(*(p - c)) >= spacing_m / 2.0 for c in chosen):
             chosen.append(p)
             if len(chosen) >= count:
                 break

@@ -53,12 +53,13 @@ class SumoSession:
     Once enrolment is opened (`open_enrolment()`, after warm-up) newly inserted vehicles join the
     federated fleet while fewer than `max_vehicles` are on the map (0 = no cap), so the fleet is
     replenished as vehicles leave. `enrol: random` admits each candidate with `probability` (seeded).
+    Only vehicles whose id starts with `id_prefix` are candidates.
     """
 
     def __init__(self, scenario: Scenario, *, seed: int, step_length_s: float = 1.0, begin_s: float = 0.0,
                  end_s: float = 3600.0, backend: str = "libsumo", gui: bool = False, out_dir: Path | None = None,
                  extra_args: list[str] | None = None, max_vehicles: int = 0, enrol: str = "first",
-                 probability: float = 1.0, scale: float = 1.0):
+                 probability: float = 1.0, scale: float = 1.0, id_prefix: str = ""):
         self.scenario = scenario
         self.seed = seed
         self.step_length_s = step_length_s
@@ -72,6 +73,7 @@ class SumoSession:
         self.enrol = enrol
         self.probability = probability
         self.scale = scale
+        self.id_prefix = id_prefix
         self.api = None
         self.routes: dict[str, tuple[str, ...]] = {}
         self.enrolled: list[str] = []          # every vehicle ever enrolled, in order
@@ -213,7 +215,7 @@ class SumoSession:
         self._tracked.add(vid)
 
     def _maybe_enrol(self, vid: str) -> bool:
-        if not self._enrol_open:
+        if not self._enrol_open or not vid.startswith(self.id_prefix):
             return False
         if self.max_vehicles and len(self._tracked) >= self.max_vehicles:
             return False

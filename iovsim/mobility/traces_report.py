@@ -71,3 +71,21 @@ class ImportReport:
         d = asdict(self)
         d["acceptance"] = self.acceptance
         return d
+
+
+def merge_reports(reports: list[ImportReport], *, matcher: str = "hmm") -> ImportReport:
+    """One report summing several (the vehicles of a fleet imported one by one): counts added, files
+    and interleaved vehicles gathered; what is written later (routes, departures) left at defaults."""
+    out = ImportReport(matcher=matcher)
+    summed = ("vehicles", "points_read", "points_kept", "trips_split", "trips_short", "trips_in_bounds",
+              "trips_matched", "trips_fully_connected", "trips_repaired", "trips_unmatched", "trips_truncated",
+              "points_unreachable")
+    for r in reports:
+        out.files += r.files
+        for name in summed:
+            setattr(out, name, getattr(out, name) + getattr(r, name))
+        for reason, n in r.dropped_points.items():
+            out.dropped_points[reason] = out.dropped_points.get(reason, 0) + n
+        out.interleaved.update(r.interleaved)
+    out.files = sorted(set(out.files))
+    return out

@@ -9,7 +9,7 @@ from xml.sax.saxutils import XMLGenerator
 
 import numpy as np
 
-from iovsim.mobility.fileio import write_xml
+from iovsim.mobility.fileio import open_text, write_xml
 from iovsim.mobility.scenario import sumo_binary
 from iovsim.mobility.traces_clean import Trip
 from iovsim.mobility.traces_read import TraceError
@@ -43,9 +43,10 @@ def write_replay(path: Path, trips: list[Trip], departs: np.ndarray) -> int:
     """Exact-replay file: JSON lines {vehicle_id, route, time_s, x_m, y_m} in simulation time, net metres.
 
     Only trips that were map-matched (a road within reach): SUMO cannot hold a vehicle far off its roads.
+    Gzip-compressed when the name ends in .gz.
     """
     n = 0
-    with open(path, "w") as f:
+    with open_text(path, "w") as f:
         for i in np.argsort(departs, kind="stable"):
             tr = trips[i]
             if tr.status not in ("matched", "truncated"):
@@ -60,14 +61,14 @@ def write_replay(path: Path, trips: list[Trip], departs: np.ndarray) -> int:
 
 
 def write_fcd(path: Path, trips: list[Trip], departs: np.ndarray):
-    """The cleaned tracks as SUMO FCD XML (net coordinates, simulation time)."""
+    """The cleaned tracks as SUMO FCD XML (net coordinates, simulation time); gzip when the name ends in .gz."""
     rows = []
     for i, tr in enumerate(trips):
         times = departs[i] + (tr.time_s - tr.time_s[0])
         for t, x, y in zip(times, tr.x_m, tr.y_m):
             rows.append((float(t), tr.trip_id, float(x), float(y)))
     rows.sort()
-    with open(path, "w", encoding="utf-8") as f:   # streamed: a day of traces does not fit a tree
+    with open_text(path, "w") as f:   # streamed: a day of traces does not fit a tree
         out = XMLGenerator(f, encoding="utf-8", short_empty_elements=True)
         out.startDocument()
         out.startElement("fcd-export", {})
@@ -95,16 +96,19 @@ def write_fcd(path: Path, trips: list[Trip], departs: np.ndarray):
 # ----------------------------------------------------------------------------- validation
 
 def validate_routes(net_path: str | Path, routes_path: str | Path, out_dir: str | Path, *,
-                    stagger_s: float = 1.0) -> dict:
+                    stagger_s: float = 1.0, with_ids: bool = False) -> dict:
     """Run SUMO (binary, headless) on the routes; count vehicles loaded and inserted.
 
     Routes SUMO rejects are skipped (`--ignore-route-errors`) and never inserted. To keep this fast
     whatever the traces' time span, SUMO runs a copy whose departures are `stagger_s` apart
     (route validity and insertion do not depend on the departure time on an empty map).
+    `with_ids`: also return `inserted_ids`, the set of vehicles inserted (from SUMO's tripinfo output,
+    unfinished trips included).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tree = ElementTree.parse(routes_path)
+    with open_text(routes_path) as fh:
+        tree = ElementTree.parse(fh)
     vehicles = list(tree.getroot().iter("vehicle"))
     for i, v in enumerate(vehicles):
         v.set("depart", f"{i * stagger_s:.2f}")
@@ -116,14 +120,21 @@ def validate_routes(net_path: str | Path, routes_path: str | Path, out_dir: str 
            "--ignore-route-errors", "true", "--no-step-log", "true", "--no-warnings", "true",
            "--max-depart-delay", "300", "--statistic-output", str(stats),
            "--log", str(out_dir / "validation_log.txt"), "--time-to-teleport", "60"]
+    tripinfo = out_dir / "validation_tripinfo.xml"
+    if with_ids:
+        cmd += ["--tripinfo-output", str(tripinfo), "--tripinfo-output.write-unfinished", "true"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0 or not stats.exists():
         tail = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
         raise TraceError(f"{routes_path}: SUMO could not run the routes: {tail}")
     veh = ElementTree.parse(stats).getroot().find("vehicles")
     loaded, inserted = int(veh.get("loaded")), int(veh.get("inserted"))
-    return {"written": len(vehicles), "loaded": loaded, "inserted": inserted,
-            "rejected": len(vehicles) - loaded, "not_inserted": loaded - inserted}
+    out = {"written": len(vehicles), "loaded": loaded, "inserted": inserted,
+           "rejected": len(vehicles) - loaded, "not_inserted": loaded - inserted}
+    if with_ids:
+        out["inserted_ids"] = {el.get("id") for _, el in ElementTree.iterparse(tripinfo)
+                               if el.tag == "tripinfo" and float(el.get("depart", "-1")) >= 0}
+    return out
 
 
 
