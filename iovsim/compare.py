@@ -11,10 +11,22 @@ import logging
 from pathlib import Path
 
 
+def base_name(name: str) -> str:
+    """The registered strategy of a comparison group: `homolora@r4` is HomoLoRA under the label `r4`,
+    so one strategy can run in several settings side by side (`per_strategy: {homolora@r4: {rank: 4}}`).
+    A user's `path/file.py:Class` keeps its name whole."""
+    head, sep, label = name.rpartition("@")
+    return head if sep and head and label and "/" not in label and ":" not in label else name
+
+
 def strategy_params(cfg, name: str) -> dict:
-    """Parameters of strategy `name` in a comparison: `per_strategy[name]`, else `params` if it is the config's strategy."""
+    """Parameters of strategy group `name` in a comparison: `per_strategy[name]`, else those of its base
+    strategy (`per_strategy[base]`, else `params` if it is the config's strategy)."""
     if name in cfg.strategy.per_strategy:
         return dict(cfg.strategy.per_strategy[name])
+    base = base_name(name)
+    if base != name:
+        return strategy_params(cfg, base)
     return dict(cfg.strategy.params) if name == cfg.strategy.name else {}
 
 
@@ -45,10 +57,10 @@ def run_compare(config_path: Path, sets: dict, strategies: list[str], seeds: str
     for name in strategies:  # fail before anything runs
         params = strategy_params(cfg, name)
         try:
-            create(name, params, base_dir=cfg.base_dir)
+            create(base_name(name), params, base_dir=cfg.base_dir)
         except ValueError as e:
             raise ConfigError("--strategies", name, str(e)) from None
-        groups.append((name, {"strategy.name": name, "strategy.params": params}))
+        groups.append((name, {"strategy.name": base_name(name), "strategy.params": params}))
     return run_groups("compare", "strategy", config_path, cfg, sets, groups, seeds, out_dir, baseline, jobs=jobs,
                       threads=threads, backend=backend, address=address, memory_bytes=memory_bytes,
                       progress=progress)

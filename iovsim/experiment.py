@@ -313,7 +313,7 @@ class Experiment:
                         self.progress, r)
         task_of = {p.vehicle_id: world.fleet[p.vehicle_id].task for p in parts}
         global_states = aggregate_round(strategy, global_states, delivered, task_of, results,
-                                        {p.vehicle_id: o.rsu for p, o in zip(parts, outcomes)})
+                                        {p.vehicle_id: o.rsu for p, o in zip(parts, outcomes)}, fl.transfer_dtype)
         if r % fl.eval_every == 0 or r == fl.rounds:
             evals = evaluate(learning.executor, global_states, fl.eval_batch_size, self.progress, r)
         else:  # test sets are the costliest part of a round; fl.eval_every trades curve detail for time

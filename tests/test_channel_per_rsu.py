@@ -112,3 +112,17 @@ def test_set_takes_a_list_and_a_wrong_length_is_one_line_at_build(tmp_path, capf
     placed = int(re.search(r"a list of (\d+) \(one per RSU placed\)", line).group(1))
     powers = "[" + ",".join(["36"] + ["30"] * (placed - 1)) + "]"
     assert main(["check", str(cfg), "--quiet", "--set", f"channel.rsu_tx_power_dbm={powers}"]) == 0, capfd.readouterr().err
+
+
+def test_edge_flops_per_rsu_list_is_checked_at_build(tmp_path, capfd, shared_data_dir):
+    from iovsim.cli import main
+
+    task = {"name": "bbc", "dataset": "bbc_news", "max_samples": 200, "test_samples": 40, "max_length": 24}
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_config(**{"fl.tasks": [task], "mobility.warmup_s": 20, "fl.rounds": 1})))
+    assert main(["check", str(cfg), "--quiet", "--set", "rsu.edge_flops_per_s=[1e13,1e13,1e13,1e13,1e13,1e13,1e13]"]) == 2
+    line = one_line(capfd)
+    assert str(cfg) in line and "rsu.edge_flops_per_s" in line and "got 7 entries" in line, line
+    assert main(["check", str(cfg), "--no-build", "--quiet", "--set", "rsu.edge_flops_per_s=[1e13,-1]"]) == 2
+    line = one_line(capfd)
+    assert "rsu.edge_flops_per_s[1]" in line, line

@@ -86,3 +86,14 @@ def test_relative_difference_uses_the_baselines_mean_on_the_same_seeds():
     assert table.loc["ucb_dual", "diff_rel_pct"] == pytest.approx(100 * 0.035 / 0.61)  # not / 0.71
     header, cells = headline(table.reset_index(), "group", "homolora")
     assert dict(zip(header, cells[1]))["Δ final accuracy"].split("], ")[1].startswith("+5.7 %, p ")
+
+
+def test_headline_carries_uplink_and_downlink_megabytes(tmp_path):
+    """FlowerTune ranks communication: both directions' MB are headline columns (summary.json["traffic"])."""
+    mb = {"uplink_mb": [12.0, 14.0], "downlink_mb": [30.0, 34.0]}
+    rows = [("homolora", s, "all", m, v[i]) for m, v in mb.items() for i, s in enumerate([1, 2])]
+    table = summarize(pd.DataFrame(rows, columns=["group", "seed", "task", "metric", "value"]), ["homolora"], None)
+    header, cells = headline(table.rename(columns={"group": "strategy"}), "strategy", None)
+    row = dict(zip(header, cells[0]))
+    assert numbers(row["uplink [MB]"])[0] == pytest.approx(13.0)
+    assert numbers(row["downlink [MB]"])[0] == pytest.approx(32.0)

@@ -17,6 +17,9 @@ from iovsim.runs.stats import summarize
 def test_seeds_count_or_list():
     assert parse_seeds("3", 7) == [7, 8, 9]
     assert parse_seeds("1,5,2", 7) == [1, 5, 2]
+    assert parse_seeds("2509,", 7) == [2509] and len(parse_seeds("1000", 7)) == 1000
+    with pytest.raises(PlanError, match=r"--seeds 2509: a count of 2509 runs per group .* write --seeds 2509,"):
+        parse_seeds("2509", 7)
     assert parse_seeds("4,", 7) == [4]
     assert parse_seeds(None, 7) == [7]
     for bad in ("0", "x", "1,1", "1,a"):

@@ -157,3 +157,20 @@ def test_deadline_and_leaving_the_map():
     out, = run_transfer([split_job()], 0.0, 100.0, scripted(lambda n: {"v": 1} if n < 4 else {}), edge=EDGE_400)
     assert out.status == "lost_left" and out.done_at_s == 4.0 and out.steps_done == 0
     assert np.isclose(out.edge_compute_s, 0.5)   # the edge ran 2.5-3; the step 3-4 ended off the map
+
+
+def test_each_rsu_has_its_own_edge_server_speed():
+    """rsu.edge_flops_per_s as a list: the job on RSU 1 gets 800 FLOP/s (edge 0.5 s a step, 7 s in all,
+    edge energy 50 W x 1 s), the one on RSU 0 400 FLOP/s (as alone above: 8 s, 2 s of edge time)."""
+    edge = EdgeServers(flops_per_s=[400.0, 800.0], power_w=50.0)
+    a, b = run_transfer([split_job("a", rsu=0), split_job("b", rsu=1)], 0.0, 100.0,
+                        scripted(lambda n: {"a": 0, "b": 1}), edge=edge)
+    assert (a.done_at_s, a.edge_compute_s, a.edge_energy_j) == pytest.approx((8.0, 2.0, 100.0))
+    assert (b.done_at_s, b.edge_compute_s, b.edge_energy_j) == pytest.approx((7.0, 1.0, 50.0))
+
+
+def test_one_edge_share_rule_for_planner_and_engine():
+    from iovsim.costs.split import edge_flops_of, edge_share
+
+    assert edge_share([1, 2, 4, 0]).tolist() == [1.0, 0.5, 0.25, 1.0]
+    assert float(edge_flops_of(3e13, 5)) == 3e13 and edge_flops_of([1.0, 2.0, 3.0], [2, 0]).tolist() == [3.0, 1.0]

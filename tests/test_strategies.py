@@ -53,7 +53,7 @@ class FakeCosts:
     def download_rate_bps(self, vehicle, bandwidth_hz):
         return 2.0 * self.upload_rate_bps(vehicle, 1.0, bandwidth_hz)
 
-    def split_round_cost(self, vehicle, rank, steps, tx_power_w, up_rate_bps, down_rate_bps, edge_share):
+    def split_round_cost(self, vehicle, rank, steps, tx_power_w, up_rate_bps, down_rate_bps, edge_share, rsu=0):
         """The real per-step formula (costs.split.round_cost) on made-up sub-phases: a tenth of the
         compute on the device, the rest on a 1e13 FLOP/s edge, 16 x 48 x 384 fp32 activations."""
         from iovsim.costs.split import DEVICE, DOWN, EDGE, UP, Segment, round_cost
@@ -148,7 +148,8 @@ def plan_key(plan: Plan):
             json.dumps(plan.train_options, sort_keys=True))
 
 
-NAMES = ["homolora", "hetlora", "flexlora", "flora", "ucb_dual", "dwell_ucb", "lyapunov_switch", "split_lora", "policy"]
+NAMES = ["homolora", "hetlora", "flexlora", "flora", "ucb_dual", "dwell_ucb", "lyapunov_switch", "split_lora", "policy",
+         "random_module", "split_random"]
 # `policy` plans with a policy callable; the contract tests give it a fixed rule from tests/policies.py.
 PARAMS = {"policy": {"policy": f"{Path(__file__).parent / 'policies.py'}:connected_by_tier"}}
 
@@ -396,7 +397,7 @@ def test_hierarchical_aggregation_of_planned_ranks(name):
     new = s.aggregate(rsu_results, g)
     r = state_rank(new)
     # the base rule (policy): zero-padding to the largest update's rank
-    assert r == (plan.rank[0] if name in ("homolora", "split_lora") else max(plan.rank) if name == "policy" else 16)
+    assert r == (plan.rank[0] if name in ("homolora", "split_lora", "split_random") else max(plan.rank) if name == "policy" else 16)
     assert set(k for k in new if not k.endswith(".delta")) == set(g)
     for key, v in new.items():
         assert torch_isfinite(v), key

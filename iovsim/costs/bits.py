@@ -1,9 +1,33 @@
-"""Bits a vehicle exchanges in a round: adapters, and activations in split training."""
+"""Bits a vehicle exchanges in a round: adapters, and activations in split training.
+
+Every value on the radio is `shape.bytes_per_param` bytes: the precision adapters (and split
+training's activations and gradients) are sent in, `fl.transfer_dtype` (`with_transfer_dtype`).
+"""
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
 from iovsim.costs.shape import ModelShape
+
+#: `fl.transfer_dtype` -> bits per value sent: IEEE fp32, bfloat16 (8-bit exponent, 7-bit mantissa),
+#: IEEE fp16 (5-bit exponent, 10-bit mantissa).
+BITS_PER_PARAM = {"fp32": 32, "bf16": 16, "fp16": 16}
+
+
+def bits_per_param(transfer_dtype: str) -> int:
+    """Bits of one value sent in `transfer_dtype` (fp32 | bf16 | fp16)."""
+    try:
+        return BITS_PER_PARAM[transfer_dtype]
+    except KeyError:
+        raise ValueError(f"transfer dtype must be one of {', '.join(BITS_PER_PARAM)}, got {transfer_dtype!r}") from None
+
+
+def with_transfer_dtype(shape: ModelShape, transfer_dtype: str) -> ModelShape:
+    """`shape` with the values it sends in `transfer_dtype` (the same object for its own precision)."""
+    nbytes = bits_per_param(transfer_dtype) // 8
+    return shape if nbytes == shape.bytes_per_param else replace(shape, bytes_per_param=nbytes)
 
 
 def _scalar_or_array(out):

@@ -5,6 +5,7 @@ import numpy as np
 
 from iovsim.costs import bits as _bits
 from iovsim.costs import flops as _flops
+from iovsim.costs import memory as _memory
 from iovsim.costs import split as _split
 from iovsim.costs.protocol import LinkRates
 from iovsim.costs.shape import ModelShape
@@ -18,13 +19,14 @@ class CostModel:
     methods take `vehicle` as row indices into them. `rates` gives the achievable link rates of the
     same vehicles (None: the radio methods are unavailable). `split_layer` is the number of encoder
     layers kept on the device in split training (0 = embedding and head only, arXiv 2407.02924);
-    `edge_flops_per_s` is an RSU's edge server, which runs the other layers (`iovsim.costs.split`).
+    `edge_flops_per_s` is an RSU's edge server (one number, or one per RSU), which runs the other layers
+    (`iovsim.costs.split`).
     Implements `iovsim.costs.protocol.CostModelProtocol`.
     """
 
     def __init__(self, shape: ModelShape, *, flops_per_s, power_w, cpu_frequency_hz, kappa, cycles_per_flop,
                  rates: LinkRates | None, split_layer: int = 0, row_shapes: list[ModelShape] | None = None,
-                 edge_flops_per_s: float = _split.DEFAULT_EDGE_FLOPS_PER_S):
+                 edge_flops_per_s: float | list[float] = _split.DEFAULT_EDGE_FLOPS_PER_S):
         if not 0 <= split_layer <= shape.num_layers:
             raise ValueError(f"split_layer must be in 0..{shape.num_layers}, got {split_layer}")
         self.shape = shape
@@ -32,7 +34,7 @@ class CostModel:
         self.row_shapes = None if row_shapes is None else list(row_shapes)
         self.rates = rates
         self.split_layer = int(split_layer)
-        self.edge_flops_per_s = float(edge_flops_per_s)
+        self.edge_flops_per_s = np.asarray(edge_flops_per_s, dtype=float)  # one number, or one per RSU
         cols = np.broadcast_arrays(*(np.atleast_1d(np.asarray(x, dtype=float))
                                      for x in (flops_per_s, power_w, cpu_frequency_hz, kappa, cycles_per_flop)))
         self.device_flops_per_s, self.device_power_w, self.cpu_frequency_hz, self.kappa, cpf = cols
@@ -58,6 +60,13 @@ class CostModel:
 
     def split_download_bits(self, rank, steps) -> float | np.ndarray:
         return _bits.split_download_bits(self.shape, self.split_layer, rank, steps)
+
+    def training_memory_bytes(self, vehicle, rank) -> np.ndarray:
+        """Device memory a training job of each vehicle `vehicle` (its task's shape) needs at `rank`
+        (`costs.memory.training_bytes`)."""
+        v = np.atleast_1d(np.asarray(vehicle, dtype=int))
+        r = np.broadcast_to(np.asarray(rank), v.shape)
+        return np.asarray([_memory.training_bytes(self._shape_of(int(i)), int(ri)) for i, ri in zip(v, r)], dtype=float)
 
     # ------------------------------------------------------------------ compute
     def _step_flops(self, v: np.ndarray, rank, device_only: bool) -> np.ndarray:
@@ -117,16 +126,17 @@ class CostModel:
                 _split.server_state_bits(shape, self.split_layer, int(rank)),
                 _split.server_state_bits(shape, self.split_layer, int(rank), optimizer=False))
 
-    def split_round_cost(self, vehicle, rank, steps, tx_power_w, up_rate_bps, down_rate_bps, edge_share):
+    def split_round_cost(self, vehicle, rank, steps, tx_power_w, up_rate_bps, down_rate_bps, edge_share, rsu=0):
         """`costs.split.round_cost` per vehicle: time, uplink airtime and bits, device energy, edge time,
-        with `edge_share` (0..1] of the RSU's edge server; arrays over `vehicle`."""
+        with `edge_share` (0..1], `costs.split.edge_share`) of its RSU `rsu`'s edge server; arrays over `vehicle`."""
         v = np.atleast_1d(np.asarray(vehicle, dtype=int))
-        args = np.broadcast_arrays(v, rank, steps, tx_power_w, up_rate_bps, down_rate_bps, edge_share)
+        args = np.broadcast_arrays(v, rank, steps, tx_power_w, up_rate_bps, down_rate_bps, edge_share, rsu)
         epf = self.device_energy_per_flop_j(args[0])
         rows = [_split.round_cost(self.split_segments(i, r), n, self.split_state_bits(i, r)[0],
                                   device_flops_per_s=self.device_flops_per_s[i], energy_per_flop_j=e, tx_power_w=p,
-                                  up_rate_bps=u, down_rate_bps=d, edge_flops_per_s=self.edge_flops_per_s * sh)
-                for i, r, n, p, u, d, sh, e in zip(*args, epf)]
+                                  up_rate_bps=u, down_rate_bps=d,
+                                  edge_flops_per_s=float(_split.edge_flops_of(self.edge_flops_per_s, m)) * sh)
+                for i, r, n, p, u, d, sh, m, e in zip(*args, epf)]
         return _split.RoundCost(*(np.asarray([getattr(c, f) for c in rows], dtype=float)
                                   for f in ("time_s", "step_s", "uplink_s", "uplink_bits", "energy_j", "edge_s")))
 

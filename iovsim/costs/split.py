@@ -24,7 +24,7 @@ the edge's forward and backward passes. The sums are the cost model's split tota
 `bits.split_activation_bits_per_step`. Segments of zero size (8 and 9 when L = 0) are left out.
 
 A segment of size x takes x / rate: device FLOP/s, uplink or downlink rate, or the FLOP/s the edge
-server gives the job (processor sharing: 1/n of the RSU's server for n jobs on it at once).
+server gives the job (processor sharing, `edge_share`: 1/n of the RSU's server for n jobs on it at once).
 """
 from __future__ import annotations
 
@@ -41,6 +41,20 @@ from iovsim.costs.shape import ModelShape
 DEFAULT_EDGE_FLOPS_PER_S = 2e13
 
 DEVICE, UP, EDGE, DOWN = "device", "up", "edge", "down"
+
+
+def edge_share(jobs_on_rsu):
+    """The one rule for the share of its RSU's edge server a split job gets, planned and charged alike:
+    processor sharing, 1/n of the server for n split jobs on it at once. The engine's transfer applies
+    it at every instant to the jobs then in an edge sub-phase; a plan counts every split job it puts on
+    the RSU (split_lora: the participants it expects there) as concurrent, an upper bound on the wait."""
+    return 1.0 / np.maximum(np.asarray(jobs_on_rsu, dtype=float), 1.0)
+
+
+def edge_flops_of(edge_flops_per_s, rsu):
+    """The edge server FLOP/s of RSU(s) `rsu`: `rsu.edge_flops_per_s` is one number or one per RSU."""
+    value = np.asarray(edge_flops_per_s, dtype=float)
+    return value if value.ndim == 0 else value[np.asarray(rsu, dtype=int)]
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,9 @@ class DeviceTier:
     power_w: float = field(default=15.0, metadata={"gt": 0, "le": 1e5})
     """Power drawn while training."""
     memory_bytes: float = field(default=4e9, metadata={"gt": 0, "le": 1e15})
-    """Accelerator memory available for training."""
+    """Accelerator memory available for training. A vehicle whose training job (frozen base, LoRA
+    with gradients and AdamW moments, activations; `iovsim.costs.memory`) at the run's largest rank
+    does not fit is never asked to train."""
     cpu_frequency_hz: float = field(default=0.0, metadata={"ge": 0, "le": 1e11})
     """Clock frequency f for the kappa*C*f^2 energy model (0 = use power_w x time)."""
     kappa: float = field(default=0.0, metadata={"ge": 0, "le": 1, "unit": "J/cycle/Hz^2"})

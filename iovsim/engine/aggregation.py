@@ -1,12 +1,13 @@
 """Hierarchical aggregation: each RSU aggregates its vehicles' updates per task, then the cloud the RSUs'."""
 from __future__ import annotations
 
+from iovsim.engine.precision import as_sent
 from iovsim.fl.aggregate import Update, state_rank
 
 
-def vehicle_update(result) -> Update:
-    """A trained vehicle's update (weight = its samples)."""
-    return Update(result.state, result.num_samples, result.rank, result.vehicle_id,
+def vehicle_update(result, transfer_dtype: str = "fp32") -> Update:
+    """A trained vehicle's update as the RSU received it (sent in `transfer_dtype`; weight = its samples)."""
+    return Update(as_sent(result.state, transfer_dtype), result.num_samples, result.rank, result.vehicle_id,
                   {"loss_before": result.loss_before, "loss_after": result.loss_after})
 
 
@@ -26,16 +27,18 @@ def aggregate_task(strategy, global_state: dict, by_rsu: dict[int, list[Update]]
     return strategy.aggregate(rsu_updates, global_state)
 
 
-def aggregate_round(strategy, global_states: list, delivered, task_of: dict, results: dict, rsu_of: dict) -> list:
+def aggregate_round(strategy, global_states: list, delivered, task_of: dict, results: dict, rsu_of: dict,
+                    transfer_dtype: str = "fp32") -> list:
     """Every task's new global adapter from the delivered participants' training results.
 
     rsu_of: vehicle id -> the RSU its update reached (the new one after a migration), where it counts.
+    transfer_dtype: the precision the updates were sent in (`fl.transfer_dtype`, engine.precision).
     """
     out = []
     for ti, g in enumerate(global_states):
         by_rsu: dict[int, list[Update]] = {}
         for p in delivered:
             if task_of[p.vehicle_id] == ti:
-                by_rsu.setdefault(rsu_of[p.vehicle_id], []).append(vehicle_update(results[p.vehicle_id]))
+                by_rsu.setdefault(rsu_of[p.vehicle_id], []).append(vehicle_update(results[p.vehicle_id], transfer_dtype))
         out.append(aggregate_task(strategy, g, by_rsu))
     return out

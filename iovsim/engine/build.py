@@ -137,7 +137,9 @@ def make_task_named(cfg: ExperimentConfig, model, i: int, data, message):
 def build_learning(cfg: ExperimentConfig, progress, strategy=None, model=None) -> Learning:
     """Model (or `model`, already loaded), task data (tokenized once), executor, shards, strategy and
     initial global adapters."""
-    from iovsim.engine.limits import check_batch_size, check_max_length, check_ranks, check_split_layer
+    from iovsim.costs.bits import with_transfer_dtype
+    from iovsim.engine.limits import (check_batch_size, check_device_memory, check_max_length, check_ranks,
+                                      check_split_layer)
     from iovsim.fl.executors import make_executor
 
     fl = cfg.fl
@@ -162,6 +164,8 @@ def build_learning(cfg: ExperimentConfig, progress, strategy=None, model=None) -
     strategy = build_strategy(cfg, len(fl.tasks), strategy)
     global_states = initial_global_states(model, tasks, max([fl.lora_rank, *fl.lora_ranks]), cfg.seed)
     shapes = [model.shape(tc.max_length, fl.batch_size, d.num_classes) for tc, d in zip(fl.tasks, tasks)]
+    shapes = [with_transfer_dtype(s, fl.transfer_dtype) for s in shapes]  # the bits planned and charged
+    check_device_memory(cfg, shapes, progress.message)
     return Learning(model, tasks, executor, shards, strategy, global_states, shapes)
 
 

@@ -3,17 +3,19 @@ from __future__ import annotations
 
 import math
 
+from iovsim.engine.precision import as_sent
 from iovsim.fl.aggregate import state_rank
 
 
 def train_jobs(delivered, fleet, strategy, global_states: list, fl, seed: int, round_index: int) -> list:
-    """One TrainJob per delivered participant, starting from the strategy's client adapter."""
+    """One TrainJob per delivered participant, starting from the strategy's client adapter as the
+    vehicle received it (`fl.transfer_dtype`, engine.precision)."""
     from iovsim.fl.train import TrainJob  # torch/transformers: loaded when a run trains
 
     jobs = []
     for p in delivered:
         info = fleet[p.vehicle_id]
-        start = strategy.client_state(global_states[info.task], p.rank)
+        start = as_sent(strategy.client_state(global_states[info.task], p.rank), fl.transfer_dtype)
         jobs.append(TrainJob(p.vehicle_id, info.task, start, p.rank, p.steps, fl.batch_size, fl.learning_rate,
                              fl.head_learning_rate, info.shard, [seed, 4, round_index, info.index], p.options))
     return jobs

@@ -2,7 +2,8 @@
 
 The config layer checks every number against its declared range; these bounds are only known
 after the build: a LoRA rank cannot exceed the width of the layer it adapts, and a mini-batch
-cannot be larger than the data a vehicle holds; explicit channel groups need one entry per placed RSU.
+cannot be larger than the data a vehicle holds; explicit channel groups need one entry per placed RSU;
+some device tier must hold a training job of each task.
 """
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ def check_batch_size(cfg: ExperimentConfig, shards: list) -> None:
 
 
 def check_per_rsu_values(cfg: ExperimentConfig, num_rsus: int) -> None:
-    """A list given for an RSU radio field (channel.rsu_tx_power_dbm, ...) holds one value per placed RSU."""
+    """A list given for an RSU radio field (channel.rsu_tx_power_dbm, ...) or for rsu.edge_flops_per_s holds one
+    value per placed RSU."""
     from iovsim.channel.config import PER_RSU_FIELDS
 
     for name in PER_RSU_FIELDS:
@@ -61,6 +63,10 @@ def check_per_rsu_values(cfg: ExperimentConfig, num_rsus: int) -> None:
         if isinstance(value, list) and len(value) != num_rsus:
             raise ConfigError(cfg.source_path or None, f"channel.{name}",
                               f"expected one number, or a list of {num_rsus} (one per RSU placed), got {len(value)} entries")
+    edge = cfg.rsu.edge_flops_per_s
+    if isinstance(edge, list) and len(edge) != num_rsus:
+        raise ConfigError(cfg.source_path or None, "rsu.edge_flops_per_s",
+                          f"expected one number, or a list of {num_rsus} (one per RSU placed), got {len(edge)} entries")
 
 
 def check_reuse_groups(cfg: ExperimentConfig, num_rsus: int) -> None:
@@ -86,3 +92,24 @@ def check_max_length(cfg: ExperimentConfig, max_positions: int | None) -> None:
             raise ConfigError(cfg.source_path or None, f"fl.tasks[{i}].max_length",
                               f"expected at most {max_positions} tokens (the positions of model {cfg.fl.model}), "
                               f"got {tc.max_length}")
+
+
+def check_device_memory(cfg: ExperimentConfig, shapes: list, message) -> None:
+    """Which device tiers hold a training job of each task at the run's largest rank
+    (`costs.memory.training_bytes`). A tier that cannot is reported through `message` (its vehicles
+    of that task are never asked: `RoundState.connected()`); a task no tier can train is a ConfigError
+    naming `devices`."""
+    from iovsim.costs.memory import training_bytes
+
+    rank = max([cfg.fl.lora_rank, *cfg.fl.lora_ranks])
+    for tc, shape in zip(cfg.fl.tasks, shapes):
+        need = training_bytes(shape, rank)
+        short = [(i, d) for i, d in enumerate(cfg.devices) if d.memory_bytes < need]
+        if len(short) == len(cfg.devices):
+            raise ConfigError(cfg.source_path or None, "devices",
+                              f"expected a tier with memory_bytes >= {need:.4g} (a training job of task {tc.name} "
+                              f"at rank {rank}, batch {shape.batch_size} x {shape.seq_len} tokens), got at most "
+                              f"{max(d.memory_bytes for d in cfg.devices):.4g}")
+        for i, d in short:
+            message(f"devices[{i}] ({d.name}, memory_bytes {d.memory_bytes:.4g}) cannot hold a training job of task "
+                    f"{tc.name} ({need:.4g} bytes at rank {rank}): its vehicles of that task are never asked")

@@ -1,7 +1,7 @@
 """Observing a round: the RoundState a strategy plans from (links, rates, predicted dwell, devices).
 
-The engine's only contact with the compute/communication cost model is in `cost_model` and
-`participant_costs` below, so a change of that model's interface is fixed here alone.
+The engine's only contact with the compute/communication cost model is in `cost_model`,
+`fits_memory` and `participant_costs` below, so a change of that model's interface is fixed here alone.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def dbm_to_w(dbm: float) -> float:
 # ----------------------------------------------------------------------------- the cost model
 
 def cost_model(shapes: list, view, channel, devices, tier: np.ndarray, task: np.ndarray, split_layer: int,
-               edge_flops_per_s: float):
+               edge_flops_per_s):
     """Latency/energy model of the vehicles of `view.link` (rows aligned with its vehicle ids); each
     vehicle's compute is costed on its own task's shape (sequence length, head)."""
     from iovsim.costs import CostModel
@@ -29,6 +29,14 @@ def cost_model(shapes: list, view, channel, devices, tier: np.ndarray, task: np.
                      cycles_per_flop=cols.cycles_per_flop, rates=channel.rates(view.link),
                      row_shapes=[shapes[int(t)] for t in task], split_layer=split_layer,
                      edge_flops_per_s=edge_flops_per_s)
+
+
+def fits_memory(costs, num_vehicles: int, rank: int, memory_bytes: np.ndarray) -> np.ndarray:
+    """(N,) True where a vehicle's device memory holds its training job at `rank` (the run's largest:
+    a strategy may give it any rank up to that; `costs.memory.training_bytes`)."""
+    if num_vehicles == 0:
+        return np.zeros(0, dtype=bool)
+    return costs.training_memory_bytes(np.arange(num_vehicles), int(rank)) <= np.asarray(memory_bytes, dtype=float)
 
 
 def participant_costs(costs, vehicle: np.ndarray, rank: np.ndarray, steps: np.ndarray, split: list[bool]):
@@ -64,10 +72,10 @@ def split_work(costs, vehicle: int, rank: int, steps: int):
 
 def split_step_s(costs, state, vehicle: int, rank: int, edge_share: float) -> float:
     """One split step's time at the round state's rates (default power, equal bandwidth share) and
-    `edge_share` of the RSU's edge server: the formula the planner prices with (`costs.split`)."""
+    `edge_share` of its RSU's edge server: the formula the planner prices with (`costs.split`)."""
     i = int(vehicle)
     return float(costs.split_round_cost(i, int(rank), 1, state.default_tx_power_w, state.uplink_rate_bps[i],
-                                        state.downlink_rate_bps[i], edge_share).step_s[0])
+                                        state.downlink_rate_bps[i], edge_share, max(int(state.rsu[i]), 0)).step_s[0])
 
 
 # ----------------------------------------------------------------------------- the round state
@@ -114,6 +122,8 @@ def observe_round(r: int, cfg, view, channel, fleet, shapes: list, dwell_s: np.n
     default_p = dbm_to_w(cfg.channel.vehicle_tx_power_dbm)
     serving, load, up, down = link_rates(channel, link, default_p)
     xy = np.asarray(link.xy_m) if n else np.zeros((0, 2))
+    memory = np.asarray([d.memory_bytes for d in devices], dtype=float)
+    costs = cost_model(shapes, view, channel, cfg.devices, tier, task, cfg.fl.split_layer, cfg.rsu.edge_flops_per_s)
     return RoundState(
         round_index=r, time_s=snap.time_s, vehicle_ids=ids, task=task,
         task_names=[t.name for t in fl.tasks], rsu=serving, num_rsus=channel.num_rsus, x_m=xy[:, 0], y_m=xy[:, 1],
@@ -121,13 +131,13 @@ def observe_round(r: int, cfg, view, channel, fleet, shapes: list, dwell_s: np.n
         uplink_rate_bps=up, downlink_rate_bps=down, dwell_time_s=dwell_s, tier=tier,
         device_flops_per_s=np.asarray([d.flops_per_s for d in devices], dtype=float),
         device_power_w=np.asarray([d.power_w for d in devices], dtype=float),
-        device_memory_bytes=np.asarray([d.memory_bytes for d in devices], dtype=float),
+        device_memory_bytes=memory,
         num_samples=np.asarray([len(i.shard) for i in info], dtype=int), rsu_bandwidth_hz=channel.rsu_bandwidth_hz,
         rsu_load=load, energy_budget_j=np.asarray([tc.energy_budget_j if tc.energy_budget_j > 0 else np.inf
                                                    for tc in fl.tasks]),
         max_participants=fl.participants_per_round, local_steps=fl.local_steps, default_rank=fl.lora_rank,
         ranks=list(fl.lora_ranks), default_tx_power_w=default_p,
         max_tx_power_w=dbm_to_w(cfg.channel.vehicle_max_tx_power_dbm), round_deadline_s=fl.round_deadline_s,
-        costs=cost_model(shapes, view, channel, cfg.devices, tier, task, cfg.fl.split_layer, cfg.rsu.edge_flops_per_s),
+        costs=costs, fits_memory=fits_memory(costs, n, max([fl.lora_rank, *fl.lora_ranks]), memory),
         backhaul_latency_s=cfg.channel.backhaul_latency_s, backhaul_rate_bps=cfg.channel.backhaul_rate_bps,
         max_vehicles=cfg.mobility.fl_vehicles, fading_k_factor=channel.fading_k_factor(link))

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from iovsim.costs.split import edge_share
 from iovsim.engine.errors import RunError
 from iovsim.engine.observe import participant_costs, split_step_s, split_work
 from iovsim.engine.transfer import TRANSFER_MODES, TransferJob
@@ -31,13 +32,17 @@ class Participant:
 def participants_of(plan, state, local_steps: int, bandwidth_allocation: str, strategy_name: str) -> list[Participant]:
     """The plan's participants with their power, bandwidth, bits, compute time and transfer mode.
 
-    Raises RunError when the plan asks an unconnected vehicle to train, gives an RSU more than its
+    Raises RunError when the plan asks an unconnected vehicle, or one whose device cannot hold the
+    training job (`RoundState.fits_memory`), to train, gives an RSU more than its
     bandwidth, or names an unknown transfer mode.
     """
     K = len(plan.participants)
     vi = np.asarray(plan.participants, dtype=int)
     if K and np.any(state.rsu[vi] < 0):
         raise RunError(f"strategy {strategy_name} asked an unconnected vehicle to train")
+    if K and state.fits_memory is not None and not np.all(np.asarray(state.fits_memory, dtype=bool)[vi]):
+        raise RunError(f"strategy {strategy_name} asked a vehicle whose device memory cannot hold the training job "
+                       "(RoundState.connected() leaves it out)")
     planned = np.asarray(plan.local_steps if plan.local_steps is not None else np.full(K, local_steps), dtype=int)
     power = plan.tx_power_w if plan.tx_power_w is not None else np.full(K, state.default_tx_power_w)
     power = np.minimum(np.asarray(power, dtype=float), state.max_tx_power_w)
@@ -87,9 +92,10 @@ def transfer_modes(options: list[dict], strategy_name: str) -> list[str]:
 
 def split_steps_s(state, vi: np.ndarray, rank: np.ndarray, split: list[bool]) -> np.ndarray:
     """Per participant, one split step's estimated time (nan unsplit): the state's rates, and the
-    RSU's edge server shared with every split participant of that RSU at once (a pessimistic bound)."""
+    RSU's edge server shared with every split participant of that RSU at once (`costs.split.edge_share`,
+    the rule split_lora plans with)."""
     on_rsu = np.bincount(state.rsu[vi][np.asarray(split, bool)], minlength=state.num_rsus) if any(split) else None
-    return np.asarray([split_step_s(state.costs, state, vi[k], rank[k], 1.0 / on_rsu[state.rsu[vi[k]]])
+    return np.asarray([split_step_s(state.costs, state, vi[k], rank[k], edge_share(on_rsu[state.rsu[vi[k]]]))
                        if split[k] else np.nan for k in range(len(vi))], dtype=float)
 
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from iovsim.costs.split import DEFAULT_EDGE_FLOPS_PER_S, DEVICE, DOWN, EDGE, UP, segment_rate, server_bound
+from iovsim.costs.split import (DEFAULT_EDGE_FLOPS_PER_S, DEVICE, DOWN, EDGE, UP, edge_flops_of, edge_share, segment_rate,
+                                server_bound)
 
 # The transfer's phase of a job in each kind of sub-phase (device compute shows as "train", as unsplit).
 SPLIT_PHASES = {DEVICE: "train", UP: "split_up", EDGE: "split_edge", DOWN: "split_down"}
@@ -45,10 +46,13 @@ class SplitWork:
 
 @dataclass
 class EdgeServers:
-    """Every RSU's edge server (`rsu.edge_flops_per_s`, `rsu.edge_power_w`)."""
+    """Every RSU's edge server (`rsu.edge_flops_per_s`: one number or one per RSU, `rsu.edge_power_w`)."""
 
-    flops_per_s: float = DEFAULT_EDGE_FLOPS_PER_S
+    flops_per_s: float | list[float] = DEFAULT_EDGE_FLOPS_PER_S
     power_w: float = 70.0
+
+    def flops_of(self, rsu: int) -> float:
+        return float(edge_flops_of(self.flops_per_s, rsu))
 
 
 @dataclass
@@ -134,7 +138,7 @@ def _rate(j, o, p: SplitProgress, view, t: float, edge: EdgeServers, live: list)
     edge_flops = 0.0
     if kind == EDGE and t + 1e-9 >= p.forward_done_s:
         n = sum(1 for _, o2, p2 in live if o2.rsu == o.rsu and p2.kind == EDGE and t + 1e-9 >= p2.forward_done_s)
-        edge_flops = edge.flops_per_s / n
+        edge_flops = edge.flops_of(o.rsu) * float(edge_share(n))
     return float(segment_rate(kind, p.work.device_flops_per_s, up, down, edge_flops))
 
 
@@ -149,7 +153,7 @@ def _spend(j, o, p: SplitProgress, rate: float, h: float, t: float, edge: EdgeSe
         p.device_flops += moved
     elif kind == EDGE:
         p.edge_wall_s += h
-        o.edge_compute_s += moved / edge.flops_per_s
+        o.edge_compute_s += moved / edge.flops_of(o.rsu)
     elif rate > 0:  # radio airtime only while the link carries bits
         if kind == UP:
             o.upload_time_s, o.bits_up = o.upload_time_s + h, o.bits_up + moved

@@ -9,6 +9,7 @@ Executor = Literal["sequential", "batched", "ray"]
 Precision = Literal["fp32", "bf16"]
 ModelFamily = Literal["auto", "encoder", "causal_lm"]   # iovsim.fl.families.FAMILIES, plus auto
 CausalEval = Literal["likelihood", "generate"]
+TransferDtype = Literal["fp32", "bf16", "fp16"]   # the keys of iovsim.costs.bits.BITS_PER_PARAM
 
 
 @dataclass
@@ -94,6 +95,11 @@ class FlConfig:
     """Causal LMs on classification data: `likelihood` scores the label whose word is most likely
     after the prompt; `generate` counts an answer correct when greedy decoding gives exactly the label
     word and stops (docs/models.md)."""
+    transfer_dtype: TransferDtype = "fp32"
+    """Precision adapters are sent in, both ways (and split training's activations and gradients):
+    `fp32` 32 bits a value, `bf16` or `fp16` 16. The cost model counts the bits at this precision, and
+    the engine rounds every global adapter a vehicle downloads and every update it uploads to it (the
+    server aggregates in fp32)."""
     split_layer: int = field(default=0, metadata={"ge": 0, "le": 10**4})
     """Split training (strategies that plan `split`, e.g. `split_lora`): encoder layers kept on the
     vehicle with the embedding and the head; the RSU's edge server runs the rest. 0 = embedding and

@@ -73,9 +73,10 @@ class RsuConfig:
     """With placement `file`: CSV (lon,lat or x,y columns) or a SUMO additional file of POIs."""
     coverage_radius_m: float = field(default=0.0, metadata={"ge": 0, "le": 1e6})
     """Radius drawn and used for coverage statistics; 0 = derived from the link budget."""
-    edge_flops_per_s: float = field(default=2e13, metadata={"gt": 0, "le": 1e18, "unit": "FLOP/s"})
+    edge_flops_per_s: float | list[float] = field(default=2e13, metadata={"gt": 0, "le": 1e18, "unit": "FLOP/s"})
     """Sustained training throughput of each RSU's edge server, which runs the encoder in split
-    training; shared equally by the split jobs on it at the same moment (processor sharing). Default:
+    training; one number, or a list with one per RSU (in the RSUs' order, as in a run's rsus.csv).
+    Shared equally by the split jobs on it at the same moment (processor sharing). Default:
     an NVIDIA T4-class edge GPU (65 TFLOP/s FP16 tensor-core peak) at ~30 % utilisation, typical of
     transformer training (our assumption, not a figure from arXiv 2407.02924)."""
     edge_power_w: float = field(default=70.0, metadata={"gt": 0, "le": 1e6})

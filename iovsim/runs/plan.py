@@ -31,19 +31,26 @@ class RunSpec:
     overrides: dict = field(default_factory=dict, hash=False)   # dotted config field -> value
 
 
+#: A larger count is far more likely a seed typed as a count (`--seeds 2509`) than a wish for that many runs.
+MAX_SEED_COUNT = 1000
+
+
 def parse_seeds(text: str | None, first_seed: int) -> list[int]:
     """`N` -> N seeds from the config's seed on; `1,2,3` (or `5,`) -> those seeds."""
     text = (text or "1").strip()
     try:
-        if "," not in text:
-            n = int(text)
-            if n < 1:
-                raise ValueError
-            return [first_seed + i for i in range(n)]
-        seeds = [int(s) for s in text.split(",") if s.strip()]
+        count = int(text) if "," not in text else None
+        seeds = [int(s) for s in text.split(",") if s.strip()] if count is None else []
     except ValueError:
-        raise PlanError(f"--seeds {text}: expected a count >= 1 or a comma-separated list of integers") from None
-    if not seeds or len(set(seeds)) != len(seeds):
+        count, seeds = 0, []
+    if count is not None and count > MAX_SEED_COUNT:
+        raise PlanError(f"--seeds {text}: a count of {count} runs per group (at most {MAX_SEED_COUNT}); for the "
+                        f"one seed {count} write --seeds {count},")
+    if count is not None and count >= 1:
+        return [first_seed + i for i in range(count)]
+    if count is not None or not seeds:
+        raise PlanError(f"--seeds {text}: expected a count >= 1 or a comma-separated list of integers")
+    if len(set(seeds)) != len(seeds):
         raise PlanError(f"--seeds {text}: expected distinct integers")
     return seeds
 

@@ -32,7 +32,7 @@ def fmt(v) -> str:
 # The headline: task `all`, the metrics a researcher compares first (column title, metric).
 HEADLINE = [("final accuracy", "final_accuracy"), ("accuracy over rounds", "mean_accuracy"),
             ("round latency [s]", "mean_round_latency_s"), ("energy [J]", "energy_j"),
-            ("lost updates", "lost_updates"), ("uplink [MB]", "uplink_mb")]
+            ("lost updates", "lost_updates"), ("uplink [MB]", "uplink_mb"), ("downlink [MB]", "downlink_mb")]
 
 
 DIFF_KEYS = ("diff_mean", "diff_ci95_low", "diff_ci95_high", "diff_rel_pct", "p_value")
@@ -85,8 +85,9 @@ def headline(table: pd.DataFrame, group_col: str, baseline: str | None) -> tuple
     return header, rows
 
 
-HEADLINE_NOTE = ("Task `all` (accuracies: mean of the tasks; latency: mean over rounds; energy, lost updates and "
-                 "uplink MB sent by the vehicles: summed over tasks and rounds); mean [95 % CI]")
+HEADLINE_NOTE = ("Task `all` (accuracies: mean of the tasks; latency: mean over rounds; energy, lost updates, and "
+                 "the MB the vehicles sent (uplink) and received (downlink): summed over tasks and rounds); "
+                 "mean [95 % CI]")
 
 
 def headline_note(baseline: str | None) -> str:

@@ -83,13 +83,21 @@ class RoundState:
                                                # inf = none); None: the channel has no small-scale fading.
                                                # Rates above are mean rates; iovsim.channel.fading.exceed_probability
                                                # gives P(|h|^2 >= x) under this K.
+    fits_memory: np.ndarray | None = None  # (N,) True where the vehicle's device memory holds its training job at
+                                           # the run's largest rank (costs.memory.training_bytes); None: all do
 
     @property
     def num_vehicles(self) -> int:
         return len(self.vehicle_ids)
 
     def connected(self) -> np.ndarray:
-        return np.flatnonzero(self.rsu >= 0)
+        """The vehicles a strategy may ask to train: connected to an RSU, with a device whose memory
+        holds the training job (`fits_memory`). Every shipped strategy picks its participants from
+        these; the engine refuses a plan that asks any other vehicle."""
+        ok = np.asarray(self.rsu) >= 0
+        if self.fits_memory is not None:
+            ok = ok & np.asarray(self.fits_memory, dtype=bool)
+        return np.flatnonzero(ok)
 
 
 @dataclass

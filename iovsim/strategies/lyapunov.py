@@ -40,6 +40,15 @@ def _k_of(state: RoundState, idx):
     return None if k is None else np.asarray(k, float)[idx]
 
 
+def expected_per_rsu(state: RoundState, conn: np.ndarray) -> np.ndarray:
+    """Participants each RSU is expected to get before the schedule is known: its share of the connected
+    vehicles x max_participants, at least 1, at most its load. The first bandwidth guess is 1 / this,
+    and split_lora counts this many split jobs on the RSU's edge server (`costs.split.edge_share`)."""
+    rsu = np.asarray(state.rsu, int)
+    load = np.bincount(rsu[conn], minlength=state.num_rsus)
+    return np.maximum(1, np.minimum(load, np.ceil(state.max_participants * load / max(conn.size, 1))))
+
+
 class LyapunovBase(Strategy):
     """Virtual queues in budget units (so V is dimensionless): per vehicle Q_i <- max(Q_i + E_i / Ebar_i - 1, 0)
     (long-term per-device energy) and per task Z_t <- max(Z_t + spent_t / budget_t - 1, 0); the
@@ -138,9 +147,7 @@ class LyapunovBase(Strategy):
             self.planned = {}
             return Plan(participants=np.zeros(0, int), rank=np.zeros(0, int), tx_power_w=np.zeros(0),
                         bandwidth_share=np.zeros(0), train_options=[], extra={})
-        load = np.bincount(rsu[conn], minlength=state.num_rsus)
-        expect = np.maximum(1, np.minimum(load, np.ceil(state.max_participants * load / conn.size)))
-        share = 1.0 / expect[rsu[conn]]
+        share = 1.0 / expected_per_rsu(state, conn)[rsu[conn]]
         price = self._price(state, conn)
         best, choice = self._best(state, costs, conn, share, price)
         keep = self._top(state, conn, best, choice)

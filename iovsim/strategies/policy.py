@@ -88,7 +88,8 @@ def encode_state(state: RoundState, spec: ActionSpec, num_tasks: int) -> dict[st
 def plan_from_action(state: RoundState, action: dict, spec: ActionSpec) -> Plan:
     """The plan an action asks for.
 
-    Selected slots that are padding or not connected are ignored; of the rest, the first
+    Selected slots that are padding or not in `state.connected()` (no RSU, or a device that cannot
+    hold the training job) are ignored; of the rest, the first
     `state.max_participants` in slot order train. Each trains at `ranks[rank]` with
     `power_fractions[power]` x the max transmit power; its share of its RSU's bandwidth is its
     `bandwidth_weights[bandwidth]` over the sum of the weights of the RSU's participants.
@@ -99,7 +100,7 @@ def plan_from_action(state: RoundState, action: dict, spec: ActionSpec) -> Plan:
                        ("bandwidth", len(spec.bandwidth_weights)), ("participate", 2)):
         if level[key].size < n or np.any((level[key] < 0) | (level[key] >= count)):
             raise ValueError(f"action[{key!r}]: expected {spec.max_vehicles} integers in [0, {count - 1}]")
-    asked = np.flatnonzero((level["participate"] == 1) & (np.asarray(state.rsu) >= 0))
+    asked = np.intersect1d(np.flatnonzero(level["participate"] == 1), state.connected())
     chosen = asked[:max(int(state.max_participants), 0)]
     weight = np.asarray(spec.bandwidth_weights, dtype=float)[level["bandwidth"][chosen]]
     rsu = np.asarray(state.rsu)[chosen]

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from iovsim.costs.split import edge_share
 from iovsim.strategies import register
-from iovsim.strategies.base import Plan, RoundState
-from iovsim.strategies.lyapunov import LyapunovBase
+from iovsim.strategies.base import Plan, RoundFeedback, RoundState, Strategy
+from iovsim.strategies.common import select
+from iovsim.strategies.lyapunov import LyapunovBase, expected_per_rsu
 
 
 @register("split_lora")
@@ -54,17 +56,18 @@ class SplitLoRA(LyapunovBase):
         """The split round at the plan's rates (`CostModel.split_round_cost`, the per-step protocol
         the engine runs): energy = device compute + p x uplink airtime; the uplink carries every
         step's activations and gradients and the device's update. The edge server is priced at the
-        vehicle's bandwidth share of it (every job of the RSU on it at once: pessimistic)."""
+        share the engine charges (`costs.split.edge_share`) with the split jobs this planner expects on
+        the RSU (`lyapunov.expected_per_rsu`, every one at once: pessimistic)."""
         steps = np.full(idx.shape, state.local_steps)
-        rsu_bw = np.asarray(state.rsu_bandwidth_hz, float)[np.asarray(state.rsu)[idx]]
-        edge_share = np.clip(np.asarray(bw_hz, float) / rsu_bw, 1e-9, 1.0)
+        rsu = np.asarray(state.rsu, int)[idx]
+        share = edge_share(expected_per_rsu(state, state.connected())[rsu])
         pw = np.full(idx.shape, power)
         up = np.asarray(costs.upload_rate_bps(idx, pw, bw_hz), float)
         down = np.asarray(costs.download_rate_bps(idx, bw_hz), float)
         # A vehicle without rate (below the lowest usable SINR) gets a huge finite cost, not an infinite
         # one: 0 x inf would make its drift-plus-penalty NaN.
         rc = costs.split_round_cost(idx, np.full(idx.shape, rank), steps, pw, np.maximum(up, 1e-9),
-                                    np.maximum(down, 1e-9), edge_share)
+                                    np.maximum(down, 1e-9), share, rsu)
         return rc.energy_j, rc.uplink_bits, rc.time_s - rc.uplink_s, rc.uplink_s, up
 
     def train_option(self, rank: int) -> dict:
@@ -74,3 +77,32 @@ class SplitLoRA(LyapunovBase):
         plan = self._plan(state)
         plan.extra["split"] = True
         return plan
+
+
+@register("split_random")
+class SplitRandom(Strategy):
+    """The baseline of arXiv 2407.02924's scheduler: split training as split_lora runs it, but the
+    participants are drawn at random among the connected vehicles (up to max_participants, the paired
+    keys of `common.selection_keys`) and share their RSU's bandwidth equally, at the default power.
+    No dwell window or energy is looked at: that is what the Lyapunov scheduler adds."""
+
+    def __init__(self, rank: int | None = None):
+        super().__init__()
+        if rank is not None and int(rank) < 1:
+            raise ValueError(f"rank must be >= 1, got {rank}")
+        self.rank = None if rank is None else int(rank)
+
+    def configure(self, state: RoundState) -> Plan:
+        chosen = select(state, np.asarray(state.connected(), dtype=int), state.max_participants, "random",
+                        self.seed, {})
+        return Plan(participants=chosen, rank=np.full(chosen.size, self.rank or int(state.default_rank)),
+                    train_options=[{"split": True} for _ in chosen], extra={"split": True})
+
+    def observe(self, feedback: RoundFeedback) -> dict:
+        return {"participants": len(feedback.status), "completed": int(feedback.delivered().sum())}
+
+    def state_dict(self) -> dict:
+        return {"seed": self.seed}   # the draws depend on (seed, round, vehicle) alone
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seed = int(state["seed"])

@@ -65,15 +65,16 @@ class CausalLM(LoraModel):
         return int(self.config.num_hidden_layers)
 
     def shape(self, seq_len: int, batch_size: int, num_classes: int = 0):
-        """The decoder's dimensions for the cost model (no head: the answer comes from the LM head)."""
-        try:  # the decoder's own cost shape (GQA, MLP width), once iovsim.costs has it
-            from iovsim.costs.shape import decoder_shape
-        except ImportError:
-            decoder_shape = None
-        if decoder_shape is not None:
-            return decoder_shape(self.config, self.target_modules, seq_len, batch_size)
+        """The decoder's dimensions for the cost model (`costs.shape.decoder_shape`: GQA, MLP width, the
+        frozen LM head; no trainable head). An architecture it does not know gets the generic shape
+        from the adapted layers' real dimensions."""
         from iovsim.costs import ModelShape
+        from iovsim.costs.shape import decoder_shape
 
+        try:
+            return decoder_shape(self.config, self.target_modules, seq_len, batch_size)
+        except (ValueError, KeyError, TypeError):
+            pass
         c = self.config
         return ModelShape(num_layers=self.num_layers, hidden_size=int(c.hidden_size),
                           intermediate_size=int(getattr(c, "intermediate_size", None) or 4 * c.hidden_size),
