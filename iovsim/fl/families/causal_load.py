@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib.util
-import os
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,16 +94,10 @@ def is_causal(hf_config) -> bool:
 
 @contextlib.contextmanager
 def _no_tqdm():
-    """transformers' GGUF reader draws a tqdm bar of its own (not behind its progress-bar switch)."""
-    old = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"
-    try:
+    """transformers' GGUF reader draws a tqdm bar of its own (not behind its progress-bar switch, and
+    tqdm reads TQDM_DISABLE once, at import): its stderr is kept apart while the model loads."""
+    with contextlib.redirect_stderr(io.StringIO()):
         yield
-    finally:
-        if old is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = old
 
 
 def _load(name: str, src: Source):
