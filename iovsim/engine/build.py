@@ -21,8 +21,8 @@ class Mobility:
 
 @dataclass
 class Learning:
-    model: object           # iovsim.fl.model.AdapterModel
-    tasks: list             # TaskData per task
+    model: object           # an iovsim.fl.families model (encoder classifier or causal LM)
+    tasks: list             # TaskData per task (the examples its model family could fit)
     executor: object        # iovsim.fl executor: train(jobs) -> results (see fl/executors.py)
     shards: list            # per task, the vehicles' data shards
     strategy: object        # iovsim.strategies.base.Strategy, set up
@@ -101,36 +101,63 @@ def build_strategy(cfg: ExperimentConfig, num_tasks: int, strategy=None):
 
 
 def load_model(cfg: ExperimentConfig):
-    """The base model with its LoRA targets; a model or module that is not there names its field."""
-    from iovsim.fl.model import AdapterModel, ModelError
+    """The family model (iovsim.fl.families) with its LoRA targets; a model or module that is not
+    there names its field. The config records the targets used (the family's defaults when empty)."""
+    from iovsim.fl.families import ModelError, load_model as load
 
     fl = cfg.fl
     try:
-        return AdapterModel(fl.model, fl.target_modules, fl.lora_alpha, device=fl.device, threads=fl.threads)
+        model = load(fl.model, fl.target_modules, fl.lora_alpha, device=fl.device, threads=fl.threads,
+                     family=fl.family, causal_eval=fl.causal_eval)
     except ModelError as e:
         raise ConfigError(cfg.source_path or None, f"fl.{e.field}", str(e)) from None
+    fl.target_modules = list(model.target_modules)
+    return model
+
+
+def make_task_named(cfg: ExperimentConfig, model, i: int, data, message):
+    """Task i tokenized (and prompted) by the model's family; examples it cannot fit are said and left out."""
+    from iovsim.fl.data import DataError
+
+    tc = cfg.fl.tasks[i]
+    try:
+        task = model.make_task(data, tc.max_length)
+    except DataError as e:
+        raise ConfigError(cfg.source_path or None, f"fl.tasks[{i}].dataset", str(e)) from None
+    n_train, n_test = task.dropped
+    if n_train or n_test:
+        message(f"task {tc.name}: {n_train} training and {n_test} test examples do not fit max_length = "
+                f"{tc.max_length} tokens with their whole answer; left out")
+    if len(task.data.train_text) == 0 or len(task.data.test_text) == 0:
+        raise ConfigError(cfg.source_path or None, f"fl.tasks[{i}].max_length",
+                          f"expected room for a prompt and its answer: no example of {tc.dataset} fits "
+                          f"{tc.max_length} tokens")
+    return task
 
 
 def build_learning(cfg: ExperimentConfig, progress, strategy=None, model=None) -> Learning:
     """Model (or `model`, already loaded), task data (tokenized once), executor, shards, strategy and
     initial global adapters."""
     from iovsim.costs.bits import with_transfer_dtype
-    from iovsim.engine.limits import check_batch_size, check_device_memory, check_ranks, check_split_layer
+    from iovsim.engine.limits import (check_batch_size, check_device_memory, check_max_length, check_ranks,
+                                      check_split_layer)
     from iovsim.fl.executors import make_executor
-    from iovsim.fl.train import TokenizedTask
 
     fl = cfg.fl
     with progress.task("Loading model and data", total=len(fl.tasks) + 1) as t:
+        raw = [load_task_named(cfg, i) for i in range(len(fl.tasks))]  # first: a bad data file fails fast
         if model is None:
             model = load_model(cfg)
+        fl.target_modules = list(model.target_modules)
         check_ranks(cfg, model.max_rank())
-        check_split_layer(cfg, model.shape(1, 1).num_layers)
+        check_split_layer(cfg, model.num_layers)
+        check_max_length(cfg, model.max_positions)
         t.advance(1)
         tasks, tokenized = [], []
-        for i, tc in enumerate(fl.tasks):
-            data = load_task_named(cfg, i)
-            tasks.append(data)
-            tokenized.append(TokenizedTask(model, data, tc.max_length))
+        for i, data in enumerate(raw):
+            task = make_task_named(cfg, model, i, data, progress.message)
+            tasks.append(task.data)
+            tokenized.append(task)
             t.advance(1)
     shards = dirichlet_task_shards(fl.tasks, tasks, cfg.seed, fl.samples_per_vehicle, fl.min_samples_per_vehicle)
     check_batch_size(cfg, shards)

@@ -55,12 +55,13 @@ class Fleet:
 
 
 def dirichlet_task_shards(tasks_cfg, tasks_data, seed: int, samples_per_vehicle: int, min_samples: int):
-    """Per task, the non-IID shards vehicles draw from (Dirichlet over labels, one stream per task)."""
-    from iovsim.fl.data import dirichlet_shards
+    """Per task, the non-IID shards vehicles draw from (Dirichlet over labels, one stream per task;
+    equal random shares for instruction data, see iovsim.fl.data.task_shards)."""
+    from iovsim.fl.data import task_shards
 
     shards = []
     for ti, (tc, data) in enumerate(zip(tasks_cfg, tasks_data)):
         n_shards = max(1, len(data.train_labels) // samples_per_vehicle)
         rng = np.random.default_rng([seed, 2, ti])
-        shards.append(dirichlet_shards(data.train_labels, n_shards, tc.dirichlet_alpha, rng, min_samples))
+        shards.append(task_shards(data, n_shards, tc.dirichlet_alpha, rng, min_samples))
     return shards

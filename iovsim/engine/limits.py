@@ -85,6 +85,15 @@ def check_split_layer(cfg: ExperimentConfig, num_layers: int) -> None:
                           f"layers and the RSU's edge server runs the ones above the split), got {cfg.fl.split_layer}")
 
 
+def check_max_length(cfg: ExperimentConfig, max_positions: int | None) -> None:
+    """Every task's max_length within the model's position embeddings."""
+    for i, tc in enumerate(cfg.fl.tasks):
+        if max_positions is not None and tc.max_length > max_positions:
+            raise ConfigError(cfg.source_path or None, f"fl.tasks[{i}].max_length",
+                              f"expected at most {max_positions} tokens (the positions of model {cfg.fl.model}), "
+                              f"got {tc.max_length}")
+
+
 def check_device_memory(cfg: ExperimentConfig, shapes: list, message) -> None:
     """Which device tiers hold a training job of each task at the run's largest rank
     (`costs.memory.training_bytes`). A tier that cannot is reported through `message` (its vehicles

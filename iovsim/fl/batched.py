@@ -1,12 +1,14 @@
-"""The batched executor: a round's jobs trained together through one shared, frozen encoder.
+"""The batched executor: a round's jobs trained together through one shared, frozen base model.
 
-Every step, the active jobs' batches are concatenated and go through the encoder in one forward and
+Every step, the active jobs' batches are concatenated and go through the base in one forward and
 one backward (large matmuls on the shared base weights). Forward hooks on the adapted nn.Linear
 layers add each job's LoRA path, B_j (A_j x) * alpha / r_j, with batched matmuls over the stacked
 adapters (padded to the largest rank: the padded rows of A and columns of B are zero and receive
 zero gradient, so the result is exact); a job's `<module>.delta`, when it has one, is added on its
-rows. Each job keeps its own head, its own loss and its own AdamW state (one optimizer, per-tensor
-state), so a job's result equals the sequential executor's to rounding. Jobs with more steps keep
+rows. Each job keeps its own head (when its family has one), its own loss and its own AdamW state
+(one optimizer, per-tensor state), so a job's result equals the sequential executor's to rounding.
+The family (iovsim.fl.families) computes the features, the outputs and the loss; this file only
+batches. Jobs with more steps keep
 going after shorter ones stop; a job absent from a step gets no gradient and no optimizer update.
 
 Passes hold at most `max_tokens` tokens (rows x width); batches are ordered by width before they
@@ -22,15 +24,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from iovsim.fl.model import AdapterModel
-from iovsim.fl.train import (EvalResult, TokenizedTask, TrainJob, TrainResult, draw_batch, finish_state,
-                             length_passes, lora_tail, split_probe)
+from iovsim.fl.train import (EvalResult, TrainJob, TrainResult, draw_batch, finish_state, length_passes, lora_tail,
+                             split_probe)
 
 
 class _Slot:
     """One job's (or one evaluated state's) adapter, head and delta on the device."""
 
-    def __init__(self, model: AdapterModel, state: dict, rank: int, trainable: bool):
+    def __init__(self, model, state: dict, rank: int, trainable: bool):
         dev = model.device
 
         def leaf(t):
@@ -42,26 +43,22 @@ class _Slot:
         self.B = [leaf(state[f"{m}.lora_B"]) for m in model.module_names]
         self.delta = [state[f"{m}.delta"].to(dev, torch.float32) if f"{m}.delta" in state else None
                       for m in model.module_names]
-        self.head_w, self.head_b = leaf(state["head.weight"]), leaf(state["head.bias"])
+        self.head = model.slot_head(state, leaf)   # the family's trainable tensors besides LoRA (may be none)
 
-    def logits(self, pooled: torch.Tensor) -> torch.Tensor:
-        return pooled @ self.head_w.T + self.head_b
-
-    def export(self, model: AdapterModel, start: dict) -> dict:
+    def export(self, model, start: dict) -> dict:
         out = {}
         for m, a, b in zip(model.module_names, self.A, self.B):
             out[f"{m}.lora_A"] = a.detach().cpu().clone()
             out[f"{m}.lora_B"] = b.detach().cpu().clone()
         out.update({k: v for k, v in start.items() if k.endswith(".delta")})
-        out["head.weight"] = self.head_w.detach().cpu().clone()
-        out["head.bias"] = self.head_b.detach().cpu().clone()
+        out.update(model.export_head(self.head))
         return out
 
 
 class BatchedExecutor:
-    """Trains a round's jobs together on the shared AdapterModel; same seam as LocalExecutor."""
+    """Trains a round's jobs together on the shared family model; same seam as LocalExecutor."""
 
-    def __init__(self, model: AdapterModel, tasks: list[TokenizedTask], precision: str = "fp32",
+    def __init__(self, model, tasks: list, precision: str = "fp32",
                  max_tokens: int = 8192):
         self.model = model
         self.tasks = tasks
@@ -101,19 +98,18 @@ class BatchedExecutor:
         return out + y.to(out.dtype)
 
     def _pooled(self, slots: list[_Slot], ids: list[torch.Tensor], masks: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Mean-pooled encoder output of each segment, all segments in one pass."""
+        """The family's features of each segment (the encoder's pooled output, a causal LM's hidden
+        states), all segments in one pass through the bare base."""
         dev = self.model.device
         input_ids, mask = torch.cat(ids).to(dev), torch.cat(masks).to(dev)
         sizes = [len(t) for t in ids]
         self._segments = (slots, sizes)
         try:
-            with self.model.bare() as enc, self._autocast():
-                hidden = enc(input_ids=input_ids, attention_mask=mask).last_hidden_state
+            with self.model.bare(), self._autocast():
+                feats = self.model.features({"input_ids": input_ids, "attention_mask": mask})
         finally:
             self._segments = None
-        m = mask.unsqueeze(-1).to(torch.float32)
-        pooled = (hidden.float() * m).sum(1) / m.sum(1).clamp(min=1.0)
-        return list(torch.split(pooled, sizes))
+        return list(torch.split(feats, sizes))
 
     def _passes(self, pieces: list[tuple]) -> list[list[tuple]]:
         """Pieces (slot, task, enc, labels, rows, width, job index) ordered by width, cut into passes of <= max_tokens."""
@@ -128,7 +124,7 @@ class BatchedExecutor:
         return out + ([cur] if cur else [])
 
     def _run(self, group: list[tuple]):
-        """Forward one pass; returns per piece (logits, labels)."""
+        """Forward one pass; returns per piece (the family's outputs, labels)."""
         width = group[-1][5]
         ids, masks, labels = [], [], []
         for slot, task, enc, lab, rows, *_ in group:
@@ -136,8 +132,8 @@ class BatchedExecutor:
             ids.append(i)
             masks.append(m)
             labels.append(y.to(self.model.device))
-        pooled = self._pooled([p[0] for p in group], ids, masks)
-        return [(p[0].logits(h), y) for p, h, y in zip(group, pooled, labels)]
+        feats = self._pooled([p[0] for p in group], ids, masks)
+        return [(self.model.slot_outputs(p[0].head, h, y), y) for p, h, y in zip(group, feats, labels)]
 
     # ------------------------------------------------------------------ the seam
     def train(self, jobs: list[TrainJob], on_done=None) -> list[TrainResult]:
@@ -157,7 +153,7 @@ class BatchedExecutor:
             opt.zero_grad(set_to_none=True)
             for group in self._passes(pieces):
                 out = self._run(group)
-                loss = sum(F.cross_entropy(lg, y) + self._prune_term(jobs[p[6]], p[0]) for p, (lg, y) in zip(group, out))
+                loss = sum(self.model.loss(o, y) + self._prune_term(jobs[p[6]], p[0]) for p, (o, y) in zip(group, out))
                 loss.backward()
             opt.step()
             for k in active:
@@ -180,7 +176,8 @@ class BatchedExecutor:
         groups: dict[float, list] = {}
         for j, s in zip(jobs, slots):
             groups.setdefault(float(j.learning_rate), []).extend(s.A + s.B)
-            groups.setdefault(float(j.head_learning_rate), []).extend([s.head_w, s.head_b])
+            if s.head:
+                groups.setdefault(float(j.head_learning_rate), []).extend(s.head)
         return torch.optim.AdamW([{"params": p, "lr": lr} for lr, p in groups.items()], weight_decay=0.0, foreach=True)
 
     @staticmethod
@@ -192,34 +189,33 @@ class BatchedExecutor:
 
     @torch.no_grad()
     def _probe_scores(self, jobs, slots, splits) -> list[tuple[float, float]]:
-        """Eval-mode mean loss and accuracy on each job's held-out probe rows, all jobs batched together.
+        """Eval-mode (loss, accuracy) on each job's held-out probe rows, all jobs batched together.
 
-        Every job's probe rows are pooled and cut into passes by length (length_passes); within a
-        pass each job's rows form one segment.
+        The rows of every job's probe ScoreSet are pooled and cut into passes by length
+        (length_passes); within a pass each job's rows form one segment.
         """
-        owner = np.concatenate([np.full(len(s[2]), k) for k, s in enumerate(splits)])
-        rows = np.concatenate([s[2] for s in splits])
-        widths = np.concatenate([self.tasks[j.task].row_widths(self.tasks[j.task].train, s[2])
-                                 for j, s in zip(jobs, splits)])
-        sums, correct = [0.0] * len(jobs), [0] * len(jobs)
+        sets = [self.tasks[j.task].score_set("train", s[2]) for j, s in zip(jobs, splits)]
+        owner = np.concatenate([np.full(len(ss.rows), k) for k, ss in enumerate(sets)])
+        rows = np.concatenate([ss.rows for ss in sets])
+        widths = np.concatenate([self.tasks[j.task].row_widths(ss.enc, ss.rows) for j, ss in zip(jobs, sets)])
         for part in length_passes(widths, len(rows), self.max_tokens):
             width, group = int(widths[part].max()), []
             for k in np.unique(owner[part]):
-                task = self.tasks[jobs[k].task]
-                group.append((slots[k], task, task.train, task.train_labels, rows[part[owner[part] == k]], width, int(k)))
-            for p, (lg, y) in zip(group, self._run(group)):
-                sums[p[6]] += float(F.cross_entropy(lg.float(), y, reduction="sum"))
-                correct[p[6]] += int((lg.argmax(-1) == y).sum())
-        return [(sums[k] / len(splits[k][2]), correct[k] / len(splits[k][2])) for k in range(len(jobs))]
+                ss = sets[k]
+                group.append((slots[k], self.tasks[jobs[k].task], ss.enc, ss.labels, rows[part[owner[part] == k]],
+                              width, int(k)))
+            for p, (out, y) in zip(group, self._run(group)):
+                sets[p[6]].scores.add(p[4], out, y)
+        return [ss.scores.result() for ss in sets]
 
     @torch.no_grad()
     def evaluate(self, task_index: int, state: dict, rank: int, batch_size: int = 64) -> EvalResult:
         task = self.tasks[task_index]
         slot = _Slot(self.model, state, rank, trainable=False)
-        n = len(task.test_labels)
-        correct, loss_sum = 0, 0.0
-        for rows in length_passes(task.row_widths(task.test, np.arange(n)), batch_size):
-            (lg, y), = self._run([(slot, task, task.test, task.test_labels, rows, task.width(task.test, rows), 0)])
-            loss_sum += float(F.cross_entropy(lg.float(), y, reduction="sum"))
-            correct += int((lg.argmax(-1) == y).sum())
-        return EvalResult(correct / n, loss_sum / n, n)
+        sset = task.score_set("test")
+        for part in length_passes(task.row_widths(sset.enc, sset.rows), batch_size):
+            rows = sset.rows[part]
+            (out, y), = self._run([(slot, task, sset.enc, sset.labels, rows, task.width(sset.enc, rows), 0)])
+            sset.scores.add(rows, out, y)
+        loss, acc = sset.scores.result()
+        return EvalResult(acc, loss, sset.scores.num_examples)

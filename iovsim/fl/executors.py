@@ -5,8 +5,7 @@ import warnings
 
 import torch
 
-from iovsim.fl.model import AdapterModel
-from iovsim.fl.train import LocalExecutor, TokenizedTask
+from iovsim.fl.train import LocalExecutor
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -16,7 +15,7 @@ def native_bf16(device: torch.device) -> bool:
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
-def make_executor(fl_cfg, model: AdapterModel, tokenized_tasks: list[TokenizedTask]):
+def make_executor(fl_cfg, model, tokenized_tasks: list):
     """`fl.executor`: `batched` (default), `sequential` (the reference) or `ray`, at `fl.precision` on the model's device."""
     kind, precision = fl_cfg.executor, fl_cfg.precision
     if kind == "ray":

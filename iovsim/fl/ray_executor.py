@@ -11,12 +11,12 @@ from iovsim.fl.train import EvalResult, LocalExecutor, TrainJob, TrainResult
 
 
 class _Trainer:
-    """The actor: one AdapterModel and the tokenized tasks, wrapped in the reference executor."""
+    """The actor: one family model and the tokenized tasks, wrapped in the reference executor."""
 
     def __init__(self, model_args: dict, tasks):
-        from iovsim.fl.model import AdapterModel
+        from iovsim.fl.families import load_model
 
-        self.executor = LocalExecutor(AdapterModel(**model_args), tasks)
+        self.executor = LocalExecutor(load_model(**model_args), tasks)
 
     def train(self, index: int, job: TrainJob) -> tuple[int, TrainResult]:
         return index, self.executor.train([job])[0]
@@ -28,7 +28,8 @@ class _Trainer:
 class RayExecutor:
     """`train(jobs, on_done=None)` and `evaluate(...)` as LocalExecutor, with training on `actors` Ray actors.
 
-    model_args: AdapterModel's keyword arguments (model_name, target_modules, lora_alpha, device, threads).
+    model_args: `iovsim.fl.families.load_model`'s keyword arguments (model_name, target_modules, lora_alpha,
+    device, threads, family, causal_eval).
     """
 
     def __init__(self, model_args: dict, tasks: list, actors: int | None = None, local_model=None,
@@ -55,8 +56,9 @@ class RayExecutor:
         gpus = 0.0
         if device == "cuda":
             gpus = 1.0 / (actors or 1)
-        args = {"model_name": fl_cfg.model, "target_modules": list(fl_cfg.target_modules),
-                "lora_alpha": fl_cfg.lora_alpha, "device": device, "threads": fl_cfg.threads or 1}
+        args = {"model_name": fl_cfg.model, "target_modules": list(model.target_modules),
+                "lora_alpha": fl_cfg.lora_alpha, "device": device, "threads": fl_cfg.threads or 1,
+                "family": model.family, "causal_eval": fl_cfg.causal_eval}
         return cls(args, tokenized_tasks, actors=actors, local_model=model,
                    address=fl_cfg.ray_address or None, gpus_per_actor=gpus)
 

@@ -7,23 +7,24 @@ test set. `LocalExecutor` (sequential, the reference) trains the jobs one after 
 Each job carries everything it needs (start state, rank, steps, data indices, seed), so jobs are
 independent and reproducible in any order.
 
-Both executors train with the frozen encoder in eval mode (no dropout), so a job's result is a
+Both executors train with the frozen base in eval mode (no dropout), so a job's result is a
 function of its inputs alone and the two executors agree to rounding. The bandit's loss before and
 after training, and the accuracy after it, are measured in eval mode on a held-out part of the
 vehicle's own shard (`probe_size`), which the job does not train on.
+
+What the model computes (features, outputs, loss) and how a task is tokenized and scored belong to
+the model's family (`iovsim.fl.families`); the executors only run jobs through that seam.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from iovsim.fl.data import TaskData
-from iovsim.fl.model import AdapterModel
+# The encoder's task, under the name the executors' callers know it by.
+from iovsim.fl.families.encoder_task import TokenizedTask  # noqa: F401
 
 PROBE_FRACTION = 0.1
 """Share of a vehicle's shard held out to measure loss before/after training (at least one batch,
@@ -68,62 +69,6 @@ class EvalResult:
     accuracy: float
     loss: float
     num_examples: int
-
-
-_TOKEN_CACHE: dict = {}
-
-
-def _tokenize_cached(model: AdapterModel, texts: list, max_length: int) -> dict:
-    """Tokenize once per process for a given tokenizer, length and text list (runs and strategies reuse it)."""
-    digest = hashlib.sha1(repr(texts).encode("utf-8", "replace")).hexdigest()
-    key = (getattr(model.tokenizer, "name_or_path", ""), int(max_length), digest)
-    if key not in _TOKEN_CACHE:
-        enc = model.tokenize(texts, max_length)
-        enc["lengths"] = enc["attention_mask"].sum(1)
-        _TOKEN_CACHE[key] = enc
-    return _TOKEN_CACHE[key]
-
-
-class TokenizedTask:
-    """A task's pools tokenized once (padded to max_length, cached per process).
-
-    With `dynamic_padding` a batch is trimmed to its longest row; without it every batch keeps
-    `max_length` tokens (used by the benchmark to fix the workload).
-    """
-
-    def __init__(self, model: AdapterModel, data: TaskData, max_length: int, dynamic_padding: bool = True):
-        self.data = data
-        self.max_length = int(max_length)
-        self.dynamic_padding = dynamic_padding
-        self.train = _tokenize_cached(model, data.train_text, max_length)
-        self.train_labels = torch.as_tensor(data.train_labels, dtype=torch.long)
-        self.test = _tokenize_cached(model, data.test_text, max_length)
-        self.test_labels = torch.as_tensor(data.test_labels, dtype=torch.long)
-
-    def width(self, enc: dict, rows) -> int:
-        """Tokens a batch of `rows` needs."""
-        if not self.dynamic_padding:
-            return self.max_length
-        return int(enc["lengths"][torch.as_tensor(np.asarray(rows), dtype=torch.long)].max())
-
-    def rows(self, enc: dict, labels: torch.Tensor, rows, width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """input_ids, attention_mask (both `width` wide, zero-padded) and labels of `rows`."""
-        rows = torch.as_tensor(np.asarray(rows), dtype=torch.long)
-        ids, mask = enc["input_ids"][rows, :width], enc["attention_mask"][rows, :width]
-        if ids.shape[1] < width:
-            ids, mask = F.pad(ids, (0, width - ids.shape[1])), F.pad(mask, (0, width - mask.shape[1]))
-        return ids, mask, labels[rows]
-
-    def row_widths(self, enc: dict, rows) -> np.ndarray:
-        """Tokens each of `rows` needs on its own (max_length for all without dynamic padding)."""
-        rows = np.asarray(rows)
-        if not self.dynamic_padding:
-            return np.full(len(rows), self.max_length)
-        return enc["lengths"][torch.as_tensor(rows, dtype=torch.long)].numpy()
-
-    def batch(self, enc: dict, labels: torch.Tensor, rows, device) -> tuple[dict, torch.Tensor]:
-        ids, mask, y = self.rows(enc, labels, rows, self.width(enc, rows))
-        return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}, y.to(device)
 
 
 def probe_size(n: int, batch_size: int) -> int:
@@ -187,9 +132,10 @@ def lora_tail(pairs, keep: int) -> torch.Tensor:
 
 
 class LocalExecutor:
-    """Trains jobs one after another in this process on the shared AdapterModel (the reference)."""
+    """Trains jobs one after another in this process on the shared family model (the reference),
+    through the peft adapter of each job's rank."""
 
-    def __init__(self, model: AdapterModel, tasks: list[TokenizedTask]):
+    def __init__(self, model, tasks: list):
         self.model = model
         self.tasks = tasks
 
@@ -201,30 +147,35 @@ class LocalExecutor:
                 on_done(job)
         return results
 
-    def _probe_scores(self, head, task: TokenizedTask, rows: np.ndarray, chunk: int = 256) -> tuple[float, float]:
-        """Mean loss and accuracy on the probe rows (passes by length, see length_passes)."""
-        total, correct = 0.0, 0
-        for part in length_passes(task.row_widths(task.train, rows), chunk):
-            x, y = task.batch(task.train, task.train_labels, rows[part], self.model.device)
-            logits = head(self.model.encode(x))
-            total += float(F.cross_entropy(logits, y, reduction="sum"))
-            correct += int((logits.argmax(-1) == y).sum())
-        return total / len(rows), correct / len(rows)
+    def _score(self, head, task, sset, chunk: int) -> tuple[float, float]:
+        """(loss, accuracy) of a ScoreSet, its rows in passes by length (see length_passes)."""
+        model = self.model
+        for part in length_passes(task.row_widths(sset.enc, sset.rows), chunk):
+            rows = sset.rows[part]
+            x, y = task.batch(sset.enc, sset.labels, rows, model.device)
+            sset.scores.add(rows, model.outputs(head, model.features(x), y), y)
+        return sset.scores.result()
+
+    def _probe_scores(self, head, task, rows: np.ndarray, chunk: int = 256) -> tuple[float, float]:
+        """Mean loss and accuracy on the probe rows."""
+        return self._score(head, task, task.score_set("train", rows), chunk)
 
     def _train_one(self, job: TrainJob) -> TrainResult:
         model, task = self.model, self.tasks[job.task]
         head, lora = model.load(job.state, job.rank)
         gen, train_rows, probe_rows = split_probe(job)
-        opt = torch.optim.AdamW([{"params": lora, "lr": job.learning_rate},
-                                 {"params": head.parameters(), "lr": job.head_learning_rate}], weight_decay=0.0)
+        groups = [{"params": lora, "lr": job.learning_rate}]
+        if model.head_parameters(head):
+            groups.append({"params": model.head_parameters(head), "lr": job.head_learning_rate})
+        opt = torch.optim.AdamW(groups, weight_decay=0.0)
         prune_lambda = float(job.options.get("prune_lambda", 0.0))
         keep = int(job.options.get("prune_keep", job.rank))
-        model.peft.eval()
+        model.train_mode()
         with torch.no_grad():
             loss_before, _ = self._probe_scores(head, task, probe_rows)
         for _ in range(job.steps):
             x, y = task.batch(task.train, task.train_labels, draw_batch(gen, train_rows, job.batch_size), model.device)
-            loss = F.cross_entropy(head(model.encode(x)), y)
+            loss = model.loss(model.outputs(head, model.features(x), y), y)
             if prune_lambda > 0 and keep < job.rank:
                 loss = loss + prune_lambda * lora_tail(zip(lora[0::2], lora[1::2]), keep)
             opt.zero_grad(set_to_none=True)
@@ -245,15 +196,10 @@ class LocalExecutor:
         head, lora = model.load(state, rank)
         for p in lora:
             p.requires_grad_(False)
-        model.peft.eval()
-        n = len(task.test_labels)
-        correct, loss_sum = 0, 0.0
-        for part in length_passes(task.row_widths(task.test, np.arange(n)), batch_size):
-            x, y = task.batch(task.test, task.test_labels, part, model.device)
-            logits = head(model.encode(x))
-            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-            correct += int((logits.argmax(-1) == y).sum())
-        return EvalResult(correct / n, loss_sum / n, n)
+        model.train_mode()
+        sset = task.score_set("test")
+        loss, acc = self._score(head, task, sset, batch_size)
+        return EvalResult(acc, loss, sset.scores.num_examples)
 
 
 SequentialExecutor = LocalExecutor
