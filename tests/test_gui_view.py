@@ -66,3 +66,17 @@ def test_bad_view_is_one_line_exit_2(tmp_path):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "--view zoom:3" in lines[0], out.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_dense_rsus_get_small_marks_and_no_labels():
+    """Small cells every 200 m seen 3 km wide: marks a sixth of the spacing wide, no 'RSU i' labels (a
+    carpet of names); four RSUs a kilometre apart keep their labels and view-sized marks."""
+    from iovsim.viz.gui import GuiOverlay
+
+    gx, gy = np.meshgrid(np.arange(0.0, 2001.0, 200.0), np.arange(0.0, 2001.0, 200.0))
+    dense = GuiOverlay(None, np.c_[gx.ravel(), gy.ravel()], 115.0, [0, 0, 2000, 2000], view=ViewSpec("box", width_m=3000, x_m=1000, y_m=1000))
+    assert not dense.rsu_labels and dense.rsu_size_m == pytest.approx(30.0)
+    assert dense.coverage_line_m == pytest.approx(4.0)
+    sparse = GuiOverlay(None, [[0, 0], [1000, 0], [0, 1000], [1000, 1000]], 420.0, [0, 0, 1000, 1000],
+                        view=ViewSpec("box", width_m=3000, x_m=500, y_m=500))
+    assert sparse.rsu_labels and sparse.rsu_size_m == pytest.approx(60.0) and sparse.coverage_line_m == pytest.approx(7.5)

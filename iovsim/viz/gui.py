@@ -80,6 +80,15 @@ def _scaled(shape, x: float, y: float, k: float) -> list[tuple[float, float]]:
     return [(float(x + k * (px - x)), float(y + k * (py - y))) for px, py in shape]
 
 
+def _median_spacing_m(xy: np.ndarray) -> float:
+    """Median distance from each RSU to its nearest neighbour (inf for fewer than two)."""
+    if len(xy) < 2:
+        return float("inf")
+    d = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
+    np.fill_diagonal(d, np.inf)
+    return float(np.median(d.min(axis=1)))
+
+
 def _cross(x: float, y: float, r: float) -> list[tuple[float, float]]:
     """An X (a plus rotated by 45°) of half-size r, as one closed polygon."""
     w = 0.28 * r
@@ -121,7 +130,12 @@ class GuiOverlay:
         # Marks are sized to the width of the view (in metres), so they read the same at any zoom.
         self.view_width_m = self._view_width_m()
         self.marker_radius_m = float(marker_radius_m) if marker_radius_m else 0.013 * self.view_width_m
-        self.rsu_size_m = 0.02 * self.view_width_m
+        # Dense RSUs (small cells every 200 m) get marks smaller than their spacing, and no labels
+        # once more than about a dozen stand across the view: a carpet of names reads as nothing.
+        spacing_m = _median_spacing_m(self.rsu_xy_m)
+        self.rsu_size_m = min(0.02 * self.view_width_m, 0.15 * spacing_m)
+        self.rsu_labels = spacing_m >= 0.08 * self.view_width_m
+        self.coverage_line_m = max(1.5, min(0.0025 * self.view_width_m, 0.02 * spacing_m))
         self.fit_view = fit_view
         self.view_box: Box = self.boundary
         self._follower = Follower(self.view.width_m, self.aspect) if self.view.kind == "auto" else None
@@ -201,15 +215,16 @@ class GuiOverlay:
             poly.add(f"iovsim_cov_{i}", shape, c + (COVERAGE_FILL_ALPHA,), fill=True, polygonType=f"coverage RSU {i}",
                      layer=LAYER_COVERAGE_FILL)
             poly.add(f"iovsim_covedge_{i}", shape + [shape[0]], c + (COVERAGE_EDGE_ALPHA,), fill=False,
-                     polygonType="", layer=LAYER_COVERAGE_EDGE, lineWidth=max(1.5, 0.0025 * self.view_width_m))
+                     polygonType="", layer=LAYER_COVERAGE_EDGE, lineWidth=self.coverage_line_m)
             # A diamond with a dark rim, so an RSU never reads as one of the round vehicle dots.
             h = self.rsu_size_m
             diamond = [(x + h, y), (x, y + h), (x - h, y), (x, y - h)]
             poly.add(f"iovsim_rsurim_{i}", _scaled(diamond, x, y, 1.25), RSU_OUTLINE, fill=True, polygonType="",
                      layer=LAYER_RSU - 1)
             poly.add(f"iovsim_rsusym_{i}", diamond, c + (255,), fill=True, polygonType="", layer=LAYER_RSU)
-            poi.add(f"iovsim_rsu_{i}", float(x), float(y) - 1.8 * h, (0, 0, 0, 0), poiType=f"RSU {i}",
-                    layer=LAYER_TEXT, width=1, height=1)
+            if self.rsu_labels:
+                poi.add(f"iovsim_rsu_{i}", float(x), float(y) - 1.8 * h, (0, 0, 0, 0), poiType=f"RSU {i}",
+                        layer=LAYER_TEXT, width=1, height=1)
         self._drawn = True
         if self.fit_view:
             self.setup_view()
