@@ -115,9 +115,11 @@ def build_learning(cfg: ExperimentConfig, progress, strategy=None, model=None) -
     initial global adapters."""
     from iovsim.engine.limits import check_batch_size, check_ranks, check_split_layer
     from iovsim.fl.executors import make_executor
+    from iovsim.fl.heap import return_freed_memory, trim_heap
     from iovsim.fl.train import TokenizedTask
 
     fl = cfg.fl
+    return_freed_memory()  # training passes' activations go back to the OS when freed (fl/heap.py)
     with progress.task("Loading model and data", total=len(fl.tasks) + 1) as t:
         if model is None:
             model = load_model(cfg)
@@ -130,6 +132,7 @@ def build_learning(cfg: ExperimentConfig, progress, strategy=None, model=None) -
             tasks.append(data)
             tokenized.append(TokenizedTask(model, data, tc.max_length))
             t.advance(1)
+    trim_heap()  # what the tokenizer's threads freed
     shards = dirichlet_task_shards(fl.tasks, tasks, cfg.seed, fl.samples_per_vehicle, fl.min_samples_per_vehicle)
     check_batch_size(cfg, shards)
     executor = make_executor(fl, model, tokenized)
