@@ -8,6 +8,7 @@ what counts. Also: the machine's fp32/bf16 matmul peak (one big matmul), the ach
 (each in its own process).
 
     python tools/bench_train.py [--clients 8 32 128] [--reps 2] [--loop-cap 32] [--threads 2]
+    python tools/bench_train.py --efficiency [--threads 2]   # only the FLOP/s section (tools/bench_efficiency.py)
 """
 from __future__ import annotations
 
@@ -29,15 +30,25 @@ sys.path.insert(0, str(REPO))
 
 STEPS, BATCH, TOKENS, RANK, ALPHA, LR = 4, 16, 64, 8, 16.0, 1e-3
 SHARD = 48
+# Where and what (set from the command line; tools/bench_gpu.sh runs this on a GPU with a staged model).
+RUN = {"device": "cpu", "model": "minilm", "dataset": "tweet_sentiment"}
+
+
+def _sync():
+    if RUN["device"] == "cuda":
+        torch.cuda.synchronize()
 
 
 def matmul_peak_flops(dtype, n=2048, reps=5) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a = torch.randn(n, n, dtype=dtype, device=RUN["device"])
+    b = torch.randn(n, n, dtype=dtype, device=RUN["device"])
     a @ b
     best = float("inf")
     for _ in range(reps):
+        _sync()
         t0 = time.perf_counter()
         a @ b
+        _sync()
         best = min(best, time.perf_counter() - t0)
     return 2 * n**3 / best
 
@@ -48,8 +59,8 @@ def setup(clients: int):
     from iovsim.fl.model import AdapterModel
     from iovsim.fl.train import TokenizedTask
 
-    model = AdapterModel("minilm", ["query", "value"], ALPHA)
-    data = load_task(TaskConfig(name="tweets", dataset="tweet_sentiment", max_samples=clients * SHARD,
+    model = AdapterModel(RUN["model"], ["query", "value"], ALPHA, device=RUN["device"])
+    data = load_task(TaskConfig(name="tweets", dataset=RUN["dataset"], max_samples=clients * SHARD,
                                 test_samples=100, max_length=TOKENS), seed=0)
     fixed = TokenizedTask(model, data, TOKENS, dynamic_padding=False)
     return model, data, fixed
@@ -64,30 +75,37 @@ def jobs_for(model, clients: int, steps: int = STEPS):
             for k in range(clients)]
 
 
-def naive_loop(model, task, clients: int) -> tuple[float, float]:
+def naive_loop(model, task, clients: int, precision: str = "fp32") -> tuple[float, float]:
     """A fresh peft AutoModelForSequenceClassification per client; returns (wall s, training-only s)."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForSequenceClassification
 
     from iovsim.fl.model import resolve_model_path
 
-    path = resolve_model_path("minilm")
+    import contextlib
+
+    path, dev = resolve_model_path(RUN["model"]), RUN["device"]
+    cast = (torch.autocast(device_type=dev, dtype=torch.bfloat16) if precision == "bf16"
+            else contextlib.nullcontext())
     t_all, t_train = time.perf_counter(), 0.0
     for k in range(clients):
         m = AutoModelForSequenceClassification.from_pretrained(path, num_labels=3)
         m = get_peft_model(m, LoraConfig(r=RANK, lora_alpha=ALPHA, target_modules=["query", "value"],
-                                         lora_dropout=0.0, task_type="SEQ_CLS"))
+                                         lora_dropout=0.0, task_type="SEQ_CLS")).to(dev)
         opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=LR, weight_decay=0.0)
         m.train()
         gen = np.random.default_rng([0, k])
+        _sync()
         t0 = time.perf_counter()
         for _ in range(STEPS):
             rows = gen.choice(np.arange(k * SHARD, (k + 1) * SHARD), size=BATCH, replace=False)
-            x, y = task.batch(task.train, task.train_labels, rows, "cpu")
-            loss = m(**x, labels=y).loss
+            x, y = task.batch(task.train, task.train_labels, rows, dev)
+            with cast:
+                loss = m(**x, labels=y).loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+        _sync()
         t_train += time.perf_counter() - t0
     return time.perf_counter() - t_all, t_train
 
@@ -111,27 +129,36 @@ def flops_per_sample(model, task) -> float:
     return (counter.get_total_flops() - probe.get_total_flops()) / BATCH
 
 
-def throughput(clients: int, reps: int, loop_cap: int) -> dict:
+def throughput(clients: int, reps: int, loop_cap: int, precision: str = "fp32") -> dict:
     from iovsim.fl.batched import BatchedExecutor
     from iovsim.fl.train import LocalExecutor
 
     model, data, task = setup(clients)
     loop_n = min(clients, loop_cap)
     runs = {"batched": [], "sequential": [], "naive": [], "naive_train_only": []}
+    gpu_mem = {}
+    cuda = RUN["device"] == "cuda"
+    batched = BatchedExecutor(model, [task], precision=precision, max_tokens=65536 if cuda else 8192)
 
     def run(name):
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        _sync()
+        t0 = time.perf_counter()
         if name == "batched":
-            t0 = time.perf_counter()
-            BatchedExecutor(model, [task]).train(jobs_for(model, clients))
+            batched.train(jobs_for(model, clients))
+            _sync()
             runs[name].append(clients * STEPS * BATCH / (time.perf_counter() - t0))
-        elif name == "sequential":
-            t0 = time.perf_counter()
+        elif name == "sequential":  # peft, fp32 (the sequential executor has no precision option)
             LocalExecutor(model, [task]).train(jobs_for(model, loop_n))
+            _sync()
             runs[name].append(loop_n * STEPS * BATCH / (time.perf_counter() - t0))
         else:
-            wall, train = naive_loop(model, task, loop_n)
+            wall, train = naive_loop(model, task, loop_n, precision)
             runs["naive"].append(loop_n * STEPS * BATCH / wall)
             runs["naive_train_only"].append(loop_n * STEPS * BATCH / train)
+        if cuda:
+            gpu_mem[name] = max(gpu_mem.get(name, 0), torch.cuda.max_memory_allocated())
 
     order = ["naive", "sequential", "batched"]
     for r in range(reps):
@@ -140,6 +167,7 @@ def throughput(clients: int, reps: int, loop_cap: int) -> dict:
             print(f"  {clients} clients rep {r}: {name} {runs[name][-1]:.1f} samples/s", flush=True)
     out = {k: float(np.median(v)) for k, v in runs.items()}
     out["loop_clients"] = loop_n
+    out["gpu_mem"] = gpu_mem
     out["flops_per_sample"] = flops_per_sample(model, task)
     return out
 
@@ -166,21 +194,42 @@ def main():
     ap.add_argument("--rss-jobs", type=int, nargs="*", default=[8, 64, 256])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--efficiency", action="store_true",
+                    help="only measure training and evaluation FLOP/s against the matmul peak, with a profile")
     ap.add_argument("--out", default=str(REPO / "tools" / "results" / "bench_train.md"))
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--model", default="minilm", help="fl.model: minilm, or a model folder (a staged copy)")
+    ap.add_argument("--dataset", default="tweet_sentiment", help="a dataset as fl.tasks[].dataset takes it (csv:PATH)")
+    ap.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"])
     a = ap.parse_args()
+    RUN.update(device=a.device, model=a.model, dataset=a.dataset)
     torch.set_num_threads(a.threads)
     a.load_start = os.getloadavg()[0]
     if a.rss_child:
         return rss_child(a.rss_child)
+    if a.efficiency:
+        from bench_efficiency import efficiency_section, replace_section
+
+        section = efficiency_section(a.threads, setup, jobs_for, matmul_peak_flops)
+        replace_section(Path(a.out), section)
+        print("\n".join(section))
+        return
     from iovsim.fl.executors import native_bf16
 
     # Emulated bf16 runs at ~0.2 GFLOP/s on AVX2: a 512^3 product tells as much in seconds.
-    bf16_n = 2048 if native_bf16(torch.device("cpu")) else 512
-    peak = {"fp32": matmul_peak_flops(torch.float32), "bf16": matmul_peak_flops(torch.bfloat16, n=bf16_n, reps=2)}
+    big = 8192 if a.device == "cuda" else 2048  # a GPU needs a larger product to reach its peak
+    bf16_n = big if native_bf16(torch.device(a.device)) else 512
+    if a.device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False  # the fp32 peak is true fp32, as the runs use
+    peak = {"fp32": matmul_peak_flops(torch.float32, n=big),
+            "bf16": matmul_peak_flops(torch.bfloat16, n=bf16_n, reps=2)}
     print(f"matmul peak: fp32 {peak['fp32'] / 1e9:.1f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.1f} GFLOP/s", flush=True)
     res = {}
     for c in a.clients:
-        res[c] = throughput(c, a.reps if c == a.clients[0] else 1, a.loop_cap)
+        for prec in a.precisions:
+            label = c if a.precisions == ["fp32"] else f"{c} ({prec})"
+            res[label] = throughput(c, a.reps if c == a.clients[0] else 1, a.loop_cap, prec)
+            res[label]["precision"] = prec
     rss = []
     for n in a.rss_jobs:
         out = subprocess.run([sys.executable, __file__, "--rss-child", str(n), "--threads", str(a.threads)],
@@ -197,13 +246,16 @@ def write(a, peak, res, rss):
     lines = [
         "# Local training throughput (tools/bench_train.py)", "",
         f"Command: `python tools/bench_train.py --clients {' '.join(map(str, a.clients))} --reps {a.reps} "
-        f"--loop-cap {a.loop_cap} --threads {a.threads}`  ",
+        f"--loop-cap {a.loop_cap} --threads {a.threads}"
+        + (f" --device {a.device} --model {a.model} --dataset {a.dataset} --precisions {' '.join(a.precisions)}"
+           if a.device != "cpu" else "") + "`  ",
         f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, {a.threads} threads, "
-        f"CPU capability {torch.backends.cpu.get_cpu_capability()}. 1-minute load average at the start "
+        f"CPU capability {torch.backends.cpu.get_cpu_capability()}"
+        + (f", GPU {torch.cuda.get_device_name()}" if a.device == "cuda" else "") + ". 1-minute load average at the start "
         f"{a.load_start:.2f}, at the end {os.getloadavg()[0]:.2f} (the benchmark itself adds ~{a.threads}); the "
         "methods ran interleaved, so load from other processes hits them alike and the ratios are what counts.", "",
         f"Workload: clients x {STEPS} AdamW steps x batch {BATCH} real tweets padded to {TOKENS} tokens, LoRA r={RANK} "
-        "on query/value, all-MiniLM-L6-v2, fp32. Samples/s counts training samples; the executors also run their "
+        f"on query/value, all-MiniLM-L6-v2, {'/'.join(a.precisions)}. Samples/s counts training samples; the executors also run their "
         "two eval-mode probe passes (bandit reward), the naive loop does not. Naive = a fresh peft "
         "AutoModelForSequenceClassification per client (wall time including model creation; training-only in "
         "brackets). The per-client loops are timed on at most `--loop-cap` clients: their cost per client does "
@@ -214,18 +266,28 @@ def write(a, peak, res, rss):
         lines.append(f"| {c} | {r['batched']:.1f} | {r['sequential']:.1f} | {r['naive']:.1f} ({r['naive_train_only']:.1f}) | "
                      f"{r['batched'] / r['naive']:.2f}x | {r['batched'] / r['sequential']:.2f}x | "
                      f"{r['batched'] / r['naive_train_only']:.2f}x |")
-    native = native_bf16(torch.device("cpu"))
-    lines += ["", f"Matmul peak: fp32 {peak['fp32'] / 1e9:.1f} GFLOP/s (2048^3, best of 5), "
+    if a.device == "cuda":
+        lines += ["", "Peak GPU memory (torch.cuda.max_memory_allocated, the largest of the reps; the sequential "
+                  "executor always runs fp32):", "", "| clients | batched | sequential | naive |", "| ---: | ---: | ---: | ---: |"]
+        lines += [f"| {c} | " + " | ".join(f"{r['gpu_mem'].get(k, 0) / 2**30:.2f} GiB" for k in ("batched", "sequential", "naive"))
+                  + " |" for c, r in res.items()]
+    native = native_bf16(torch.device(a.device))
+    lines += ["", f"Matmul peak: fp32 {peak['fp32'] / 1e9:.1f} GFLOP/s (one square product, 2048^3 on a CPU, 8192^3 on a GPU, best of 5), "
               f"bf16 {peak['bf16'] / 1e9:.2f} GFLOP/s ({'native' if native else 'no native bf16 on this CPU: emulated, 512^3'}"
               f"{'' if native else '; fl.precision bf16 therefore falls back to fp32 here'}).  ",
               f"Counted FLOPs per training sample (forward + backward, frozen base): {fps / 1e9:.2f} GFLOP."]
     for c, r in res.items():
+        prec = r.get("precision", "fp32")
         lines.append(f"Achieved by batched at {c} clients: {r['batched'] * fps / 1e9:.1f} GFLOP/s = "
-                     f"{r['batched'] * fps / peak['fp32']:.0%} of the fp32 peak.  ")
+                     f"{r['batched'] * fps / peak[prec]:.0%} of the {prec} peak.  ")
     lines += ["", "Peak RSS of one batched round (1 step, batch 16, dynamic padding; each in its own process):", "",
               "| jobs | RSS after model load | peak RSS |", "| ---: | ---: | ---: |"]
     lines += [f"| {r['jobs']} | {r['rss_model_loaded_b'] / 2**20:.0f} MiB | {r['peak_rss_b'] / 2**20:.0f} MiB |" for r in rss]
-    Path(a.out).write_text("\n".join(lines) + "\n")
+    old = Path(a.out).read_text() if Path(a.out).exists() else ""
+    from bench_efficiency import BEGIN, END
+
+    keep = ("\n" + BEGIN + old.split(BEGIN, 1)[1].split(END, 1)[0] + END + "\n") if BEGIN in old and END in old else ""
+    Path(a.out).write_text("\n".join(lines) + "\n" + keep)
     print("\n".join(lines))
 
 

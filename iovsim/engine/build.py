@@ -142,8 +142,10 @@ def build_learning(cfg: ExperimentConfig, progress, strategy=None, model=None) -
     from iovsim.engine.limits import (check_batch_size, check_device_memory, check_max_length, check_ranks,
                                       check_split_layer)
     from iovsim.fl.executors import make_executor
+    from iovsim.fl.heap import return_freed_memory, trim_heap
 
     fl = cfg.fl
+    return_freed_memory()  # training passes' activations go back to the OS when freed (fl/heap.py)
     with progress.task("Loading model and data", total=len(fl.tasks) + 1) as t:
         raw = [load_task_named(cfg, i) for i in range(len(fl.tasks))]  # first: a bad data file fails fast
         if model is None:
@@ -159,6 +161,7 @@ def build_learning(cfg: ExperimentConfig, progress, strategy=None, model=None) -
             tasks.append(task.data)
             tokenized.append(task)
             t.advance(1)
+    trim_heap()  # what the tokenizer's threads freed
     shards = dirichlet_task_shards(fl.tasks, tasks, cfg.seed, fl.samples_per_vehicle, fl.min_samples_per_vehicle)
     check_batch_size(cfg, shards)
     executor = make_executor(fl, model, tokenized)

@@ -33,4 +33,19 @@ def make_executor(fl_cfg, model, tokenized_tasks: list):
         warnings.warn(f"fl.precision bf16: no native bf16 on this {model.device.type}; training in fp32")
         precision = "fp32"
     return BatchedExecutor(model, tokenized_tasks, precision=precision,
-                           max_tokens=int(fl_cfg.max_tokens_per_pass))
+                           max_tokens=max_tokens_per_pass(fl_cfg.max_tokens_per_pass, model.device))
+
+
+CPU_MAX_TOKENS = 2048
+"""Tokens per pass on a CPU: the activations a pass keeps for its backward (~95 KiB a token for
+MiniLM, fp32) stay near 200 MiB, and the matmuls (2,048 x 384 rows and up) already run near the
+speed of larger ones (tools/bench_memory.py)."""
+GPU_MAX_TOKENS = 65536
+"""Tokens per pass on a GPU: large passes keep it busy; ~6 GiB of MiniLM activations at most."""
+
+
+def max_tokens_per_pass(configured: int, device: torch.device) -> int:
+    """`fl.max_tokens_per_pass`, or for 0 the device's default."""
+    if configured:
+        return int(configured)
+    return GPU_MAX_TOKENS if device.type == "cuda" else CPU_MAX_TOKENS

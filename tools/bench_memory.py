@@ -1,0 +1,324 @@
+"""Peak RSS of `iovsim run`, per phase, before and after a change, side by side: tools/results/bench_memory.md.
+
+Each measurement is `iovsim run` in its own process, with the iovsim of one source tree first on
+PYTHONPATH ("before": a detached git worktree of `--before`, created and removed here; "after":
+this checkout). Inside it the run's phases (SUMO start and warm-up, model load, task data,
+tokenization, each round's SUMO steps, training, aggregation, evaluation, the report) are wrapped:
+at the start and the end of each, the kernel's RSS high-water mark (VmHWM) is read and reset
+(`/proc/self/clear_refs`, Linux), so every phase and every gap between phases has its own peak and
+the run's peak is the largest of them. CPU seconds of the training phase are recorded beside it.
+
+Runs: the default experiment (sumo_scenarios/default.yaml) shortened to `--rounds` rounds and in full,
+and `--participants` participants per round (`mobility.fl_vehicles` = 2 x participants, one round,
+one local step). Before and after run alternately. Then a pass-size sweep in one process: the
+default run's training workload (8 jobs, 4 per task, 150-row shards, 5 steps, batch 16) through the
+batched executor at several `max_tokens_per_pass`, with peak RSS and CPU seconds of each.
+
+    nice python tools/bench_memory.py [--before 107ef91] [--rounds 2] [--full] [--participants 8 64 256]
+
+Linux only (VmHWM, clear_refs). The machine may be shared: memory figures do not depend on load,
+times do; CPU seconds are steadier than wall time on a loaded machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_BEFORE = "107ef91"  # main before the memory change (glibc mmap threshold, CPU passes of 2,048 tokens)
+MiB = 2**20
+
+
+# ---------------------------------------------------------------- inside a measured process
+def _status() -> dict:
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(("VmRSS", "VmHWM")):
+                key, value = line.split(":")
+                out[key] = int(value.split()[0]) * 1024
+    return out
+
+
+def _reset_peak():
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+class PhaseLog:
+    """Per phase: count, largest RSS at entry, peak (VmHWM since entry), wall and CPU seconds."""
+
+    def __init__(self):
+        self.phases: dict[str, dict] = {}
+        _reset_peak()
+
+    def close_gap(self):
+        self.add("between phases", 0, _status()["VmHWM"], 0.0, 0.0)
+        _reset_peak()
+
+    def add(self, name, rss_in, peak, wall_s, cpu_s):
+        p = self.phases.setdefault(name, {"count": 0, "rss_in": 0, "peak": 0, "wall_s": 0.0, "cpu_s": 0.0})
+        p["count"] += 1
+        p["rss_in"], p["peak"] = max(p["rss_in"], rss_in), max(p["peak"], peak)
+        p["wall_s"] += wall_s
+        p["cpu_s"] += cpu_s
+
+    def wrap(self, owner, attr: str, name: str):
+        import functools
+
+        f = getattr(owner, attr)
+
+        @functools.wraps(f)
+        def measured(*a, **k):
+            self.close_gap()
+            rss_in, t0, c0 = _status()["VmRSS"], time.perf_counter(), time.process_time()
+            try:
+                return f(*a, **k)
+            finally:
+                self.add(name, rss_in, _status()["VmHWM"], time.perf_counter() - t0, time.process_time() - c0)
+                _reset_peak()
+
+        setattr(owner, attr, measured)
+
+
+def child_run(args: list[str]) -> dict:
+    """`iovsim run ARGS` in this process with its phases measured; the phase table and the peak."""
+    log = PhaseLog()
+    import iovsim.cli
+    import iovsim.engine.build as build
+    import iovsim.experiment as experiment
+    import iovsim.fl.train as train
+    import iovsim.viz.report as report
+
+    for owner, attr, name in [(experiment.Experiment, "_start_mobility", "SUMO start, warm-up, channel"),
+                              (build, "load_model", "model load"), (build, "load_task_named", "task data"),
+                              (train.TokenizedTask, "__init__", "tokenization"),
+                              (experiment.Experiment, "_observe", "observe"),
+                              (experiment.Experiment, "_transfer", "round: SUMO steps"),
+                              (experiment, "train", "round: training"), (experiment, "aggregate_round", "round: aggregation"),
+                              (experiment, "evaluate", "round: evaluation"), (report, "write_report", "report")]:
+        log.wrap(owner, attr, name)
+    t0 = time.perf_counter()
+    rc = iovsim.cli.main(["run", *args])
+    log.close_gap()
+    return {"rc": rc, "wall_s": time.perf_counter() - t0, "phases": log.phases,
+            "peak": max(p["peak"] for p in log.phases.values()), "iovsim": iovsim.cli.__file__}
+
+
+def child_passes(sizes: list[int], reps: int) -> dict:
+    """The default round's training workload through the batched executor at each pass size."""
+    import numpy as np
+    import torch
+
+    from iovsim.fl.batched import BatchedExecutor
+    from iovsim.fl.config import TaskConfig
+    from iovsim.fl.data import load_task
+    from iovsim.fl.heap import return_freed_memory
+    from iovsim.fl.model import AdapterModel
+    from iovsim.fl.train import TokenizedTask, TrainJob
+
+    return_freed_memory()
+    model = AdapterModel("minilm", ["query", "value"], 16.0)
+    tasks = [TokenizedTask(model, load_task(TaskConfig(name=n, dataset=n, max_length=w, test_samples=300), seed=42), w)
+             for n, w in (("tweet_sentiment", 40), ("bbc_news", 64))]
+    ex = BatchedExecutor(model, tasks)
+    g = torch.Generator().manual_seed(0)
+    inits = [model.init_state(8, 3, g), model.init_state(8, 5, g)]
+    rng = np.random.default_rng(0)
+    jobs = [TrainJob(f"v{k}", k % 2, inits[k % 2], 8, 5, 16, 1e-3, 5e-3,
+                     np.sort(rng.choice(len(tasks[k % 2].train_labels), 150, replace=False)), [0, k]) for k in range(8)]
+    ex.train(jobs[:2])  # warm-up: first-call costs out of the timings
+    out = {s: {"peak": 0, "cpu_s": [], "wall_s": [], "loss_after": None} for s in sizes}
+    base = _status()["VmRSS"]
+    for r in range(reps):
+        for s in (sizes if r % 2 == 0 else sizes[::-1]):
+            ex.max_tokens = s
+            _reset_peak()
+            t0, c0 = time.perf_counter(), time.process_time()
+            res = ex.train(jobs)
+            out[s]["cpu_s"].append(time.process_time() - c0)
+            out[s]["wall_s"].append(time.perf_counter() - t0)
+            out[s]["peak"] = max(out[s]["peak"], _status()["VmHWM"])
+            out[s]["loss_after"] = [x.loss_after for x in res]
+            print(f"  pass {s} tokens rep {r}: peak {out[s]['peak'] / MiB:.0f} MiB, "
+                  f"{out[s]['cpu_s'][-1]:.1f} CPU s", file=sys.stderr, flush=True)
+    return {"rss_before_train": base, "sizes": out}
+
+
+# ---------------------------------------------------------------- the parent
+def measure(tree: Path, mode: str, payload: list) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    cmd = [sys.executable, str(Path(__file__).resolve()), f"--child-{mode}", json.dumps(payload)]
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, env=env, cwd=tree, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{p.stderr[-3000:]}")
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    res["command_wall_s"] = time.perf_counter() - t0
+    return res
+
+
+def before_tree(rev: str) -> tuple[Path, bool]:
+    """A folder holding iovsim as it was at `rev`: `rev` itself when it is a folder, else a new worktree."""
+    if Path(rev).is_dir():
+        return Path(rev), False
+    d = Path(tempfile.mkdtemp(prefix="iovsim-before-")) / "tree"
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(d), rev], check=True)
+    return d, True
+
+
+def run_args(kind: str, a, out_dir: Path, tag: str) -> list[str]:
+    args = ["--quiet", "--out", str(out_dir / tag)]
+    if kind == "short":
+        return args + ["--set", f"fl.rounds={a.rounds}"]
+    if kind == "full":
+        return args
+    n = int(kind)
+    return args + ["--set", "fl.rounds=1", "--set", "fl.local_steps=1", "--set", f"fl.participants_per_round={n}",
+                   "--set", f"mobility.fl_vehicles={2 * n}", "--set", "output.report=false"]
+
+
+def participants_of(run_dir: Path) -> int:
+    import csv
+
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return sum(int(r["participants"]) for r in csv.DictReader(f))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--before", default=DEFAULT_BEFORE, help="git revision (or folder) of the 'before' iovsim")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds of the shortened default run")
+    ap.add_argument("--full", action="store_true", help="also the full default run (10 rounds), before and after")
+    ap.add_argument("--participants", type=int, nargs="*", default=[8, 64, 256])
+    ap.add_argument("--pass-sizes", type=int, nargs="*", default=[2048, 4096, 8192])
+    ap.add_argument("--pass-reps", type=int, default=3)
+    ap.add_argument("--out", default=str(REPO / "tools" / "results" / "bench_memory.md"))
+    ap.add_argument("--child-run", help=argparse.SUPPRESS)
+    ap.add_argument("--child-passes", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child_run:
+        print(json.dumps(child_run(json.loads(a.child_run))))
+        return
+    if a.child_passes:
+        sizes, reps = json.loads(a.child_passes)
+        print(json.dumps(child_passes(sizes, reps)))
+        return
+    load0 = os.getloadavg()
+    tree, made = before_tree(a.before)
+    trees = {"before": tree, "after": REPO}
+    out_dir = Path(tempfile.mkdtemp(prefix="bench-memory-"))
+    kinds = ["short"] + (["full"] if a.full else []) + [str(n) for n in a.participants]
+    results: dict = {}
+    try:
+        for kind in kinds:
+            for i, side in enumerate(("before", "after") if len(results) % 2 == 0 else ("after", "before")):
+                tag = f"{kind}-{side}"
+                r = measure(trees[side], "run", run_args(kind, a, out_dir, tag))
+                r["participants"] = participants_of(out_dir / tag)
+                r["run_dir"] = str(out_dir / tag)
+                results[tag] = r
+                print(f"{tag}: peak {r['peak'] / MiB:.0f} MiB, {r['participants']} participations, "
+                      f"{r['command_wall_s']:.0f} s", flush=True)
+        passes = measure(REPO, "passes", [a.pass_sizes, a.pass_reps]) if a.pass_sizes else None
+    finally:
+        if made:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=False)
+    text = markdown(a, kinds, results, passes, load0, os.getloadavg())
+    Path(a.out).write_text(text)
+    print(text)
+
+
+# ---------------------------------------------------------------- the report
+def _mib(b) -> str:
+    return f"{b / MiB:.0f}"
+
+
+def metrics_diff(before_dir: str, after_dir: str) -> str:
+    """Largest absolute difference of accuracy and loss between two runs' metrics.csv."""
+    import csv
+
+    def rows(d):
+        with open(Path(d) / "metrics.csv", newline="") as f:
+            return list(csv.DictReader(f))
+
+    worst = {"accuracy": 0.0, "loss": 0.0}
+    b, c = rows(before_dir), rows(after_dir)
+    if len(b) != len(c):
+        return f"different row counts ({len(b)} vs {len(c)})"
+    for x, y in zip(b, c):
+        for k in worst:
+            if x[k] and y[k]:
+                worst[k] = max(worst[k], abs(float(x[k]) - float(y[k])))
+    return f"largest |difference| accuracy {worst['accuracy']:.2g}, loss {worst['loss']:.2g}"
+
+
+def markdown(a, kinds, results, passes, load0, load1) -> str:
+    import platform
+
+    import torch
+
+    label = {"short": f"default, {a.rounds} rounds", "full": "default, 10 rounds (full)"}
+    lines = ["# Peak memory of a run, before and after (tools/bench_memory.py)", "",
+             f"Command: `nice python tools/bench_memory.py --before {a.before} --rounds {a.rounds}"
+             f"{' --full' if a.full else ''} --participants {' '.join(map(str, a.participants))}`  ",
+             f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, Python "
+             f"{platform.python_version()}; load average (1, 5, 15 min) before {', '.join(f'{x:.2f}' for x in load0)}, "
+             f"after {', '.join(f'{x:.2f}' for x in load1)} (a shared machine: memory does not depend on load, times do).  ",
+             f"Before = iovsim at `{a.before}`; after = this checkout. Peak = the largest RSS high-water mark of any "
+             "phase (VmHWM, reset at every phase boundary), the run process's own (SUMO runs inside it, libsumo).", "",
+             "## Peak RSS per run", "",
+             "| run | participations | peak before [MiB] | peak after [MiB] | after / before | training CPU s before / after | results |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for kind in kinds:
+        b, c = results[f"{kind}-before"], results[f"{kind}-after"]
+        name = label.get(kind, f"{kind} participants per round, 1 round, 1 local step")
+        tb, tc = b["phases"]["round: training"]["cpu_s"], c["phases"]["round: training"]["cpu_s"]
+        parts = f"{b['participants']}" + ("" if b["participants"] == c["participants"] else f" / {c['participants']}")
+        lines.append(f"| {name} | {parts} | {_mib(b['peak'])} ({b['peak'] / 1e9:.2f} GB) | {_mib(c['peak'])} "
+                     f"({c['peak'] / 1e9:.2f} GB) | {c['peak'] / b['peak']:.2f} | {tb:.0f} / {tc:.0f} | "
+                     f"{metrics_diff(b['run_dir'], c['run_dir'])} |")
+    lines += ["", "Participations: participants summed over the rounds (metrics.csv). The training CPU seconds "
+              "are measured on a shared machine (ratios only).", ""]
+    for kind in kinds:
+        b, c = results[f"{kind}-before"], results[f"{kind}-after"]
+        lines += [f"## Per phase: {label.get(kind, f'{kind} participants per round')}", "",
+                  "| phase | calls | RSS at entry before / after [MiB] | peak before / after [MiB] |", "|---|---:|---:|---:|"]
+        for name in b["phases"]:
+            p, q = b["phases"][name], c["phases"].get(name, {"rss_in": 0, "peak": 0, "count": 0})
+            lines.append(f"| {name} | {p['count']} | {_mib(p['rss_in'])} / {_mib(q['rss_in'])} | "
+                         f"{_mib(p['peak'])} / {_mib(q['peak'])} |")
+        lines.append("")
+    if passes:
+        lines += pass_lines(passes)
+    return "\n".join(lines) + "\n"
+
+
+def pass_lines(passes: dict) -> list[str]:
+    import statistics
+
+    sizes = passes["sizes"]
+    ref = max(sizes, key=int)
+    lines = ["## Tokens per pass (batched executor, the default round's training: 8 jobs x 5 steps x batch 16, "
+             "two tasks)", "",
+             f"One process, glibc mmap threshold fixed (fl/heap.py); RSS before training "
+             f"{_mib(passes['rss_before_train'])} MiB; the sizes ran alternately; median CPU s.", "",
+             "| max tokens per pass | peak RSS [MiB] | training's own [MiB] | CPU s | CPU vs largest | probe loss after, largest difference vs the largest pass |",
+             "|---:|---:|---:|---:|---:|---:|"]
+    ref_cpu = statistics.median(sizes[ref]["cpu_s"])
+    for s, v in sizes.items():
+        cpu = statistics.median(v["cpu_s"])
+        diff = max(abs(x - y) for x, y in zip(v["loss_after"], sizes[ref]["loss_after"]))
+        lines.append(f"| {s} | {_mib(v['peak'])} | {_mib(v['peak'] - passes['rss_before_train'])} | {cpu:.1f} | "
+                     f"{cpu / ref_cpu:.2f} | {diff:.1g} |")
+    return lines + [""]
+
+
+if __name__ == "__main__":
+    main()
