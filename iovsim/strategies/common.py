@@ -261,3 +261,17 @@ def costs_of(state: RoundState) -> CostModelProtocol:
     zero = np.zeros(n)
     return CostModel(FALLBACK_SHAPE, flops_per_s=state.device_flops_per_s, power_w=state.device_power_w,
                      cpu_frequency_hz=zero, kappa=zero, cycles_per_flop=zero, rates=StateRates(state))
+
+
+class SeedOnlyState:
+    """For a strategy whose every draw depends on (seed, round, vehicle id) alone: its whole state is the
+    seed, and it logs how many it asked and how many delivered."""
+
+    def observe(self, feedback) -> dict:
+        return {"participants": len(feedback.status), "completed": int(feedback.delivered().sum())}
+
+    def state_dict(self) -> dict:
+        return {"seed": self.seed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seed = int(state["seed"])

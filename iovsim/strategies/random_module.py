@@ -6,8 +6,8 @@ import zlib
 import numpy as np
 
 from iovsim.strategies import register
-from iovsim.strategies.base import Plan, RoundFeedback, RoundState, Strategy
-from iovsim.strategies.common import eligible, select
+from iovsim.strategies.base import Plan, RoundState, Strategy
+from iovsim.strategies.common import SeedOnlyState, eligible, select
 
 
 def module_keys(seed: int, round_index: int, vehicle_ids: list[str]) -> np.ndarray:
@@ -19,7 +19,7 @@ def module_keys(seed: int, round_index: int, vehicle_ids: list[str]) -> np.ndarr
 
 
 @register("random_module")
-class RandomModule(Strategy):
+class RandomModule(SeedOnlyState, Strategy):
     """Each round every participant trains a LoRA module (a rank of `state.ranks`) drawn uniformly at
     random, at the default transmit power and an equal bandwidth share: module switching without the
     optimisation, the random-selection baseline of arXiv 2509.19306 (the abstract names it; how its
@@ -55,14 +55,6 @@ class RandomModule(Strategy):
                     train_options=[{} for _ in chosen],
                     extra={"eligible": int(ok.size), "not_fitting": int(conn.size - ok.size)})
 
-    def observe(self, feedback: RoundFeedback) -> dict:
-        return {"participants": len(feedback.status), "completed": int(feedback.delivered().sum())}
-
-    def state_dict(self) -> dict:
-        return {"seed": self.seed}   # the draws depend on (seed, round, vehicle) alone
-
-    def load_state_dict(self, state: dict) -> None:
-        self.seed = int(state["seed"])
 
     def client_state(self, global_state, rank: int):
         from iovsim.fl.aggregate import resize_rank

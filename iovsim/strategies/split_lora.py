@@ -5,8 +5,8 @@ import numpy as np
 
 from iovsim.costs.split import edge_share
 from iovsim.strategies import register
-from iovsim.strategies.base import Plan, RoundFeedback, RoundState, Strategy
-from iovsim.strategies.common import select
+from iovsim.strategies.base import Plan, RoundState, Strategy
+from iovsim.strategies.common import SeedOnlyState, select
 from iovsim.strategies.lyapunov import LyapunovBase, expected_per_rsu
 
 
@@ -80,7 +80,7 @@ class SplitLoRA(LyapunovBase):
 
 
 @register("split_random")
-class SplitRandom(Strategy):
+class SplitRandom(SeedOnlyState, Strategy):
     """The baseline of arXiv 2407.02924's scheduler: split training as split_lora runs it, but the
     participants are drawn at random among the connected vehicles (up to max_participants, the paired
     keys of `common.selection_keys`) and share their RSU's bandwidth equally, at the default power.
@@ -98,11 +98,3 @@ class SplitRandom(Strategy):
         return Plan(participants=chosen, rank=np.full(chosen.size, self.rank or int(state.default_rank)),
                     train_options=[{"split": True} for _ in chosen], extra={"split": True})
 
-    def observe(self, feedback: RoundFeedback) -> dict:
-        return {"participants": len(feedback.status), "completed": int(feedback.delivered().sum())}
-
-    def state_dict(self) -> dict:
-        return {"seed": self.seed}   # the draws depend on (seed, round, vehicle) alone
-
-    def load_state_dict(self, state: dict) -> None:
-        self.seed = int(state["seed"])
