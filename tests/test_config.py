@@ -47,7 +47,7 @@ def test_default_config_loads_and_round_trips(tmp_path):
     ({"channel": {"pathloss_model": "rma"}}, "channel.pathloss_model", "expected one of umi, uma, freespace"),
     ({"channel": {"los_model": "sometimes"}}, "channel.los_model", "expected one of stochastic, expected, los, nlos"),
     ({"channel": {"bandwidth_allocation": "greedy"}}, "channel.bandwidth_allocation", "equal, proportional, minmax"),
-    ({"rsu": {"placement": "hexagons"}}, "rsu.placement", "expected one of regular, junctions, kmeans, file"),
+    ({"rsu": {"placement": "hexagons"}}, "rsu.placement", "expected one of regular, junctions, kmeans, hex, file"),
     ({"fl": {"device": "tpu"}}, "fl.device", "expected one of cpu, cuda, auto, got 'tpu'"),
     ({"mobility": {"enrol": 1}}, "mobility.enrol", "expected one of first, random, got 1"),
     ({"mobility": {"scenario": "sumo:no/such/folder"}}, "mobility.scenario", "file not found"),
