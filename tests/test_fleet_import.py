@@ -158,24 +158,36 @@ def test_net_index_cache_reads_back_what_was_built_and_rebuilds_a_bad_file(sf, t
     assert not hit
 
 
-def test_make_sf_fleet_small_build_writes_a_runnable_scenario(sf, tmp_path):
+def test_make_sf_fleet_small_build_with_background_traffic_kept_out_of_the_fleet(sf, tmp_path):
+    from iovsim.mobility.replay import ReplaySession
     from iovsim.mobility.scenario import load_scenario
+    from iovsim.mobility.sumo import SumoSession
 
     sys.path.insert(0, str(REPO / "tools"))
     try:
         import make_sf_fleet
     finally:
         sys.path.pop(0)
-    res = make_sf_fleet.make(tmp_path, start_unix_s=WINDOW, hours=0.25, workers=1, max_cabs=12)
+    res = make_sf_fleet.make(tmp_path, start_unix_s=WINDOW, hours=0.25, workers=1, max_cabs=12,
+                             background_period_s=20.0)
     rep = res["report"]
     assert rep.routes_accepted is not None and rep.routes_accepted >= 0.9 * rep.trips_matched > 0
     assert res["summary"]["rsus"] > 500   # a 200 m hexagonal layout over the whole net
-    for name in ("scenario.yaml", "scenario_exact.yaml"):
-        sc = load_scenario(str(tmp_path / name), tmp_path)
-        assert sc.net_file.name == "sf.net.xml.gz" and sc.rsu_file.name == "rsus.csv"
     with open(tmp_path / "import_vehicles.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 12 and sum(int(r["routes_accepted"]) for r in rows) == rep.routes_accepted
+    for name, cls in (("scenario.yaml", SumoSession), ("scenario_exact.yaml", ReplaySession)):
+        sc = load_scenario(str(tmp_path / name), tmp_path)
+        assert sc.net_file.name == "sf.net.xml.gz" and sc.rsu_file.name == "rsus.csv"
+        assert "background.rou.xml.gz" in [p.name for p in sc.route_files]
+        with cls(sc, seed=1, end_s=400, id_prefix="cab_", extra_args=["--time-to-teleport", "-1"]) as s:
+            s.open_enrolment()
+            seen = set()
+            while not s.finished():
+                s.step()
+                seen |= set(s.api.vehicle.getIDList())
+        assert any(v.startswith("veh") for v in seen)                  # background cars drove
+        assert s.enrolled and all(v.startswith("cab_") for v in s.enrolled), (name, s.enrolled)
 
 
 def test_exact_replay_survives_a_vehicle_sumo_removed(grid, tmp_path):

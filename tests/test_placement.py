@@ -110,7 +110,7 @@ def test_rsu_file_errors_are_one_line_and_name_the_row(bologna, tmp_path):
         read_rsu_file(tmp_path / "p.add.xml", bologna)
     with pytest.raises(ScenarioError, match=r"missing.csv: RSU file not found"):
         read_rsu_file(tmp_path / "missing.csv", bologna)
-    with pytest.raises(ScenarioError, match=r"expected one of regular, junctions, kmeans, file"):
+    with pytest.raises(ScenarioError, match=r"expected one of regular, junctions, kmeans, hex, file"):
         place_rsus("hexagons", bologna, RsuConfig())
 
 

@@ -10,7 +10,8 @@ and routes one worker gives (tested). Departure times are left to the caller: th
 clock (`departures_in_window`) keeps the fleet's real times, without compression.
 
 Worker processes are started with `spawn` (no inherited threads or locks); each reads the net
-itself (~1 s) and the index from the cache, which the parent fills first.
+itself (~1 s) and the index from the cache, which the parent fills first. As always with `spawn`, a
+script that calls `import_fleet(..., workers=2)` must do so under `if __name__ == "__main__":`.
 """
 from __future__ import annotations
 
