@@ -216,9 +216,17 @@ def main():
     out_dir = Path(tempfile.mkdtemp(prefix="bench-memory-"))
     kinds = ["short"] + (["full"] if a.full else []) + [str(n) for n in a.participants]
     results: dict = {}
+    passes = None
+    a.before_rev = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                  text=True).stdout.strip() or a.before
+
+    def write():  # after every measurement: a stopped benchmark keeps what it measured
+        Path(a.out).write_text(markdown(a, [k for k in kinds if f"{k}-after" in results and f"{k}-before" in results],
+                                        results, passes, load0, os.getloadavg()))
+
     try:
         for kind in kinds:
-            for i, side in enumerate(("before", "after") if len(results) % 2 == 0 else ("after", "before")):
+            for side in ("before", "after") if len(results) % 4 == 0 else ("after", "before"):
                 tag = f"{kind}-{side}"
                 r = measure(trees[side], "run", run_args(kind, a, out_dir, tag))
                 r["participants"] = participants_of(out_dir / tag)
@@ -226,13 +234,14 @@ def main():
                 results[tag] = r
                 print(f"{tag}: peak {r['peak'] / MiB:.0f} MiB, {r['participants']} participations, "
                       f"{r['command_wall_s']:.0f} s", flush=True)
-        passes = measure(REPO, "passes", [a.pass_sizes, a.pass_reps]) if a.pass_sizes else None
+            write()
+            if kind == "short" and a.pass_sizes:
+                passes = measure(REPO, "passes", [a.pass_sizes, a.pass_reps])
+                write()
     finally:
         if made:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=False)
-    text = markdown(a, kinds, results, passes, load0, os.getloadavg())
-    Path(a.out).write_text(text)
-    print(text)
+    print(Path(a.out).read_text())
 
 
 # ---------------------------------------------------------------- the report
@@ -266,12 +275,12 @@ def markdown(a, kinds, results, passes, load0, load1) -> str:
 
     label = {"short": f"default, {a.rounds} rounds", "full": "default, 10 rounds (full)"}
     lines = ["# Peak memory of a run, before and after (tools/bench_memory.py)", "",
-             f"Command: `nice python tools/bench_memory.py --before {a.before} --rounds {a.rounds}"
+             f"Command: `nice python tools/bench_memory.py --before {a.before_rev} --rounds {a.rounds}"
              f"{' --full' if a.full else ''} --participants {' '.join(map(str, a.participants))}`  ",
              f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, Python "
              f"{platform.python_version()}; load average (1, 5, 15 min) before {', '.join(f'{x:.2f}' for x in load0)}, "
              f"after {', '.join(f'{x:.2f}' for x in load1)} (a shared machine: memory does not depend on load, times do).  ",
-             f"Before = iovsim at `{a.before}`; after = this checkout. Peak = the largest RSS high-water mark of any "
+             f"Before = iovsim at `{a.before_rev}`; after = this checkout. Peak = the largest RSS high-water mark of any "
              "phase (VmHWM, reset at every phase boundary), the run process's own (SUMO runs inside it, libsumo).", "",
              "## Peak RSS per run", "",
              "| run | participations | peak before [MiB] | peak after [MiB] | after / before | training CPU s before / after | results |",

@@ -280,8 +280,9 @@ def write(a, peak, res, rss):
         prec = r.get("precision", "fp32")
         lines.append(f"Achieved by batched at {c} clients: {r['batched'] * fps / 1e9:.1f} GFLOP/s = "
                      f"{r['batched'] * fps / peak[prec]:.0%} of the {prec} peak.  ")
-    lines += ["", "Peak RSS of one batched round (1 step, batch 16, dynamic padding; each in its own process):", "",
-              "| jobs | RSS after model load | peak RSS |", "| ---: | ---: | ---: |"]
+    if rss:
+        lines += ["", "Peak RSS of one batched round (1 step, batch 16, dynamic padding; each in its own process):", "",
+                  "| jobs | RSS after model load | peak RSS |", "| ---: | ---: | ---: |"]
     lines += [f"| {r['jobs']} | {r['rss_model_loaded_b'] / 2**20:.0f} MiB | {r['peak_rss_b'] / 2**20:.0f} MiB |" for r in rss]
     old = Path(a.out).read_text() if Path(a.out).exists() else ""
     from bench_efficiency import BEGIN, END
