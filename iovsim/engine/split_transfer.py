@@ -24,6 +24,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from iovsim.costs.split import (DEFAULT_EDGE_FLOPS_PER_S, DEVICE, DOWN, EDGE, UP, edge_flops_of, edge_share, segment_rate,
                                 server_bound)
 
@@ -51,8 +53,12 @@ class EdgeServers:
     flops_per_s: float | list[float] = DEFAULT_EDGE_FLOPS_PER_S
     power_w: float = 70.0
 
+    def __post_init__(self):
+        # read at every simulation step of every edge sub-phase: convert a per-RSU list once
+        self._flops = np.asarray(self.flops_per_s, dtype=float)
+
     def flops_of(self, rsu: int) -> float:
-        return float(edge_flops_of(self.flops_per_s, rsu))
+        return float(edge_flops_of(self._flops, rsu))
 
 
 @dataclass

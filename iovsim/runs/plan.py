@@ -39,16 +39,17 @@ def parse_seeds(text: str | None, first_seed: int) -> list[int]:
     """`N` -> N seeds from the config's seed on; `1,2,3` (or `5,`) -> those seeds."""
     text = (text or "1").strip()
     try:
-        count = int(text) if "," not in text else None
-        seeds = [int(s) for s in text.split(",") if s.strip()] if count is None else []
+        seeds = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        count, seeds = 0, []
-    if count is not None and count > MAX_SEED_COUNT:
-        raise PlanError(f"--seeds {text}: a count of {count} runs per group (at most {MAX_SEED_COUNT}); for the "
-                        f"one seed {count} write --seeds {count},")
-    if count is not None and count >= 1:
-        return [first_seed + i for i in range(count)]
-    if count is not None or not seeds:
+        seeds = []
+    if "," not in text and seeds:  # a count
+        count, seeds = seeds[0], []
+        if count > MAX_SEED_COUNT:
+            raise PlanError(f"--seeds {text}: a count of {count} runs per group (at most {MAX_SEED_COUNT}); for the "
+                            f"one seed {count} write --seeds {count},")
+        if count >= 1:
+            return [first_seed + i for i in range(count)]
+    if not seeds:
         raise PlanError(f"--seeds {text}: expected a count >= 1 or a comma-separated list of integers")
     if len(set(seeds)) != len(seeds):
         raise PlanError(f"--seeds {text}: expected distinct integers")

@@ -65,8 +65,12 @@ def largest_fitting_rank(state: RoundState, idx: np.ndarray, candidates, margin:
     return out
 
 
-def selection_keys(seed: int, round_index: int, vehicle_ids: list[str]) -> np.ndarray:
-    """One uniform number per vehicle, fixed by (seed, round, vehicle id) alone.
+#: Streams of `selection_keys`: who is selected, and random_module's module draw (independent of it).
+SELECTION_STREAM, MODULE_STREAM = 5, 6
+
+
+def selection_keys(seed: int, round_index: int, vehicle_ids: list[str], stream: int = SELECTION_STREAM) -> np.ndarray:
+    """One uniform number per vehicle, fixed by (seed, round, vehicle id) alone, in stream `stream`.
 
     "random" selection takes the eligible vehicles with the smallest keys. Every strategy of a
     comparison sees the same keys (common random numbers): with the same eligible vehicles they pick
@@ -74,7 +78,7 @@ def selection_keys(seed: int, round_index: int, vehicle_ids: list[str]) -> np.nd
     it is eligible too, unless that strategy has more eligible vehicles before it. The keys need no
     state, so a resumed run draws what an uninterrupted one would.
     """
-    return np.asarray([np.random.default_rng([int(seed), 5, int(round_index), zlib.crc32(v.encode())]).random()
+    return np.asarray([np.random.default_rng([int(seed), int(stream), int(round_index), zlib.crc32(v.encode())]).random()
                        for v in vehicle_ids])
 
 
@@ -275,3 +279,20 @@ class SeedOnlyState:
 
     def load_state_dict(self, state: dict) -> None:
         self.seed = int(state["seed"])
+
+
+class ZeroPadToGlobalRank:
+    """Aggregation of strategies whose participants train different modules (ranks) of one adapter:
+    each starts from the global adapter cut to its rank (B rescaled by r / R for the alpha / r scaling),
+    and the updates are zero-padded back to the global rank and averaged with sample weights (HetLoRA's
+    rule; FedAvg at equal ranks)."""
+
+    def client_state(self, global_state, rank: int):
+        from iovsim.fl.aggregate import resize_rank
+
+        return resize_rank(global_state, int(rank), rescale=True)
+
+    def aggregate(self, updates, global_state):
+        from iovsim.fl.aggregate import state_rank, zero_pad_aggregate
+
+        return zero_pad_aggregate(updates, state_rank(global_state), rescale=True)

@@ -5,11 +5,12 @@ import numpy as np
 
 from iovsim.strategies import register
 from iovsim.strategies.base import Plan, RoundState
+from iovsim.strategies.common import ZeroPadToGlobalRank
 from iovsim.strategies.lyapunov import LyapunovBase
 
 
 @register("lyapunov_switch")
-class LyapunovSwitch(LyapunovBase):
+class LyapunovSwitch(ZeroPadToGlobalRank, LyapunovBase):
     """Each round every connected vehicle may switch LoRA module (module = rank in `state.ranks`);
     the RSU picks module m, transmit power p (`power_levels` geometric levels from `min_tx_power_w` to
     `state.max_tx_power_w`) and bandwidth share b to minimize the drift-plus-penalty
@@ -58,12 +59,3 @@ class LyapunovSwitch(LyapunovBase):
     def configure(self, state: RoundState) -> Plan:
         return self._plan(state)
 
-    def client_state(self, global_state, rank: int):
-        from iovsim.fl.aggregate import resize_rank
-
-        return resize_rank(global_state, int(rank), rescale=True)
-
-    def aggregate(self, updates, global_state):
-        from iovsim.fl.aggregate import state_rank, zero_pad_aggregate
-
-        return zero_pad_aggregate(updates, state_rank(global_state), rescale=True)

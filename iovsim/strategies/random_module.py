@@ -1,25 +1,15 @@
 """Random LoRA module selection: the 'random selection' baseline of module switching (arXiv 2509.19306)."""
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 
 from iovsim.strategies import register
 from iovsim.strategies.base import Plan, RoundState, Strategy
-from iovsim.strategies.common import SeedOnlyState, eligible, select
-
-
-def module_keys(seed: int, round_index: int, vehicle_ids: list[str]) -> np.ndarray:
-    """One uniform number per vehicle for its module draw, fixed by (seed, round, vehicle id) alone:
-    a resumed run draws what an uninterrupted one would, and the draw is independent of the
-    participant keys of `common.selection_keys` (stream 6, not 5)."""
-    return np.asarray([np.random.default_rng([int(seed), 6, int(round_index), zlib.crc32(v.encode())]).random()
-                       for v in vehicle_ids])
+from iovsim.strategies.common import MODULE_STREAM, SeedOnlyState, ZeroPadToGlobalRank, eligible, select, selection_keys
 
 
 @register("random_module")
-class RandomModule(SeedOnlyState, Strategy):
+class RandomModule(SeedOnlyState, ZeroPadToGlobalRank, Strategy):
     """Each round every participant trains a LoRA module (a rank of `state.ranks`) drawn uniformly at
     random, at the default transmit power and an equal bandwidth share: module switching without the
     optimisation, the random-selection baseline of arXiv 2509.19306 (the abstract names it; how its
@@ -41,7 +31,8 @@ class RandomModule(SeedOnlyState, Strategy):
 
     def draw_ranks(self, state: RoundState, idx: np.ndarray) -> np.ndarray:
         ranks = np.asarray(sorted(set(int(r) for r in state.ranks)), dtype=int)
-        keys = module_keys(self.seed, state.round_index, [state.vehicle_ids[i] for i in idx])
+        # (seed, round, vehicle) alone, so a resumed run draws the same; a stream apart from the selection's
+        keys = selection_keys(self.seed, state.round_index, [state.vehicle_ids[i] for i in idx], MODULE_STREAM)
         return ranks[np.minimum((keys * ranks.size).astype(int), ranks.size - 1)]
 
     def configure(self, state: RoundState) -> Plan:
@@ -55,13 +46,3 @@ class RandomModule(SeedOnlyState, Strategy):
                     train_options=[{} for _ in chosen],
                     extra={"eligible": int(ok.size), "not_fitting": int(conn.size - ok.size)})
 
-
-    def client_state(self, global_state, rank: int):
-        from iovsim.fl.aggregate import resize_rank
-
-        return resize_rank(global_state, int(rank), rescale=True)
-
-    def aggregate(self, updates, global_state):
-        from iovsim.fl.aggregate import state_rank, zero_pad_aggregate
-
-        return zero_pad_aggregate(updates, state_rank(global_state), rescale=True)
