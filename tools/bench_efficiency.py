@@ -89,7 +89,7 @@ def efficiency_section(threads: int, setup, jobs_for, matmul_peak_flops) -> list
             f"--threads {threads}`)", "",
             f"One process, {threads} threads, torch {torch.__version__}, CPU capability "
             f"{torch.backends.cpu.get_cpu_capability()}. fp32 matmul peak (2048^3 torch.mm, best of 5): "
-            f"**{peak / 1e9:.1f} GFLOP/s**. FLOPs counted by torch's FlopCounterMode (matmuls and attention); "
+            f"**{peak / 1e9:.1f} GFLOP/s**. FLOPs counted by torch's FlopCounterMode (the matmuls; it does not count the CPU flash-attention kernel, ~3 % of the FLOPs at 64 tokens); "
             "times best of 3 (a shared machine: the load slows every figure alike).", "",
             "| workload | GFLOP | s | GFLOP/s | of the fp32 peak |", "|---|---:|---:|---:|---:|",
             f"| training: 8 clients x 4 steps x 16 x 64 tokens, batched (with its 2 probe passes) | "

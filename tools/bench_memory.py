@@ -265,7 +265,7 @@ def metrics_diff(before_dir: str, after_dir: str) -> str:
         for k in worst:
             if x[k] and y[k]:
                 worst[k] = max(worst[k], abs(float(x[k]) - float(y[k])))
-    return f"largest |difference| accuracy {worst['accuracy']:.2g}, loss {worst['loss']:.2g}"
+    return f"largest absolute difference: accuracy {worst['accuracy']:.2g}, loss {worst['loss']:.2g}"
 
 
 def markdown(a, kinds, results, passes, load0, load1) -> str:
