@@ -238,11 +238,13 @@ def cmd_scenario(args) -> int:
 def cmd_trajectories(args) -> int:
     from iovsim.mobility.trajectories import import_traces
 
+    if args.workers < 1:
+        raise CliError(f"--workers {args.workers}: expected an integer >= 1")
     report = import_traces([Path(p) for p in args.traces], Path(args.net), Path(args.out), fmt=args.format,
                            columns=args.columns, time_unit=args.time_unit, time_compression=args.compress,
                            begin_s=args.begin, departure_span_s=args.span, max_trips=args.max_trips,
                            max_speed_mps=args.max_speed, gap_s=args.gap, matcher=args.matcher, delta_m=args.delta,
-                           validate=not args.no_validate)
+                           validate=not args.no_validate, workers=args.workers)
     print(report.summary())
     return 0
 
@@ -359,6 +361,8 @@ def _add_data_commands(sub) -> None:
                     help="map matcher: hmm (hidden Markov model, Newson & Krumm 2009; default) or sumolib (mapTrace)")
     ti.add_argument("--delta", type=float, default=50.0, help="map-matching search radius (m)")
     ti.add_argument("--no-validate", action="store_true", help="skip the SUMO run that checks the routes")
+    ti.add_argument("--workers", type=int, default=1,
+                    help="map-match in this many processes (default 1; the same routes whatever the number)")
     ti.set_defaults(func=cmd_trajectories)
 
 

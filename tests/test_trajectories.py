@@ -290,3 +290,22 @@ def test_unreadable_net_is_one_line_naming_the_file(tmp_path):
     with pytest.raises(ScenarioError) as e:
         load_net(bad)
     assert str(e.value).startswith(f"{bad}: not a readable SUMO net") and "\n" not in str(e.value)
+
+
+def test_cli_workers_match_the_serial_routes(sf, tmp_path):
+    """`iovsim trajectories import --workers 2` writes the routes and report of one process."""
+    from iovsim.cli import main
+
+    outs = {}
+    for n in (1, 2):
+        out = tmp_path / f"w{n}"
+        rc = main(["trajectories", "import", str(sf["cabs"]), "--net", str(sf["net_path"]), "--out", str(out),
+                   "--max-trips", "12", "--workers", str(n), "--no-validate"])
+        assert rc == 0
+        outs[n] = out
+    assert (outs[1] / "routes.rou.xml").read_bytes() == (outs[2] / "routes.rou.xml").read_bytes()
+    rep = [json.loads((outs[n] / "import_report.json").read_text()) for n in (1, 2)]
+    drop = ("elapsed_s", "files", "routes_file", "replay_file", "fcd_file", "scenario_file", "out_dir")
+    assert {k: v for k, v in rep[0].items() if k not in drop and "file" not in k} == \
+        {k: v for k, v in rep[1].items() if k not in drop and "file" not in k}
+    assert rep[0]["trips_matched"] >= 10

@@ -83,9 +83,15 @@ def _shortest_path(net, a, b, vclass: str) -> list | None:
 
 
 def match_trips(trips: list[Trip], net, report: ImportReport | None = None, **kw) -> list[Trip]:
-    report = report if report is not None else ImportReport()
     for trip in trips:
         match_trip(trip, net, **kw)
+    return count_matched(trips, report)
+
+
+def count_matched(trips: list[Trip], report: ImportReport | None = None) -> list[Trip]:
+    """Add matched trips' outcomes to the report (matched, cut, repaired, unmatched, unreachable points)."""
+    report = report if report is not None else ImportReport()
+    for trip in trips:
         report.points_unreachable += trip.unreachable_points
         if trip.status == "unmatched":
             report.trips_unmatched += 1

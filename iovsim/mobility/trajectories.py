@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from iovsim.mobility.mapmatch import MATCHERS, match_trip, match_trips  # noqa: F401 - the module's public names
+from iovsim.mobility.mapmatch_pool import match_in
 from iovsim.mobility.net import load_net  # noqa: F401
 from iovsim.mobility.traces_clean import CleanConfig, Trip, clean_trace, clean_traces, project  # noqa: F401
 from iovsim.mobility.traces_read import (TIME_UNITS, TRACE_FORMATS, CsvFormat, RawTrace, TraceError,  # noqa: F401
@@ -40,7 +41,8 @@ def import_traces(paths, net_path: str | Path, out_dir: str | Path, *, fmt: str 
                   gap_s: float | None = None, min_points: int | None = None,
                   begin_s: float = 0.0, time_compression: float = 1.0, departure_span_s: float | None = None,
                   max_trips: int | None = None, matcher: str = "hmm", delta_m: float = 50.0,
-                  fill_gaps_m: float = 2000.0, validate: bool = True, net=None, write_scenario: bool = True) -> ImportReport:
+                  fill_gaps_m: float = 2000.0, validate: bool = True, net=None, write_scenario: bool = True,
+                  workers: int = 1) -> ImportReport:
     """Import GPS traces onto a SUMO net: clean, split, map-match, repair, write routes + exact replay.
 
     Writes into `out_dir`: routes.rou.xml, replay.jsonl, cleaned.fcd.xml, import_report.json and
@@ -51,7 +53,8 @@ def import_traces(paths, net_path: str | Path, out_dir: str | Path, *, fmt: str 
     whatever span the traces cover into that many seconds; the first departure is at `begin_s`.
     `max_trips` keeps only the first N in-bounds trips (in file order), for quick tests.
     Map matching: `matcher` hmm (default) or sumolib, candidates within `delta_m`, routes between two
-    points at most `fill_gaps_m` long (see `mapmatch`).
+    points at most `fill_gaps_m` long (see `mapmatch`); `workers` > 1 matches the trips in that many
+    processes (`mapmatch_pool`: the same routes, in the same order).
     """
     started = _time.perf_counter()
     if matcher not in MATCHERS:
@@ -70,7 +73,7 @@ def import_traces(paths, net_path: str | Path, out_dir: str | Path, *, fmt: str 
     if max_trips is not None and len(trips) > max_trips:
         trips = trips[:max_trips]
         report.trips_in_bounds = len(trips)
-    match_trips(trips, net, report, matcher=matcher, delta_m=delta_m, fill_gaps_m=fill_gaps_m)
+    match_in(workers, trips, net, net_path, report, matcher=matcher, delta_m=delta_m, fill_gaps_m=fill_gaps_m)
     if departure_span_s is not None and trips:
         time_compression = report.time_compression = _compression_for_span(trips, departure_span_s)
     departs = departure_times(trips, begin_s=begin_s, time_compression=time_compression)
