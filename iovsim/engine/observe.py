@@ -42,12 +42,14 @@ def fits_memory(costs, num_vehicles: int, rank: int, memory_bytes: np.ndarray) -
 def participant_costs(costs, vehicle: np.ndarray, rank: np.ndarray, steps: np.ndarray, split: list[bool]):
     """Per participant: (download bits, upload bits, compute time s, compute energy j).
 
-    A split participant downloads and uploads the device's part of the adapter (head + its layers'
-    adapters) and computes the device's share of each step; its per-step protocol is `split_work`.
+    An unsplit participant downloads and uploads the adapter at its rank on its own task's shape
+    (its head's classes). A split participant downloads and uploads the device's part of the adapter
+    (head + its layers' adapters) and computes the device's share of each step; its per-step protocol
+    is `split_work`.
     """
     k_all = range(len(vehicle))
     state_bits = [float(costs.split_state_bits(int(vehicle[k]), int(rank[k]))[0]) if split[k]
-                  else float(costs.adapter_bits(int(rank[k]))) for k in k_all]
+                  else float(costs.adapter_bits(int(rank[k]), int(vehicle[k]))) for k in k_all]
     compute_s = costs.compute_time_s(vehicle, rank, steps) if len(vehicle) else np.zeros(0)
     if any(split):
         compute_s = np.where(split, costs.device_compute_time_s(vehicle, rank, steps), compute_s)
