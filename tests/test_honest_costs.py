@@ -78,6 +78,25 @@ def test_each_vehicle_pays_for_its_own_task_head_planned_and_charged():
     assert np.allclose(round_time_s(st, idx, 8), expect, rtol=1e-12)
 
 
+def test_a_participants_update_bits_are_its_adapter_split_or_not():
+    """vehicles.csv's update_bits (what efficiency counts delivered): the adapter at its rank with its own
+    task's head, by hand; a split participant's is its device part + the edge's adapters, not its steps'
+    activations, which its uplink carries besides."""
+    from iovsim.engine.plan import participants_of, uplink_bits
+
+    st = _mixed_heads_state()
+    plan = Plan(participants=np.array([0, 1, 2, 3]), rank=np.array([8, 8, 8, 8]),
+                train_options=[{}, {}, {"split": True}, {"split": True}])
+    parts = participants_of(plan, st, st.local_steps, "equal", "test")
+    want = [BITS_R8_THREE, BITS_R8_FIVE, BITS_R8_FIVE, BITS_R8_THREE]
+    assert [p.update_bits for p in parts] == want
+    assert [p.job.up_bits for p in parts[:2]] == want[:2]                 # unsplit: the upload is the update
+    for p in parts[2:]:
+        device, _, edge_adapters = st.costs.split_state_bits(p.row, p.rank)
+        assert p.job.up_bits == device and device + edge_adapters == p.update_bits
+        assert uplink_bits([p.job.up_bits], [p.job.split])[0] > 10 * p.update_bits   # the activations
+
+
 def test_flora_downloads_the_adapter_plus_what_the_base_absorbed():
     from test_strategies import make_state
 
