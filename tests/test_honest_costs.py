@@ -34,6 +34,69 @@ def test_each_vehicle_is_costed_on_its_own_task_sequence_length():
     assert np.allclose(_model().compute_time_s(np.array([0, 1]), 8, 3), t[0])
 
 
+# MiniLM-L6, LoRA on query and value (6 layers x 2 targets x r (384 + 384)) + a (384 + 1) x classes head, fp32
+THREE = replace(SHORT, head_params=(384 + 1) * 3)   # e.g. tweets: negative, neutral, positive
+FIVE = replace(SHORT, head_params=(384 + 1) * 5)    # e.g. BBC News: five topics
+BITS_R8_THREE = (6 * 2 * 8 * 768 + 385 * 3) * 32    # 2,396,256
+BITS_R8_FIVE = (6 * 2 * 8 * 768 + 385 * 5) * 32     # 2,420,896
+
+
+def _mixed_heads_state():
+    """A RoundState of 4 vehicles, tasks [0, 1, 1, 0] (3 and 5 classes), with the real cost model."""
+    from test_strategies import make_state
+
+    from iovsim.strategies.common import StateRates
+
+    st = make_state(round_index=0, n=4, seed=5, num_tasks=2)
+    st.task = np.array([0, 1, 1, 0])
+    st.rsu = np.array([0, 0, 1, 1])
+    st.dwell_time_s = np.full(4, np.inf)
+    st.costs = CostModel(THREE, flops_per_s=st.device_flops_per_s, power_w=st.device_power_w, cpu_frequency_hz=0.0,
+                         kappa=0.0, cycles_per_flop=0.0, rates=StateRates(st),
+                         row_shapes=[[THREE, FIVE][t] for t in st.task])
+    return st
+
+
+def test_each_vehicle_pays_for_its_own_task_head_planned_and_charged():
+    """A 5-class task's update is 2 x 385 values (24,640 bits in fp32) bigger than a 3-class one's, by hand;
+    the engine charges it and the strategies' round-time estimate plans with it."""
+    from iovsim.engine.plan import participants_of
+    from iovsim.strategies.common import round_time_s
+
+    assert BITS_R8_FIVE - BITS_R8_THREE == 2 * 385 * 32
+    st = _mixed_heads_state()
+    c = st.costs
+    assert np.array_equal(c.adapter_bits(8, [0, 1, 2, 3]), [BITS_R8_THREE, BITS_R8_FIVE, BITS_R8_FIVE, BITS_R8_THREE])
+    assert c.adapter_bits(8, 1) == BITS_R8_FIVE and c.adapter_bits(8) == BITS_R8_THREE  # no vehicle: `shape`
+    plan = Plan(participants=np.array([0, 1, 2, 3]), rank=np.array([8, 8, 8, 8]))
+    parts = participants_of(plan, st, st.local_steps, "equal", "test")
+    want = [BITS_R8_THREE, BITS_R8_FIVE, BITS_R8_FIVE, BITS_R8_THREE]
+    assert [p.job.up_bits for p in parts] == want and [p.job.down_bits for p in parts] == want
+    idx = np.arange(4)
+    comp = c.compute_time_s(idx, np.full(4, 8), np.full(4, st.local_steps))
+    expect = np.asarray(want) / st.downlink_rate_bps + comp + np.asarray(want) / st.uplink_rate_bps
+    assert np.allclose(round_time_s(st, idx, 8), expect, rtol=1e-12)
+
+
+def test_a_participants_update_bits_are_its_adapter_split_or_not():
+    """vehicles.csv's update_bits (what efficiency counts delivered): the adapter at its rank with its own
+    task's head, by hand; a split participant's is its device part + the edge's adapters, not its steps'
+    activations, which its uplink carries besides."""
+    from iovsim.engine.plan import participants_of, uplink_bits
+
+    st = _mixed_heads_state()
+    plan = Plan(participants=np.array([0, 1, 2, 3]), rank=np.array([8, 8, 8, 8]),
+                train_options=[{}, {}, {"split": True}, {"split": True}])
+    parts = participants_of(plan, st, st.local_steps, "equal", "test")
+    want = [BITS_R8_THREE, BITS_R8_FIVE, BITS_R8_FIVE, BITS_R8_THREE]
+    assert [p.update_bits for p in parts] == want
+    assert [p.job.up_bits for p in parts[:2]] == want[:2]                 # unsplit: the upload is the update
+    for p in parts[2:]:
+        device, _, edge_adapters = st.costs.split_state_bits(p.row, p.rank)
+        assert p.job.up_bits == device and device + edge_adapters == p.update_bits
+        assert uplink_bits([p.job.up_bits], [p.job.split])[0] > 10 * p.update_bits   # the activations
+
+
 def test_flora_downloads_the_adapter_plus_what_the_base_absorbed():
     from test_strategies import make_state
 

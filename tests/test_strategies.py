@@ -23,8 +23,9 @@ class FakeCosts:
     def flops_per_step(self, rank):
         return 1e9 * (1 + 0.25 * rank)
 
-    def adapter_bits(self, rank):
-        return 32.0 * rank * 2 * 384 * 12 + 32 * 384 * 3
+    def adapter_bits(self, rank, vehicle=None):
+        bits = 32.0 * np.asarray(rank, float) * 2 * 384 * 12 + 32 * 384 * 3
+        return bits if vehicle is None else np.broadcast_to(bits, np.broadcast(bits, np.asarray(vehicle)).shape)
 
     def delta_bits(self):
         return 32.0 * 384 * 384 * 2 * 12

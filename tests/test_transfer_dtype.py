@@ -75,19 +75,18 @@ def test_transfer_dtype_fp8_is_one_line_naming_the_field(tmp_path, capfd):
 
 @pytest.mark.slow
 def test_a_bf16_run_charges_16_bits_a_value(tmp_path):
-    """A real tiny run sending bf16: each delivered tweets update's uplink and downlink bits are the
-    MiniLM adapter's values (6 layers x 2 targets x r (384 + 384) + the 3-class head 385 x 3) x 16, by hand.
-    (Only the first task's rows: the engine prices every vehicle's adapter on the first task's shape,
-    see `CostModel.adapter_bits`, so a 5-class bbc head is charged as a 3-class one.)"""
+    """A real tiny run sending bf16: each delivered update's uplink and downlink bits are the MiniLM
+    adapter's values (6 layers x 2 targets x r (384 + 384) + its own task's head, 385 x 3 for tweets,
+    385 x 5 for bbc) x 16, by hand."""
     from iovsim.config import config_from_dict
     from iovsim.experiment import Experiment
 
     cfg = config_from_dict(tiny_config(**{"fl.rounds": 1, "fl.transfer_dtype": "bf16"}), base_dir=tmp_path)
     Experiment(cfg, tmp_path / "run").run()
-    rows = [r for r in csv.DictReader(open(tmp_path / "run" / "vehicles.csv", newline=""))
-            if r["status"] == "ok" and r["task"] == "tweets"]
-    assert rows
+    rows = [r for r in csv.DictReader(open(tmp_path / "run" / "vehicles.csv", newline="")) if r["status"] == "ok"]
+    classes = {"tweets": 3, "bbc": 5}
+    assert {r["task"] for r in rows} == set(classes)
     for r in rows:
-        values = 6 * 2 * int(r["rank"]) * 768 + 385 * 3
+        values = 6 * 2 * int(r["rank"]) * 768 + 385 * classes[r["task"]]
         assert float(r["bits_up"]) == pytest.approx(values * 16, rel=1e-5), r   # cells of 6 digits
         assert float(r["bits_down"]) == pytest.approx(values * 16, rel=1e-5), r

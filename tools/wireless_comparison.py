@@ -10,7 +10,11 @@ Writes tools/results/wireless_comparison.md and two figures of paired difference
 
 each with accuracy, energy, both energy-efficiency figures (delivered update bits per joule; accuracy
 points above chance per kJ), uplink / downlink MB, lost updates, edge compute time, and the final
-accuracy per task. Only seeds every group of a section finished are paired.
+accuracy per task. Only seeds every group of a section finished are paired. Delivered update bits are
+each delivered update's adapter, split or not (`iovsim.engine.efficiency`): split training's per-step
+activations and gradients are uplink traffic, not update. Run folders written before vehicles.csv
+had `update_bits` get a split row's update from their config.yaml (`iovsim.runs.update_bits`, which
+loads the model and the tasks' data once per run to read their shapes).
 
     python tools/wireless_comparison.py /work/cmp-runs/wireless
 """
@@ -131,7 +135,9 @@ def report(out: Path, fig_dir: Path) -> tuple[str, list[Path]]:
              f"against its own baseline): {len(finished)} of {len(recs)} planned runs finished; "
              f"{sum(walls) / 3600:.1f} h of run wall time; {machine()}.", "",
              "Energy efficiency, two definitions: delivered update bits per joule of device energy (the bits of the "
-             "updates that reached aggregation over all the vehicles' energy; what the 2509.19306 abstract's "
+             "updates that reached aggregation, each its adapter at its rank with its task's head, split or not: "
+             "split training's per-step activations and gradients count in uplink MB, not here; over all the "
+             "vehicles' energy; what the 2509.19306 abstract's "
              "'energy efficiency' of a transmission scheme can mean) and accuracy points above chance (50 % on these "
              "binary tasks) per kJ of device energy (learning per energy).", ""]
     figs = []

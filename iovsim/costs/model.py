@@ -49,8 +49,16 @@ class CostModel:
     def device_flops_per_step(self, rank) -> float | np.ndarray:
         return _flops.device_flops_per_step(self.shape, self.split_layer, rank)
 
-    def adapter_bits(self, rank) -> float | np.ndarray:
-        return _bits.adapter_bits(self.shape, rank)
+    def adapter_bits(self, rank, vehicle=None) -> float | np.ndarray:
+        """Bits of an adapter at `rank` (`costs.bits.adapter_bits`). With `vehicle` (row indices,
+        broadcast with `rank`): on each vehicle's own task shape, whose head has its task's classes
+        (what the engine charges and the strategies plan with); without: on `shape`."""
+        if vehicle is None:
+            return _bits.adapter_bits(self.shape, rank)
+        v, r = np.broadcast_arrays(np.asarray(vehicle, dtype=int), np.asarray(rank))
+        out = np.asarray([_bits.adapter_bits(self._shape_of(int(i)), ri) for i, ri in zip(v.ravel(), r.ravel())],
+                         dtype=float).reshape(v.shape)
+        return float(out) if out.ndim == 0 else out
 
     def delta_bits(self) -> float:
         return _bits.delta_bits(self.shape)

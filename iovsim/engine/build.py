@@ -138,7 +138,6 @@ def make_task_named(cfg: ExperimentConfig, model, i: int, data, message):
 def build_learning(cfg: ExperimentConfig, progress, strategy=None, model=None) -> Learning:
     """Model (or `model`, already loaded), task data (tokenized once), executor, shards, strategy and
     initial global adapters."""
-    from iovsim.costs.bits import with_transfer_dtype
     from iovsim.engine.limits import (check_batch_size, check_device_memory, check_max_length, check_ranks,
                                       check_split_layer)
     from iovsim.fl.executors import make_executor
@@ -167,10 +166,19 @@ def build_learning(cfg: ExperimentConfig, progress, strategy=None, model=None) -
     executor = make_executor(fl, model, tokenized)
     strategy = build_strategy(cfg, len(fl.tasks), strategy)
     global_states = initial_global_states(model, tasks, max([fl.lora_rank, *fl.lora_ranks]), cfg.seed)
-    shapes = [model.shape(tc.max_length, fl.batch_size, d.num_classes) for tc, d in zip(fl.tasks, tasks)]
-    shapes = [with_transfer_dtype(s, fl.transfer_dtype) for s in shapes]  # the bits planned and charged
+    shapes = task_shapes(fl, model, tasks)
     check_device_memory(cfg, shapes, progress.message)
     return Learning(model, tasks, executor, shards, strategy, global_states, shapes)
+
+
+def task_shapes(fl, model, tasks: list) -> list:
+    """Per task (`fl.tasks`, `tasks` its TaskData), the cost model's shape: its max_length, the batch size,
+    its classes (the head), values sent in `fl.transfer_dtype`. The bits the engine plans and charges
+    with, and what `runs.update_bits` recomputes an older run's update bits from."""
+    from iovsim.costs.bits import with_transfer_dtype
+
+    return [with_transfer_dtype(model.shape(tc.max_length, fl.batch_size, d.num_classes), fl.transfer_dtype)
+            for tc, d in zip(fl.tasks, tasks)]
 
 
 def initial_global_states(model, tasks, rank: int, seed: int) -> list[dict]:

@@ -18,7 +18,7 @@ VEHICLE_COLUMNS = ["round", "time_s", "vehicle", "task", "rsu", "tier", "rank", 
                    "bandwidth_hz", "download_time_s", "compute_time_s", "upload_time_s", "latency_s", "energy_j",
                    "status", "loss_before", "loss_after", "num_samples", "dwell_pred_s", "planned_steps",
                    "transfer_mode", "final_rsu", "acc_after", "steps_done", "bits_up", "bits_down", "edge_compute_s",
-                   "edge_wait_s", "edge_energy_j"]
+                   "edge_wait_s", "edge_energy_j", "update_bits"]
 HANDOVER_COLUMNS = ["time_s", "round", "vehicle", "from_rsu", "to_rsu", "rsrp_from_dbm", "rsrp_to_dbm", "x_m", "y_m",
                     "kind", "ping_pong"]
 DWELL_COLUMNS = ["round", "vehicle", "rsu", "start_s", "predicted_s", "actual_s", "end"]
@@ -112,7 +112,7 @@ def vehicle_rows(r: int, t0_s: float, parts, outcomes, fleet, cfg, results: dict
                      "transfer_mode": p.transfer_mode, "final_rsu": o.rsu, "acc_after": res.acc_after if res else "",
                      "steps_done": o.steps_done if p.job.split is not None else "", "bits_up": o.bits_up,
                      "bits_down": o.bits_down, "edge_compute_s": o.edge_compute_s, "edge_wait_s": o.edge_wait_s,
-                     "edge_energy_j": o.edge_energy_j})
+                     "edge_energy_j": o.edge_energy_j, "update_bits": p.update_bits})
     return rows
 
 

@@ -1,7 +1,8 @@
 """Observing a round: the RoundState a strategy plans from (links, rates, predicted dwell, devices).
 
 The engine's only contact with the compute/communication cost model is in `cost_model`,
-`fits_memory` and `participant_costs` below, so a change of that model's interface is fixed here alone.
+`fits_memory`, `participant_costs`, `update_bits`, `split_work` and `split_step_s` below, so a change
+of that model's interface is fixed here alone.
 """
 from __future__ import annotations
 
@@ -42,12 +43,14 @@ def fits_memory(costs, num_vehicles: int, rank: int, memory_bytes: np.ndarray) -
 def participant_costs(costs, vehicle: np.ndarray, rank: np.ndarray, steps: np.ndarray, split: list[bool]):
     """Per participant: (download bits, upload bits, compute time s, compute energy j).
 
-    A split participant downloads and uploads the device's part of the adapter (head + its layers'
-    adapters) and computes the device's share of each step; its per-step protocol is `split_work`.
+    An unsplit participant downloads and uploads the adapter at its rank on its own task's shape
+    (its head's classes). A split participant downloads and uploads the device's part of the adapter
+    (head + its layers' adapters) and computes the device's share of each step; its per-step protocol
+    is `split_work`.
     """
     k_all = range(len(vehicle))
     state_bits = [float(costs.split_state_bits(int(vehicle[k]), int(rank[k]))[0]) if split[k]
-                  else float(costs.adapter_bits(int(rank[k]))) for k in k_all]
+                  else float(costs.adapter_bits(int(rank[k]), int(vehicle[k]))) for k in k_all]
     compute_s = costs.compute_time_s(vehicle, rank, steps) if len(vehicle) else np.zeros(0)
     if any(split):
         compute_s = np.where(split, costs.device_compute_time_s(vehicle, rank, steps), compute_s)
@@ -57,6 +60,16 @@ def participant_costs(costs, vehicle: np.ndarray, rank: np.ndarray, steps: np.nd
         return float(fn(np.asarray([int(vehicle[k])]), np.asarray([int(rank[k])]), np.asarray([int(steps[k])]))[0])
 
     return np.asarray(state_bits), np.asarray(state_bits), compute_s, np.asarray([energy(k) for k in k_all])
+
+
+def update_bits(costs, vehicle: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """Per participant, the bits of the adapter update it adds to aggregation: the adapter at its rank
+    on its own task's shape (`adapter_bits`), split or not. An unsplit participant uploads exactly
+    that; a split one uploads the device's part and the edge's adapters are trained at the RSU, the
+    two together the same adapter (`split_state_bits`: device part + the edge's adapters alone)."""
+    if not len(vehicle):
+        return np.zeros(0)
+    return np.asarray(costs.adapter_bits(np.asarray(rank, dtype=int), np.asarray(vehicle, dtype=int)), dtype=float)
 
 
 def split_work(costs, vehicle: int, rank: int, steps: int):

@@ -7,7 +7,7 @@ import numpy as np
 
 from iovsim.costs.split import edge_share
 from iovsim.engine.errors import RunError
-from iovsim.engine.observe import participant_costs, split_step_s, split_work
+from iovsim.engine.observe import participant_costs, split_step_s, split_work, update_bits
 from iovsim.engine.transfer import TRANSFER_MODES, TransferJob
 
 
@@ -27,6 +27,7 @@ class Participant:
     options: dict = field(default_factory=dict)
     planned_steps: int = 0     # the plan's local steps
     transfer_mode: str = "lose"   # the plan's transfer mode (job.mode is what the transfer does)
+    update_bits: float = float("nan")   # its adapter update (observe.update_bits; split: not the activations)
 
 
 def participants_of(plan, state, local_steps: int, bandwidth_allocation: str, strategy_name: str) -> list[Participant]:
@@ -56,13 +57,15 @@ def participants_of(plan, state, local_steps: int, bandwidth_allocation: str, st
     down_bits, up_bits, compute_s, compute_j = costs
     work = [split_work(state.costs, vi[k], plan.rank[k], steps[k]) if split[k] else None for k in range(K)]
     rsu_of = state.rsu[vi]
+    update = update_bits(state.costs, vi, plan.rank)
     bw = bandwidth_hz(plan, state, rsu_of, uplink_bits(up_bits, work), vi, bandwidth_allocation, strategy_name)
     return [Participant(state.vehicle_ids[vi[k]], int(vi[k]), int(rsu_of[k]), int(plan.rank[k]), int(steps[k]),
                         float(power[k]), float(bw[k]), float(state.dwell_time_s[vi[k]]),
                         TransferJob(state.vehicle_ids[vi[k]], int(rsu_of[k]), float(power[k]), float(bw[k]),
                                     float(down_bits[k]), float(compute_s[k]), float(up_bits[k]), float(compute_j[k]),
                                     job_modes[k], work[k]),
-                        options=dict(options[k]), planned_steps=int(planned[k]), transfer_mode=modes[k])
+                        options=dict(options[k]), planned_steps=int(planned[k]), transfer_mode=modes[k],
+                        update_bits=float(update[k]))
             for k in range(K)]
 
 

@@ -28,10 +28,23 @@ def write_rsus(run_dir: Path, sites: list, radius_m: float):
 def load_for_resume(run_dir: Path) -> tuple[ExperimentConfig, dict | None]:
     """A run folder's config and its latest checkpoint's state (with "dir", its folder); None
     when the run stopped before its first checkpoint."""
+    cfg = run_config(run_dir)
+    ckpts = sorted((run_dir / "checkpoints").glob("round_*/state.json"))
+    if not ckpts:
+        return cfg, None
+    try:
+        state = json.loads(ckpts[-1].read_text())
+    except ValueError as e:
+        raise RunError(f"{ckpts[-1]}: not valid JSON ({e})") from None
+    state["dir"] = str(ckpts[-1].parent)
+    return cfg, state
+
+
+def run_config(run_dir: Path) -> ExperimentConfig:
+    """A run folder's config.yaml, as it ran; RunError when there is none."""
     cfg_path = run_dir / "config.yaml"
     if not cfg_path.exists():
         raise RunError(f"{run_dir}: not a run folder (config.yaml missing)")
-    ckpts = sorted((run_dir / "checkpoints").glob("round_*/state.json"))
     # Relative paths in the saved config resolve against the original config's folder.
     summary = run_dir / "summary.json"
     source = None
@@ -47,16 +60,8 @@ def load_for_resume(run_dir: Path) -> tuple[ExperimentConfig, dict | None]:
 
         cfg = config_from_dict(yaml.safe_load(cfg_path.read_text()) or {}, cfg_path, Path(source).parent)
         cfg.source_path = source
-    else:
-        cfg = load_config(cfg_path)
-    if not ckpts:
-        return cfg, None
-    try:
-        state = json.loads(ckpts[-1].read_text())
-    except ValueError as e:
-        raise RunError(f"{ckpts[-1]}: not valid JSON ({e})") from None
-    state["dir"] = str(ckpts[-1].parent)
-    return cfg, state
+        return cfg
+    return load_config(cfg_path)
 
 
 def resume_hint(run_dir: Path) -> str:

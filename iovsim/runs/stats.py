@@ -5,7 +5,9 @@ Per run and task (from metrics.csv): `final_accuracy` (last round), `mean_accura
 `energy_j` and `lost_updates` (summed over rounds). Task `all`: the mean over tasks of the two
 accuracies, `mean_round_latency_s` (mean over rounds), and energy and lost updates summed over tasks,
 and from vehicles.csv the traffic (`uplink_mb`, `downlink_mb`, `delivered_mb`) and energy efficiency
-(`device_energy_j`, `delivered_bits_per_j`; see `iovsim.engine.efficiency`).
+(`device_energy_j`, `delivered_bits_per_j`: delivered update bits, not split training's activations;
+see `iovsim.engine.efficiency`; a split run written before vehicles.csv had `update_bits` has them
+recomputed from its config.yaml, `iovsim.runs.update_bits`).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import pandas as pd
 from scipy import stats
 
 from iovsim.engine.efficiency import traffic
+from iovsim.runs.update_bits import with_update_bits
 
 CONFIDENCE = 0.95
 ALL_TASKS = "all"
@@ -36,7 +39,8 @@ def run_values(run_dir: Path) -> pd.DataFrame:
                "lost_updates": per_task["lost_updates"].sum()}
     vehicles = Path(run_dir) / "vehicles.csv"
     if vehicles.exists():  # traffic and energy efficiency over all tasks (engine.efficiency)
-        overall.update(traffic(pd.read_csv(vehicles, keep_default_na=False, dtype=str).to_dict("records")))
+        rows = pd.read_csv(vehicles, keep_default_na=False, dtype=str).to_dict("records")
+        overall.update(traffic(with_update_bits(rows, run_dir)))  # an older split run: from its config
     rows = [(task, metric, float(v)) for task, r in per_task.iterrows() for metric, v in r.items()]
     rows += [(ALL_TASKS, metric, float(v)) for metric, v in overall.items()]
     return pd.DataFrame(rows, columns=["task", "metric", "value"])

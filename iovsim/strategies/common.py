@@ -37,7 +37,7 @@ def round_time_s(state: RoundState, idx: np.ndarray, rank, steps=None, uplink_ra
     costs = state.costs
     if costs is None or idx.size == 0:
         return np.zeros(idx.shape, dtype=float)
-    bits = np.asarray([float(costs.adapter_bits(int(r))) for r in rank])
+    bits = np.asarray(costs.adapter_bits(rank, idx), dtype=float)  # each vehicle's own task head
     down = np.asarray(state.downlink_rate_bps, dtype=float)[idx]
     # uplink_rate_bps, when given, is already per entry of idx (e.g. at a chosen power/bandwidth)
     up = (np.asarray(state.uplink_rate_bps, dtype=float)[idx] if uplink_rate_bps is None

@@ -96,7 +96,7 @@ class DwellUCB(UCBDual):
         if self.fallback_mode != "migrate":
             return self.fallback_mode
         lat_s, rate_bps = self._backhaul(state)
-        bits = float(state.costs.adapter_bits(rank)) if state.costs is not None else 0.0
+        bits = float(state.costs.adapter_bits(rank, i)) if state.costs is not None else 0.0
         delay = lat_s + bits / rate_bps if rate_bps > 0 else math.inf
         tau = float(round_time_s(state, [i], rank, steps)[0])
         return "migrate" if tau + delay <= state.round_deadline_s else "early_upload"

@@ -53,8 +53,9 @@ class FLoRA(HeteroRankMixin, Strategy):
         out = []
         for i, r in zip(chosen, ranks):
             stack = self.stacked_rank[int(state.task[i])] if int(state.task[i]) < len(self.stacked_rank) else 0
-            merged = min(float(c.delta_bits()), float(c.adapter_bits(stack)) - float(c.adapter_bits(0))) if stack else 0.0
-            out.append(float(c.adapter_bits(int(r))) + merged)
+            lora = float(c.adapter_bits(stack, int(i))) - float(c.adapter_bits(0, int(i)))
+            merged = min(float(c.delta_bits()), lora) if stack else 0.0
+            out.append(float(c.adapter_bits(int(r), int(i))) + merged)
         return np.asarray(out)
 
     def client_state(self, global_state, rank: int):

@@ -97,11 +97,11 @@ class LyapunovBase(Strategy):
         r = np.full(idx.shape, rank)
         comp_t = np.asarray(costs.compute_time_s(idx, r, steps), float)
         comp_e = np.asarray(costs.compute_energy_j(idx, r, steps), float)
-        bits = float(costs.adapter_bits(rank))
+        bits = np.asarray(costs.adapter_bits(r, idx), float)  # each vehicle's own task head
         down_t = bits / np.maximum(np.asarray(state.downlink_rate_bps, float)[idx], 1e-9)
         rate = np.asarray(costs.upload_rate_bps(idx, np.full(idx.shape, power), bw_hz), float)
         up_t = bits / np.maximum(rate, 1e-9)
-        return comp_e + power * up_t, np.full(idx.shape, bits), down_t + comp_t, up_t, rate
+        return comp_e + power * up_t, bits, down_t + comp_t, up_t, rate
 
     # ---- planning
     def _price(self, state: RoundState, idx: np.ndarray) -> np.ndarray:

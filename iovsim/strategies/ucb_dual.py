@@ -206,7 +206,7 @@ class UCBDual(Strategy):
         if state.costs is None or tau <= dwell:
             return self.safe_mode
         c = state.costs
-        bits = float(c.adapter_bits(rank))
+        bits = float(c.adapter_bits(rank, i))
         down = bits / max(float(state.downlink_rate_bps[i]), 1e-9)
         up = bits / max(float(state.uplink_rate_bps[i]), 1e-9)
         step_s = float(np.asarray(c.compute_time_s(np.asarray([i]), np.asarray([rank]), np.asarray([1])))[0])

@@ -22,7 +22,7 @@ class GreedyRate(Strategy):
         chosen, ranks = [], []
         for i in best_first[: state.max_participants]:
             for rank in sorted(state.ranks, reverse=True):              # largest rank that fits
-                bits = state.costs.adapter_bits(rank)
+                bits = state.costs.adapter_bits(rank, i)                # its own task's head
                 t = (bits / state.downlink_rate_bps[i] + bits / state.uplink_rate_bps[i]
                      + state.costs.compute_time_s(np.array([i]), np.array([rank]), np.array([state.local_steps]))[0])
                 if self.margin * t <= min(state.dwell_time_s[i], state.round_deadline_s):
