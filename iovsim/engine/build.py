@@ -167,7 +167,8 @@ def build_learning(cfg: ExperimentConfig, progress, strategy=None, model=None) -
     executor = make_executor(fl, model, tokenized)
     strategy = build_strategy(cfg, len(fl.tasks), strategy)
     global_states = initial_global_states(model, tasks, max([fl.lora_rank, *fl.lora_ranks]), cfg.seed)
-    shapes = [model.shape(tc.max_length, fl.batch_size, d.num_classes) for tc, d in zip(fl.tasks, tasks)]
+    shapes = [model.shape(tc.max_length, fl.batch_size, d.num_classes, task=t)
+              for tc, d, t in zip(fl.tasks, tasks, tokenized)]
     shapes = [with_transfer_dtype(s, fl.transfer_dtype) for s in shapes]  # the bits planned and charged
     check_device_memory(cfg, shapes, progress.message)
     return Learning(model, tasks, executor, shards, strategy, global_states, shapes)
