@@ -141,7 +141,8 @@ def markdown(run_dir: Path, ctx: dict | None = None) -> str:
               "`wall_time_s`: SUMO, model and data, the rounds)",
               f"- peak RSS: {f['peak_rss_bytes'] / 2**30:.2f} GiB (summary.json `peak_rss_bytes`)"]
     if ctx.get("command_wall_s") is not None:
-        lines.append(f"- the whole command: {ctx['command_wall_s']:.0f} s wall time")
+        lines.append(f"- the whole command: {ctx['command_wall_s']:.0f} s wall time, {ctx['child_cpu_s']:.0f} s of CPU "
+                     "time (user + system, RUSAGE_CHILDREN: what the run costs whatever else the CPU runs)")
     lines.append(f"- traffic: {t.get('uplink_mb', 0):.1f} MB up, {t.get('downlink_mb', 0):.1f} MB down, "
                  f"{t.get('delivered_mb', 0):.1f} MB of updates delivered (summary.json `traffic`)")
     lines += default_run._sentence_lines(f)
@@ -195,7 +196,8 @@ def main() -> int:
         ctx["load_before"] = os.getloadavg()
         rc, ctx["command_wall_s"], ctx["command"] = run_llm(run_dir, [*SETS, *a.sets])
         ctx["load_after"] = os.getloadavg()
-        ctx["child_peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+        use = resource.getrusage(resource.RUSAGE_CHILDREN)
+        ctx["child_peak_rss_bytes"], ctx["child_cpu_s"] = use.ru_maxrss * 1024, use.ru_utime + use.ru_stime
         if rc != 0:
             return rc  # iovsim has said why in one line
     a.write.parent.mkdir(parents=True, exist_ok=True)
