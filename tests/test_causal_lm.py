@@ -1,4 +1,6 @@
 """The causal LM family on the real SmolLM2-135M-Instruct: shape, prompts, scoring by hand, both executors."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -154,3 +156,24 @@ def test_batched_causal_lm_on_cuda_fp32_and_bf16_is_close_to_cpu(smollm2):
             upd_c = torch.cat([(c.state[k] - job.state[k]).flatten() for k in job.state])
             upd_g = torch.cat([(g.state[k] - job.state[k]).flatten() for k in job.state])
             assert float(torch.nn.functional.cosine_similarity(upd_c, upd_g, dim=0)) > cos, precision
+
+
+def test_the_cost_shape_charges_the_lm_head_where_the_family_runs_it(smollm2):
+    """The LM head runs at the answer positions alone (a label word and its end token here) in the
+    family's own pass, and the cost shape charges exactly those: 2 a row, not the 48 of the row."""
+    from iovsim.costs import flops, memory
+
+    task = smollm2.make_task(three_tweets(), 48)
+    tok = smollm2.tokenizer
+    assert [len(tok(w, add_special_tokens=False)["input_ids"]) for w in WORDS] == [1, 1, 1]
+    batch, y = task.batch(task.train, task.train_labels, [0, 1, 2], "cpu")
+    with torch.no_grad():
+        out = smollm2.outputs(None, smollm2.features(batch), y)
+    assert tuple(out.logits.shape) == (3 * 2, 49152)              # the family's logits: 6 positions
+    shape = smollm2.shape(48, 3, 3, task=task)
+    assert shape.lm_head_tokens == 2.0 and shape.lm_head_size == 49152
+    assert flops.flops_per_step(shape, 8) - flops.flops_per_step(dataclasses.replace(shape, lm_head_size=0), 8) \
+        == 3 * 2 * 4 * 576 * 49152
+    assert memory.logits_bytes(shape) == 2 * 4 * 3 * 2 * 49152
+    with pytest.raises(ValueError, match="needs its task"):
+        smollm2.shape(48, 3, 3)

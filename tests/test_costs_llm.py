@@ -22,7 +22,7 @@ GPT2 = {"model_type": "gpt2", "n_embd": 768, "n_layer": 12, "n_head": 12, "n_inn
 
 
 def test_smollm2_lora_on_seven_targets_is_305280_params_per_rank():
-    s = decoder_shape(SMOLLM2, SEVEN, seq_len=64, batch_size=4)
+    s = decoder_shape(SMOLLM2, SEVEN, seq_len=64, batch_size=4, head_tokens=2)
     # per layer, in + out: q 576+576, k 576+192, v 576+192, o 576+576, gate 576+1536, up 576+1536, down 1536+576
     assert sorted(s.lora_targets) == sorted([(576, 576), (576, 192), (576, 192), (576, 576), (576, 1536),
                                              (576, 1536), (1536, 576)])
@@ -40,26 +40,37 @@ def test_smollm2_lora_on_seven_targets_is_305280_params_per_rank():
 
 
 def test_smollm2_flops_of_one_step_by_hand():
-    """seq_len 64, batch 4 (256 tokens), rank 16: the sum over the real matrices, written out."""
-    s = decoder_shape(SMOLLM2, SEVEN, seq_len=64, batch_size=4)
+    """seq_len 64, batch 4 (256 tokens), rank 16, the LM head at 2 answer positions a row (a label
+    word and its end token): the sum over the real matrices, written out."""
+    s = decoder_shape(SMOLLM2, SEVEN, seq_len=64, batch_size=4, head_tokens=2)
     # one layer's frozen linears, sum(in x out): q 331,776 + k 110,592 + v 110,592 + o 331,776
     #                                           + gate, up, down 3 x 884,736 = 3,538,944
     # forward 2 x 3,538,944 = 7,077,888, activation gradients the same:      14,155,776
     # attention products 4 S (9 x 64) forward, twice that backward: 12 x 64 x 576 =  442,368
     # LoRA 6 r sum(in + out) = 6 x 16 x 10,176 =                                     976,896
     per_layer = 14_155_776 + 442_368 + 976_896                                      # 15,575,040
-    lm_head = 4 * 576 * 49_152                     # frozen vocabulary projection, every token: 113,246,208
-    per_token = 30 * per_layer + lm_head                                            # 580,497,408
-    assert per_token == 580_497_408
-    assert flops.flops_per_step(s, 16) == 256 * 580_497_408 == 148_607_336_448
+    assert 30 * per_layer == 467_251_200                                            # per token, 30 layers
+    # frozen vocabulary projection, forward + activation gradient 4 h V = 113,246,208 at each of the
+    # 4 x 2 answer positions (the family runs it there only, never on the prompt or the padding)
+    lm_head = 4 * 2 * 4 * 576 * 49_152
+    assert lm_head == 905_969_664
+    assert flops.flops_per_step(s, 16) == 256 * 467_251_200 + 905_969_664 == 120_522_276_864
     # rank enters only through the LoRA term: 256 tokens x 30 layers x 6 x 10,176 per unit of rank
     assert flops.flops_per_step(s, 17) - flops.flops_per_step(s, 16) == 256 * 30 * 6 * 10_176
+    # the head follows the answer positions alone: one more a row is 4 more positions' 4 h V
+    longer = decoder_shape(SMOLLM2, SEVEN, seq_len=64, batch_size=4, head_tokens=3)
+    assert flops.flops_per_step(longer, 16) - flops.flops_per_step(s, 16) == 4 * 113_246_208
     # and against Kaplan's 6N for full training of 134.5M parameters: a frozen base costs less
-    assert 580e6 < 6 * 134.5e6
+    assert 467e6 < 6 * 134.5e6
+
+
+def test_head_tokens_beyond_the_sequence_are_refused():
+    with pytest.raises(ValueError, match=r"head_tokens must be in 0..seq_len \(64\), got 65"):
+        decoder_shape(SMOLLM2, SEVEN, 64, 4, head_tokens=65)
 
 
 def test_smollm2_base_parameters_and_training_memory_by_hand():
-    s = decoder_shape(SMOLLM2, SEVEN, seq_len=64, batch_size=16)
+    s = decoder_shape(SMOLLM2, SEVEN, seq_len=64, batch_size=16, head_tokens=2)
     # embedding 49,152 x 576 (tied: the LM head is the same matrix) = 28,311,552
     # + 30 x (3,538,944 linears + 2 x 576 RMSNorm) = 106,202,880, + final norm 576
     assert memory.base_params(s) == 28_311_552 + 106_202_880 + 576 == 134_515_008
@@ -67,10 +78,14 @@ def test_smollm2_base_parameters_and_training_memory_by_hand():
     # 2 x 576 norms + (576 + 2 x 576 + 2 x 192) attention + (576 + 2 x 1536 + 1536) MLP = 8,448 values
     per_layer = 4 * 1024 * 8_448 + 4 * 16 * 9 * 64 * 64            # + the softmax output, B a S^2
     assert memory.activation_bytes_per_layer(s) == per_layer == 36_962_304
-    assert memory.logits_bytes(s) == 2 * 4 * 1024 * 49_152 == 402_653_184
-    want = 134_515_008 * 4 + 4_884_480 * 16 + 30 * 36_962_304 + 402_653_184
-    assert memory.training_bytes(s, 16) == want == 2_127_734_016   # > the 2 GB low tier, < the 4 GB mid one
-    half = decoder_shape(SMOLLM2, SEVEN, seq_len=64, batch_size=16, compute_bytes=2)
+    # fp32 logits and their log-softmax at the 16 x 2 answer positions only
+    assert memory.logits_bytes(s) == 2 * 4 * 16 * 2 * 49_152 == 12_582_912
+    want = 134_515_008 * 4 + 4_884_480 * 16 + 30 * 36_962_304 + 12_582_912
+    assert memory.training_bytes(s, 16) == want == 1_737_663_744
+    # an instruction task whose responses fill the rows: the logits at every position, 402,653,184 bytes
+    whole = decoder_shape(SMOLLM2, SEVEN, seq_len=64, batch_size=16, head_tokens=64)
+    assert memory.training_bytes(whole, 16) == want - 12_582_912 + 402_653_184 == 2_127_734_016
+    half = decoder_shape(SMOLLM2, SEVEN, seq_len=64, batch_size=16, head_tokens=64, compute_bytes=2)
     assert memory.training_bytes(half, 16) < 2e9
 
 
@@ -84,11 +99,11 @@ def test_activation_memory_is_korthikantis_count_for_a_gpt_layer():
 
 
 def test_gpt2_small_from_its_config():
-    s = decoder_shape(GPT2, ["c_attn"], seq_len=32, batch_size=2)
+    s = decoder_shape(GPT2, ["c_attn"], seq_len=32, batch_size=2, head_tokens=4)
     assert memory.base_params(s) == 124_439_808                  # GPT-2 small, weights and biases
     assert s.lora_targets == [(768, 2304)] and s.intermediate_size == 3072 and s.dropout
     assert bits.adapter_params(s, 8) == 12 * 8 * (768 + 2304)
-    both = decoder_shape(GPT2, ["c_proj"], seq_len=32, batch_size=2)   # peft matches both projections
+    both = decoder_shape(GPT2, ["c_proj"], seq_len=32, batch_size=2, head_tokens=4)   # peft matches both projections
     assert both.lora_targets == [(768, 768), (3072, 768)]
     # forward linears 2 x (768 x 2304 + 768 x 768 + 768 x 3072 + 3072 x 768) = 2 x 7,077,888 a token and layer
     assert flops.linear_flops_per_token(s) == 14_155_776
@@ -99,7 +114,7 @@ def test_grouped_query_attention_and_head_dim_come_from_the_config():
     cfg = {"model_type": "qwen2", "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 2,
            "num_attention_heads": 16, "num_key_value_heads": 2, "head_dim": 128, "vocab_size": 1000,
            "tie_word_embeddings": False}
-    s = decoder_shape(cfg, ["q_proj", "k_proj", "o_proj"], seq_len=10, batch_size=1)
+    s = decoder_shape(cfg, ["q_proj", "k_proj", "o_proj"], seq_len=10, batch_size=1, head_tokens=2)
     assert s.lora_targets == [(1024, 2048), (1024, 256), (2048, 1024)]
     assert flops.attention_flops_per_token(s) == 4 * 10 * 2048
     # untied LM head counted; q/k/v biases 2048 + 2 x 256
@@ -110,11 +125,11 @@ def test_grouped_query_attention_and_head_dim_come_from_the_config():
 def test_a_target_the_layer_lacks_or_an_unknown_architecture_is_refused():
     with pytest.raises(ValueError, match=r"no linear layer named 'query' in a llama layer; its linear layers are: "
                                          r"q_proj, k_proj"):
-        decoder_shape(SMOLLM2, ["query"], 64, 4)
+        decoder_shape(SMOLLM2, ["query"], 64, 4, head_tokens=2)
     with pytest.raises(ValueError, match=r"model type 'phi3'.*llama, mistral, qwen2, qwen3 and gpt2"):
-        decoder_shape({**SMOLLM2, "model_type": "phi3"}, SEVEN, 64, 4)
+        decoder_shape({**SMOLLM2, "model_type": "phi3"}, SEVEN, 64, 4, head_tokens=2)
     with pytest.raises(ValueError, match="no num_hidden_layers"):
-        decoder_shape({k: v for k, v in SMOLLM2.items() if k != "num_hidden_layers"}, SEVEN, 64, 4)
+        decoder_shape({k: v for k, v in SMOLLM2.items() if k != "num_hidden_layers"}, SEVEN, 64, 4, head_tokens=2)
 
 
 def test_transfer_dtype_bits_and_the_config_choices_agree():
@@ -126,7 +141,7 @@ def test_transfer_dtype_bits_and_the_config_choices_agree():
     assert [bits.bits_per_param(d) for d in ("fp32", "bf16", "fp16")] == [32, 16, 16]
     with pytest.raises(ValueError, match="fp32, bf16, fp16, got 'fp8'"):
         bits.bits_per_param("fp8")
-    s = decoder_shape(SMOLLM2, SEVEN, 64, 4)
+    s = decoder_shape(SMOLLM2, SEVEN, 64, 4, head_tokens=2)
     assert bits.with_transfer_dtype(s, "fp32") is s
     # split training's activations travel at the same precision
     half = bits.with_transfer_dtype(s, "fp16")
@@ -167,12 +182,12 @@ def test_encoder_shape_matches_the_loaded_encoder(real_model):
 
 
 def test_cost_model_gives_each_vehicle_the_memory_of_its_task():
-    small = decoder_shape(SMOLLM2, SEVEN, seq_len=32, batch_size=4)
-    big = decoder_shape(SMOLLM2, SEVEN, seq_len=64, batch_size=16)
+    small = decoder_shape(SMOLLM2, SEVEN, seq_len=32, batch_size=4, head_tokens=2)
+    big = decoder_shape(SMOLLM2, SEVEN, seq_len=64, batch_size=16, head_tokens=2)
     c = CostModel(small, flops_per_s=[1e11, 1e11], power_w=10.0, cpu_frequency_hz=0.0, kappa=0.0,
                   cycles_per_flop=0.0, rates=None, row_shapes=[small, big])
     got = c.training_memory_bytes(np.array([0, 1]), 16)
-    assert got.tolist() == [memory.training_bytes(small, 16), 2_127_734_016]
+    assert got.tolist() == [memory.training_bytes(small, 16), 1_737_663_744]
 
 
 def _smollm2_gguf() -> Path | None:

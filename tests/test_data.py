@@ -1,4 +1,6 @@
 """Real offline tasks and non-IID shards."""
+import sys
+
 import numpy as np
 import pytest
 
@@ -83,11 +85,9 @@ def test_dirichlet_shards_disjoint_cover_and_skew():
     assert mean_max_share(skewed) > mean_max_share(even) + 0.2
 
 
-def test_hf_names_what_it_loads_and_the_extra_it_needs():
+def test_hf_names_what_it_loads_and_the_extra_it_needs(monkeypatch):
     """hf:sst2 / hf:qnli are GLUE; any other hf: name is an instruction set (Alpaca or Dolly columns)."""
-    try:
-        import datasets  # noqa: F401
-    except ImportError:
-        for name in ("hf:sst2", "hf:yahma/alpaca-cleaned"):
-            with pytest.raises(DataError, match=r"needs the `datasets` package: pip install 'iovsim\[online\]'"):
-                load_task(TaskConfig(name="s", dataset=name), seed=0)
+    monkeypatch.setitem(sys.modules, "datasets", None)  # as without iovsim[online]: `import datasets` fails
+    for name in ("hf:sst2", "hf:yahma/alpaca-cleaned"):
+        with pytest.raises(DataError, match=r"needs the `datasets` package: pip install 'iovsim\[online\]'"):
+            load_task(TaskConfig(name="s", dataset=name), seed=0)

@@ -22,7 +22,8 @@ from test_strategies import NAMES, PARAMS, check_plan, make_state
 
 
 def test_fits_memory_compares_each_vehicles_job_with_its_device():
-    shape = decoder_shape(SMOLLM2, SEVEN, seq_len=64, batch_size=16)   # 2,127,734,016 bytes at rank 16
+    # the LM head on all 64 positions (responses filling the rows): 2,127,734,016 bytes at rank 16
+    shape = decoder_shape(SMOLLM2, SEVEN, seq_len=64, batch_size=16, head_tokens=64)
     c = CostModel(shape, flops_per_s=[1e11] * 3, power_w=10.0, cpu_frequency_hz=0.0, kappa=0.0, cycles_per_flop=0.0,
                   rates=None)
     got = fits_memory(c, 3, 16, np.array([2e9, 2_127_734_016, 4e9]))
@@ -73,7 +74,7 @@ def _cfg(devices, tasks=1):
 
 
 def test_a_tier_too_small_is_reported_and_no_tier_at_all_is_a_config_error():
-    shape = decoder_shape(SMOLLM2, SEVEN, seq_len=64, batch_size=16)
+    shape = decoder_shape(SMOLLM2, SEVEN, seq_len=64, batch_size=16, head_tokens=64)
     low, mid = {"name": "low", "share": 0.5, "memory_bytes": 2e9}, {"name": "mid", "share": 0.5, "memory_bytes": 4e9}
     said = []
     check_device_memory(_cfg([low, mid]), [shape], said.append)

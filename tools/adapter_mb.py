@@ -51,8 +51,9 @@ def rows() -> tuple[list[list[str]], str]:
     from iovsim.costs.bits import adapter_bits, with_transfer_dtype
 
     cfg, source = minilm_config()
+    smollm2 = decoder_shape(SMOLLM2_CONFIG, SMOLLM2_TARGETS, 1, 1, head_tokens=1)  # bits: no sequence enters
     models = [("MiniLM-L6 (query, value)", encoder_shape(cfg, MINILM_TARGETS, 1, 1, num_classes=0)),
-              ("SmolLM2-135M (q, k, v, o, gate, up, down)", decoder_shape(SMOLLM2_CONFIG, SMOLLM2_TARGETS, 1, 1))]
+              ("SmolLM2-135M (q, k, v, o, gate, up, down)", smollm2)]
     out = []
     for name, shape in models:
         for r in RANKS:

@@ -16,9 +16,10 @@ per token):
   activation gradients), i.e. 6 r (in + out) per token;
 * the encoder's task head (on the pooled token): 6 x its parameters per sample;
 * a causal LM's frozen vocabulary projection (`lm_head_size` = V): 2 h V forward and 2 h V backward
-  (the gradient reaching the last hidden state) per token, on EVERY token of the sequence: a
-  transformers causal LM computes the logits of the whole sequence even when the loss keeps only
-  the answer tokens (the others get label -100 after the logits exist), so that is what is counted.
+  (the gradient reaching the last hidden state) per position it runs on, `lm_head_tokens` of each
+  sequence: the causal LM family applies it to the last hidden state at the answer positions only
+  (`CausalLM.outputs`, the positions `causal_task.head_positions` marks, which are the ones the
+  loss scores), never to the prompt or the padding, so that is what is counted.
 
 `split_layer` is the number of encoder layers kept on the device in split training (0 = embedding
 and head only, as in split federated LoRA, arXiv 2407.02924); the split protocol is the encoder's
@@ -49,7 +50,7 @@ def attention_flops_per_token(shape: ModelShape) -> float:
 
 
 def lm_head_flops_per_token(shape: ModelShape) -> float:
-    """Forward + activation-gradient FLOPs of a frozen vocabulary projection for one token: 4 h V."""
+    """Forward + activation-gradient FLOPs of a frozen vocabulary projection at one position: 4 h V."""
     return 4.0 * shape.hidden_size * shape.lm_head_size
 
 
@@ -78,8 +79,8 @@ def flops_per_step(shape: ModelShape, rank) -> float | np.ndarray:
     s = shape
     tokens = s.batch_size * s.seq_len
     base = tokens * s.num_layers * frozen_layer_flops_per_token(s) + 6.0 * s.head_params * s.batch_size
-    if s.lm_head_size:  # a causal LM's vocabulary projection on every token
-        base = base + tokens * lm_head_flops_per_token(s)
+    if s.lm_head_size:  # a causal LM's vocabulary projection, at the answer positions of each sequence
+        base = base + s.batch_size * s.lm_head_tokens * lm_head_flops_per_token(s)
     per_rank = tokens * s.num_layers * lora_flops_per_token_per_rank(s)
     return _scalar_or_array(base + per_rank * np.asarray(rank, dtype=float))
 

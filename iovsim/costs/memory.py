@@ -17,8 +17,9 @@ e = `shape.compute_bytes` (fp32 4, bf16 2), B sequences of S tokens, hidden h, a
   kv = n_kv x head_dim), gated MLPs and any MLP width I: for multi-head attention, I = 4h, e = 2 and
   dropout it is their S B h (34 + 5 a S / h) bytes per layer (tested). K and V are counted at the
   projections' width, before any repetition of the KV heads;
-* a causal LM's logits: 2 x B S V x 4 bytes, the logits upcast to fp32 for the loss and the
-  log-softmax the cross entropy keeps, for every token (transformers computes them all).
+* a causal LM's logits: 2 x B T V x 4 bytes, the fp32 logits and the log-softmax the cross
+  entropy keeps, at the T = `lm_head_tokens` answer positions of each sequence (the family computes
+  no others; T is the task's mean, so a batch of longer answers holds more).
 
 Left out: the embedding's output, optimizer scratch, the framework's workspace and fragmentation,
 so this is a lower bound of what a real job allocates. A split-training participant holds less
@@ -33,7 +34,7 @@ from iovsim.costs.shape import ModelShape, key_value_dim, layer_linears, query_d
 
 #: fp32 value + gradient + AdamW's two moments, per trainable parameter.
 TRAINABLE_BYTES_PER_PARAM = 16
-#: transformers computes the causal-LM loss in fp32: the upcast logits and the log-softmax it keeps.
+#: the causal LM family computes the logits in fp32 for the loss: them and the log-softmax it keeps.
 LOGITS_BYTES_PER_VALUE = 2 * 4
 
 
@@ -59,8 +60,8 @@ def activation_bytes_per_layer(shape: ModelShape) -> float:
 
 
 def logits_bytes(shape: ModelShape) -> float:
-    """Bytes of a causal LM's logits for the loss (0 without a vocabulary projection)."""
-    return float(LOGITS_BYTES_PER_VALUE * shape.batch_size * shape.seq_len * shape.lm_head_size)
+    """Bytes of a causal LM's logits for the loss, at its answer positions (0 without a vocabulary projection)."""
+    return float(LOGITS_BYTES_PER_VALUE * shape.batch_size * shape.lm_head_tokens * shape.lm_head_size)
 
 
 def training_bytes(shape: ModelShape, rank) -> float | np.ndarray:

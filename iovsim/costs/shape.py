@@ -29,7 +29,9 @@ class ModelShape:
     attention_dim: int = 0                # num_heads x head_dim, the width of the queries; 0 = hidden_size
     kv_dim: int = 0                       # num_kv_heads x head_dim (grouped-query attention); 0 = attention_dim
     gated_mlp: bool = False               # gate, up and down projections (SwiGLU) instead of two matrices
-    lm_head_size: int = 0                 # outputs of a frozen vocabulary projection run on every token; 0 = none
+    lm_head_size: int = 0                 # outputs of a frozen vocabulary projection (V); 0 = none
+    lm_head_tokens: float = 0.0           # positions of a sequence the vocabulary projection runs on: the
+                                          # answer tokens the loss scores (the model family counts them)
     base_params: int = 0                  # frozen parameters of the base model; 0 = estimated (costs.memory)
     compute_bytes: int = 4                # bytes of a frozen weight and of an activation on the device (bf16: 2)
     dropout: bool = True                  # training keeps dropout masks (BERT: p 0.1); decoder LLMs train without
@@ -134,15 +136,21 @@ def _decoder_linears(cfg) -> tuple[str, list[tuple[str, int, int]], dict]:
                                                 positions=0, norm=1)
 
 
-def decoder_shape(hf_config, target_modules, seq_len: int, batch_size: int, *, bytes_per_param: int = 4,
-                  compute_bytes: int = 4) -> ModelShape:
+def decoder_shape(hf_config, target_modules, seq_len: int, batch_size: int, *, head_tokens: float,
+                  bytes_per_param: int = 4, compute_bytes: int = 4) -> ModelShape:
     """A decoder-only causal LM from its transformers config (object or dict): llama / qwen2 / mistral
     (q/k/v/o_proj with grouped-query attention, gate/up/down_proj) or gpt2 (c_attn, c_proj, c_fc).
 
-    The LM head (vocabulary projection, tied or not) is frozen and runs on every token; there is no
-    trainable head. `base_params` counts embeddings (and gpt2's positions), every layer's weights,
-    biases and norms, the final norm, and an untied LM head. `compute_bytes`: 4 fp32, 2 bf16/fp16.
+    The LM head (vocabulary projection, tied or not) is frozen; there is no trainable head. It runs
+    on `head_tokens` positions of each sequence (0 <= head_tokens <= seq_len): those whose next
+    token the loss scores, the answer tokens of a prompt task or the response tokens of an
+    instruction task, as the causal LM family computes it (`CausalTask.head_tokens_per_row`); the
+    decoder layers run on all `seq_len`. `base_params` counts embeddings (and gpt2's positions),
+    every layer's weights, biases and norms, the final norm, and an untied LM head.
+    `compute_bytes`: 4 fp32, 2 bf16/fp16.
     """
+    if not 0 <= head_tokens <= seq_len:
+        raise ValueError(f"head_tokens must be in 0..seq_len ({seq_len}), got {head_tokens}")
     model_type, linears, d = _decoder_linears(hf_config)
     targets, names = _targets(linears, target_modules, model_type)
     h, v = d["h"], _need(hf_config, "vocab_size")
@@ -157,5 +165,6 @@ def decoder_shape(hf_config, target_modules, seq_len: int, batch_size: int, *, b
     return ModelShape(num_layers=d["n"], hidden_size=h, intermediate_size=d["i"], num_heads=d["a"], vocab_size=v,
                       lora_targets=targets, head_params=0, seq_len=seq_len, batch_size=batch_size,
                       bytes_per_param=bytes_per_param, frozen_linears=[(a, b) for _, a, b in linears],
-                      attention_dim=d["q"], kv_dim=d["kv"], gated_mlp=d["gated"], lm_head_size=v, base_params=base,
+                      attention_dim=d["q"], kv_dim=d["kv"], gated_mlp=d["gated"], lm_head_size=v,
+                      lm_head_tokens=float(head_tokens), base_params=base,
                       compute_bytes=compute_bytes, dropout=dropout, lora_target_names=names)

@@ -166,19 +166,21 @@ def build_learning(cfg: ExperimentConfig, progress, strategy=None, model=None) -
     executor = make_executor(fl, model, tokenized)
     strategy = build_strategy(cfg, len(fl.tasks), strategy)
     global_states = initial_global_states(model, tasks, max([fl.lora_rank, *fl.lora_ranks]), cfg.seed)
-    shapes = task_shapes(fl, model, tasks)
+    shapes = task_shapes(fl, model, tasks, tokenized)
     check_device_memory(cfg, shapes, progress.message)
     return Learning(model, tasks, executor, shards, strategy, global_states, shapes)
 
 
-def task_shapes(fl, model, tasks: list) -> list:
-    """Per task (`fl.tasks`, `tasks` its TaskData), the cost model's shape: its max_length, the batch size,
-    its classes (the head), values sent in `fl.transfer_dtype`. The bits the engine plans and charges
-    with, and what `runs.update_bits` recomputes an older run's update bits from."""
+def task_shapes(fl, model, tasks: list, tokenized: list | None = None) -> list:
+    """Per task (`fl.tasks`, `tasks` its TaskData, `tokenized` the family's task objects), the cost model's
+    shape: its max_length, the batch size, its classes (the head), the positions a causal LM's head runs
+    on (from the tokenized task), values sent in `fl.transfer_dtype`. The bits the engine plans and
+    charges with, and what `runs.update_bits` recomputes an older run's update bits from."""
     from iovsim.costs.bits import with_transfer_dtype
 
-    return [with_transfer_dtype(model.shape(tc.max_length, fl.batch_size, d.num_classes), fl.transfer_dtype)
-            for tc, d in zip(fl.tasks, tasks)]
+    tokenized = tokenized if tokenized is not None else [None] * len(tasks)
+    return [with_transfer_dtype(model.shape(tc.max_length, fl.batch_size, d.num_classes, task=t), fl.transfer_dtype)
+            for tc, d, t in zip(fl.tasks, tasks, tokenized)]
 
 
 def initial_global_states(model, tasks, rank: int, seed: int) -> list[dict]:

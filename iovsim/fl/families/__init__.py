@@ -4,8 +4,9 @@ A family module has `NAME`, `DEFAULT_TARGETS` (or a function of the architecture
 (keywords such as `minilm` or `smollm2`), `claims_config(hf_config)` (an architecture it serves) and
 `Family`, the model class. A family model owns everything that differs between kinds of model:
 
-- the cost shape: `shape(seq_len, batch_size, num_classes)` (an `iovsim.costs.ModelShape`),
-  `num_layers`, `max_rank()`;
+- the cost shape: `shape(seq_len, batch_size, num_classes, task)` (an `iovsim.costs.ModelShape`;
+  `task` is what `make_task` made, so a shape charges what the family computes on it, e.g. a causal
+  LM's output layer at the answer tokens only), `num_layers`, `max_rank()`;
 - the LoRA targets (its defaults when `fl.target_modules` is empty) and `init_state(rank,
   num_classes, generator)`, the plain state dict of strategies/base.py;
 - tokenization and prompting: `make_task(data, max_length)` returns the task the executors draw

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from iovsim.fl.families import causal_load
-from iovsim.fl.families.causal_task import CAUSAL_EVALS, CausalTask
+from iovsim.fl.families.causal_task import CAUSAL_EVALS, CausalTask, head_positions
 from iovsim.fl.families.lora import LoraModel, ModelError, is_adaptable, pick_device, quiet_transformers
 from iovsim.fl.families.scores import TokenOutputs
 
@@ -64,22 +64,26 @@ class CausalLM(LoraModel):
     def num_layers(self) -> int:
         return int(self.config.num_hidden_layers)
 
-    def shape(self, seq_len: int, batch_size: int, num_classes: int = 0):
+    def shape(self, seq_len: int, batch_size: int, num_classes: int = 0, task: CausalTask | None = None):
         """The decoder's dimensions for the cost model (`costs.shape.decoder_shape`: GQA, MLP width, the
-        frozen LM head; no trainable head). An architecture it does not know gets the generic shape
-        from the adapted layers' real dimensions."""
+        frozen LM head at `task`'s answer positions, as `outputs` applies it; no trainable head). An
+        architecture it does not know gets the generic shape from the adapted layers' real dimensions."""
         from iovsim.costs import ModelShape
         from iovsim.costs.shape import decoder_shape
 
+        if task is None:
+            raise ValueError("a causal LM's cost shape needs its task: the LM head runs on the answer tokens")
+        head_tokens = min(task.head_tokens_per_row(), float(seq_len))
         try:
-            return decoder_shape(self.config, self.target_modules, seq_len, batch_size)
+            return decoder_shape(self.config, self.target_modules, seq_len, batch_size, head_tokens=head_tokens)
         except (ValueError, KeyError, TypeError):
             pass
         c = self.config
         return ModelShape(num_layers=self.num_layers, hidden_size=int(c.hidden_size),
                           intermediate_size=int(getattr(c, "intermediate_size", None) or 4 * c.hidden_size),
                           num_heads=int(c.num_attention_heads), vocab_size=int(c.vocab_size),
-                          lora_targets=self.layer0_dims(), head_params=0, seq_len=seq_len, batch_size=batch_size)
+                          lora_targets=self.layer0_dims(), head_params=0, seq_len=seq_len, batch_size=batch_size,
+                          lm_head_size=int(c.vocab_size), lm_head_tokens=head_tokens)
 
     def init_state(self, rank: int, num_classes: int, generator: torch.Generator) -> dict:
         """A fresh adapter: A Kaiming-uniform (as peft), B zero (`num_classes` has no use: no head)."""
@@ -100,8 +104,9 @@ class CausalLM(LoraModel):
         return self.export_lora(rank, delta_from)
 
     def outputs(self, head, hidden: torch.Tensor, y: torch.Tensor) -> TokenOutputs:
-        """Logits of the answer tokens only: position t predicts token t+1 where that one is labelled."""
-        pos = y[:, 1:] != -100
+        """Logits of the answer tokens only: position t predicts token t+1 where that one is labelled
+        (`head_positions`; the cost model charges the LM head for these positions alone)."""
+        pos = head_positions(y)
         h = hidden[:, :-1][pos]
         w = self.output_layer.weight
         bias = getattr(self.output_layer, "bias", None)

@@ -28,6 +28,13 @@ from iovsim.fl.families.scores import ChoiceScores, ScoreSet, TokenScores
 CAUSAL_EVALS = ("likelihood", "generate")
 
 
+def head_positions(labels: torch.Tensor) -> torch.Tensor:
+    """Where a batch's output layer runs (rows x width-1, bool): position t, whose output predicts
+    token t+1, where that token is labelled. `CausalLM.outputs` applies the LM head there and nowhere
+    else, and the cost model charges the same positions (`head_tokens_per_row`)."""
+    return labels[:, 1:] != -100
+
+
 def pack(prompt_rows: list[list[int]], answer_rows: list[list[int]], width: int, pad_id: int):
     """(enc, labels): prompt + answer per row, right-padded to `width`; labels on the answer only."""
     n = len(prompt_rows)
@@ -93,6 +100,13 @@ class CausalTask(PaddedTask):
         if y.shape[1] < width:
             y = F.pad(y, (0, width - y.shape[1]), value=-100)
         return ids, mask, y
+
+    def head_tokens_per_row(self) -> float:
+        """Mean positions per training row the LM head runs on (`head_positions`): the answer's tokens
+        and its end token; what `costs.shape.decoder_shape` charges the vocabulary projection for."""
+        if not len(self.train_labels):
+            return 0.0
+        return float(head_positions(self.train_labels).sum(1).double().mean())
 
     # ---------------------------------------------------------------- scoring
     def _choices(self, split: str, examples: np.ndarray) -> ScoreSet:

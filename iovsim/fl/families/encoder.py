@@ -78,8 +78,9 @@ class AdapterModel(LoraModel):
     def num_layers(self) -> int:
         return int(self.config.num_hidden_layers)
 
-    def shape(self, seq_len: int, batch_size: int, num_classes: int = 2):
-        """The model's dimensions for the compute and communication cost model."""
+    def shape(self, seq_len: int, batch_size: int, num_classes: int = 2, task=None):
+        """The model's dimensions for the compute and communication cost model (`task` changes
+        nothing: the head runs on the pooled token of every row)."""
         from iovsim.costs import ModelShape
 
         c = self.config
