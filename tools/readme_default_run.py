@@ -178,6 +178,14 @@ def run_default(out: Path) -> tuple[int, float]:
     return rc, time.time() - t0
 
 
+def finished(run_dir: Path) -> bool:
+    """Whether `run_dir` is a finished run folder; says why not in one line."""
+    if (run_dir / "summary.json").is_file():
+        return True
+    print(f"{run_dir}: not a finished run folder (summary.json missing)", file=sys.stderr)
+    return False
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"run folder to create (default {DEFAULT_OUT})")
@@ -187,8 +195,7 @@ def main() -> int:
     ctx = {"machine": machine()}
     if a.from_run:
         run_dir = a.from_run
-        if not (run_dir / "summary.json").is_file():
-            print(f"{run_dir}: not a finished run folder (summary.json missing)", file=sys.stderr)
+        if not finished(run_dir):
             return 2
     else:
         run_dir = a.out.resolve()

@@ -188,8 +188,7 @@ def main() -> int:
     ctx = {"machine": default_run.machine()}
     if a.from_run:
         run_dir = a.from_run
-        if not (run_dir / "summary.json").is_file():
-            print(f"{run_dir}: not a finished run folder (summary.json missing)", file=sys.stderr)
+        if not default_run.finished(run_dir):
             return 2
     else:
         run_dir = a.out.resolve()
