@@ -22,6 +22,7 @@ compiled loops).
 
     .venv/bin/python tools/bench_channel.py                     # A10KW, scale 2.5, 1,000 vehicles, 50 RSUs, 200 steps
     .venv/bin/python tools/bench_channel.py --channels fused    # one channel: its share of SUMO's step
+    .venv/bin/python tools/bench_channel.py --channels fused --fading rician --bler table   # with both options on
 """
 from __future__ import annotations
 
@@ -51,6 +52,9 @@ def parse(argv):
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--channels", choices=("both", "fused", "reference"), default="both",
                     help="both side by side (speed-up and equality checks), or one alone (its share of SUMO's step)")
+    ap.add_argument("--fading", choices=("none", "rayleigh", "rician"), default="none",
+                    help="channel.fading; with fading on, the rates are the instantaneous ones (as the engine's transfers)")
+    ap.add_argument("--bler", choices=("none", "table"), default="none", help="channel.bler")
     ap.add_argument("--out", default=str(ROOT / "tools" / "results" / "bench_channel.md"))
     return ap.parse_args(argv)
 
@@ -110,8 +114,9 @@ def all_rates(ch, link):
     n, s = link.num_vehicles, link.serving
     load = np.bincount(s[s >= 0], minlength=ch.num_rsus)
     bw = np.where(s >= 0, ch.rsu_bandwidth_hz[np.maximum(s, 0)] / np.maximum(load[np.maximum(s, 0)], 1), 0.0)
-    idx = np.arange(n)
-    return ch.uplink_rate_bps(link, idx, np.full(n, ch.default_tx_power_w), bw), ch.downlink_rate_bps(link, idx, bw)
+    idx, inst = np.arange(n), ch.fading is not None  # with fading, the rates a transfer drains at
+    return (ch.uplink_rate_bps(link, idx, np.full(n, ch.default_tx_power_w), bw, instantaneous=inst),
+            ch.downlink_rate_bps(link, idx, bw, instantaneous=inst))
 
 
 class Compare:
@@ -143,7 +148,7 @@ def run(args):
         raise SystemExit(2)
     sim = Sumo(args)
     rsu_xy, grid = sim.rsu_grid(args.rsus)
-    cfg = ChannelConfig()
+    cfg = ChannelConfig(fading=args.fading, bler=args.bler)
     kinds = ("reference", "fused") if args.channels == "both" else (args.channels,)
     chans = {k: Channel(cfg, rsu_xy, args.seed, fused=k == "fused") for k in kinds}
     t = 0.0
@@ -223,8 +228,9 @@ def report(args, ms, chans, cmp, info):
     text += [f"| {a} | {b} |" for a, b in rows]
     text += ["", "| timing | wall clock | CPU time of the thread |", "| --- | --- | --- |"]
     text += [f"| {a} | {b} |" for a, b in timing]
+    extra = f"; fading {args.fading}, bler {args.bler}" if (args.fading, args.bler) != ("none", "none") else ""
     text += ["", "Channel defaults: UMi-Street Canyon at 5.9 GHz, stochastic LOS, shadowing, reuse 1 with interference,",
-             "A3 with hysteresis 0 dB / TTT 0 s. SUMO and the channels share one process and one core. The CPU time",
+             f"A3 with hysteresis 0 dB / TTT 0 s{extra}. SUMO and the channels share one process and one core. The CPU time",
              "of the thread leaves out the time other processes take on a loaded machine (both sides).", ""]
     return "\n".join(text), same
 
