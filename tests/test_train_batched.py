@@ -74,6 +74,30 @@ def test_batched_equals_sequential_job_by_job(setup):
     assert ex_model.peft is None
 
 
+def test_fused_lora_add_equals_the_separate_add(setup):
+    """The fp32 hook adds B (A x) * alpha / r inside its second matmul (baddbmm / addmm); the previous
+    order (bmm, bmm, * scale, out + y) is the reference. Ranks 2/4/8 at alpha 16 (scales 8/4/2),
+    unequal segments (addmm per segment), a delta job (the reference path itself), and equal
+    segments (one baddbmm): the same trained states, probe scores and test scores."""
+    model, tasks = setup
+    g = torch.Generator().manual_seed(1)
+    init = model.init_state(4, 3, g)
+    init = {k: torch.randn(v.shape, generator=g) * 0.05 if k.endswith("lora_B") else v for k, v in init.items()}
+    same_size = [TrainJob(f"e{k}", 0, init, 4, 2, 8, 2e-3, 1e-2, np.arange(k * 40, k * 40 + 40), [7, k])
+                 for k in range(3)]
+    for jobs in (mixed_jobs(model), same_size):
+        fused = BatchedExecutor(model, tasks).train(jobs)
+        apart = BatchedExecutor(model, tasks, fused_lora=False).train(jobs)
+        for f, a in zip(fused, apart):
+            for key in a.state:
+                torch.testing.assert_close(f.state[key], a.state[key], atol=1e-6, rtol=1e-5, msg=f"{f.vehicle_id} {key}")
+            assert (f.loss_before, f.loss_after) == pytest.approx((a.loss_before, a.loss_after), rel=1e-6)
+            assert f.acc_after == a.acc_after
+    fused = BatchedExecutor(model, tasks).evaluate(0, init, 4, 16)
+    apart = BatchedExecutor(model, tasks, fused_lora=False).evaluate(0, init, 4, 16)
+    assert fused.accuracy == apart.accuracy and fused.loss == pytest.approx(apart.loss, rel=1e-6)
+
+
 def test_probe_is_held_out_deterministic_and_in_eval_mode(setup):
     model, tasks = setup
     job = mixed_jobs(model)[0]

@@ -17,8 +17,12 @@ from `--channels fused` (or `reference`): two channels also pollute SUMO's cache
 clock and the CPU time of the thread are reported (the latter leaves out what other processes take
 from a loaded machine). Writes a markdown table to tools/results/bench_channel.md.
 
+The rate functions run once, untimed, at the end of the warm-up (the first call loads their
+compiled loops).
+
     .venv/bin/python tools/bench_channel.py                     # A10KW, scale 2.5, 1,000 vehicles, 50 RSUs, 200 steps
     .venv/bin/python tools/bench_channel.py --channels fused    # one channel: its share of SUMO's step
+    .venv/bin/python tools/bench_channel.py --channels fused --fading rician --bler table   # with both options on
 """
 from __future__ import annotations
 
@@ -48,6 +52,9 @@ def parse(argv):
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--channels", choices=("both", "fused", "reference"), default="both",
                     help="both side by side (speed-up and equality checks), or one alone (its share of SUMO's step)")
+    ap.add_argument("--fading", choices=("none", "rayleigh", "rician"), default="none",
+                    help="channel.fading; with fading on, the rates are the instantaneous ones (as the engine's transfers)")
+    ap.add_argument("--bler", choices=("none", "table"), default="none", help="channel.bler")
     ap.add_argument("--out", default=str(ROOT / "tools" / "results" / "bench_channel.md"))
     return ap.parse_args(argv)
 
@@ -98,13 +105,18 @@ def channel_step(ch, t, ids, xy, sp):
     t0 = clocks()
     link = ch.step(t, ids, xy, sp)
     t1 = clocks()
-    n, s = len(ids), link.serving
+    all_rates(ch, link)
+    return link, t1 - t0, clocks() - t1
+
+
+def all_rates(ch, link):
+    """Uplink and downlink rates of every vehicle of `link` at an equal share of its RSU's band."""
+    n, s = link.num_vehicles, link.serving
     load = np.bincount(s[s >= 0], minlength=ch.num_rsus)
     bw = np.where(s >= 0, ch.rsu_bandwidth_hz[np.maximum(s, 0)] / np.maximum(load[np.maximum(s, 0)], 1), 0.0)
-    idx = np.arange(n)
-    ch.uplink_rate_bps(link, idx, np.full(n, ch.default_tx_power_w), bw)
-    ch.downlink_rate_bps(link, idx, bw)
-    return link, t1 - t0, clocks() - t1
+    idx, inst = np.arange(n), ch.fading is not None  # with fading, the rates a transfer drains at
+    return (ch.uplink_rate_bps(link, idx, np.full(n, ch.default_tx_power_w), bw, instantaneous=inst),
+            ch.downlink_rate_bps(link, idx, bw, instantaneous=inst))
 
 
 class Compare:
@@ -136,7 +148,7 @@ def run(args):
         raise SystemExit(2)
     sim = Sumo(args)
     rsu_xy, grid = sim.rsu_grid(args.rsus)
-    cfg = ChannelConfig()
+    cfg = ChannelConfig(fading=args.fading, bler=args.bler)
     kinds = ("reference", "fused") if args.channels == "both" else (args.channels,)
     chans = {k: Channel(cfg, rsu_xy, args.seed, fused=k == "fused") for k in kinds}
     t = 0.0
@@ -146,6 +158,8 @@ def run(args):
         t = sim.ls.simulation.getTime()
         for ch in chans.values():
             ch.step(t, ids, xy, sp)
+    for ch in chans.values():  # the rate functions' first call (loading their compiled loops), untimed
+        all_rates(ch, ch.last)
     times = {"sumo": [], **{f"{k}_{p}": [] for k in chans for p in ("step", "rates")}}
     counts, cmp = [], Compare()
     order = list(chans)
@@ -214,8 +228,9 @@ def report(args, ms, chans, cmp, info):
     text += [f"| {a} | {b} |" for a, b in rows]
     text += ["", "| timing | wall clock | CPU time of the thread |", "| --- | --- | --- |"]
     text += [f"| {a} | {b} |" for a, b in timing]
+    extra = f"; fading {args.fading}, bler {args.bler}" if (args.fading, args.bler) != ("none", "none") else ""
     text += ["", "Channel defaults: UMi-Street Canyon at 5.9 GHz, stochastic LOS, shadowing, reuse 1 with interference,",
-             "A3 with hysteresis 0 dB / TTT 0 s. SUMO and the channels share one process and one core. The CPU time",
+             f"A3 with hysteresis 0 dB / TTT 0 s{extra}. SUMO and the channels share one process and one core. The CPU time",
              "of the thread leaves out the time other processes take on a loaded machine (both sides).", ""]
     return "\n".join(text), same
 

@@ -69,7 +69,7 @@ def vehicle_prep(xy, origin, moved, e_los, e_sh, keep_standing, xr, veh, idx):
     na = ns = 0
     for k in range(n):
         xr[k, 0], xr[k, 1] = np.float32(xy[k, 0] - origin[0]), np.float32(xy[k, 1] - origin[1])
-        rn, rl = np.float32(e_sh[k, 0]), np.float32(e_sh[k, 1])
+        rn, rl = np.float32(e_sh[0, k]), np.float32(e_sh[1, k])
         veh[0, k], veh[1, k], veh[2, k] = np.float32(-e_los[k]), rn, rl
         veh[3, k], veh[4, k] = np.sqrt(one - rn * rn), np.sqrt(one - rl * rl)
         if keep and moved[k] == 0.0:
@@ -82,6 +82,18 @@ def vehicle_prep(xy, origin, moved, e_los, e_sh, keep_standing, xr, veh, idx):
 
 
 @_jit
+def first_max(r):
+    """First index of the largest value of `r` (0 if none is above -inf; NaNs never win): the loop
+    `if r[j] > best` of the reference, kept apart from the arithmetic loops so that those vectorize."""
+    bj, bv = 0, -np.inf
+    for j in range(r.size):
+        v = r[j]
+        if v > bv:
+            bj, bv = j, v
+    return bj
+
+
+@_jit
 def copy_rows(st, pr, pl_prev, los_prev, g_prev, u_prev, base, pathloss, los, g, thr, rsrp, gain_exp, best):
     """Rows `st` of the outputs from their previous rows (vehicles that did not move); RSRP = base -
     PL, the gain exponent PL * (-ln 10 / 10) and the first index of the largest RSRP of each row."""
@@ -89,19 +101,16 @@ def copy_rows(st, pr, pl_prev, los_prev, g_prev, u_prev, base, pathloss, los, g,
     for i in range(st.size):
         k = st[i]
         p = pr[k]
-        bj, bv = 0, -np.inf
+        pk, rk, gk, pp = pathloss[k], rsrp[k], gain_exp[k], pl_prev[p]
         for j in range(m):
-            pl = pl_prev[p, j]
-            pathloss[k, j] = pl
-            r = base[j] - pl
-            rsrp[k, j] = r
-            gain_exp[k, j] = pl * NEG_LN10_10
-            if r > bv:
-                bj, bv = j, r
-            los[k, j] = los_prev[p, j]
-            g[k, j] = g_prev[p, j]
-            thr[k, j] = u_prev[p, j]
-        best[k] = bj
+            pl = pp[j]
+            pk[j] = pl
+            rk[j] = base[j] - pl
+            gk[j] = pl * NEG_LN10_10
+        los[k, :] = los_prev[p, :]
+        g[k, :] = g_prev[p, :]
+        thr[k, :] = u_prev[p, :]
+        best[k] = first_max(rk)
 
 
 @_jit
@@ -172,27 +181,25 @@ def shadow_rows(rows, pr, pl_in, z, g_prev, veh, sig, blend_rho, blend_sig,
         k, p = rows[i], pr[rows[i]]
         rnk, snk = veh[1, k], veh[3, k]
         drho, ds = veh[2, k] - rnk, veh[4, k] - snk
-        bj, bv = 0, -np.inf
+        lk, gp, zk, gk, pi = los[k], g_prev[p], z[k], g[k], pl_in[i]
+        plk, rk, ek = pathloss[k], rsrp[k], gain_exp[k]
         for j in range(m):
-            lof = one if los[k, j] else zero
-            gp, zz = g_prev[p, j], z[k, j]
+            lof = one if lk[j] else zero
+            gp_, zz = gp[j], zk[j]
             if blend_rho:
-                gv = gp * (lof * drho + rnk) + (lof * ds + snk) * zz
+                gv = gp_ * (lof * drho + rnk) + (lof * ds + snk) * zz
             else:
-                gv = gp * rnk + zz * snk
+                gv = gp_ * rnk + zz * snk
             if blend_sig:
                 t = (lof * dsig + sig_n) * gv
             else:
                 t = gv * sig_n
-            g[k, j] = gv
-            pl = pl_in[i, j] + t
-            pathloss[k, j] = pl
-            r = base[j] - pl
-            rsrp[k, j] = r
-            gain_exp[k, j] = pl * NEG_LN10_10
-            if r > bv:
-                bj, bv = j, r
-        best[k] = bj
+            gk[j] = gv
+            pl = pi[j] + t
+            plk[j] = pl
+            rk[j] = base[j] - pl
+            ek[j] = pl * NEG_LN10_10
+        best[k] = first_max(rk)
 
 
 # ------------------------------------------------------------------ association (handover.py)

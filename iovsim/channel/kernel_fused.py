@@ -25,7 +25,8 @@ class FusedLinks:
         self.nl_row = np.empty(m, f32)
         dl, dn = kn.shadow_decorrelation_m
         sig_l, sig_n = kn.shadow_std_db
-        self.dec = np.array([dn, dl])
+        # Distances of the per-vehicle exponentials: LOS renewal, shadowing rho of NLOS and LOS links.
+        self.dec = np.array([kn.cfg.los_correlation_distance_m, dn, dl])[:, None]
         self.shadow = (np.array([sig_l - sig_n, sig_n], f32), dl != dn, sig_l != sig_n)
 
     def covers(self, has_prev: bool) -> bool:
@@ -44,8 +45,8 @@ class FusedLinks:
         g, thr = kn.buffers.get("g", n), kn.buffers.get("u", n)
         z = kn._pool_slice("normal", n * m).reshape(n, m)
         renew = kn._pool_slice("uniform", n * m).reshape(n, m)
-        e_los = np.expm1(-moved / kn.cfg.los_correlation_distance_m)
-        e_sh = np.exp(-moved[:, None] / self.dec)  # rho of NLOS, LOS links
+        arg = np.divide(-moved, self.dec)  # (3, N), each as the numpy path's -moved / d
+        e_los, e_sh = np.expm1(arg[0]), np.exp(arg[1:])  # q = -e_los; rho of NLOS, LOS links (2, N)
         xr, idx = np.empty((n, 2), f32), np.empty((2, n), np.int64)
         veh = np.empty((5, n), f32)  # q, rn, rl, sn, sl
         keep = kn.pl_state is not None and kn.pl_state.shape[1] == m

@@ -117,15 +117,20 @@ class Radio:
         """`link_state` with one reuse group and interference as two compiled loops around the same two
         float32 matrix-vector products (so the same sums, in the same order)."""
         n = len(ids)
-        g_serv, w32 = np.empty(n), np.empty(n, np.float32)
+        # One block for the per-vehicle outputs (rows: serving gain, DL / UL interference, UL / DL SINR
+        # linear, then in dB): fewer calls per step; each LinkState array is a row of it.
+        out = np.empty((7, n))
+        g_serv, dl_i, ul_i, sinr_lin, sinr_db = out[0], out[1], out[2], out[3:5], out[5:7]
+        w32 = np.empty(n, np.float32)
         fz.serving_gains(gain, serving, self.default_tx_power_w, self.rsu_bandwidth_hz, g_serv, w32)
         dl_sum, ul_rsu = gain @ self._rsu_tx_psd_f32, w32 @ gain
-        dl_i, ul_i, ul_sinr, dl_sinr = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
         fz.sinr(serving, g_serv, dl_sum, ul_rsu, float(self.cfg.interference_load), self.default_tx_power_w,
                 self.rsu_bandwidth_hz, self.rsu_noise_psd_w_hz, self.rsu_tx_psd_w_hz, self.vehicle_noise_psd_w_hz,
-                dl_i, ul_i, ul_sinr, dl_sinr)
+                dl_i, ul_i, sinr_lin[0], sinr_lin[1])
         with np.errstate(divide="ignore"):  # not connected: SINR 0, -inf dB
-            ul_db, dl_db = 10 * np.log10(ul_sinr), 10 * np.log10(dl_sinr)
+            np.log10(sinr_lin, out=sinr_db)
+        np.multiply(sinr_db, 10, out=sinr_db)  # as 10 * log10(.)
+        ul_db, dl_db = sinr_db
         return LinkState(float(time_s), ids, xy, serving, rsrp, pl, ul_db, dl_db, events, los=los,
                          serving_gain=g_serv, uplink_interference_w_hz=ul_i, downlink_interference_w_hz=dl_i,
                          uplink_fading=fading[0], downlink_fading=fading[1])

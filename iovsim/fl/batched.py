@@ -4,8 +4,9 @@ Every step, the active jobs' batches are concatenated and go through the base in
 one backward (large matmuls on the shared base weights). Forward hooks on the adapted nn.Linear
 layers add each job's LoRA path, B_j (A_j x) * alpha / r_j, with batched matmuls over the stacked
 adapters (padded to the largest rank: the padded rows of A and columns of B are zero and receive
-zero gradient, so the result is exact); a job's `<module>.delta`, when it has one, is added on its
-rows. Each job keeps its own head (when its family has one), its own loss and its own AdamW state
+zero gradient, so the result is exact); in fp32 the second matmul adds it to the layer's output
+itself (baddbmm), so the path makes no full-size temporaries; a job's `<module>.delta`, when it has
+one, is added on its rows. Each job keeps its own head (when its family has one), its own loss and its own AdamW state
 (one optimizer, per-tensor state), so a job's result equals the sequential executor's to rounding.
 The family (iovsim.fl.families) computes the features, the outputs and the loss; this file only
 batches. Jobs with more steps keep
@@ -59,11 +60,15 @@ class BatchedExecutor:
     """Trains a round's jobs together on the shared family model; same seam as LocalExecutor."""
 
     def __init__(self, model, tasks: list, precision: str = "fp32",
-                 max_tokens: int = 8192):
+                 max_tokens: int = 8192, fused_lora: bool = True):
+        """`fused_lora`: in fp32 the LoRA path is added by its second matmul itself (`_lora_into`);
+        False computes it apart and adds it (`_lora_alone`: the previous hook, kept for comparison;
+        the same numbers, tested)."""
         self.model = model
         self.tasks = tasks
         self.precision = precision
         self.max_tokens = int(max_tokens)
+        self.fused_lora = bool(fused_lora)
         self._segments = None  # (slots, rows per segment) of the pass in flight
         for i, lin in enumerate(model.target_linears().values()):
             lin.register_forward_hook(functools.partial(self._add_lora, i))
@@ -85,17 +90,40 @@ class BatchedExecutor:
             a = torch.stack([F.pad(s.A[module_index], (0, 0, 0, rmax - s.rank)) for s in slots])
             b = torch.stack([F.pad(s.B[module_index], (0, rmax - s.rank)) for s in slots])
             scale = x.new_tensor([s.scale for s in slots]).view(-1, 1, 1)
-            if len(set(sizes)) == 1:
-                xs = x.reshape(len(slots), -1, x.shape[-1])
-                y = (torch.bmm(torch.bmm(xs, a.transpose(1, 2)), b.transpose(1, 2)) * scale).reshape(*x.shape[:-1], -1)
-            else:
-                parts = torch.split(x, sizes)
-                y = torch.cat([(p @ a[j].T) @ b[j].T * scale[j] for j, p in enumerate(parts)])
-            if any(s.delta[module_index] is not None for s in slots):
+            deltas = any(s.delta[module_index] is not None for s in slots)
+            if self.fused_lora and out.dtype == torch.float32 and not deltas:
+                return self._lora_into(out, x, a, b, scale, sizes)
+            y = self._lora_alone(x, a, b, scale, sizes)
+            if deltas:
                 parts = torch.split(x, sizes)
                 y = y + torch.cat([p @ s.delta[module_index].T if s.delta[module_index] is not None
                                    else p.new_zeros(*p.shape[:-1], y.shape[-1]) for s, p in zip(slots, parts)])
         return out + y.to(out.dtype)
+
+    @staticmethod
+    def _lora_into(out, x, a, b, scale, sizes):
+        """out + B_j (A_j x) * scale_j on each segment's rows, the sum done by the second matmul itself
+        (baddbmm / addmm with out as the added term): no full-size temporaries of the LoRA path, whose
+        inner product (rows x rank) is the only one scaled. With scale = alpha / r a power of two (the
+        usual 16 / 8, 16 / 4, ...) the scaled products are the same numbers as scaling the result."""
+        if len(set(sizes)) == 1:
+            xs = x.reshape(len(sizes), -1, x.shape[-1])
+            t = torch.bmm(xs, a.transpose(1, 2)) * scale
+            return torch.baddbmm(out.reshape(len(sizes), -1, out.shape[-1]), t, b.transpose(1, 2)).view(out.shape)
+        d_out = out.shape[-1]
+        rows = [p.reshape(-1, x.shape[-1]) for p in torch.split(x, sizes)]
+        outs = [o.reshape(-1, d_out) for o in torch.split(out, sizes)]
+        return torch.cat([torch.addmm(o, (p @ a[j].T) * scale[j, 0], b[j].T)
+                          for j, (p, o) in enumerate(zip(rows, outs))]).view(out.shape)
+
+    @staticmethod
+    def _lora_alone(x, a, b, scale, sizes):
+        """B_j (A_j x) * scale_j of each segment, in float32 (an autocast pass adds it to its bf16 output)."""
+        if len(set(sizes)) == 1:
+            xs = x.reshape(len(sizes), -1, x.shape[-1])
+            return (torch.bmm(torch.bmm(xs, a.transpose(1, 2)), b.transpose(1, 2)) * scale).reshape(*x.shape[:-1], -1)
+        parts = torch.split(x, sizes)
+        return torch.cat([(p @ a[j].T) @ b[j].T * scale[j] for j, p in enumerate(parts)])
 
     def _pooled(self, slots: list[_Slot], ids: list[torch.Tensor], masks: list[torch.Tensor]) -> list[torch.Tensor]:
         """The family's features of each segment (the encoder's pooled output, a causal LM's hidden
@@ -208,7 +236,7 @@ class BatchedExecutor:
                 sets[p[6]].scores.add(p[4], out, y)
         return [ss.scores.result() for ss in sets]
 
-    @torch.no_grad()
+    @torch.inference_mode()  # test rows only: nothing made here is used by a training step
     def evaluate(self, task_index: int, state: dict, rank: int, batch_size: int = 64) -> EvalResult:
         task = self.tasks[task_index]
         slot = _Slot(self.model, state, rank, trainable=False)
