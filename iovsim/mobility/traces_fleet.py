@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import csv
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, fields, replace
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
 from iovsim.mobility.mapmatch import match_trips
+from iovsim.mobility.mapmatch_pool import WORKER, net_pool
 from iovsim.mobility.traces_clean import CleanConfig, Trip, clean_traces, project
 from iovsim.mobility.traces_read import RawTrace, read_traces
 from iovsim.mobility.traces_report import ImportReport, merge_reports
@@ -115,20 +114,8 @@ def import_file(path: str | Path, net, settings: FleetSettings) -> list[tuple[Ve
     return [import_vehicle(tr, net, settings) for tr in read_traces(path)]
 
 
-_WORKER: dict = {}
-
-
-def _init_worker(net_path: str, cache_dir: str | None, settings: FleetSettings):
-    from iovsim.mobility.net import load_net
-    from iovsim.mobility.netindex_cache import cached_index
-
-    net = load_net(net_path)
-    cached_index(net, net_path, "passenger", cache_dir)
-    _WORKER.update(net=net, settings=settings)
-
-
 def _job(path: str):
-    return import_file(path, _WORKER["net"], _WORKER["settings"])
+    return import_file(path, WORKER["net"], WORKER["settings"])
 
 
 def import_fleet(files: list[Path], net_path: str | Path, settings: FleetSettings, *, workers: int = 1,
@@ -140,17 +127,14 @@ def import_fleet(files: list[Path], net_path: str | Path, settings: FleetSetting
 
     started = time.perf_counter()
     files = [str(f) for f in files]
-    net_path = str(Path(net_path).resolve())
-    cache = str(cache_dir) if cache_dir is not None else None
     net = net if net is not None else load_net(net_path)
-    cached_index(net, net_path, "passenger", cache)   # once here, so that workers only read it
     if workers <= 1:
+        cached_index(net, net_path, "passenger", cache_dir)
         results = [import_file(f, net, settings) for f in files]
     else:
         # biggest files first, so that no worker is left with a long one at the end
         order = sorted(range(len(files)), key=lambda i: -Path(files[i]).stat().st_size)
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                                 initargs=(net_path, cache, settings)) as pool:
+        with net_pool(workers, net, net_path, cache_dir, settings=settings) as pool:
             futures = {i: pool.submit(_job, files[i]) for i in order}
             results = [futures[i].result() for i in range(len(files))]
     rows, trips, reports = [], [], []
