@@ -29,13 +29,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from make_sf_traces import sf_inputs  # tools/ is on the path when a tool runs
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_START = "2008-05-31T06:00"   # the busiest hour: 406 cabs inside the extract (Friday 23:00 local)
-
-
-def shared_data() -> Path:
-    return Path(os.environ.get("IOVSIM_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
 def parse_start(text: str) -> float:
@@ -109,12 +106,7 @@ def make(out: Path, *, start_unix_s: float, hours: float, workers: int, rsu_spac
                                               write_vehicle_csv)
     from iovsim.mobility.traces_write import validate_routes, write_fcd, write_replay, write_routes
 
-    data = shared_data()
-    osm = data / "maps" / "sanfrancisco_osm" / "SanFranciscoFiltered.osm"
-    cabs = data / "traces" / "cabspotting_sf_fleet"
-    for p in (osm, cabs):
-        if not p.exists():
-            raise SystemExit(f"make_sf_fleet: {p} not found (set IOVSIM_SHARED_DATA to the shared data folder)")
+    osm, cabs = sf_inputs("make_sf_fleet", "cabspotting_sf_fleet")
     out.mkdir(parents=True, exist_ok=True)
     (out / "build").mkdir(exist_ok=True)
     t0 = time.perf_counter()

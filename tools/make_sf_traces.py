@@ -25,17 +25,24 @@ def shared_data() -> Path:
     return Path(os.environ.get("IOVSIM_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+def sf_inputs(tool: str, traces: str) -> tuple[Path, Path]:
+    """The San Francisco OSM extract and the Cabspotting folder `traces` under the shared data; a
+    missing one ends `tool` with one line naming it."""
+    data = shared_data()
+    osm = data / "maps" / "sanfrancisco_osm" / "SanFranciscoFiltered.osm"
+    cabs = data / "traces" / traces
+    for p in (osm, cabs):
+        if not p.exists():
+            raise SystemExit(f"{tool}: {p} not found (set IOVSIM_SHARED_DATA to the shared data folder)")
+    return osm, cabs
+
+
 def make(out: Path, *, span_s: float = 3600.0, max_trips: int | None = None, begin_s: float = 0.0,
          validate: bool = True):
     from iovsim.mobility.osm import build_net
     from iovsim.mobility.trajectories import import_traces, load_net
 
-    data = shared_data()
-    osm = data / "maps" / "sanfrancisco_osm" / "SanFranciscoFiltered.osm"
-    cabs = data / "traces" / "cabspotting_sf"
-    for p in (osm, cabs):
-        if not p.exists():
-            raise SystemExit(f"make_sf_traces: {p} not found (set IOVSIM_SHARED_DATA to the shared data folder)")
+    osm, cabs = sf_inputs("make_sf_traces", "cabspotting_sf")
     out.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     net_path = build_net(osm, out / "sf.net.xml")
