@@ -37,6 +37,27 @@ def shared_data_dir() -> Path:
     return d
 
 
+@pytest.fixture(scope="session")
+def sf_net(shared_data_dir, tmp_path_factory) -> Path:
+    """The San Francisco OSM extract built into a SUMO net once for the session (netconvert)."""
+    from iovsim.mobility.osm import build_net
+
+    osm = shared_data_dir / "maps" / "sanfrancisco_osm" / "SanFranciscoFiltered.osm"
+    if not osm.exists():
+        pytest.skip(f"San Francisco OSM extract absent: {osm}")
+    return build_net(osm, tmp_path_factory.mktemp("sfnet") / "sf.net.xml")
+
+
+def grid_net_file(path: Path, blocks: int, *extra: str) -> Path:
+    """A `blocks` x `blocks` grid of 200 m blocks made by netgenerate at `path` (x/y only, no
+    geo-reference); `extra`: more netgenerate options."""
+    from iovsim.mobility.scenario import sumo_binary
+
+    subprocess.run([sumo_binary("netgenerate"), "--grid", "--grid.number", str(blocks), "--grid.length", "200",
+                    *extra, "-o", str(path)], check=True, capture_output=True)
+    return path
+
+
 A10KW_ROUTES = [f"sumo:tools/game/A10KW/{f}" for f in (
     "osm.passenger.rou.xml", "osm.truck.rou.xml", "osm.passenger_mw.rou.xml", "osm.truck_mw.rou.xml",
     "osm.passenger_mwb.rou.xml", "osm.truck_mwb.rou.xml")]

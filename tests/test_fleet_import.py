@@ -4,7 +4,6 @@ what the plain Python one gives, the net index cache reads back what was built."
 from __future__ import annotations
 
 import csv
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +19,8 @@ from iovsim.mobility.traces_fleet import (CSV_COLUMNS, FleetSettings, departures
                                           set_accepted, write_vehicle_csv)
 from iovsim.mobility.traces_write import validate_routes, write_routes
 
+from conftest import grid_net_file
+
 REPO = Path(__file__).resolve().parents[1]
 WINDOW = 1212213600.0   # 2008-05-31 06:00 UTC, the busiest hour
 
@@ -27,10 +28,7 @@ WINDOW = 1212213600.0   # 2008-05-31 06:00 UTC, the busiest hour
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory):
     """A 5x5 grid, 200 m blocks (x, y in 0..800 m), no geo-reference."""
-    path = tmp_path_factory.mktemp("grid") / "grid.net.xml"
-    subprocess.run([sumo_binary("netgenerate"), "--grid", "--grid.number", "5", "--grid.length", "200",
-                    "-o", str(path)], check=True, capture_output=True)
-    return path
+    return grid_net_file(tmp_path_factory.mktemp("grid") / "grid.net.xml", 5)
 
 
 def write_fcd(path: Path, rows):
@@ -98,15 +96,12 @@ def test_a_vehicle_with_no_point_on_the_map_in_the_window_has_an_empty_row(grid,
 # ----------------------------------------------------------------------------- real cabs
 
 @pytest.fixture(scope="module")
-def sf(shared_data_dir, tmp_path_factory):
-    from iovsim.mobility.osm import build_net
-
-    osm = shared_data_dir / "maps" / "sanfrancisco_osm" / "SanFranciscoFiltered.osm"
+def sf(shared_data_dir, sf_net, tmp_path_factory):
     cabs = shared_data_dir / "traces" / "cabspotting_sf_fleet"
-    if not osm.exists() or not cabs.exists():
-        pytest.skip(f"San Francisco extract or the Cabspotting fleet absent under {shared_data_dir}")
+    if not cabs.exists():
+        pytest.skip(f"the Cabspotting fleet absent under {shared_data_dir}")
     d = tmp_path_factory.mktemp("sf_fleet")
-    net = build_net(osm, d / "sf.net.xml")
+    net = sf_net
     # a handful of cabs busy in the window, and upthin, whose file interleaves two GPS units
     names = ("abboip", "acduou", "ankped", "ecforj", "eoffrij", "upthin")
     return net, [cabs / f"new_{n}.txt" for n in names], d

@@ -12,7 +12,6 @@ import hashlib
 import io
 import random
 import shutil
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -22,7 +21,8 @@ import pytest
 import yaml
 
 from iovsim import cli
-from iovsim.mobility.scenario import sumo_binary
+
+from conftest import grid_net_file
 
 pytestmark = pytest.mark.slow
 
@@ -99,8 +99,7 @@ def _extra_cases() -> list[tuple[str, str, bytes | None, list[str]]]:
 def files(tmp_path_factory) -> Path:
     """A 4x4 grid net made by netgenerate, flows on it, and one good file of every kind."""
     d = tmp_path_factory.mktemp("fuzz_inputs")
-    subprocess.run([sumo_binary("netgenerate"), "--grid", "--grid.number", "4", "--grid.length", "200",
-                    "-o", str(d / "grid.net.xml")], check=True, capture_output=True)
+    grid_net_file(d / "grid.net.xml", 4)
     for name, good, _ in KINDS.values():
         if good is not None:
             (d / name).write_text(good)

@@ -15,15 +15,7 @@ from iovsim.mobility.net import load_net
 from iovsim.mobility.scenario import ScenarioError, sumo_binary
 from iovsim.mobility.traces_clean import Trip
 
-
-@pytest.fixture(scope="module")
-def sf_net(shared_data_dir, tmp_path_factory):
-    from iovsim.mobility.osm import build_net
-
-    osm = shared_data_dir / "maps" / "sanfrancisco_osm" / "SanFranciscoFiltered.osm"
-    if not osm.exists():
-        pytest.skip(f"San Francisco OSM extract absent: {osm}")
-    return build_net(osm, tmp_path_factory.mktemp("sfnet") / "sf.net.xml")
+from conftest import grid_net_file
 
 
 @pytest.mark.slow
@@ -59,11 +51,7 @@ def test_truth_edges_are_those_driven_between_first_and_last_sample():
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory):
     """A 5x5 grid (200 m blocks, two lanes each way) made by netgenerate, x/y only."""
-    d = tmp_path_factory.mktemp("grid")
-    path = d / "grid.net.xml"
-    subprocess.run([sumo_binary("netgenerate"), "--grid", "--grid.number", "5", "--grid.length", "200",
-                    "--default.lanenumber", "2", "-o", str(path)], check=True, capture_output=True)
-    return load_net(path)
+    return load_net(grid_net_file(tmp_path_factory.mktemp("grid") / "grid.net.xml", 5, "--default.lanenumber", "2"))
 
 
 def test_hmm_on_a_grid_follows_the_drive_and_its_direction(grid):

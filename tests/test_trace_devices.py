@@ -4,13 +4,13 @@ On a synthetic file made here and on the real Cabspotting cab with the most jump
 from __future__ import annotations
 
 import json
-import subprocess
 
 import numpy as np
 import pytest
 
 from iovsim.mobility import trajectories as T
-from iovsim.mobility.scenario import sumo_binary
+
+from conftest import grid_net_file
 
 MAX_SPEED = 60.0
 
@@ -33,10 +33,7 @@ def fastest_step(trips) -> float:
 @pytest.fixture(scope="module")
 def big_grid(tmp_path_factory):
     """An 11x11 grid of 200 m blocks (2 km square) made by netgenerate, x/y only."""
-    path = tmp_path_factory.mktemp("grid") / "grid.net.xml"
-    subprocess.run([sumo_binary("netgenerate"), "--grid", "--grid.number", "11", "--grid.length", "200",
-                    "-o", str(path)], check=True, capture_output=True)
-    return path
+    return grid_net_file(tmp_path_factory.mktemp("grid") / "grid.net.xml", 11)
 
 
 def interleaved_cab(path):
@@ -95,16 +92,13 @@ def test_one_unit_with_a_jittery_fix_is_not_two_devices(big_grid):
     assert report.dropped_points["speed_jump"] == 1 and not report.interleaved
 
 
-def test_real_cab_with_two_units_keeps_one_consistent_track(shared_data_dir, tmp_path):
+def test_real_cab_with_two_units_keeps_one_consistent_track(shared_data_dir, sf_net):
     """new_upthin.txt: 562 steps over 60 m/s in the 48 h, hundreds of hops of ~1 km between a parked and a
     driving unit (most under 60 m/s). The importer's cleaner before this kept 196 such zig-zags."""
-    from iovsim.mobility.osm import build_net
-
     cab = shared_data_dir / "traces" / "cabspotting_sf_fleet" / "new_upthin.txt"
-    osm = shared_data_dir / "maps" / "sanfrancisco_osm" / "SanFranciscoFiltered.osm"
-    if not cab.exists() or not osm.exists():
-        pytest.skip(f"Cabspotting fleet file or San Francisco map absent under {shared_data_dir}")
-    net = T.load_net(build_net(osm, tmp_path / "sf.net.xml"))
+    if not cab.exists():
+        pytest.skip(f"Cabspotting fleet file absent under {shared_data_dir}")
+    net = T.load_net(sf_net)
     report = T.ImportReport()
     trips = T.clean_traces(T.read_traces(cab), net, T.CleanConfig(max_speed_mps=MAX_SPEED), report)
     info = report.interleaved.get("upthin")

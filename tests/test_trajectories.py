@@ -3,14 +3,15 @@ SUMO accepts (>= 80% of in-bounds trips) and exact replay within 15 m of the GPS
 from __future__ import annotations
 
 import json
-import subprocess
 
 import numpy as np
 import pytest
 
 from iovsim.mobility import trajectories as T
 from iovsim.mobility.replay import read_replay
-from iovsim.mobility.scenario import ScenarioError, load_scenario, sumo_binary
+from iovsim.mobility.scenario import ScenarioError, load_scenario
+
+from conftest import grid_net_file
 
 SF_TRIPS = 60  # first in-bounds trips of the 4 cabs: keeps each test well under a minute
 
@@ -20,11 +21,7 @@ SF_TRIPS = 60  # first in-bounds trips of the 4 cabs: keeps each test well under
 @pytest.fixture(scope="module")
 def grid_net(tmp_path_factory):
     """A 4x4 grid (200 m blocks) made by netgenerate: x/y only, no geo-reference."""
-    d = tmp_path_factory.mktemp("grid")
-    net = d / "grid.net.xml"
-    subprocess.run([sumo_binary("netgenerate"), "--grid", "--grid.number", "4", "--grid.length", "200",
-                    "-o", str(net), "--no-turnarounds", "false"], check=True, capture_output=True)
-    return net
+    return grid_net_file(tmp_path_factory.mktemp("grid") / "grid.net.xml", 4, "--no-turnarounds", "false")
 
 
 def write_fcd(path, rows):
@@ -160,15 +157,12 @@ def test_grid_import_routes_and_exact_replay(grid_net, tmp_path):
 # ----------------------------------------------------------------------------- San Francisco, real data
 
 @pytest.fixture(scope="module")
-def sf(shared_data_dir, tmp_path_factory):
-    from iovsim.mobility.osm import build_net
-
-    osm = shared_data_dir / "maps" / "sanfrancisco_osm" / "SanFranciscoFiltered.osm"
+def sf(shared_data_dir, sf_net, tmp_path_factory):
     cabs = shared_data_dir / "traces" / "cabspotting_sf"
-    if not osm.exists() or not cabs.exists():
-        pytest.skip(f"San Francisco map or Cabspotting traces absent under {shared_data_dir}")
+    if not cabs.exists():
+        pytest.skip(f"Cabspotting traces absent under {shared_data_dir}")
     d = tmp_path_factory.mktemp("sf")
-    net_path = build_net(osm, d / "sf.net.xml")
+    net_path = sf_net
     net = T.load_net(net_path)
     rep = T.import_traces(cabs, net_path, d / "import", net=net, max_trips=SF_TRIPS)
     return {"net_path": net_path, "net": net, "report": rep, "dir": d / "import", "cabs": cabs}
