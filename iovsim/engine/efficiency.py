@@ -35,12 +35,17 @@ def _empty(row: dict, key: str) -> bool:
     return row.get(key, "") in ("", None)
 
 
+def lacks_update_bits(row: dict) -> bool:
+    """A split row (`steps_done` set) of an older run, without an `update_bits` cell."""
+    return _empty(row, "update_bits") and not _empty(row, "steps_done")
+
+
 def row_update_bits(row: dict) -> float:
     """A participant's update bits: its `update_bits` cell; without one (an older run), `bits_up` for an
     unsplit row (`steps_done` empty) and nan for a split row."""
-    if not _empty(row, "update_bits"):
-        return float(row["update_bits"])
-    return _num(row, "bits_up") if _empty(row, "steps_done") else float("nan")
+    if lacks_update_bits(row):
+        return float("nan")
+    return _num(row, "bits_up") if _empty(row, "update_bits") else float(row["update_bits"])
 
 
 def traffic(vehicle_rows: list[dict]) -> dict:

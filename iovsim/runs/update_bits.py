@@ -13,12 +13,9 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from iovsim.engine.efficiency import lacks_update_bits
+
 _MODELS: dict = {}
-
-
-def _needs(row: dict) -> bool:
-    """A split row without an update_bits cell."""
-    return row.get("update_bits", "") in ("", None) and row.get("steps_done", "") not in ("", None)
 
 
 def _model(cfg):
@@ -48,7 +45,7 @@ def with_update_bits(rows: list[dict], run_dir: Path) -> list[dict]:
     """`rows` (vehicles.csv of `run_dir`, as strings) with `update_bits` filled in where a split row lacks
     it; the same list when none does. When the config, model or data cannot be read, a warning says
     why and the rows stay as they are (the delivered metrics are then nan)."""
-    if not any(_needs(r) for r in rows):
+    if not any(lacks_update_bits(r) for r in rows):
         return rows
     from iovsim.costs.bits import adapter_bits
     from iovsim.engine.errors import RunError
@@ -60,5 +57,5 @@ def with_update_bits(rows: list[dict], run_dir: Path) -> list[dict]:
                       f"config.yaml ({type(e).__name__}: {e}); delivered_mb and delivered_bits_per_j are nan",
                       stacklevel=2)
         return rows
-    return [{**r, "update_bits": float(adapter_bits(shapes[r["task"]], int(r["rank"])))} if _needs(r) else r
+    return [{**r, "update_bits": float(adapter_bits(shapes[r["task"]], int(r["rank"])))} if lacks_update_bits(r) else r
             for r in rows]
