@@ -66,7 +66,9 @@ class Sumo:
         import sumo
 
         os.environ.setdefault("SUMO_HOME", sumo.SUMO_HOME)
-        import libsumo as ls
+        from iovsim.mobility.sumo import import_libsumo
+
+        ls = import_libsumo()   # without libsumo's Arrow-version line on stdout
 
         self.ls, self.home = ls, Path(sumo.SUMO_HOME)
         self.net = Path(args.net) if os.path.isabs(args.net) else self.home / args.net

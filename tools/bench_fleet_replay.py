@@ -97,7 +97,9 @@ def child(mode: str, inputs: dict, conn):
     import sumo
 
     os.environ.setdefault("SUMO_HOME", sumo.SUMO_HOME)
-    import libsumo as ls
+    from iovsim.mobility.sumo import import_libsumo
+
+    ls = import_libsumo()   # without libsumo's Arrow-version line on stdout
 
     from iovsim.mobility.replay import ExactReplay
 
