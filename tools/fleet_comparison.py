@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from iovsim.runs.stats import collect, mean_ci, summarize  # noqa: E402
-from iovsim.runs.table import _diff, md_table, with_ci  # noqa: E402
+from iovsim.runs.table import md_table, stat_cell, with_ci  # noqa: E402
 from iovsim.viz.plots import fig_seeds_bars  # noqa: E402
 from tools.paper_comparison import machine, records_of  # noqa: E402
 
@@ -83,12 +83,7 @@ def headline_rows(table: pd.DataFrame, groups: list[str]) -> list[list[str]]:
             if r.empty:
                 cells.append("-")
                 continue
-            r = r.iloc[0]
-            text = with_ci(float(r["mean"]), float(r["ci95_low"]), float(r["ci95_high"]))
-            if g != BASE and np.isfinite(float(r["diff_mean"])):
-                text += "<br>Δ " + _diff({k: float(r[k]) for k in ("diff_mean", "diff_ci95_low", "diff_ci95_high",
-                                                                    "diff_rel_pct", "p_value")})
-            cells.append(text)
+            cells.append(stat_cell(r.iloc[0], baseline=g == BASE))
         rows.append(cells)
     return rows
 

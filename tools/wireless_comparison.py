@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from iovsim.runs.stats import collect, mean_ci, summarize  # noqa: E402
-from iovsim.runs.table import md_table, with_ci, _diff  # noqa: E402
+from iovsim.runs.table import md_table, stat_cell, with_ci  # noqa: E402
 from iovsim.viz.plots import fig_seeds_bars  # noqa: E402
 from tools.paper_comparison import machine, per_seed, records_of  # noqa: E402
 
@@ -93,12 +93,7 @@ def section(title: str, base: str, groups: list[str], values: pd.DataFrame) -> t
             if r.empty:
                 cells.append("-")
                 continue
-            r = r.iloc[0]
-            text = with_ci(float(r["mean"]), float(r["ci95_low"]), float(r["ci95_high"]))
-            if g != base:
-                text += "<br>Δ " + _diff({k: float(r[k]) for k in ("diff_mean", "diff_ci95_low", "diff_ci95_high",
-                                                                    "diff_rel_pct", "p_value")})
-            cells.append(text)
+            cells.append(stat_cell(r.iloc[0], baseline=g == base))
         rows.append(cells)
     lines += md_table(["strategy", "seeds", *(t for t, _ in METRICS)], rows)
     tasks = [t for t in dict.fromkeys(mine.task) if t != "all"]

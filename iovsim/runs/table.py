@@ -61,6 +61,15 @@ def _diff(row) -> str:
     return text + (f", p {p:.2g}" if isinstance(p, float) and math.isfinite(p) else "")
 
 
+def stat_cell(row, baseline: bool) -> str:
+    """One summarize() row as a table cell: `mean [CI]`, and for a group other than the baseline its paired
+    difference below it (`<br>Δ ...`)."""
+    text = with_ci(float(row["mean"]), float(row["ci95_low"]), float(row["ci95_high"]))
+    if not baseline:
+        text += "<br>Δ " + _diff({k: float(row[k]) for k in DIFF_KEYS})
+    return text
+
+
 def headline(table: pd.DataFrame, group_col: str, baseline: str | None) -> tuple[list[str], list[list[str]]]:
     """Header and rows: one row per group (task `all`), mean [95 % CI] per metric and, against the
     baseline, the paired difference [95 % CI], its size relative to the baseline's mean and p."""
