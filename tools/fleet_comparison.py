@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from iovsim.runs.stats import collect, mean_ci, summarize  # noqa: E402
-from iovsim.runs.table import md_table, stat_cell, with_ci  # noqa: E402
+from iovsim.runs.table import md_table, stat_rows, with_ci  # noqa: E402
 from iovsim.viz.plots import fig_seeds_bars  # noqa: E402
 from tools.paper_comparison import machine, records_of  # noqa: E402
 
@@ -74,20 +74,6 @@ def paired_seeds(recs: list[dict], groups: list[str]) -> list[int]:
     return sorted(set.intersection(*done)) if done else []
 
 
-def headline_rows(table: pd.DataFrame, groups: list[str]) -> list[list[str]]:
-    rows = []
-    for g in groups:
-        cells = [g]
-        for _, metric in HEADLINE:
-            r = table[(table.group == g) & (table.task == "all") & (table.metric == metric)]
-            if r.empty:
-                cells.append("-")
-                continue
-            cells.append(stat_cell(r.iloc[0], baseline=g == BASE))
-        rows.append(cells)
-    return rows
-
-
 def road_rows(recs: list[dict], groups: list[str], seeds: list[int]) -> list[list[str]]:
     rows = []
     for g in groups:
@@ -119,7 +105,7 @@ def road_section(name: str, out: Path) -> tuple[list[str], pd.DataFrame | None]:
     table = summarize(values, groups, BASE)
     lines += ["Task `all`, mean [95 % CI] over seeds; Δ: paired difference against HomoLoRA [95 % CI], relative "
               "to its mean, p.", ""]
-    lines += md_table(["strategy", *(t for t, _ in HEADLINE)], headline_rows(table, groups))
+    lines += md_table(["strategy", *(t for t, _ in HEADLINE)], stat_rows(table, groups, [m for _, m in HEADLINE], BASE))
     lines += ["", "What the road did to the rounds, from each run's logs (mean [95 % CI] over seeds): participant "
               "jobs; handovers of a participant during its own round, per job; jobs the engine delivered by "
               "migration or lost to a handover; the participants' dwell on their RSU from the round's start "

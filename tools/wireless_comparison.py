@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from iovsim.runs.stats import collect, mean_ci, summarize  # noqa: E402
-from iovsim.runs.table import md_table, stat_cell, with_ci  # noqa: E402
+from iovsim.runs.table import md_table, stat_rows, with_ci  # noqa: E402
 from iovsim.viz.plots import fig_seeds_bars  # noqa: E402
 from tools.paper_comparison import machine, per_seed, records_of  # noqa: E402
 
@@ -85,16 +85,7 @@ def section(title: str, base: str, groups: list[str], values: pd.DataFrame) -> t
     table = summarize(mine, present, base)
     lines = [f"## {title}", "", f"Seeds {', '.join(map(str, seeds))} (every group finished them); task `all`; mean "
              f"[95 % CI]; Δ: paired difference against `{base}` [95 % CI], relative to its mean, p.", ""]
-    rows = []
-    for g in present:
-        cells = [g, str(len(seeds))]
-        for _, metric in METRICS:
-            r = table[(table.group == g) & (table.task == "all") & (table.metric == metric)]
-            if r.empty:
-                cells.append("-")
-                continue
-            cells.append(stat_cell(r.iloc[0], baseline=g == base))
-        rows.append(cells)
+    rows = [[g, str(len(seeds)), *cells] for g, *cells in stat_rows(table, present, [m for _, m in METRICS], base)]
     lines += md_table(["strategy", "seeds", *(t for t, _ in METRICS)], rows)
     tasks = [t for t in dict.fromkeys(mine.task) if t != "all"]
     lines += ["", "Final accuracy per task, mean [95 % CI]:", ""]

@@ -70,6 +70,18 @@ def stat_cell(row, baseline: bool) -> str:
     return text
 
 
+def stat_rows(table: pd.DataFrame, groups: list[str], metrics: list[str], baseline: str) -> list[list[str]]:
+    """Per group, its task-`all` stat_cell of each metric ("-" where it has none), after the group's name."""
+    rows = []
+    for g in groups:
+        cells = [g]
+        for metric in metrics:
+            r = table[(table.group == g) & (table.task == "all") & (table.metric == metric)]
+            cells.append(stat_cell(r.iloc[0], baseline=g == baseline) if len(r) else "-")
+        rows.append(cells)
+    return rows
+
+
 def headline(table: pd.DataFrame, group_col: str, baseline: str | None) -> tuple[list[str], list[list[str]]]:
     """Header and rows: one row per group (task `all`), mean [95 % CI] per metric and, against the
     baseline, the paired difference [95 % CI], its size relative to the baseline's mean and p."""
