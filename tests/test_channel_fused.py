@@ -12,7 +12,7 @@ import pytest
 
 from iovsim.channel import Channel
 from iovsim.channel.config import ChannelConfig
-from iovsim.channel.rows import VehicleRows
+from iovsim.channel.rows import DictRows, VehicleRows
 
 ROOT = Path(__file__).resolve().parents[1]
 LINK_FIELDS = ("serving", "rsrp_dbm", "pathloss_db", "los", "uplink_sinr_db", "downlink_sinr_db", "serving_gain",
@@ -99,7 +99,20 @@ def test_vehicle_rows_give_each_vehicle_its_previous_row():
         got = rows.update([str(v) for v in ids])  # fresh string objects, as SUMO gives
         assert got.tolist() == [want.get(v, -1) for v in ids], step
         prev_ids = ids
-    assert len(rows._slot) == len(prev_ids)  # departed vehicles are forgotten
+    assert rows.previous_ids() == [str(v) for v in prev_ids]
+
+
+def test_vehicle_rows_match_the_dict_rows_with_repeats_unicode_and_a_nul_id():
+    rng = np.random.default_rng(3)
+    fast, ref = VehicleRows(), DictRows()
+    pool = [f"car{i}" for i in range(300)] + ["Straße.1", "", "Ω"]
+    for step in range(40):
+        ids = [str(v) for v in rng.choice(pool, size=int(rng.integers(0, 90)))]  # with repeats
+        if step == 25:
+            ids.append("bad\0id")  # the encoded buffer cannot hold it: dicts from here on
+        assert fast.update(ids).tolist() == ref.update(ids).tolist(), step
+        assert fast.previous_ids() == ids
+    assert fast._dict is not None
 
 
 def test_without_numba_the_channel_runs_the_numpy_step():

@@ -28,10 +28,14 @@ AVAILABLE = numba is not None and os.environ.get("IOVSIM_NUMBA", "1") != "0"
 NEG_LN10_10 = np.float32(-np.log(10) / 10)
 
 
-def _jit(f):
+def jit(f):
+    """numba.njit with the channel's options (cached machine code); `f` itself without numba."""
     if numba is None:
         return f
     return numba.njit(cache=True, nogil=True, error_model="numpy")(f)
+
+
+_jit = jit
 
 
 # ------------------------------------------------------------------ links (kernel.py)
