@@ -1,6 +1,7 @@
 """What one channel step returns: every vehicle's links, serving RSU, SINR and handovers."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +20,7 @@ class LinkState:
     uplink_sinr_db: np.ndarray   # (N,) at the default vehicle power over the serving RSU's full bandwidth;
                                  # mean SINR: small-scale fading is in uplink_fading, not here
     downlink_sinr_db: np.ndarray  # (N,) mean SINR (without downlink_fading)
-    handovers: list[HandoverEvent]
+    handovers: Sequence[HandoverEvent]  # a list, or `HandoverEvents` (columns; objects built when read)
     los: np.ndarray | None = None                  # (N, M) bool LOS state of each link
     serving_gain: np.ndarray | None = None         # (N,) linear channel gain to the serving RSU (0 if none)
     uplink_interference_w_hz: np.ndarray | None = None    # (N,) interference PSD at the serving RSU
