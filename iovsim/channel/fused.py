@@ -86,12 +86,13 @@ def vehicle_prep(xy, origin, moved, e_los, e_sh, keep_standing, xr, veh, idx):
 
 
 @_jit
-def first_max(r):
-    """First index of the largest value of `r` (0 if none is above -inf; NaNs never win): the loop
-    `if r[j] > best` of the reference, kept apart from the arithmetic loops so that those vectorize."""
+def first_max(r, k):
+    """First index of the largest value of row `k` of `r` (0 if none is above -inf; NaNs never win):
+    the loop `if r[j] > best` of the reference, kept apart from the arithmetic loops so that those
+    vectorize. (Row views and slice assignments cost numba more than the loops: indices instead.)"""
     bj, bv = 0, -np.inf
-    for j in range(r.size):
-        v = r[j]
+    for j in range(r.shape[1]):
+        v = r[k, j]
         if v > bv:
             bj, bv = j, v
     return bj
@@ -105,105 +106,87 @@ def copy_rows(st, pr, pl_prev, los_prev, g_prev, u_prev, base, pathloss, los, g,
     for i in range(st.size):
         k = st[i]
         p = pr[k]
-        pk, rk, gk, pp = pathloss[k], rsrp[k], gain_exp[k], pl_prev[p]
         for j in range(m):
-            pl = pp[j]
-            pk[j] = pl
-            rk[j] = base[j] - pl
-            gk[j] = pl * NEG_LN10_10
-        los[k, :] = los_prev[p, :]
-        g[k, :] = g_prev[p, :]
-        thr[k, :] = u_prev[p, :]
-        best[k] = first_max(rk)
+            pl = pl_prev[p, j]
+            pathloss[k, j] = pl
+            rsrp[k, j] = base[j] - pl
+            gain_exp[k, j] = pl * NEG_LN10_10
+        for j in range(m):
+            g[k, j] = g_prev[p, j]
+        for j in range(m):
+            thr[k, j] = u_prev[p, j]
+        for j in range(m):
+            los[k, j] = los_prev[p, j]
+        best[k] = first_max(rsrp, k)
 
 
 @_jit
-def distance_rows(rows, xr, rsu_x, rsu_y, min_d2, dh2, renew, q, d2, lnd_arg):
-    """d2D^2 and max(d2D^2, d_min^2) + dh^2 (the argument of L = ln d3D^2) of the vehicles `rows`
-    into the compact (len(rows), M) buffers; returns how many of their LOS variables are renewed."""
+def distance_rows(rows, xr, rsu_x, rsu_y, min_d2, dh2, renew, q, lnd_arg):
+    """max(d2D^2, d_min^2) + dh^2 (the argument of L = ln d3D^2) of the vehicles `rows` into the compact
+    (len(rows), M) buffer; returns how many of their LOS variables are renewed."""
     m = rsu_x.size
     count = 0
     for i in range(rows.size):
         k = rows[i]
         x, y, qk = xr[k, 0], xr[k, 1], q[k]
-        d2i, li, ri = d2[i], lnd_arg[i], renew[k]
         for j in range(m):
             dx = x - rsu_x[j]
             dy = y - rsu_y[j]
             dd = dx * dx + dy * dy
-            d2i[j] = dd
-            li[j] = (dd if dd >= min_d2 else min_d2) + dh2[j]
+            lnd_arg[i, j] = (dd if dd >= min_d2 else min_d2) + dh2[j]
         for j in range(m):
-            count += ri[j] < qk
+            count += renew[k, j] < qk
     return count
 
 
 @_jit
-def los_rows(rows, pr, lnd, d2, renew, q, thr_pool, offset, u_prev, c, a_los2, pl_out, nl_buf, los, thr):
-    """LOS line, NLOS line, LOS state (d2D^2 < D(u)^2, D(u)^2 redrawn where renewed, from the pool
-    at `offset` in row-major order) and the loss of that state into compact `pl_out` (floats:
-    c = c_los1, a_los1, c_los1 + c_los2, c_nlos, a_nlos). As `LinkKernel._los_state`."""
+def link_rows(rows, pr, xr, rsu_x, rsu_y, lnd, renew, thr_pool, offset, u_prev, c, a_los2, z, g_prev, veh, sig,
+              base, pathloss, los, g, thr, rsrp, gain_exp, best, tmp):
+    """Per moving vehicle `rows[i]` (L = lnd[i]): LOS and NLOS lines (c = c_los1, a_los1, c_los1 + c_los2,
+    c_nlos, a_nlos), LOS state d2D^2 < D(u)^2 with D(u)^2 redrawn where renewed (from the pool at
+    `offset`, row-major order), shadowing AR(1) g <- rho g_prev + sqrt(1 - rho^2) z (veh rows: q, rho
+    NLOS, LOS, sqrt(1 - rho^2) NLOS, LOS), path loss = loss of the state + sigma g (sig = sigma_LOS -
+    sigma_NLOS, sigma_NLOS), RSRP, gain exponent and the strongest RSU, as `LinkKernel._rows`. One
+    pass per row through the (3, M) row buffer `tmp` (LOS line, NLOS line, d2D^2). Always the blended
+    rho, sqrt(1 - rho^2) and sigma: with equal LOS and NLOS values the blend is exactly the unblended
+    product (x (0 lof + r) = x r); a loop-invariant branch between the two kept LLVM from vectorizing."""
     m = lnd.shape[1]
-    c1, a1, c12, cn, an = c[0], c[1], c[2], c[3], c[4]
+    c1, a1, c12, cn, an, dsig, sig_n = c[0], c[1], c[2], c[3], c[4], sig[0], sig[1]
     one, zero = np.float32(1.0), np.float32(0.0)
-    last = thr_pool.size - 1
-    o = offset
+    last, o = thr_pool.size - 1, offset
     for i in range(rows.size):
         k = rows[i]
-        qk = q[k]
-        li, di, pli, rk, up, tk, lk = lnd[i], d2[i], pl_out[i], renew[k], u_prev[pr[k]], thr[k], los[k]
+        p, x, y, qk = pr[k], xr[k, 0], xr[k, 1], veh[0, k]
+        rnk, snk = veh[1, k], veh[3, k]
+        drho, ds = veh[2, k] - rnk, veh[4, k] - snk
         for j in range(m):
-            L = li[j]
+            L = lnd[i, j]
             a, b = L * c1 + a1, L * c12 + a_los2[j]
             pl = a if a >= b else b
             nl = L * cn + an
-            pli[j] = pl
-            nl_buf[j] = nl if nl >= pl else pl
+            tmp[0, j] = pl
+            tmp[1, j] = nl if nl >= pl else pl
+            dx, dy = x - rsu_x[j], y - rsu_y[j]
+            tmp[2, j] = dx * dx + dy * dy
         for j in range(m):  # branch-free: the renewals are random
-            r = rk[j] < qk
+            r = renew[k, j] < qk
             fresh = thr_pool[min(o, last)]
-            tk[j] = fresh if r else up[j]
+            thr[k, j] = fresh if r else u_prev[p, j]
             o += r
         for j in range(m):
-            lo = di[j] < tk[j]
-            lk[j] = lo
-            nl = nl_buf[j]
-            pli[j] = nl + (pli[j] - nl) * (one if lo else zero)
-
-
-@_jit
-def shadow_rows(rows, pr, pl_in, z, g_prev, veh, sig, blend_rho, blend_sig,
-                base, pathloss, los, g, thr, rsrp, gain_exp, best):
-    """Shadowing AR(1) g <- rho g_prev + sqrt(1 - rho^2) z (rho, sqrt(1 - rho^2) of the link's LOS
-    state from `veh`, float32) and path loss = pl_in + sigma g into the full-size outputs, with RSRP,
-    gain exponent and strongest RSU as `copy_rows`; `sig` = (sigma_LOS - sigma_NLOS, sigma_NLOS).
-    As `LinkKernel._shadowing`."""
-    m = pl_in.shape[1]
-    dsig, sig_n = sig[0], sig[1]
-    one, zero = np.float32(1.0), np.float32(0.0)
-    for i in range(rows.size):
-        k, p = rows[i], pr[rows[i]]
-        rnk, snk = veh[1, k], veh[3, k]
-        drho, ds = veh[2, k] - rnk, veh[4, k] - snk
-        lk, gp, zk, gk, pi = los[k], g_prev[p], z[k], g[k], pl_in[i]
-        plk, rk, ek = pathloss[k], rsrp[k], gain_exp[k]
-        for j in range(m):
-            lof = one if lk[j] else zero
-            gp_, zz = gp[j], zk[j]
-            if blend_rho:
-                gv = gp_ * (lof * drho + rnk) + (lof * ds + snk) * zz
-            else:
-                gv = gp_ * rnk + zz * snk
-            if blend_sig:
-                t = (lof * dsig + sig_n) * gv
-            else:
-                t = gv * sig_n
-            gk[j] = gv
-            pl = pi[j] + t
-            plk[j] = pl
-            rk[j] = base[j] - pl
-            ek[j] = pl * NEG_LN10_10
-        best[k] = first_max(rk)
+            lo = tmp[2, j] < thr[k, j]
+            los[k, j] = lo
+            lof = one if lo else zero
+            nl = tmp[1, j]
+            pl0 = nl + (tmp[0, j] - nl) * lof
+            gv = g_prev[p, j] * (lof * drho + rnk) + (lof * ds + snk) * z[k, j]
+            t = (lof * dsig + sig_n) * gv
+            g[k, j] = gv
+            pl = pl0 + t
+            pathloss[k, j] = pl
+            rsrp[k, j] = base[j] - pl
+            gain_exp[k, j] = pl * NEG_LN10_10
+        best[k] = first_max(rsrp, k)
 
 
 # ------------------------------------------------------------------ association (handover.py)

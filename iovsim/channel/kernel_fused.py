@@ -22,12 +22,12 @@ class FusedLinks:
         self.a_los2 = np.broadcast_to(kn._a_los2, (m,)).astype(f32)
         self.dh2 = np.broadcast_to(kn._dh2_f32, (m,)).astype(f32)
         self.rsu_x, self.rsu_y = kn._rsu_xr[:, 0].copy(), kn._rsu_xr[:, 1].copy()
-        self.nl_row = np.empty(m, f32)
+        self.row_buf = np.empty((3, m), f32)  # LOS line, NLOS line, d2D^2 of one row
         dl, dn = kn.shadow_decorrelation_m
         sig_l, sig_n = kn.shadow_std_db
         # Distances of the per-vehicle exponentials: LOS renewal, shadowing rho of NLOS and LOS links.
         self.dec = np.array([kn.cfg.los_correlation_distance_m, dn, dl])[:, None]
-        self.shadow = (np.array([sig_l - sig_n, sig_n], f32), dl != dn, sig_l != sig_n)
+        self.sig = np.array([sig_l - sig_n, sig_n], f32)
 
     def covers(self, has_prev: bool) -> bool:
         """Whether `advance` computes this step (else `LinkKernel.advance` does)."""
@@ -68,15 +68,12 @@ class FusedLinks:
     def _block(self, a, xr, pr, veh, z, renew, out):
         """The moving vehicles `a` of one row block (`LinkKernel._rows` on them)."""
         kn, na = self.kn, a.size
-        d2, lnd, pl = kn.buffers.get("c_d2", na), kn.buffers.get("c_lnd", na), kn.buffers.get("c_pl", na)
-        q = veh[0]
-        redraws = fz.distance_rows(a, xr, self.rsu_x, self.rsu_y, kn._min_d2, self.dh2, renew, q, d2, lnd)
+        lnd = kn.buffers.get("c_lnd", na)
+        redraws = fz.distance_rows(a, xr, self.rsu_x, self.rsu_y, kn._min_d2, self.dh2, renew, veh[0], lnd)
         np.log(lnd, out=lnd)
         offset = 0
         if redraws:  # the block's renewed LOS variables: one slice of the pool, as the numpy path draws it
             kn._pool_slice("uniform", redraws)
             offset = kn._pool_offset
-        los, thr = out[2], out[4]
-        fz.los_rows(a, pr, lnd, d2, renew, q, kn._thr_pool(), offset, kn.u, self.c, self.a_los2, pl, self.nl_row,
-                    los, thr)
-        fz.shadow_rows(a, pr, pl, z, kn.g, veh, *self.shadow, *out)
+        fz.link_rows(a, pr, xr, self.rsu_x, self.rsu_y, lnd, renew, kn._thr_pool(), offset, kn.u, self.c, self.a_los2,
+                     z, kn.g, veh, self.sig, *out, self.row_buf)
