@@ -23,24 +23,31 @@ class VehicleRows:
         self._buf = np.zeros(0, np.uint8)
         self._span = np.zeros((0, 2), np.int64)   # (start, end) of each previous id in _buf
         self._hash = np.zeros(0, np.uint64)
-        self._table = np.full(1, -1, np.int64)    # hash slot -> previous row, -1 empty
+        self._table = np.full(1, -1, np.int32)    # hash slot -> previous row, -1 empty
+        self._repeat = False                      # whether an id was repeated in the previous step
+        self._full = self._spare = None           # (span, hash, table) arrays of the previous step, spare ones
 
     def update(self, ids: list[str]) -> np.ndarray:
         """Previous row of each of `ids` (-1 for a vehicle new this step); `ids` become the previous step."""
         if self._dict is not None:
             return self._dict.update(ids)
         n = len(ids)
-        blob = SEP.join(ids).encode()
-        if n and blob.count(SEP.encode()) != n - 1:  # an id holds the separator: dicts from now on
+        buf = np.frombuffer(SEP.join(ids).encode(), np.uint8)
+        if self._spare is None or len(self._spare[1]) < n:
+            cap = max(64, 2 * n)
+            self._spare = (np.empty((cap, 2), np.int64), np.empty(cap, np.uint64),
+                           np.empty(1 << cap.bit_length(), np.int32))  # load <= 1/2
+        span, hsh, table = self._spare
+        prev = np.empty(n, np.int64)
+        repeat = match_ids(buf, n, self._buf, self._span, self._hash, self._table, self._repeat, span[:n], hsh[:n],
+                           table, prev)
+        if repeat < 0:  # an id holds the separator: dicts from now on
             prev_ids, self._dict = self.previous_ids(), DictRows()
             self._dict.update(prev_ids)
             return self._dict.update(ids)
-        buf = np.frombuffer(blob, np.uint8)
-        span, hsh = np.empty((n, 2), np.int64), np.empty(n, np.uint64)
-        table = np.full(max(64, 1 << (2 * n).bit_length()), -1, np.int64)
-        prev = np.empty(n, np.int64)
-        match_ids(buf, n, self._buf, self._span, self._hash, self._table, span, hsh, table, prev)
-        self._buf, self._span, self._hash, self._table = buf, span, hsh, table
+        self._spare = self._full   # the previous step's arrays, reused two steps on
+        self._full = span, hsh, table
+        self._buf, self._span, self._hash, self._table, self._repeat = buf, span[:n], hsh[:n], table, bool(repeat)
         return prev
 
     def previous_ids(self) -> list[str]:
