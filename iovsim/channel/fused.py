@@ -86,22 +86,23 @@ def vehicle_prep(xy, origin, moved, e_los, e_sh, keep_standing, xr, veh, idx):
 
 
 @_jit
-def first_max(r, k):
-    """First index of the largest value of row `k` of `r` (0 if none is above -inf; NaNs never win):
-    the loop `if r[j] > best` of the reference, kept apart from the arithmetic loops so that those
-    vectorize. (Row views and slice assignments cost numba more than the loops: indices instead.)"""
+def first_max(base, pl, k):
+    """First index of the largest RSRP base[j] - pl[k, j] (float32) of row `k` (0 if none is above
+    -inf; NaNs never win): the loop `if r[j] > best` of the reference, kept apart from the arithmetic
+    loops so that those vectorize. (Row views and slice assignments cost numba more than the loops:
+    indices instead.)"""
     bj, bv = 0, -np.inf
-    for j in range(r.shape[1]):
-        v = r[k, j]
+    for j in range(pl.shape[1]):
+        v = base[j] - pl[k, j]
         if v > bv:
             bj, bv = j, v
     return bj
 
 
 @_jit
-def copy_rows(st, pr, pl_prev, los_prev, g_prev, u_prev, base, pathloss, los, g, thr, rsrp, gain_exp, best):
-    """Rows `st` of the outputs from their previous rows (vehicles that did not move); RSRP = base -
-    PL, the gain exponent PL * (-ln 10 / 10) and the first index of the largest RSRP of each row."""
+def copy_rows(st, pr, pl_prev, los_prev, g_prev, u_prev, base, pathloss, los, g, thr, gain_exp, best):
+    """Rows `st` of the outputs from their previous rows (vehicles that did not move); the gain exponent
+    PL * (-ln 10 / 10) and the first index of the largest RSRP = base - PL of each row."""
     m = pathloss.shape[1]
     for i in range(st.size):
         k = st[i]
@@ -109,7 +110,6 @@ def copy_rows(st, pr, pl_prev, los_prev, g_prev, u_prev, base, pathloss, los, g,
         for j in range(m):
             pl = pl_prev[p, j]
             pathloss[k, j] = pl
-            rsrp[k, j] = base[j] - pl
             gain_exp[k, j] = pl * NEG_LN10_10
         for j in range(m):
             g[k, j] = g_prev[p, j]
@@ -117,7 +117,7 @@ def copy_rows(st, pr, pl_prev, los_prev, g_prev, u_prev, base, pathloss, los, g,
             thr[k, j] = u_prev[p, j]
         for j in range(m):
             los[k, j] = los_prev[p, j]
-        best[k] = first_max(rsrp, k)
+        best[k] = first_max(base, pathloss, k)
 
 
 @_jit
@@ -141,12 +141,12 @@ def distance_rows(rows, xr, rsu_x, rsu_y, min_d2, dh2, renew, q, lnd_arg):
 
 @_jit
 def link_rows(rows, pr, xr, rsu_x, rsu_y, lnd, renew, thr_pool, offset, u_prev, c, a_los2, z, g_prev, veh, sig,
-              base, pathloss, los, g, thr, rsrp, gain_exp, best, tmp):
+              base, pathloss, los, g, thr, gain_exp, best, tmp):
     """Per moving vehicle `rows[i]` (L = lnd[i]): LOS and NLOS lines (c = c_los1, a_los1, c_los1 + c_los2,
     c_nlos, a_nlos), LOS state d2D^2 < D(u)^2 with D(u)^2 redrawn where renewed (from the pool at
     `offset`, row-major order), shadowing AR(1) g <- rho g_prev + sqrt(1 - rho^2) z (veh rows: q, rho
     NLOS, LOS, sqrt(1 - rho^2) NLOS, LOS), path loss = loss of the state + sigma g (sig = sigma_LOS -
-    sigma_NLOS, sigma_NLOS), RSRP, gain exponent and the strongest RSU, as `LinkKernel._rows`. One
+    sigma_NLOS, sigma_NLOS), gain exponent and the strongest RSU, as `LinkKernel._rows`. One
     pass per row through the (3, M) row buffer `tmp` (LOS line, NLOS line, d2D^2). Always the blended
     rho, sqrt(1 - rho^2) and sigma: with equal LOS and NLOS values the blend is exactly the unblended
     product (x (0 lof + r) = x r); a loop-invariant branch between the two kept LLVM from vectorizing."""
@@ -184,17 +184,23 @@ def link_rows(rows, pr, xr, rsu_x, rsu_y, lnd, renew, thr_pool, offset, u_prev, 
             g[k, j] = gv
             pl = pl0 + t
             pathloss[k, j] = pl
-            rsrp[k, j] = base[j] - pl
             gain_exp[k, j] = pl * NEG_LN10_10
-        best[k] = first_max(rsrp, k)
+        best[k] = first_max(base, pathloss, k)
 
 
 # ------------------------------------------------------------------ association (handover.py)
 @_jit
-def decide(meas, best_in, have_best, old, pr, xy, time_s, prm, serving_p, cand_p, since_p, last_from_p, last_to_p,
-           last_t_p, mem_i, mem_f, ev_i, ev_f):
+def _rsrp(meas, base, sub, k, j):
+    """RSRP of link (k, j): base[j] - meas[k, j] (float32, as `np.subtract(base, pathloss)`) when `sub`."""
+    return base[j] - meas[k, j] if sub else meas[k, j]
+
+
+@_jit
+def decide(meas, base, sub, best_in, have_best, old, has_prev, pr, xy, time_s, prm, serving_p, cand_p, since_p,
+           last_from_p, last_to_p, last_t_p, mem_i, mem_f, ev_i, ev_f):
     """A3 handover with hysteresis + offset and time-to-trigger, RLF below min_rsrp_dbm, as
-    `Association._decide`: each vehicle's memory from its previous row where `old` (prm =
+    `Association._decide` on RSRP `meas` (`sub`: RSRP = base - meas, meas the path loss, float32 as
+    the reference subtracts): each vehicle's memory from its previous row where `old` and `has_prev` (prm =
     hysteresis, offset, min_rsrp, ttt - 1e-9, ping-pong window + 1e-9; `best_in` is each row's
     argmax when `have_best`). Writes the new memory (mem_i rows: serving, candidate, last from, last
     to; mem_f rows: candidate since, last handover time) and one row per handover (ev_i: vehicle,
@@ -204,7 +210,7 @@ def decide(meas, best_in, have_best, old, pr, xy, time_s, prm, serving_p, cand_p
     count = 0
     for k in range(n):
         s, cand, since, lf, lt, ltime = -1, -1, time_s, -1, -1, -np.inf
-        if old[k]:
+        if old[k] and has_prev:
             p = pr[k]
             s, cand, since, lf, lt, ltime = serving_p[p], cand_p[p], since_p[p], last_from_p[p], last_to_p[p], last_t_p[p]
         if have_best:
@@ -212,11 +218,11 @@ def decide(meas, best_in, have_best, old, pr, xy, time_s, prm, serving_p, cand_p
         else:
             best = 0
             for j in range(1, m):
-                if meas[k, j] > meas[k, best]:
+                if _rsrp(meas, base, sub, k, j) > _rsrp(meas, base, sub, k, best):
                     best = j
-        best_val = np.float64(meas[k, best])
+        best_val = np.float64(_rsrp(meas, base, sub, k, best))
         conn = s >= 0
-        s_val = np.float64(meas[k, s]) if conn else -np.inf
+        s_val = np.float64(_rsrp(meas, base, sub, k, s)) if conn else -np.inf
         cond = conn and best != s and best_val > s_val + hyst + offs and best_val >= min_rsrp
         if not (cond and cand == best):
             since = time_s
@@ -229,7 +235,7 @@ def decide(meas, best_in, have_best, old, pr, xy, time_s, prm, serving_p, cand_p
             ns, cand = best, -1
             pp = best == lf and s == lt and time_s - ltime <= ppw
             ev_i[count, 0], ev_i[count, 1], ev_i[count, 2], ev_i[count, 3], ev_i[count, 4] = k, s, best, rlf_ho, pp
-            ev_f[count, 0], ev_f[count, 1] = np.float64(meas[k, s]), best_val
+            ev_f[count, 0], ev_f[count, 1] = s_val, best_val
             ev_f[count, 2], ev_f[count, 3] = xy[k, 0], xy[k, 1]
             lf, lt, ltime = s, best, time_s
             count += 1

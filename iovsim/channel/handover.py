@@ -73,6 +73,8 @@ class Association:
         self.cfg = cfg
         self.num_rsus = num_rsus
         self.fused = fused  # `_decide` as one compiled loop (`fused`; the same decisions)
+        self._prm = np.array([cfg.handover_hysteresis_db, cfg.handover_offset_db, cfg.min_rsrp_dbm,
+                              cfg.time_to_trigger_s - 1e-9, cfg.ping_pong_window_s + 1e-9])
         self.handover_count = 0
         self.ping_pong_count = 0
         self.rlf_count = 0
@@ -88,11 +90,13 @@ class Association:
         self.last_to = np.full(n, -1)
         self.last_ho_s = np.full(n, -np.inf)
 
-    def update(self, time_s, ids, xy, rsrp, old, pr, has_prev, best=None):
-        """Serving RSU of each vehicle and the handover events of this step, from the RSRP (N, M);
-        row `pr[k]` of the previous step is vehicle k's memory where `old[k]`; `best`: the argmax of
-        each RSRP row when already known."""
+    def update(self, time_s, ids, xy, rsrp, old, pr, has_prev, best=None, pathloss=None, rsrp_base=None):
+        """Serving RSU of each vehicle and the handover events of this step, from the RSRP (N, M) (None:
+        rsrp_base - pathloss, read so by the compiled loop); row `pr[k]` of the previous step is
+        vehicle k's memory where `old[k]`; `best`: the argmax of each RSRP row when already known."""
         cfg = self.cfg
+        if rsrp is None and not (self.fused and cfg.rsrp_filter_k <= 0):
+            rsrp = np.subtract(rsrp_base, pathloss)
         if cfg.rsrp_filter_k > 0 and has_prev:
             a = 0.5 ** (cfg.rsrp_filter_k / 4.0)
             meas = rsrp * a + (1 - a) * np.take(self.meas, pr, axis=0)
@@ -101,8 +105,8 @@ class Association:
             best = None  # of the filtered RSRP, found in `decide`
         else:
             meas = rsrp
-        if self.fused and meas.shape[1]:
-            serving, events = self._decide_fused(time_s, ids, xy, meas, old, pr, has_prev, best)
+        if self.fused and (meas if meas is not None else pathloss).shape[1]:
+            serving, events = self._decide_fused(time_s, ids, xy, meas, old, pr, has_prev, best, pathloss, rsrp_base)
         else:
             serving, events = self._decide(time_s, ids, xy, meas, old, pr, has_prev)
         self.meas = meas
@@ -154,17 +158,16 @@ class Association:
         self.last_from, self.last_to, self.last_ho_s = last_from, last_to, last_t
         return new_serving, events
 
-    def _decide_fused(self, time_s, ids, xy, meas, old, pr, has_prev, best):
+    def _decide_fused(self, time_s, ids, xy, meas, old, pr, has_prev, best, pathloss, rsrp_base):
         """`_decide` as one compiled loop (`fused.decide`): the same comparisons in the same float64
-        arithmetic, so the same serving RSUs and events."""
-        cfg, n, t = self.cfg, len(ids), float(time_s)
-        prm = np.array([cfg.handover_hysteresis_db, cfg.handover_offset_db, cfg.min_rsrp_dbm,
-                        cfg.time_to_trigger_s - 1e-9, cfg.ping_pong_window_s + 1e-9])
+        arithmetic, so the same serving RSUs and events. `meas` None: RSRP = rsrp_base - pathloss."""
+        n, t = len(ids), float(time_s)
         mem_i, mem_f = np.empty((4, n), np.int64), np.empty((2, n))
         ev_i, ev_f = np.empty((n, 5), np.int64), np.empty((n, 4))
-        have_best = best is not None
-        k = fz.decide(meas, best if have_best else pr, have_best, old & has_prev, pr, xy, t, prm, self.serving,
-                      self.cand, self.cand_since, self.last_from, self.last_to, self.last_ho_s, mem_i, mem_f, ev_i, ev_f)
+        have_best, sub = best is not None, meas is None
+        k = fz.decide(pathloss if sub else meas, rsrp_base, sub, best if have_best else pr, have_best, old, has_prev,
+                      pr, xy, t, self._prm, self.serving, self.cand, self.cand_since, self.last_from, self.last_to,
+                      self.last_ho_s, mem_i, mem_f, ev_i, ev_f)
         self.serving, self.cand, self.last_from, self.last_to = mem_i
         self.cand_since, self.last_ho_s = mem_f
         ev = ev_i[:k].copy()

@@ -36,12 +36,12 @@ class FusedLinks:
                 and kn.los_by_threshold and (kn.shadow_std_db[0] > 0 or kn.shadow_std_db[1] > 0))
 
     def advance(self, xy, pr, moved, rsrp_base, gain_exp, best):
-        """(path loss, LOS state, RSRP = rsrp_base - path loss) of this step, -PL ln10 / 10 into
-        `gain_exp` (N, M) and the argmax of each RSRP row into `best` (N,); the kernel's per-link
-        state becomes this step's (as `LinkKernel.advance`)."""
+        """(path loss, LOS state) of this step, -PL ln10 / 10 into `gain_exp` (N, M) and the argmax of
+        each RSRP row (rsrp_base - path loss) into `best` (N,); the kernel's per-link state becomes
+        this step's (as `LinkKernel.advance`)."""
         kn = self.kn
         n, m, f32 = len(xy), kn.num_rsus, np.float32
-        pathloss, los, rsrp = np.empty((n, m), f32), np.empty((n, m), bool), np.empty((n, m), f32)
+        pathloss, los = np.empty((n, m), f32), np.empty((n, m), bool)
         g, thr = kn.buffers.get("g", n), kn.buffers.get("u", n)
         z = kn._pool_slice("normal", n * m).reshape(n, m)
         renew = kn._pool_slice("uniform", n * m).reshape(n, m)
@@ -51,7 +51,7 @@ class FusedLinks:
         veh = np.empty((5, n), f32)  # q, rn, rl, sn, sl
         keep = kn.pl_state is not None and kn.pl_state.shape[1] == m
         na, ns = fz.vehicle_prep(xy, kn._origin, moved, e_los, e_sh, keep, xr, veh, idx)
-        out = (rsrp_base, pathloss, los, g, thr, rsrp, gain_exp, best)
+        out = (rsrp_base, pathloss, los, g, thr, gain_exp, best)
         if ns:
             fz.copy_rows(idx[1, :ns], pr, kn.pl_state, kn.los_state, kn.g, kn.u, *out)
         rows = max(16, kn.block_links // max(m, 1))
@@ -63,7 +63,7 @@ class FusedLinks:
         kn.g = kn.buffers.keep("g", g)
         kn.u = kn.buffers.keep("u", thr)
         kn.pl_state, kn.los_state = pathloss, los  # also in the LinkState: not to be modified
-        return pathloss, los, rsrp
+        return pathloss, los
 
     def _block(self, a, xr, pr, veh, z, renew, out):
         """The moving vehicles `a` of one row block (`LinkKernel._rows` on them)."""

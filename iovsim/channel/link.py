@@ -82,11 +82,13 @@ class Channel:
             return self._empty_step(time_s, ids, xy, n)
         if self._links is not None and self._links.covers(has_prev):
             gain_exp, best = self.radio.gain_buffer(n), np.empty(n, np.int64)
-            pathloss, los, rsrp = self._links.advance(xy, pr, moved, self.radio.rsrp_base_f32, gain_exp, best)
+            pathloss, los = self._links.advance(xy, pr, moved, self.radio.rsrp_base_f32, gain_exp, best)
+            rsrp = None  # the association reads rsrp_base - path loss where it needs it
         else:
             pathloss, los = self.kernel.advance(xy, pr, moved, has_prev)
             rsrp, gain_exp, best = np.subtract(self.radio.rsrp_base_f32, pathloss), None, None
-        serving, events = self.association.update(time_s, ids, xy, rsrp, old, pr, has_prev, best)
+        serving, events = self.association.update(time_s, ids, xy, rsrp, old, pr, has_prev, best, pathloss,
+                                                  self.radio.rsrp_base_f32)
         fading = (None, None)
         if self.fading is not None:
             los_serving = los[np.arange(n), np.maximum(serving, 0)] & (serving >= 0)
@@ -96,7 +98,7 @@ class Channel:
 
     def _empty_step(self, time_s, ids, xy, n):
         m = self.num_rsus
-        link = LinkState(float(time_s), ids, xy, np.full(n, -1), np.full((n, m), -np.inf), np.full((n, m), np.inf),
+        link = LinkState(float(time_s), ids, xy, np.full(n, -1), self.radio.rsrp_base_f32, np.full((n, m), np.inf),
                          np.full(n, -np.inf), np.full(n, -np.inf), [], los=np.zeros((n, m), bool),
                          serving_gain=np.zeros(n), uplink_interference_w_hz=np.zeros(n), downlink_interference_w_hz=np.zeros(n))
         self.kernel.forget(n)
