@@ -39,8 +39,8 @@ class Channel:
         self.kernel = LinkKernel(cfg, self.rsu_xy_m, self.radio.rsu_height_m, np.random.default_rng([seed, 1]))
         self._links = FusedLinks(self.kernel) if fused else None
         self.association = Association(cfg, self.num_rsus, fused)
-        self.fading = (Fading(cfg.fading, cfg.rician_k_db, cfg.carrier_frequency_hz, np.random.default_rng([seed, 1, 1]))
-                       if cfg.fading != "none" else None)
+        self.fading = (Fading(cfg.fading, cfg.rician_k_db, cfg.carrier_frequency_hz, np.random.default_rng([seed, 1, 1]),
+                              fused) if cfg.fading != "none" else None)
         self._rows = VehicleRows()  # each vehicle's row in the previous step
         self._xy = np.zeros((0, 2))
         self.last: LinkState | None = None
