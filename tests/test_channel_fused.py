@@ -117,6 +117,21 @@ def test_vehicle_rows_match_the_dict_rows_with_repeats_unicode_and_a_nul_id():
     assert fast._dict is not None
 
 
+def test_compiled_goodput_is_the_numpy_goodput_bit_for_bit():
+    from iovsim.channel.bler import BlockErrors
+
+    cfg = ChannelConfig(bler="table")
+    rng = np.random.default_rng(4)
+    mean = 10 ** rng.uniform(-1.5, 3.0, (40, 25))
+    mean[0, :5] = [0.0, np.inf, 10 ** -0.67, 10 ** 2.27, np.nan]  # none, beyond the table, on thresholds, NaN
+    faded = mean * rng.exponential(1.0, mean.shape)
+    for harq in (1, 4):
+        ref, com = (BlockErrors(cfg.mcs_sinr_db, cfg.mcs_efficiency_bps_hz, 1.5, harq, fused) for fused in (False, True))
+        for bw in (2e6, rng.uniform(1e5, 2e7, mean.shape)):
+            a, b = ref.goodput_bps(bw, mean, faded), com.goodput_bps(bw, mean, faded)
+            assert np.array_equal(a, b, equal_nan=True) and a.shape == b.shape
+
+
 def test_without_numba_the_channel_runs_the_numpy_step():
     code = ("import numpy as np; from iovsim.channel import Channel, fused; from iovsim.channel.config import ChannelConfig; "
             "ch = Channel(ChannelConfig(), np.zeros((2, 2)) + [[0, 0], [500, 0]], 1); "

@@ -77,7 +77,7 @@ class Radio:
         self.min_sinr = 10 ** (cfg.min_sinr_db / 10)
         self.rsrp_base_f32 = (self.rsu_tx_power_dbm - self.rsrp_offset_db).astype(np.float32)
         self._rsu_tx_psd_f32 = self.rsu_tx_psd_w_hz.astype(np.float32)
-        self.block_errors = BlockErrors.from_config(cfg) if cfg.bler == "table" else None
+        self.block_errors = BlockErrors.from_config(cfg, fused) if cfg.bler == "table" else None
         self.buffers = WorkBuffers(m)
         # The compiled loops of `fused` cover one reuse group with interference (the default).
         self.fused = fused and cfg.interference and m > 1 and self._single_group
