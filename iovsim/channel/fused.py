@@ -40,19 +40,23 @@ _jit = jit
 
 # ------------------------------------------------------------------ links (kernel.py)
 @_jit
-def motion(prev, xy, last_xy, old, pr, moved):
+def motion(prev, xy, last_xy, dec, old, pr, moved, arg):
     """Per vehicle: seen in the previous step (row `prev` >= 0), that row (0 if new) and the distance
-    moved since (inf if new), as `Channel.step`. Returns whether any vehicle was seen before."""
+    moved since (inf if new), as `Channel.step`; arg[i] = -moved / dec[i] (the arguments of the link
+    kernel's per-vehicle exponentials). Returns whether any vehicle was seen before."""
     seen = False
     for k in range(prev.size):
         p = prev[k]
         old[k] = p >= 0
         pr[k] = max(p, 0)
-        moved[k] = np.inf
+        d = np.inf
         if p >= 0:
             dx, dy = xy[k, 0] - last_xy[p, 0], xy[k, 1] - last_xy[p, 1]
-            moved[k] = np.sqrt(dx * dx + dy * dy)
+            d = np.sqrt(dx * dx + dy * dy)
             seen = True
+        moved[k] = d
+        for i in range(dec.size):
+            arg[i, k] = -d / dec[i]
     return seen
 
 
@@ -204,10 +208,11 @@ def decide(meas, base, sub, best_in, have_best, old, has_prev, pr, xy, time_s, p
     hysteresis, offset, min_rsrp, ttt - 1e-9, ping-pong window + 1e-9; `best_in` is each row's
     argmax when `have_best`). Writes the new memory (mem_i rows: serving, candidate, last from, last
     to; mem_f rows: candidate since, last handover time) and one row per handover (ev_i: vehicle,
-    from, to, RLF 0/1, ping-pong 0/1; ev_f: RSRP from, RSRP to, x, y). Returns the number of handovers."""
+    from, to, RLF 0/1, ping-pong 0/1; ev_f: RSRP from, RSRP to, x, y). Returns the numbers of
+    handovers, of ping-pongs and of RLF re-attachments."""
     n, m = meas.shape
     hyst, offs, min_rsrp, ttt, ppw = prm[0], prm[1], prm[2], prm[3], prm[4]
-    count = 0
+    count = pings = rlfs = 0
     for k in range(n):
         s, cand, since, lf, lt, ltime = -1, -1, time_s, -1, -1, -np.inf
         if old[k] and has_prev:
@@ -239,13 +244,15 @@ def decide(meas, base, sub, best_in, have_best, old, has_prev, pr, xy, time_s, p
             ev_f[count, 2], ev_f[count, 3] = xy[k, 0], xy[k, 1]
             lf, lt, ltime = s, best, time_s
             count += 1
+            pings += pp
+            rlfs += rlf_ho
         elif rlf:
             ns = -1
         if not conn and best_val >= min_rsrp:
             ns = best
         mem_i[0, k], mem_i[1, k], mem_i[2, k], mem_i[3, k] = ns, cand, lf, lt
         mem_f[0, k], mem_f[1, k] = since, ltime
-    return count
+    return count, pings, rlfs
 
 
 # ------------------------------------------------------------------ SINR (rates.py)

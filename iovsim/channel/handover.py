@@ -165,16 +165,15 @@ class Association:
         mem_i, mem_f = np.empty((4, n), np.int64), np.empty((2, n))
         ev_i, ev_f = np.empty((n, 5), np.int64), np.empty((n, 4))
         have_best, sub = best is not None, meas is None
-        k = fz.decide(pathloss if sub else meas, rsrp_base, sub, best if have_best else pr, have_best, old, has_prev,
+        k, pings, rlfs = fz.decide(pathloss if sub else meas, rsrp_base, sub, best if have_best else pr, have_best, old, has_prev,
                       pr, xy, t, self._prm, self.serving, self.cand, self.cand_since, self.last_from, self.last_to,
                       self.last_ho_s, mem_i, mem_f, ev_i, ev_f)
         self.serving, self.cand, self.last_from, self.last_to = mem_i
         self.cand_since, self.last_ho_s = mem_f
-        ev = ev_i[:k].copy()
         self.handover_count += k
-        self.ping_pong_count += int(ev[:, 4].sum())
-        self.rlf_count += int(ev[:, 3].sum())
-        return self.serving, HandoverEvents(t, ids, ev, ev_f[:k].copy())
+        self.ping_pong_count += pings
+        self.rlf_count += rlfs
+        return self.serving, HandoverEvents(t, ids, ev_i[:k], ev_f[:k])
 
     def _events(self, time_s, ids, xy, meas, hi, frm, to, rlf_hi, pp):
         """The HandoverEvents of vehicles `hi` (from `frm` to `to`), counted."""

@@ -67,8 +67,8 @@ class Channel:
         xy = np.asarray(xy_m, dtype=float).reshape(n, 2)
         prev = self._rows.update(ids)
         if self._links is not None:
-            old, pr, moved = np.empty(n, bool), np.empty(n, np.int64), np.empty(n)
-            has_prev = fz.motion(prev, xy, self._xy, old, pr, moved)
+            old, pr, moved, arg = np.empty(n, bool), np.empty(n, np.int64), np.empty(n), np.empty((3, n))
+            has_prev = fz.motion(prev, xy, self._xy, self._links.dec, old, pr, moved, arg)
         else:
             old = prev >= 0
             pr = np.where(old, prev, 0)
@@ -82,7 +82,7 @@ class Channel:
             return self._empty_step(time_s, ids, xy, n)
         if self._links is not None and self._links.covers(has_prev):
             gain_exp, best = self.radio.gain_buffer(n), np.empty(n, np.int64)
-            pathloss, los = self._links.advance(xy, pr, moved, self.radio.rsrp_base_f32, gain_exp, best)
+            pathloss, los = self._links.advance(xy, pr, moved, arg, self.radio.rsrp_base_f32, gain_exp, best)
             rsrp = None  # the association reads rsrp_base - path loss where it needs it
         else:
             pathloss, los = self.kernel.advance(xy, pr, moved, has_prev)
