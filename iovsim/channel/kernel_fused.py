@@ -27,7 +27,6 @@ class FusedLinks:
         sig_l, sig_n = kn.shadow_std_db
         # Distances of the per-vehicle exponentials: LOS renewal, shadowing rho of NLOS and LOS links.
         self.dec = np.array([kn.cfg.los_correlation_distance_m, dn, dl])
-        self._vec: dict[str, np.ndarray] = {}
         self.sig = np.array([sig_l - sig_n, sig_n], f32)
 
     def covers(self, has_prev: bool) -> bool:
@@ -35,13 +34,6 @@ class FusedLinks:
         kn, cfg = self.kn, self.kn.cfg
         return (has_prev and cfg.los_model == "stochastic" and cfg.pathloss_model != "freespace"
                 and kn.los_by_threshold and (kn.shadow_std_db[0] > 0 or kn.shadow_std_db[1] > 0))
-
-    def vec(self, name, shape, dtype):
-        """A reused per-vehicle work array of `shape` ((rows, n) or (n, cols))."""
-        b = self._vec.get(name)
-        if b is None or b.size < np.prod(shape) or b.dtype != dtype:
-            b = self._vec[name] = np.empty(2 * int(np.prod(shape)) + 64, dtype)
-        return b[:int(np.prod(shape))].reshape(shape)
 
     def advance(self, xy, pr, moved, arg, rsrp_base, gain_exp, best):
         """(path loss, LOS state) of this step, -PL ln10 / 10 into `gain_exp` (N, M) and the argmax of
@@ -54,8 +46,8 @@ class FusedLinks:
         z = kn._pool_slice("normal", n * m).reshape(n, m)
         renew = kn._pool_slice("uniform", n * m).reshape(n, m)
         e_los, e_sh = np.expm1(arg[0]), np.exp(arg[1:])  # q = -e_los; rho of NLOS, LOS links (2, N)
-        xr, idx = self.vec("xr", (n, 2), f32), self.vec("idx", (2, n), np.int64)
-        veh = self.vec("veh", (5, n), f32)  # q, rn, rl, sn, sl
+        xr, idx = np.empty((n, 2), f32), np.empty((2, n), np.int64)
+        veh = np.empty((5, n), f32)  # q, rn, rl, sn, sl
         keep = kn.pl_state is not None and kn.pl_state.shape[1] == m
         na, ns = fz.vehicle_prep(xy, kn._origin, moved, e_los, e_sh, keep, xr, veh, idx)
         out = (rsrp_base, pathloss, los, g, thr, gain_exp, best)
