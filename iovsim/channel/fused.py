@@ -104,9 +104,12 @@ def first_max(base, pl, k):
 
 
 @_jit
-def copy_rows(st, pr, pl_prev, los_prev, g_prev, u_prev, base, pathloss, los, g, thr, gain_exp, best):
+def copy_rows(st, pr, pl_prev, los_prev, g_prev, u_prev, best_prev, has_best, base, pathloss, los, g, thr, gain_exp,
+              best):
     """Rows `st` of the outputs from their previous rows (vehicles that did not move); the gain exponent
-    PL * (-ln 10 / 10) and the first index of the largest RSRP = base - PL of each row."""
+    PL * (-ln 10 / 10) and the strongest RSU: the previous one (`has_best`: `best_prev` belongs to
+    `pl_prev`; the same path loss row has the same argmax), else the first index of the largest RSRP
+    = base - PL of the row."""
     m = pathloss.shape[1]
     for i in range(st.size):
         k = st[i]
@@ -121,7 +124,7 @@ def copy_rows(st, pr, pl_prev, los_prev, g_prev, u_prev, base, pathloss, los, g,
             thr[k, j] = u_prev[p, j]
         for j in range(m):
             los[k, j] = los_prev[p, j]
-        best[k] = first_max(base, pathloss, k)
+        best[k] = best_prev[p] if has_best else first_max(base, pathloss, k)
 
 
 @_jit

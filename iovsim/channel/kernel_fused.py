@@ -28,6 +28,7 @@ class FusedLinks:
         # Distances of the per-vehicle exponentials: LOS renewal, shadowing rho of NLOS and LOS links.
         self.dec = np.array([kn.cfg.los_correlation_distance_m, dn, dl])
         self.sig = np.array([sig_l - sig_n, sig_n], f32)
+        self._best = (None, np.zeros(0, np.int64))  # (the path loss array it was found on, strongest RSUs)
 
     def covers(self, has_prev: bool) -> bool:
         """Whether `advance` computes this step (else `LinkKernel.advance` does)."""
@@ -52,7 +53,8 @@ class FusedLinks:
         na, ns = fz.vehicle_prep(xy, kn._origin, moved, e_los, e_sh, keep, xr, veh, idx)
         out = (rsrp_base, pathloss, los, g, thr, gain_exp, best)
         if ns:
-            fz.copy_rows(idx[1, :ns], pr, kn.pl_state, kn.los_state, kn.g, kn.u, *out)
+            has_best = self._best[0] is kn.pl_state
+            fz.copy_rows(idx[1, :ns], pr, kn.pl_state, kn.los_state, kn.g, kn.u, self._best[1], has_best, *out)
         rows = max(16, kn.block_links // max(m, 1))
         act = idx[0, :na]
         cuts = [0, na] if n <= rows else np.searchsorted(act, np.arange(0, n + rows, rows)).tolist()
@@ -62,6 +64,7 @@ class FusedLinks:
         kn.g = kn.buffers.keep("g", g)
         kn.u = kn.buffers.keep("u", thr)
         kn.pl_state, kn.los_state = pathloss, los  # also in the LinkState: not to be modified
+        self._best = (pathloss, best)
         return pathloss, los
 
     def _block(self, a, xr, pr, veh, z, renew, out):
