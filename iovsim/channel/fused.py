@@ -4,10 +4,12 @@ run only when a Channel is built with fused=True: tests).
 The numpy step makes ~250 small array calls per step; with SUMO evicting the caches between
 steps their fixed cost, not the arithmetic, dominates. These loops do the same float32 / float64
 operations per element, in the same order, as the numpy code they replace (`kernel.py`,
-`handover.py`, `rates.py`), so the results are bit for bit those of the numpy path (tested). The
+`handover.py`, `rates.py`; `fused_ids.py`, `fused_fading.py`, `fused_bler.py` for the id match,
+fading and block errors), so the results are bit for bit those of the numpy path (tested). The
 transcendental functions stay numpy calls between the loops (numpy's SIMD log/exp are ~7 times
 faster than the scalar libm calls numba makes, and they are what the numpy path uses), and so do
-the two interference matrix-vector products (the same BLAS calls, so the same sums).
+the two interference matrix-vector products (the same BLAS calls, so the same sums). The one
+exception is the block-error logistic, where scipy's `expit` itself calls the C library's exp.
 
 No fast-math: that would let LLVM contract a * b + c into fused multiply-adds and change the
 rounding. `AVAILABLE` is False without numba; `IOVSIM_NUMBA=0` in the environment turns it off.

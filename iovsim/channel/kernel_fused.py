@@ -3,7 +3,8 @@ previous step) as the compiled loops of `fused`: the same random variates in the
 same row blocks, the same float32 operations, so the same links bit for bit (tested against the
 numpy path). numpy keeps the transcendental calls: one logarithm per row block, the per-vehicle
 exponentials. While a link's path loss is at hand the loops also write what the next stages read
-again otherwise: RSRP, the exponent of the linear gain and each vehicle's strongest RSU."""
+again otherwise: the exponent of the linear gain and each vehicle's strongest RSU (RSRP itself is
+`LinkState.rsrp_dbm`, computed when read)."""
 from __future__ import annotations
 
 import numpy as np
