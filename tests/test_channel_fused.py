@@ -12,7 +12,7 @@ import pytest
 
 from iovsim.channel import Channel
 from iovsim.channel.config import ChannelConfig
-from iovsim.channel.rows import VehicleRows
+from iovsim.channel.rows import DictRows, VehicleRows
 
 ROOT = Path(__file__).resolve().parents[1]
 LINK_FIELDS = ("serving", "rsrp_dbm", "pathloss_db", "los", "uplink_sinr_db", "downlink_sinr_db", "serving_gain",
@@ -99,7 +99,37 @@ def test_vehicle_rows_give_each_vehicle_its_previous_row():
         got = rows.update([str(v) for v in ids])  # fresh string objects, as SUMO gives
         assert got.tolist() == [want.get(v, -1) for v in ids], step
         prev_ids = ids
-    assert len(rows._slot) == len(prev_ids)  # departed vehicles are forgotten
+    assert rows.previous_ids() == [str(v) for v in prev_ids]
+
+
+def test_vehicle_rows_match_the_dict_rows_with_repeats_unicode_and_a_nul_id():
+    rng = np.random.default_rng(3)
+    fast, ref = VehicleRows(), DictRows()
+    pool = [f"car{i}" for i in range(300)] + ["Straße.1", "", "Ω"]
+    for step in range(40):
+        ids = [str(v) for v in rng.choice(pool, size=int(rng.integers(0, 90)), replace=step >= 12)]  # repeats from 12
+        if step % 3:
+            ids.sort()  # the order libsumo gives: most ids match the row after the previous match
+        if step == 25:
+            ids.append("bad\0id")  # the encoded buffer cannot hold it: dicts from here on
+        assert fast.update(ids).tolist() == ref.update(ids).tolist(), step
+        assert fast.previous_ids() == ids
+    assert fast._dict is not None
+
+
+def test_compiled_goodput_is_the_numpy_goodput_bit_for_bit():
+    from iovsim.channel.bler import BlockErrors
+
+    cfg = ChannelConfig(bler="table")
+    rng = np.random.default_rng(4)
+    mean = 10 ** rng.uniform(-1.5, 3.0, (40, 25))
+    mean[0, :5] = [0.0, np.inf, 10 ** -0.67, 10 ** 2.27, np.nan]  # none, beyond the table, on thresholds, NaN
+    faded = mean * rng.exponential(1.0, mean.shape)
+    for harq in (1, 4):
+        ref, com = (BlockErrors(cfg.mcs_sinr_db, cfg.mcs_efficiency_bps_hz, 1.5, harq, fused) for fused in (False, True))
+        for bw in (2e6, rng.uniform(1e5, 2e7, mean.shape)):
+            a, b = ref.goodput_bps(bw, mean, faded), com.goodput_bps(bw, mean, faded)
+            assert np.array_equal(a, b, equal_nan=True) and a.shape == b.shape
 
 
 def test_without_numba_the_channel_runs_the_numpy_step():

@@ -33,15 +33,17 @@ LN9 = math.log(9.0)  # p(theta) = 1 / (1 + 9) = the 10 % BLER of the thresholds
 class BlockErrors:
     """The MCS table, BLER curves and HARQ of `channel.bler: table` (module docstring)."""
 
-    def __init__(self, mcs_sinr_db, mcs_efficiency_bps_hz, waterfall_db: float, harq_max_tx: int):
+    def __init__(self, mcs_sinr_db, mcs_efficiency_bps_hz, waterfall_db: float, harq_max_tx: int, fused: bool = False):
+        """`fused`: `goodput_bps` as a compiled loop after its logarithms (`fused_bler`, the same goodput)."""
+        self.fused = fused
         self.threshold_db = np.asarray(mcs_sinr_db, dtype=float)
         self.efficiency_bps_hz = np.asarray(mcs_efficiency_bps_hz, dtype=float)
         self.slope_per_db = 2.0 * LN9 / float(waterfall_db)
         self.harq_max_tx = int(harq_max_tx)
 
     @classmethod
-    def from_config(cls, cfg) -> "BlockErrors":
-        return cls(cfg.mcs_sinr_db, cfg.mcs_efficiency_bps_hz, cfg.bler_waterfall_db, cfg.harq_max_tx)
+    def from_config(cls, cfg, fused: bool = False) -> "BlockErrors":
+        return cls(cfg.mcs_sinr_db, cfg.mcs_efficiency_bps_hz, cfg.bler_waterfall_db, cfg.harq_max_tx, fused)
 
     def mcs(self, mean_sinr) -> np.ndarray:
         """Index of the highest MCS whose threshold is at most the mean SINR (linear); -1 = none."""
@@ -69,9 +71,25 @@ class BlockErrors:
     def goodput_bps(self, bandwidth_hz, mean_sinr, sinr) -> np.ndarray:
         """bandwidth x eta_m x (1 - residual BLER) / E[transmissions], MCS m from `mean_sinr`, errors at
         `sinr` (both linear); 0 where no MCS fits or the SINR is 0 (not connected)."""
+        if self.fused:
+            return self._goodput_fused(bandwidth_hz, mean_sinr, sinr)
         m = self.mcs(mean_sinr)
         with np.errstate(divide="ignore"):
             x_db = 10.0 * np.log10(np.asarray(sinr, dtype=float))
         expected, residual = self.harq(x_db, m)
         eta = self.efficiency_bps_hz[np.maximum(m, 0)]
         return np.where(m >= 0, np.asarray(bandwidth_hz, dtype=float) * eta * (1.0 - residual) / expected, 0.0)
+
+    def _goodput_fused(self, bandwidth_hz, mean_sinr, sinr) -> np.ndarray:
+        """`goodput_bps`: numpy's two logarithms, then one compiled loop (`fused_bler.goodput`)."""
+        from iovsim.channel.fused_bler import goodput
+
+        mean_sinr, sinr = np.broadcast_arrays(np.asarray(mean_sinr, dtype=float), np.asarray(sinr, dtype=float))
+        with np.errstate(divide="ignore"):
+            mean_db, x_db = 10.0 * np.log10(mean_sinr), 10.0 * np.log10(sinr)
+        bw = np.broadcast_to(np.asarray(bandwidth_hz, dtype=float), mean_db.shape)
+        out = np.empty(mean_db.shape)
+        harq_db = np.array([10.0 * math.log10(k) for k in range(1, self.harq_max_tx + 1)])
+        goodput(mean_db.ravel(), x_db.ravel(), bw.ravel(), self.threshold_db, self.efficiency_bps_hz,
+                self.slope_per_db, LN9, harq_db, out.reshape(-1))
+        return out

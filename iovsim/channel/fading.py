@@ -68,7 +68,10 @@ def step_correlation(moved_m: np.ndarray, carrier_frequency_hz: float) -> np.nda
 class Fading:
     """The diffuse fading state of each vehicle's serving link, uplink and downlink (module docstring)."""
 
-    def __init__(self, model: str, rician_k_db: float, carrier_frequency_hz: float, rng: np.random.Generator):
+    def __init__(self, model: str, rician_k_db: float, carrier_frequency_hz: float, rng: np.random.Generator,
+                 fused: bool = False):
+        """`fused`: `advance_fused` (compiled loops, the same gains) in `advance`."""
+        self.fused = fused
         self.model = model
         self.rician_k_db = float(rician_k_db)
         self.carrier_frequency_hz = float(carrier_frequency_hz)
@@ -84,6 +87,8 @@ class Fading:
                 old: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(uplink, downlink) power gains |h|^2 (N,) of this step. Row k continues row `pr[k]` of the
         previous step where `old[k]` and it is served by the same RSU; `moved_m[k]` is how far it moved."""
+        if self.fused:
+            return self.advance_fused(serving, los_serving, moved_m, pr, old)
         n = len(serving)
         z = self.rng.standard_normal((n, 4))
         w = (z[:, 0::2] + 1j * z[:, 1::2]) * np.sqrt(0.5)
@@ -100,3 +105,20 @@ class Fading:
         h = np.sqrt(k / (k + 1.0)) + np.sqrt(1.0 / (k + 1.0)) * s
         gain = h.real * h.real + h.imag * h.imag
         return gain[:, 0], gain[:, 1]
+
+    def advance_fused(self, serving, los_serving, moved_m, pr, old):
+        """`advance` as compiled loops (`fused_fading`) around the same normals and J0: the same gains."""
+        from scipy.special import j0
+
+        from iovsim.channel.fused_fading import fading_step, j0_argument
+
+        n = len(serving)
+        z = self.rng.standard_normal((n, 4))
+        x = np.empty(n)
+        j0_argument(moved_m, 2.0 * np.pi, SPEED_OF_LIGHT_M_S / self.carrier_frequency_hz, x)
+        diffuse, gain = np.empty((n, 2), complex), np.empty((2, n))
+        los_k = 10.0 ** (self.rician_k_db / 10.0) if self.model == "rician" else 0.0
+        fading_step(z, j0(x), moved_m, np.asarray(serving), self.serving, pr, np.asarray(old), np.asarray(los_serving), los_k, self.diffuse,
+                    bool(self.serving.size and n), diffuse, gain)
+        self.diffuse, self.serving = diffuse, np.asarray(serving).copy()
+        return gain[0], gain[1]

@@ -4,10 +4,12 @@ run only when a Channel is built with fused=True: tests).
 The numpy step makes ~250 small array calls per step; with SUMO evicting the caches between
 steps their fixed cost, not the arithmetic, dominates. These loops do the same float32 / float64
 operations per element, in the same order, as the numpy code they replace (`kernel.py`,
-`handover.py`, `rates.py`), so the results are bit for bit those of the numpy path (tested). The
+`handover.py`, `rates.py`; `fused_ids.py`, `fused_fading.py`, `fused_bler.py` for the id match,
+fading and block errors), so the results are bit for bit those of the numpy path (tested). The
 transcendental functions stay numpy calls between the loops (numpy's SIMD log/exp are ~7 times
 faster than the scalar libm calls numba makes, and they are what the numpy path uses), and so do
-the two interference matrix-vector products (the same BLAS calls, so the same sums).
+the two interference matrix-vector products (the same BLAS calls, so the same sums). The one
+exception is the block-error logistic, where scipy's `expit` itself calls the C library's exp.
 
 No fast-math: that would let LLVM contract a * b + c into fused multiply-adds and change the
 rounding. `AVAILABLE` is False without numba; `IOVSIM_NUMBA=0` in the environment turns it off.
@@ -28,27 +30,35 @@ AVAILABLE = numba is not None and os.environ.get("IOVSIM_NUMBA", "1") != "0"
 NEG_LN10_10 = np.float32(-np.log(10) / 10)
 
 
-def _jit(f):
+def jit(f):
+    """numba.njit with the channel's options (cached machine code); `f` itself without numba."""
     if numba is None:
         return f
     return numba.njit(cache=True, nogil=True, error_model="numpy")(f)
 
 
+_jit = jit
+
+
 # ------------------------------------------------------------------ links (kernel.py)
 @_jit
-def motion(prev, xy, last_xy, old, pr, moved):
+def motion(prev, xy, last_xy, dec, old, pr, moved, arg):
     """Per vehicle: seen in the previous step (row `prev` >= 0), that row (0 if new) and the distance
-    moved since (inf if new), as `Channel.step`. Returns whether any vehicle was seen before."""
+    moved since (inf if new), as `Channel.step`; arg[i] = -moved / dec[i] (the arguments of the link
+    kernel's per-vehicle exponentials). Returns whether any vehicle was seen before."""
     seen = False
     for k in range(prev.size):
         p = prev[k]
         old[k] = p >= 0
         pr[k] = max(p, 0)
-        moved[k] = np.inf
+        d = np.inf
         if p >= 0:
             dx, dy = xy[k, 0] - last_xy[p, 0], xy[k, 1] - last_xy[p, 1]
-            moved[k] = np.sqrt(dx * dx + dy * dy)
+            d = np.sqrt(dx * dx + dy * dy)
             seen = True
+        moved[k] = d
+        for i in range(dec.size):
+            arg[i, k] = -d / dec[i]
     return seen
 
 
@@ -82,142 +92,135 @@ def vehicle_prep(xy, origin, moved, e_los, e_sh, keep_standing, xr, veh, idx):
 
 
 @_jit
-def first_max(r):
-    """First index of the largest value of `r` (0 if none is above -inf; NaNs never win): the loop
-    `if r[j] > best` of the reference, kept apart from the arithmetic loops so that those vectorize."""
+def first_max(base, pl, k):
+    """First index of the largest RSRP base[j] - pl[k, j] (float32) of row `k` (0 if none is above
+    -inf; NaNs never win): the loop `if r[j] > best` of the reference, kept apart from the arithmetic
+    loops so that those vectorize. (Row views and slice assignments cost numba more than the loops:
+    indices instead.)"""
     bj, bv = 0, -np.inf
-    for j in range(r.size):
-        v = r[j]
+    for j in range(pl.shape[1]):
+        v = base[j] - pl[k, j]
         if v > bv:
             bj, bv = j, v
     return bj
 
 
 @_jit
-def copy_rows(st, pr, pl_prev, los_prev, g_prev, u_prev, base, pathloss, los, g, thr, rsrp, gain_exp, best):
-    """Rows `st` of the outputs from their previous rows (vehicles that did not move); RSRP = base -
-    PL, the gain exponent PL * (-ln 10 / 10) and the first index of the largest RSRP of each row."""
+def copy_rows(st, pr, pl_prev, los_prev, g_prev, u_prev, best_prev, has_best, base, pathloss, los, g, thr, gain_exp,
+              best):
+    """Rows `st` of the outputs from their previous rows (vehicles that did not move); the gain exponent
+    PL * (-ln 10 / 10) and the strongest RSU: the previous one (`has_best`: `best_prev` belongs to
+    `pl_prev`; the same path loss row has the same argmax), else the first index of the largest RSRP
+    = base - PL of the row."""
     m = pathloss.shape[1]
     for i in range(st.size):
         k = st[i]
         p = pr[k]
-        pk, rk, gk, pp = pathloss[k], rsrp[k], gain_exp[k], pl_prev[p]
         for j in range(m):
-            pl = pp[j]
-            pk[j] = pl
-            rk[j] = base[j] - pl
-            gk[j] = pl * NEG_LN10_10
-        los[k, :] = los_prev[p, :]
-        g[k, :] = g_prev[p, :]
-        thr[k, :] = u_prev[p, :]
-        best[k] = first_max(rk)
+            pl = pl_prev[p, j]
+            pathloss[k, j] = pl
+            gain_exp[k, j] = pl * NEG_LN10_10
+        for j in range(m):
+            g[k, j] = g_prev[p, j]
+        for j in range(m):
+            thr[k, j] = u_prev[p, j]
+        for j in range(m):
+            los[k, j] = los_prev[p, j]
+        best[k] = best_prev[p] if has_best else first_max(base, pathloss, k)
 
 
 @_jit
-def distance_rows(rows, xr, rsu_x, rsu_y, min_d2, dh2, renew, q, d2, lnd_arg):
-    """d2D^2 and max(d2D^2, d_min^2) + dh^2 (the argument of L = ln d3D^2) of the vehicles `rows`
-    into the compact (len(rows), M) buffers; returns how many of their LOS variables are renewed."""
+def distance_rows(rows, xr, rsu_x, rsu_y, min_d2, dh2, renew, q, lnd_arg):
+    """max(d2D^2, d_min^2) + dh^2 (the argument of L = ln d3D^2) of the vehicles `rows` into the compact
+    (len(rows), M) buffer; returns how many of their LOS variables are renewed."""
     m = rsu_x.size
     count = 0
     for i in range(rows.size):
         k = rows[i]
         x, y, qk = xr[k, 0], xr[k, 1], q[k]
-        d2i, li, ri = d2[i], lnd_arg[i], renew[k]
         for j in range(m):
             dx = x - rsu_x[j]
             dy = y - rsu_y[j]
             dd = dx * dx + dy * dy
-            d2i[j] = dd
-            li[j] = (dd if dd >= min_d2 else min_d2) + dh2[j]
+            lnd_arg[i, j] = (dd if dd >= min_d2 else min_d2) + dh2[j]
         for j in range(m):
-            count += ri[j] < qk
+            count += renew[k, j] < qk
     return count
 
 
 @_jit
-def los_rows(rows, pr, lnd, d2, renew, q, thr_pool, offset, u_prev, c, a_los2, pl_out, nl_buf, los, thr):
-    """LOS line, NLOS line, LOS state (d2D^2 < D(u)^2, D(u)^2 redrawn where renewed, from the pool
-    at `offset` in row-major order) and the loss of that state into compact `pl_out` (floats:
-    c = c_los1, a_los1, c_los1 + c_los2, c_nlos, a_nlos). As `LinkKernel._los_state`."""
+def link_rows(rows, pr, xr, rsu_x, rsu_y, lnd, renew, thr_pool, offset, u_prev, c, a_los2, z, g_prev, veh, sig,
+              base, pathloss, los, g, thr, gain_exp, best, tmp):
+    """Per moving vehicle `rows[i]` (L = lnd[i]): LOS and NLOS lines (c = c_los1, a_los1, c_los1 + c_los2,
+    c_nlos, a_nlos), LOS state d2D^2 < D(u)^2 with D(u)^2 redrawn where renewed (from the pool at
+    `offset`, row-major order), shadowing AR(1) g <- rho g_prev + sqrt(1 - rho^2) z (veh rows: q, rho
+    NLOS, LOS, sqrt(1 - rho^2) NLOS, LOS), path loss = loss of the state + sigma g (sig = sigma_LOS -
+    sigma_NLOS, sigma_NLOS), gain exponent and the strongest RSU, as `LinkKernel._rows`. One
+    pass per row through the (3, M) row buffer `tmp` (LOS line, NLOS line, d2D^2). Always the blended
+    rho, sqrt(1 - rho^2) and sigma: with equal LOS and NLOS values the blend is exactly the unblended
+    product (x (0 lof + r) = x r); a loop-invariant branch between the two kept LLVM from vectorizing."""
     m = lnd.shape[1]
-    c1, a1, c12, cn, an = c[0], c[1], c[2], c[3], c[4]
+    c1, a1, c12, cn, an, dsig, sig_n = c[0], c[1], c[2], c[3], c[4], sig[0], sig[1]
     one, zero = np.float32(1.0), np.float32(0.0)
-    last = thr_pool.size - 1
-    o = offset
+    last, o = thr_pool.size - 1, offset
     for i in range(rows.size):
         k = rows[i]
-        qk = q[k]
-        li, di, pli, rk, up, tk, lk = lnd[i], d2[i], pl_out[i], renew[k], u_prev[pr[k]], thr[k], los[k]
+        p, x, y, qk = pr[k], xr[k, 0], xr[k, 1], veh[0, k]
+        rnk, snk = veh[1, k], veh[3, k]
+        drho, ds = veh[2, k] - rnk, veh[4, k] - snk
         for j in range(m):
-            L = li[j]
+            L = lnd[i, j]
             a, b = L * c1 + a1, L * c12 + a_los2[j]
             pl = a if a >= b else b
             nl = L * cn + an
-            pli[j] = pl
-            nl_buf[j] = nl if nl >= pl else pl
+            tmp[0, j] = pl
+            tmp[1, j] = nl if nl >= pl else pl
+            dx, dy = x - rsu_x[j], y - rsu_y[j]
+            tmp[2, j] = dx * dx + dy * dy
         for j in range(m):  # branch-free: the renewals are random
-            r = rk[j] < qk
+            r = renew[k, j] < qk
             fresh = thr_pool[min(o, last)]
-            tk[j] = fresh if r else up[j]
+            thr[k, j] = fresh if r else u_prev[p, j]
             o += r
         for j in range(m):
-            lo = di[j] < tk[j]
-            lk[j] = lo
-            nl = nl_buf[j]
-            pli[j] = nl + (pli[j] - nl) * (one if lo else zero)
-
-
-@_jit
-def shadow_rows(rows, pr, pl_in, z, g_prev, veh, sig, blend_rho, blend_sig,
-                base, pathloss, los, g, thr, rsrp, gain_exp, best):
-    """Shadowing AR(1) g <- rho g_prev + sqrt(1 - rho^2) z (rho, sqrt(1 - rho^2) of the link's LOS
-    state from `veh`, float32) and path loss = pl_in + sigma g into the full-size outputs, with RSRP,
-    gain exponent and strongest RSU as `copy_rows`; `sig` = (sigma_LOS - sigma_NLOS, sigma_NLOS).
-    As `LinkKernel._shadowing`."""
-    m = pl_in.shape[1]
-    dsig, sig_n = sig[0], sig[1]
-    one, zero = np.float32(1.0), np.float32(0.0)
-    for i in range(rows.size):
-        k, p = rows[i], pr[rows[i]]
-        rnk, snk = veh[1, k], veh[3, k]
-        drho, ds = veh[2, k] - rnk, veh[4, k] - snk
-        lk, gp, zk, gk, pi = los[k], g_prev[p], z[k], g[k], pl_in[i]
-        plk, rk, ek = pathloss[k], rsrp[k], gain_exp[k]
-        for j in range(m):
-            lof = one if lk[j] else zero
-            gp_, zz = gp[j], zk[j]
-            if blend_rho:
-                gv = gp_ * (lof * drho + rnk) + (lof * ds + snk) * zz
-            else:
-                gv = gp_ * rnk + zz * snk
-            if blend_sig:
-                t = (lof * dsig + sig_n) * gv
-            else:
-                t = gv * sig_n
-            gk[j] = gv
-            pl = pi[j] + t
-            plk[j] = pl
-            rk[j] = base[j] - pl
-            ek[j] = pl * NEG_LN10_10
-        best[k] = first_max(rk)
+            lo = tmp[2, j] < thr[k, j]
+            los[k, j] = lo
+            lof = one if lo else zero
+            nl = tmp[1, j]
+            pl0 = nl + (tmp[0, j] - nl) * lof
+            gv = g_prev[p, j] * (lof * drho + rnk) + (lof * ds + snk) * z[k, j]
+            t = (lof * dsig + sig_n) * gv
+            g[k, j] = gv
+            pl = pl0 + t
+            pathloss[k, j] = pl
+            gain_exp[k, j] = pl * NEG_LN10_10
+        best[k] = first_max(base, pathloss, k)
 
 
 # ------------------------------------------------------------------ association (handover.py)
 @_jit
-def decide(meas, best_in, have_best, old, pr, xy, time_s, prm, serving_p, cand_p, since_p, last_from_p, last_to_p,
-           last_t_p, mem_i, mem_f, ev_i, ev_f):
+def _rsrp(meas, base, sub, k, j):
+    """RSRP of link (k, j): base[j] - meas[k, j] (float32, as `np.subtract(base, pathloss)`) when `sub`."""
+    return base[j] - meas[k, j] if sub else meas[k, j]
+
+
+@_jit
+def decide(meas, base, sub, best_in, have_best, old, has_prev, pr, xy, time_s, prm, serving_p, cand_p, since_p,
+           last_from_p, last_to_p, last_t_p, mem_i, mem_f, ev_i, ev_f):
     """A3 handover with hysteresis + offset and time-to-trigger, RLF below min_rsrp_dbm, as
-    `Association._decide`: each vehicle's memory from its previous row where `old` (prm =
+    `Association._decide` on RSRP `meas` (`sub`: RSRP = base - meas, meas the path loss, float32 as
+    the reference subtracts): each vehicle's memory from its previous row where `old` and `has_prev` (prm =
     hysteresis, offset, min_rsrp, ttt - 1e-9, ping-pong window + 1e-9; `best_in` is each row's
     argmax when `have_best`). Writes the new memory (mem_i rows: serving, candidate, last from, last
     to; mem_f rows: candidate since, last handover time) and one row per handover (ev_i: vehicle,
-    from, to, RLF 0/1, ping-pong 0/1; ev_f: RSRP from, RSRP to, x, y). Returns the number of handovers."""
+    from, to, RLF 0/1, ping-pong 0/1; ev_f: RSRP from, RSRP to, x, y). Returns the numbers of
+    handovers, of ping-pongs and of RLF re-attachments."""
     n, m = meas.shape
     hyst, offs, min_rsrp, ttt, ppw = prm[0], prm[1], prm[2], prm[3], prm[4]
-    count = 0
+    count = pings = rlfs = 0
     for k in range(n):
         s, cand, since, lf, lt, ltime = -1, -1, time_s, -1, -1, -np.inf
-        if old[k]:
+        if old[k] and has_prev:
             p = pr[k]
             s, cand, since, lf, lt, ltime = serving_p[p], cand_p[p], since_p[p], last_from_p[p], last_to_p[p], last_t_p[p]
         if have_best:
@@ -225,11 +228,11 @@ def decide(meas, best_in, have_best, old, pr, xy, time_s, prm, serving_p, cand_p
         else:
             best = 0
             for j in range(1, m):
-                if meas[k, j] > meas[k, best]:
+                if _rsrp(meas, base, sub, k, j) > _rsrp(meas, base, sub, k, best):
                     best = j
-        best_val = np.float64(meas[k, best])
+        best_val = np.float64(_rsrp(meas, base, sub, k, best))
         conn = s >= 0
-        s_val = np.float64(meas[k, s]) if conn else -np.inf
+        s_val = np.float64(_rsrp(meas, base, sub, k, s)) if conn else -np.inf
         cond = conn and best != s and best_val > s_val + hyst + offs and best_val >= min_rsrp
         if not (cond and cand == best):
             since = time_s
@@ -242,17 +245,19 @@ def decide(meas, best_in, have_best, old, pr, xy, time_s, prm, serving_p, cand_p
             ns, cand = best, -1
             pp = best == lf and s == lt and time_s - ltime <= ppw
             ev_i[count, 0], ev_i[count, 1], ev_i[count, 2], ev_i[count, 3], ev_i[count, 4] = k, s, best, rlf_ho, pp
-            ev_f[count, 0], ev_f[count, 1] = np.float64(meas[k, s]), best_val
+            ev_f[count, 0], ev_f[count, 1] = s_val, best_val
             ev_f[count, 2], ev_f[count, 3] = xy[k, 0], xy[k, 1]
             lf, lt, ltime = s, best, time_s
             count += 1
+            pings += pp
+            rlfs += rlf_ho
         elif rlf:
             ns = -1
         if not conn and best_val >= min_rsrp:
             ns = best
         mem_i[0, k], mem_i[1, k], mem_i[2, k], mem_i[3, k] = ns, cand, lf, lt
         mem_f[0, k], mem_f[1, k] = since, ltime
-    return count
+    return count, pings, rlfs
 
 
 # ------------------------------------------------------------------ SINR (rates.py)

@@ -2,6 +2,7 @@
 time-to-trigger (TS 38.331), radio link failure below min_rsrp_dbm, ping-pong counting."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import repeat, starmap
 
@@ -28,6 +29,43 @@ class HandoverEvent:
     """True when this handover returns to the RSU the vehicle left within ping_pong_window_s."""
 
 
+class HandoverEvents(Sequence):
+    """The handover events of one step held as columns (from the compiled A3 loop); the
+    `HandoverEvent` objects are built on first access (a list otherwise: equal to a list of the same
+    events). A step that nobody reads the events of builds none (~0.5 us per event otherwise)."""
+
+    __slots__ = ("time_s", "ids", "cols", "xy", "_list")
+
+    def __init__(self, time_s: float, ids: list[str], cols: np.ndarray, xy: np.ndarray):
+        """`cols` (k, 5) int: vehicle row, from, to, RLF 0/1, ping-pong 0/1; `xy` (k, 4) float: RSRP
+        from, RSRP to, x, y (`fused.decide`'s rows)."""
+        self.time_s, self.ids, self.cols, self.xy, self._list = time_s, ids, cols, xy, None
+
+    def _events(self) -> list[HandoverEvent]:
+        if self._list is None:
+            k = len(self.cols)
+            rows, frm, to, rlf, pp = self.cols.T.tolist()
+            kinds = map(("a3", "rlf").__getitem__, rlf)
+            self._list = list(starmap(HandoverEvent, zip(repeat(self.time_s, k), map(self.ids.__getitem__, rows), frm,
+                                                         to, *self.xy.T.tolist(), kinds, map(bool, pp))))
+        return self._list
+
+    def __len__(self):
+        return len(self.cols)
+
+    def __getitem__(self, i):
+        return self._events()[i]
+
+    def __iter__(self):
+        return iter(self._events())
+
+    def __eq__(self, other):
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    def __repr__(self):
+        return f"HandoverEvents({self._events()!r})"
+
+
 class Association:
     """Serving RSU and handover memory of each vehicle (rows aligned with the channel's last step)."""
 
@@ -35,6 +73,8 @@ class Association:
         self.cfg = cfg
         self.num_rsus = num_rsus
         self.fused = fused  # `_decide` as one compiled loop (`fused`; the same decisions)
+        self._prm = np.array([cfg.handover_hysteresis_db, cfg.handover_offset_db, cfg.min_rsrp_dbm,
+                              cfg.time_to_trigger_s - 1e-9, cfg.ping_pong_window_s + 1e-9])
         self.handover_count = 0
         self.ping_pong_count = 0
         self.rlf_count = 0
@@ -50,11 +90,13 @@ class Association:
         self.last_to = np.full(n, -1)
         self.last_ho_s = np.full(n, -np.inf)
 
-    def update(self, time_s, ids, xy, rsrp, old, pr, has_prev, best=None):
-        """Serving RSU of each vehicle and the handover events of this step, from the RSRP (N, M);
-        row `pr[k]` of the previous step is vehicle k's memory where `old[k]`; `best`: the argmax of
-        each RSRP row when already known."""
+    def update(self, time_s, ids, xy, rsrp, old, pr, has_prev, best=None, pathloss=None, rsrp_base=None):
+        """Serving RSU of each vehicle and the handover events of this step, from the RSRP (N, M) (None:
+        rsrp_base - pathloss, read so by the compiled loop); row `pr[k]` of the previous step is
+        vehicle k's memory where `old[k]`; `best`: the argmax of each RSRP row when already known."""
         cfg = self.cfg
+        if rsrp is None and not (self.fused and cfg.rsrp_filter_k <= 0):
+            rsrp = np.subtract(rsrp_base, pathloss)
         if cfg.rsrp_filter_k > 0 and has_prev:
             a = 0.5 ** (cfg.rsrp_filter_k / 4.0)
             meas = rsrp * a + (1 - a) * np.take(self.meas, pr, axis=0)
@@ -63,8 +105,8 @@ class Association:
             best = None  # of the filtered RSRP, found in `decide`
         else:
             meas = rsrp
-        if self.fused and meas.shape[1]:
-            serving, events = self._decide_fused(time_s, ids, xy, meas, old, pr, has_prev, best)
+        if self.fused and (meas if meas is not None else pathloss).shape[1]:
+            serving, events = self._decide_fused(time_s, ids, xy, meas, old, pr, has_prev, best, pathloss, rsrp_base)
         else:
             serving, events = self._decide(time_s, ids, xy, meas, old, pr, has_prev)
         self.meas = meas
@@ -116,28 +158,22 @@ class Association:
         self.last_from, self.last_to, self.last_ho_s = last_from, last_to, last_t
         return new_serving, events
 
-    def _decide_fused(self, time_s, ids, xy, meas, old, pr, has_prev, best):
+    def _decide_fused(self, time_s, ids, xy, meas, old, pr, has_prev, best, pathloss, rsrp_base):
         """`_decide` as one compiled loop (`fused.decide`): the same comparisons in the same float64
-        arithmetic, so the same serving RSUs and events."""
-        cfg, n, t = self.cfg, len(ids), float(time_s)
-        prm = np.array([cfg.handover_hysteresis_db, cfg.handover_offset_db, cfg.min_rsrp_dbm,
-                        cfg.time_to_trigger_s - 1e-9, cfg.ping_pong_window_s + 1e-9])
+        arithmetic, so the same serving RSUs and events. `meas` None: RSRP = rsrp_base - pathloss."""
+        n, t = len(ids), float(time_s)
         mem_i, mem_f = np.empty((4, n), np.int64), np.empty((2, n))
         ev_i, ev_f = np.empty((n, 5), np.int64), np.empty((n, 4))
-        have_best = best is not None
-        k = fz.decide(meas, best if have_best else pr, have_best, old & has_prev, pr, xy, t, prm, self.serving,
-                      self.cand, self.cand_since, self.last_from, self.last_to, self.last_ho_s, mem_i, mem_f, ev_i, ev_f)
+        have_best, sub = best is not None, meas is None
+        k, pings, rlfs = fz.decide(pathloss if sub else meas, rsrp_base, sub, best if have_best else pr, have_best, old, has_prev,
+                      pr, xy, t, self._prm, self.serving, self.cand, self.cand_since, self.last_from, self.last_to,
+                      self.last_ho_s, mem_i, mem_f, ev_i, ev_f)
         self.serving, self.cand, self.last_from, self.last_to = mem_i
         self.cand_since, self.last_ho_s = mem_f
-        if not k:
-            return self.serving, []
-        rows, frm, to, rlf, pp = ev_i[:k].T.tolist()
         self.handover_count += k
-        self.ping_pong_count += sum(pp)
-        self.rlf_count += sum(rlf)
-        kinds = map(("a3", "rlf").__getitem__, rlf)
-        return self.serving, list(starmap(HandoverEvent, zip(repeat(t, k), map(ids.__getitem__, rows), frm, to,
-                                                             *ev_f[:k].T.tolist(), kinds, map(bool, pp))))
+        self.ping_pong_count += pings
+        self.rlf_count += rlfs
+        return self.serving, HandoverEvents(t, ids, ev_i[:k], ev_f[:k])
 
     def _events(self, time_s, ids, xy, meas, hi, frm, to, rlf_hi, pp):
         """The HandoverEvents of vehicles `hi` (from `frm` to `to`), counted."""

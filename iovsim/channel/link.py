@@ -39,8 +39,8 @@ class Channel:
         self.kernel = LinkKernel(cfg, self.rsu_xy_m, self.radio.rsu_height_m, np.random.default_rng([seed, 1]))
         self._links = FusedLinks(self.kernel) if fused else None
         self.association = Association(cfg, self.num_rsus, fused)
-        self.fading = (Fading(cfg.fading, cfg.rician_k_db, cfg.carrier_frequency_hz, np.random.default_rng([seed, 1, 1]))
-                       if cfg.fading != "none" else None)
+        self.fading = (Fading(cfg.fading, cfg.rician_k_db, cfg.carrier_frequency_hz, np.random.default_rng([seed, 1, 1]),
+                              fused) if cfg.fading != "none" else None)
         self._rows = VehicleRows()  # each vehicle's row in the previous step
         self._xy = np.zeros((0, 2))
         self.last: LinkState | None = None
@@ -67,8 +67,8 @@ class Channel:
         xy = np.asarray(xy_m, dtype=float).reshape(n, 2)
         prev = self._rows.update(ids)
         if self._links is not None:
-            old, pr, moved = np.empty(n, bool), np.empty(n, np.int64), np.empty(n)
-            has_prev = fz.motion(prev, xy, self._xy, old, pr, moved)
+            old, pr, moved, arg = np.empty(n, bool), np.empty(n, np.int64), np.empty(n), np.empty((3, n))
+            has_prev = fz.motion(prev, xy, self._xy, self._links.dec, old, pr, moved, arg)
         else:
             old = prev >= 0
             pr = np.where(old, prev, 0)
@@ -82,11 +82,13 @@ class Channel:
             return self._empty_step(time_s, ids, xy, n)
         if self._links is not None and self._links.covers(has_prev):
             gain_exp, best = self.radio.gain_buffer(n), np.empty(n, np.int64)
-            pathloss, los, rsrp = self._links.advance(xy, pr, moved, self.radio.rsrp_base_f32, gain_exp, best)
+            pathloss, los = self._links.advance(xy, pr, moved, arg, self.radio.rsrp_base_f32, gain_exp, best)
+            rsrp = None  # the association reads rsrp_base - path loss where it needs it
         else:
             pathloss, los = self.kernel.advance(xy, pr, moved, has_prev)
             rsrp, gain_exp, best = np.subtract(self.radio.rsrp_base_f32, pathloss), None, None
-        serving, events = self.association.update(time_s, ids, xy, rsrp, old, pr, has_prev, best)
+        serving, events = self.association.update(time_s, ids, xy, rsrp, old, pr, has_prev, best, pathloss,
+                                                  self.radio.rsrp_base_f32)
         fading = (None, None)
         if self.fading is not None:
             los_serving = los[np.arange(n), np.maximum(serving, 0)] & (serving >= 0)
@@ -96,7 +98,7 @@ class Channel:
 
     def _empty_step(self, time_s, ids, xy, n):
         m = self.num_rsus
-        link = LinkState(float(time_s), ids, xy, np.full(n, -1), np.full((n, m), -np.inf), np.full((n, m), np.inf),
+        link = LinkState(float(time_s), ids, xy, np.full(n, -1), self.radio.rsrp_base_f32, np.full((n, m), np.inf),
                          np.full(n, -np.inf), np.full(n, -np.inf), [], los=np.zeros((n, m), bool),
                          serving_gain=np.zeros(n), uplink_interference_w_hz=np.zeros(n), downlink_interference_w_hz=np.zeros(n))
         self.kernel.forget(n)

@@ -77,7 +77,7 @@ class Radio:
         self.min_sinr = 10 ** (cfg.min_sinr_db / 10)
         self.rsrp_base_f32 = (self.rsu_tx_power_dbm - self.rsrp_offset_db).astype(np.float32)
         self._rsu_tx_psd_f32 = self.rsu_tx_psd_w_hz.astype(np.float32)
-        self.block_errors = BlockErrors.from_config(cfg) if cfg.bler == "table" else None
+        self.block_errors = BlockErrors.from_config(cfg, fused) if cfg.bler == "table" else None
         self.buffers = WorkBuffers(m)
         # The compiled loops of `fused` cover one reuse group with interference (the default).
         self.fused = fused and cfg.interference and m > 1 and self._single_group
@@ -85,7 +85,8 @@ class Radio:
 
     def link_state(self, time_s, ids, xy, serving, rsrp, pl, los, events, fading=(None, None), gain_exp=None) -> LinkState:
         """The LinkState of a step: serving gains, interference, and SINR at the default power over the full band.
-        `gain_exp`: this step's `gain_buffer` already holding -PL ln 10 / 10."""
+        `rsrp`: rsrp_base - pl when at hand (None: computed when read); `gain_exp`: this step's
+        `gain_buffer` already holding -PL ln 10 / 10."""
         n = len(ids)
         gain = gain_exp
         if gain is None:
@@ -105,9 +106,9 @@ class Radio:
         with np.errstate(divide="ignore"):
             ul_db = np.where(conn, 10 * np.log10(ul_sinr), -np.inf)
             dl_db = np.where(conn, 10 * np.log10(dl_sinr), -np.inf)
-        return LinkState(float(time_s), ids, xy, serving, rsrp, pl, ul_db, dl_db, events, los=los,
+        return LinkState(float(time_s), ids, xy, serving, self.rsrp_base_f32, pl, ul_db, dl_db, events, los=los,
                          serving_gain=g_serv, uplink_interference_w_hz=ul_i, downlink_interference_w_hz=dl_i,
-                         uplink_fading=fading[0], downlink_fading=fading[1])
+                         uplink_fading=fading[0], downlink_fading=fading[1], _rsrp=rsrp)
 
     def gain_buffer(self, n: int) -> np.ndarray:
         """The (n, M) float32 work array of a step's linear gains."""
@@ -131,9 +132,9 @@ class Radio:
             np.log10(sinr_lin, out=sinr_db)
         np.multiply(sinr_db, 10, out=sinr_db)  # as 10 * log10(.)
         ul_db, dl_db = sinr_db
-        return LinkState(float(time_s), ids, xy, serving, rsrp, pl, ul_db, dl_db, events, los=los,
+        return LinkState(float(time_s), ids, xy, serving, self.rsrp_base_f32, pl, ul_db, dl_db, events, los=los,
                          serving_gain=g_serv, uplink_interference_w_hz=ul_i, downlink_interference_w_hz=dl_i,
-                         uplink_fading=fading[0], downlink_fading=fading[1])
+                         uplink_fading=fading[0], downlink_fading=fading[1], _rsrp=rsrp)
 
     def _interference(self, gain, serving, conn, s0, g_serv):
         """(downlink, uplink) interference PSD of each vehicle; zeroes the serving links in `gain`."""
