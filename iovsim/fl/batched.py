@@ -14,9 +14,7 @@ going after shorter ones stop; a job absent from a step gets no gradient and no 
 
 Passes hold at most `max_tokens` tokens (rows x width); batches are ordered by width before they
 are cut into passes, which lowers padding without changing which samples form a job's batch.
-No peft adapter is created: one base model is in memory whatever the number of jobs. On a CPU the
-process keeps freed activations mapped for the next pass (`host_memory.retain_freed_memory`): no page
-faults on every pass's fresh activations.
+No peft adapter is created: one base model is in memory whatever the number of jobs.
 """
 from __future__ import annotations
 
@@ -27,7 +25,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from iovsim.fl.host_memory import retain_freed_memory
 from iovsim.fl.train import (EvalResult, TrainJob, TrainResult, draw_batch, finish_state, length_passes, lora_tail,
                              split_probe)
 
@@ -73,8 +70,6 @@ class BatchedExecutor:
         self.max_tokens = int(max_tokens)
         self.fused_lora = bool(fused_lora)
         self._segments = None  # (slots, rows per segment) of the pass in flight
-        if model.device.type == "cpu":
-            retain_freed_memory()  # each pass reuses the last one's freed activations (iovsim/fl/host_memory.py)
         for i, lin in enumerate(model.target_linears().values()):
             lin.register_forward_hook(functools.partial(self._add_lora, i))
 
