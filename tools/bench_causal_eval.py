@@ -10,7 +10,13 @@ decoder ran (rows x padded width of each pass), the FLOPs torch counts for one e
 (FlopCounterMode: machine-independent) and the largest relative difference of the per-example
 per-label log-probability sums, with the accuracy and loss of both.
 
+With `--runs BEFORE AFTER ...` (pairs of run folders of `iovsim run sumo_scenarios/llm_default.yaml
+--set fl.rounds=2 --set fl.threads=1`, one made with the previous code, one with this) it adds each
+round's wall time (tools/readme_llm_run.py's `round_wall_s`: from config.yaml, written once the run is
+built, to each round's checkpoint) and the ratios.
+
     nice python tools/bench_causal_eval.py [--reps 5] [--threads 1] [--out tools/results/causal_eval.md]
+                                           [--runs BEFORE AFTER [BEFORE AFTER ...]]
 """
 from __future__ import annotations
 
@@ -81,7 +87,10 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(REPO / "tools" / "results" / "causal_eval.md"))
+    ap.add_argument("--runs", nargs="*", default=[], help="pairs of run folders: before after ...")
     args = ap.parse_args(argv)
+    if len(args.runs) % 2:
+        ap.error("--runs takes pairs of run folders (before after)")
     cfg = load_config(CONFIG, {"fl.threads": args.threads})
     load0 = os.getloadavg()
     model = load_model(cfg)
@@ -103,6 +112,7 @@ def main(argv=None) -> int:
     task_load = os.getloadavg()
     lines += ["", f"Load average (1, 5, 15 min) before: {load0[0]:.1f} {load0[1]:.1f} {load0[2]:.1f}; "
               f"after: {task_load[0]:.1f} {task_load[1]:.1f} {task_load[2]:.1f} (2 cores).", ""]
+    lines += _run_rows(args.runs)
     text = "\n".join(lines)
     Path(args.out).write_text(text)
     print(text)
@@ -140,6 +150,25 @@ def _task_rows(tc, task, times, got, fl, bs) -> list[str]:
                f"{min(t[1] for t in times['rows']) / min(t[1] for t in times['tree']):.2f} | "
                f"log-prob sums: max rel. diff {rel:.1e} | |")
     return out
+
+
+def _run_rows(runs: list[str]) -> list[str]:
+    """Round wall times of (before, after) run folder pairs, and their ratios."""
+    if not runs:
+        return []
+    sys.path.insert(0, str(REPO / "tools"))
+    from readme_llm_run import round_wall_s
+
+    out = ["## Whole rounds", "",
+           "`iovsim run sumo_scenarios/llm_default.yaml --set fl.rounds=2 --set fl.threads=1` with the previous "
+           "code (one row per label word) and with tree rows; wall s from config.yaml to each round's checkpoint.",
+           "", "| pair | before: round 1, 2 (sum) | after: round 1, 2 (sum) | before / after |", "| --- | --- | --- | --- |"]
+    for i in range(0, len(runs), 2):
+        b, a = round_wall_s(Path(runs[i])), round_wall_s(Path(runs[i + 1]))
+        sb, sa = sum(b.values()), sum(a.values())
+        out.append(f"| {i // 2 + 1} | {', '.join(f'{v:.0f}' for v in b.values())} ({sb:.0f}) | "
+                   f"{', '.join(f'{v:.0f}' for v in a.values())} ({sa:.0f}) | {sb / sa:.2f} |")
+    return out + [""]
 
 
 if __name__ == "__main__":
