@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from iovsim.fl.families import causal_load
-from iovsim.fl.families.causal_task import CAUSAL_EVALS, CausalTask, head_positions
+from iovsim.fl.families import causal_load, tree_rows
+from iovsim.fl.families.causal_task import CAUSAL_EVALS, CausalTask, answer_index, head_positions
 from iovsim.fl.families.lora import LoraModel, ModelError, is_adaptable, pick_device, quiet_transformers
 from iovsim.fl.families.scores import TokenOutputs
 
@@ -111,7 +111,7 @@ class CausalLM(LoraModel):
         w = self.output_layer.weight
         bias = getattr(self.output_layer, "bias", None)
         logits = F.linear(h.float(), w.float(), None if bias is None else bias.float())
-        return TokenOutputs(logits, y[:, 1:][pos], pos.nonzero()[:, 0], int(y.shape[0]))
+        return TokenOutputs(logits, y[:, 1:][pos], pos.nonzero()[:, 0], int(y.shape[0]), answer_index(pos))
 
     # ---------------------------------------------------------------- the batched executor
     @staticmethod
@@ -127,8 +127,14 @@ class CausalLM(LoraModel):
 
     # ---------------------------------------------------------------- both
     def features(self, batch: dict) -> torch.Tensor:
-        """The decoder's last hidden state (the output layer is applied at the answer positions only)."""
-        return self.decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+        """The decoder's last hidden state (the output layer is applied at the answer positions only).
+        A mask with branches (tree rows of likelihood scoring, `tree_rows`) becomes the 4D mask and
+        the position ids that keep each branch apart from the others."""
+        mask = batch["attention_mask"]
+        if not tree_rows.has_branches(mask):
+            return self.decoder(input_ids=batch["input_ids"], attention_mask=mask, use_cache=False).last_hidden_state
+        mask4d, positions = tree_rows.attention(mask, self.config._attn_implementation, self.base.dtype)
+        return self.decoder(input_ids=batch["input_ids"], attention_mask=mask4d, position_ids=positions,
                             use_cache=False).last_hidden_state
 
     @staticmethod

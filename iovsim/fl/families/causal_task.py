@@ -5,8 +5,9 @@ of the same width: the answer's token ids, -100 elsewhere (prompt and padding), 
 causal LM loss expects. Position t's output predicts token t+1.
 
 Scoring (`score_set`), see `iovsim.fl.families.scores`:
-- classification, `likelihood` (default): one row per label word after the prompt (labels on the
-  word's tokens only); the label with the largest summed log-probability is the answer;
+- classification, `likelihood` (default): one tree row per example, the prompt once and then each
+  label word in a branch of its own (`tree_rows`: one forward per example instead of one per label
+  word); the label with the largest summed log-probability of its word's tokens is the answer;
 - classification, `generate`: the gold row (prompt, label word, end token); correct when greedy
   decoding would produce exactly that word and then stop, i.e. every answer token is the most
   likely next token at its position (one teacher-forced pass gives what greedy decoding would);
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from iovsim.fl.families import prompts
+from iovsim.fl.families import prompts, tree_rows
 from iovsim.fl.families.encoder_task import PaddedTask
 from iovsim.fl.families.scores import ChoiceScores, ScoreSet, TokenScores
 
@@ -33,6 +34,14 @@ def head_positions(labels: torch.Tensor) -> torch.Tensor:
     token t+1, where that token is labelled. `CausalLM.outputs` applies the LM head there and nowhere
     else, and the cost model charges the same positions (`head_tokens_per_row`)."""
     return labels[:, 1:] != -100
+
+
+def answer_index(pos: torch.Tensor) -> torch.Tensor:
+    """Per head position of `pos` (rows x width-1, bool; in row-major order, as `pos.nonzero()`): the
+    index of its answer in its row, an answer being a run of consecutive head positions (a gold row
+    holds one, a tree row K, one per label word, `tree_rows`)."""
+    starts = pos & ~F.pad(pos[:, :-1], (1, 0), value=False)
+    return (starts.long().cumsum(1) - 1)[pos]
 
 
 def pack(prompt_rows: list[list[int]], answer_rows: list[list[int]], width: int, pad_id: int):
@@ -53,6 +62,11 @@ def pack(prompt_rows: list[list[int]], answer_rows: list[list[int]], width: int,
 class CausalTask(PaddedTask):
     """Prompt rows of a classification or instruction task for a causal LM (see the module docstring)."""
 
+    choice_layout = "tree"
+    """Likelihood scoring's rows: "tree" (one row per example, `tree_rows`), or "rows" (one row per
+    example and label word, K forwards per example: the reference the equivalence tests and
+    tools/bench_causal_eval.py compare the tree with)."""
+
     def __init__(self, model, data, max_length: int, causal_eval: str = "likelihood", dynamic_padding: bool = True):
         self.max_length = int(max_length)
         self.dynamic_padding = dynamic_padding
@@ -69,7 +83,7 @@ class CausalTask(PaddedTask):
         self.prompts = {"train": tr_p, "test": te_p}
         self.train, self.train_labels = pack(tr_p, tr_a, self.max_length, self.pad_id)
         self.test, self.test_labels = pack(te_p, te_a, self.max_length, self.pad_id)
-        self._test_set = None
+        self._test_set, self._test_key = None, None
 
     # ---------------------------------------------------------------- rows
     def _class_rows(self, tok, data, split: str):
@@ -78,6 +92,7 @@ class CausalTask(PaddedTask):
         answers = prompts.answer_ids(tok, spec.label_words)
         texts = [prompts.example_text(data.dataset, t) for t in getattr(data, f"{split}_text")]
         budget = max(len(a) for a in answers)  # every label's answer fits after the same prompt
+        self.tree_width = tree_rows.width(self.max_length - budget, self.words)  # the longest prompt's tree row
         rows = prompts.build_prompts(tok, [spec.instruction] * len(texts), texts, [budget] * len(texts),
                                      self.max_length)
         keep = np.array([r is not None for r in rows], dtype=bool)
@@ -101,6 +116,16 @@ class CausalTask(PaddedTask):
             y = F.pad(y, (0, width - y.shape[1]), value=-100)
         return ids, mask, y
 
+    def width(self, enc: dict, rows) -> int:
+        """Tokens a batch of `rows` needs; without dynamic padding the set's full width (max_length,
+        or the longest tree row a prompt of max_length allows)."""
+        return super().width(enc, rows) if self.dynamic_padding else int(enc["input_ids"].shape[1])
+
+    def row_widths(self, enc: dict, rows) -> np.ndarray:
+        if self.dynamic_padding:
+            return super().row_widths(enc, rows)
+        return np.full(len(np.asarray(rows)), int(enc["input_ids"].shape[1]))
+
     def head_tokens_per_row(self) -> float:
         """Mean positions per training row the LM head runs on (`head_positions`): the answer's tokens
         and its end token; what `costs.shape.decoder_shape` charges the vocabulary projection for."""
@@ -110,18 +135,24 @@ class CausalTask(PaddedTask):
 
     # ---------------------------------------------------------------- scoring
     def _choices(self, split: str, examples: np.ndarray) -> ScoreSet:
-        """Example i's rows i*K .. i*K+K-1: its prompt followed by each label word (labels on the word)."""
+        """Example i's tree row i: its prompt once, then each label word in its own branch (labels on the
+        words); with `choice_layout` "rows", its rows i*K .. i*K+K-1: the prompt followed by each word."""
         k = len(self.words)
+        gold = (self.data.train_labels if split == "train" else self.data.test_labels)[np.asarray(examples, dtype=int)]
+        if self.choice_layout == "tree":
+            prompt_rows = [self.prompts[split][int(e)] for e in examples]
+            enc, labels = tree_rows.pack(prompt_rows, self.words, self.tree_width, self.pad_id)
+            return ScoreSet(enc, labels, np.arange(len(prompt_rows)), ChoiceScores(gold, k, answers_per_row=k))
         prompt_rows = [self.prompts[split][int(e)] for e in examples for _ in range(k)]
         enc, labels = pack(prompt_rows, [w for _ in examples for w in self.words], self.max_length, self.pad_id)
-        gold = (self.data.train_labels if split == "train" else self.data.test_labels)[np.asarray(examples, dtype=int)]
         return ScoreSet(enc, labels, np.arange(len(prompt_rows)), ChoiceScores(gold, k))
 
     def score_set(self, split: str, examples=None) -> ScoreSet:
         """The rows that score `examples` of the train pool (a probe), or the whole test set."""
         if split == "test":
-            if self._test_set is None or self._test_set.scores.num_examples != len(self.test_labels):
+            if self._test_set is None or self._test_key != (len(self.test_labels), self.choice_layout):
                 self._test_set = self._score_set("test", np.arange(len(self.test_labels)))
+                self._test_key = (len(self.test_labels), self.choice_layout)
             s = self._test_set  # the rows are built once; the scores start afresh at each evaluation
             return ScoreSet(s.enc, s.labels, s.rows, s.scores.fresh())
         return self._score_set("train", np.asarray(examples, dtype=int))

@@ -45,12 +45,23 @@ class ClassScores:
 @dataclass
 class TokenOutputs:
     """A causal LM's predictions at the scored positions of a pass: logits (T x vocab) of the tokens
-    `targets` (T,), each in row `row` (T,) of the pass's `n_rows` rows."""
+    `targets` (T,), each in row `row` (T,) of the pass's `n_rows` rows and in answer `answer` (T,) of
+    that row (its run of consecutive scored tokens, counted from 0: a tree row holds K answers)."""
 
     logits: torch.Tensor
     targets: torch.Tensor
     row: torch.Tensor
     n_rows: int
+    answer: torch.Tensor | None = None
+
+    def answer_sums(self, per_row: int) -> torch.Tensor:
+        """n_rows x per_row: the summed log-probability of each answer's targets."""
+        logp = -F.cross_entropy(self.logits.float(), self.targets, reduction="none")
+        answer = torch.zeros_like(self.row) if self.answer is None else self.answer
+        if len(answer) and int(answer.max()) >= per_row:
+            raise ValueError(f"a row holds more than {per_row} answers")
+        out = torch.zeros(self.n_rows * per_row, dtype=logp.dtype, device=logp.device)
+        return out.index_add_(0, self.row * per_row + answer, logp).view(self.n_rows, per_row).cpu()
 
     def row_sums(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per row: sum of log-probabilities of its targets, its scored tokens, its tokens that are the argmax."""
@@ -62,24 +73,28 @@ class TokenOutputs:
 
 
 class ChoiceScores:
-    """Classification by likelihood: example i of the set has rows i*K .. i*K+K-1, its prompt followed
-    by each label's word; the label whose word's tokens have the highest summed log-probability is
-    the answer. Loss: the cross entropy of the gold label under a softmax over those K sums, mean
-    over examples."""
+    """Classification by likelihood: the K label words of example i are its candidate answers
+    i*K .. i*K+K-1, `answers_per_row` to a row (K: one tree row per example, `tree_rows`; 1: one row
+    per example and word, the prompt followed by that word); the label whose word's tokens have the
+    highest summed log-probability is the answer. Loss: the cross entropy of the gold label under a
+    softmax over those K sums, mean over examples."""
 
-    def __init__(self, gold: np.ndarray, num_labels: int):
+    def __init__(self, gold: np.ndarray, num_labels: int, answers_per_row: int = 1):
         self.gold = np.asarray(gold, dtype=int)
         self.num_examples = len(self.gold)
         self.k = int(num_labels)
+        self.per_row = int(answers_per_row)
         self.logp = np.full((self.num_examples, self.k), np.nan)
 
     def fresh(self) -> "ChoiceScores":
-        return ChoiceScores(self.gold, self.k)
+        return ChoiceScores(self.gold, self.k, self.per_row)
 
     def add(self, row_ids, out: TokenOutputs, y):
-        logp, _, _ = out.row_sums()
-        for rid, v in zip(np.asarray(row_ids), logp.double().numpy()):
-            self.logp[int(rid) // self.k, int(rid) % self.k] = v
+        sums = out.answer_sums(self.per_row).double().numpy()
+        for rid, row in zip(np.asarray(row_ids), sums):
+            for a, v in enumerate(row):
+                c = int(rid) * self.per_row + a
+                self.logp[c // self.k, c % self.k] = v
 
     def result(self) -> tuple[float, float]:
         if not self.num_examples:
