@@ -140,3 +140,20 @@ def test_probes_of_several_jobs_in_one_pass_score_as_one_row_per_label(smollm2):
         for a, b in zip(got["rows"], got["tree"]):
             assert b.loss_before == pytest.approx(a.loss_before, rel=1e-4)
             assert b.acc_after == a.acc_after
+
+
+def test_the_decoder_decides_the_layout(smollm2):
+    """SmolLM2 (llama) scores in tree rows; a decoder outside causal_lm.TREE_MODEL_TYPES gets one row per
+    label word, with no change to the rest of the task."""
+    from iovsim.fl.families.causal_lm import TREE_MODEL_TYPES
+
+    assert smollm2.base.config.model_type in TREE_MODEL_TYPES and smollm2.choice_layout == "tree"
+    data = tweets_slice(n_train=12, n_test=4)
+    assert smollm2.make_task(data, 64).choice_layout == "tree"
+    smollm2.choice_layout = "rows"          # what an architecture outside the set gets
+    try:
+        task = smollm2.make_task(data, 64)
+    finally:
+        smollm2.choice_layout = "tree"
+    assert task.choice_layout == "rows"
+    assert task._choices("test", np.arange(4)).enc["input_ids"].shape[0] == 4 * len(task.words)

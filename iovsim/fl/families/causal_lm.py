@@ -26,6 +26,10 @@ DEFAULT_TARGETS = {
 }
 """`fl.target_modules` when empty, by `config.model_type`: attention and MLP projections, as peft
 names them. Other architectures: every linear layer of the decoder."""
+TREE_MODEL_TYPES = {"llama", "mistral", "qwen2", "qwen3", "olmo", "olmo2", "gpt2"}
+"""Architectures whose decoder takes a 4D attention mask and explicit position ids as given (llama and
+gpt2 tested, the others are llama's layers under other names): likelihood scoring runs one tree row per
+example on them, and one row per label word elsewhere (`CausalTask.choice_layout`)."""
 
 
 def claims_name(name: str) -> bool:
@@ -58,6 +62,7 @@ class CausalLM(LoraModel):
         targets = list(target_modules) or default_targets(base.config.model_type, self.decoder)
         super().__init__(base, targets, lora_alpha, pick_device(device), model_name, scope=self.decoder)
         self.causal_eval = causal_eval
+        self.choice_layout = "tree" if base.config.model_type in TREE_MODEL_TYPES else "rows"
         self.output_layer = base.get_output_embeddings()
 
     @property

@@ -71,6 +71,7 @@ class CausalTask(PaddedTask):
         self.max_length = int(max_length)
         self.dynamic_padding = dynamic_padding
         self.causal_eval = causal_eval
+        self.choice_layout = getattr(model, "choice_layout", self.choice_layout)  # the decoder's, if it says
         tok = model.tokenizer
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
         self.classify = bool(data.label_names)
