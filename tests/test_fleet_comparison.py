@@ -49,6 +49,7 @@ round,vehicle,rsu,start_s,predicted_s,actual_s,end
     assert got["jobs"] == 4
     assert got["handovers_per_job"] == 4 / 4            # a:1 + b:2 in round 1, a:1 in round 2
     assert got["handover_share"] == 2 / 4               # b migrated, a lost to the handover in round 2
+    assert got["migrated"] == 1
     assert got["dwell_median_s"] == 4.0                 # of 2, 4, 6 (the infinite window is left out)
     assert np.isclose(got["dwell_p10_s"], 2.4)          # numpy's linear percentile of 2, 4, 6
     assert got["upload_mean_s"] == 6.0                  # 4 and 8; the missing and the zero upload are left out

@@ -38,6 +38,7 @@ HEADLINE = [("final accuracy", "final_accuracy"), ("accuracy over rounds", "mean
             ("round latency [s]", "mean_round_latency_s"), ("device energy [J]", "energy_j"),
             ("lost updates", "lost_updates"), ("uplink [MB]", "uplink_mb")]
 ROAD = [("jobs", "jobs"), ("handovers / job", "handovers_per_job"), ("jobs through a handover", "handover_share"),
+        ("delivered by migration", "migrated"),
         ("dwell median [s]", "dwell_median_s"), ("dwell p10 [s]", "dwell_p10_s"), ("upload mean [s]", "upload_mean_s"),
         ("lost: handover", "lost_handover"), ("lost: left", "lost_left"), ("lost: deadline", "lost_deadline")]
 FIGURE = [("Δ final accuracy", "final_accuracy"), ("Δ round latency [s]", "mean_round_latency_s"),
@@ -46,7 +47,8 @@ FIGURE = [("Δ final accuracy", "final_accuracy"), ("Δ round latency [s]", "mea
 
 def road_and_radio(run_dir: Path) -> dict:
     """One run's logs: participant jobs (vehicles.csv rows), the handovers.csv rows of a participant in its
-    own round per job, the share of jobs the engine marked `migrated` or `lost_handover`, the dwell.csv
+    own round per job, the share of jobs the engine marked `migrated` or `lost_handover` and the count of
+    the former (their state went over the backhaul to the new RSU), the dwell.csv
     windows (median and 10th percentile of `actual_s`), the mean upload time of the jobs that uploaded, and
     metrics.csv's lost updates by cause (summed over tasks and rounds)."""
     v = pd.read_csv(run_dir / "vehicles.csv")
@@ -62,7 +64,7 @@ def road_and_radio(run_dir: Path) -> dict:
     up = v["upload_time_s"].to_numpy(float)
     up = up[np.isfinite(up) & (up > 0)]
     return {"jobs": float(jobs), "handovers_per_job": in_job / jobs if jobs else np.nan,
-            "handover_share": through / jobs if jobs else np.nan,
+            "handover_share": through / jobs if jobs else np.nan, "migrated": float((v["status"] == "migrated").sum()),
             "dwell_median_s": float(np.median(dwell)) if dwell.size else np.nan,
             "dwell_p10_s": float(np.percentile(dwell, 10)) if dwell.size else np.nan,
             "upload_mean_s": float(up.mean()) if up.size else np.nan,
@@ -107,8 +109,9 @@ def road_section(name: str, out: Path) -> tuple[list[str], pd.DataFrame | None]:
               "to its mean, p.", ""]
     lines += md_table(["strategy", *(t for t, _ in HEADLINE)], stat_rows(table, groups, [m for _, m in HEADLINE], BASE))
     lines += ["", "What the road did to the rounds, from each run's logs (mean [95 % CI] over seeds): participant "
-              "jobs; handovers of a participant during its own round, per job; jobs the engine delivered by "
-              "migration or lost to a handover; the participants' dwell on their RSU from the round's start "
+              "jobs; handovers of a participant during its own round, per job; the share of jobs that crossed a "
+              "handover (delivered by migration or lost to it) and the count delivered by migration (the job's "
+              "`transfer_mode` in vehicles.csv: a strategy may choose it); the participants' dwell on their RSU from the round's start "
               "(dwell.csv `actual_s`); the mean upload time; lost updates by cause.", ""]
     lines += md_table(["strategy", *(t for t, _ in ROAD)], road_rows(recs, groups, seeds)) + [""]
     return lines, table
