@@ -52,19 +52,34 @@ def _reset_peak():
 
 
 class PhaseLog:
-    """Per phase: count, largest RSS at entry, peak (VmHWM since entry), wall and CPU seconds."""
+    """Per phase: count, largest RSS at entry, peak (VmHWM), wall and CPU seconds.
+
+    Phases may nest (a wrapped function called inside another): every stretch of time between two
+    phase boundaries is charged to the innermost phase open then, or to "between phases" when none is,
+    so the phases' seconds are exclusive and add up to the whole run. The RSS high-water mark is read
+    and reset at every boundary, so each stretch has its own peak."""
+
+    GAP = "between phases"
 
     def __init__(self):
         self.phases: dict[str, dict] = {}
+        self.stack: list[str] = []
+        self.mark = (time.perf_counter(), time.process_time())
+        _reset_peak()
+
+    def _charge(self, name: str, rss_in: int = 0, count: int = 0):
+        """The stretch since the last boundary goes to `name`; a new stretch starts."""
+        t, c = time.perf_counter(), time.process_time()
+        self.add(name, rss_in, _status()["VmHWM"], t - self.mark[0], c - self.mark[1], count)
+        self.mark = (time.perf_counter(), time.process_time())
         _reset_peak()
 
     def close_gap(self):
-        self.add("between phases", 0, _status()["VmHWM"], 0.0, 0.0)
-        _reset_peak()
+        self._charge(self.stack[-1] if self.stack else self.GAP)
 
-    def add(self, name, rss_in, peak, wall_s, cpu_s):
+    def add(self, name, rss_in, peak, wall_s, cpu_s, count=1):
         p = self.phases.setdefault(name, {"count": 0, "rss_in": 0, "peak": 0, "wall_s": 0.0, "cpu_s": 0.0})
-        p["count"] += 1
+        p["count"] += count
         p["rss_in"], p["peak"] = max(p["rss_in"], rss_in), max(p["peak"], peak)
         p["wall_s"] += wall_s
         p["cpu_s"] += cpu_s
@@ -77,38 +92,51 @@ class PhaseLog:
         @functools.wraps(f)
         def measured(*a, **k):
             self.close_gap()
-            rss_in, t0, c0 = _status()["VmRSS"], time.perf_counter(), time.process_time()
+            self.stack.append(name)
+            rss_in = _status()["VmRSS"]
             try:
                 return f(*a, **k)
             finally:
-                self.add(name, rss_in, _status()["VmHWM"], time.perf_counter() - t0, time.process_time() - c0)
-                _reset_peak()
+                self.stack.pop()
+                self._charge(name, rss_in, count=1)
 
         setattr(owner, attr, measured)
 
 
-def child_run(args: list[str]) -> dict:
-    """`iovsim run ARGS` in this process with its phases measured; the phase table and the peak."""
-    log = PhaseLog()
-    import iovsim.cli
+def run_phases() -> list[tuple]:
+    """(owner, attribute, phase name) of the functions a run's phases are: SUMO start, model load, task
+    data, tokenization, each round's observation, SUMO steps, training, aggregation, evaluation, the report."""
     import iovsim.engine.build as build
     import iovsim.experiment as experiment
     import iovsim.fl.train as train
     import iovsim.viz.report as report
 
-    for owner, attr, name in [(experiment.Experiment, "_start_mobility", "SUMO start, warm-up, channel"),
-                              (build, "load_model", "model load"), (build, "load_task_named", "task data"),
-                              (train.TokenizedTask, "__init__", "tokenization"),
-                              (experiment.Experiment, "_observe", "observe"),
-                              (experiment.Experiment, "_transfer", "round: SUMO steps"),
-                              (experiment, "train", "round: training"), (experiment, "aggregate_round", "round: aggregation"),
-                              (experiment, "evaluate", "round: evaluation"), (report, "write_report", "report")]:
+    return [(experiment.Experiment, "_start_mobility", "SUMO start, warm-up, channel"),
+            (build, "load_model", "model load"), (build, "load_task_named", "task data"),
+            (train.TokenizedTask, "__init__", "tokenization"),
+            (experiment.Experiment, "_observe", "observe"),
+            (experiment.Experiment, "_transfer", "round: SUMO steps"),
+            (experiment, "train", "round: training"), (experiment, "aggregate_round", "round: aggregation"),
+            (experiment, "evaluate", "round: evaluation"), (report, "write_report", "report")]
+
+
+def measured_cli(args: list[str], phases: list[tuple]) -> dict:
+    """`iovsim ARGS` in this process with `phases` wrapped: the return code, wall seconds, phase table."""
+    log = PhaseLog()
+    import iovsim.cli
+
+    for owner, attr, name in phases:
         log.wrap(owner, attr, name)
-    t0 = time.perf_counter()
-    rc = iovsim.cli.main(["run", *args])
+    t0, c0 = time.perf_counter(), time.process_time()
+    rc = iovsim.cli.main(args)
     log.close_gap()
-    return {"rc": rc, "wall_s": time.perf_counter() - t0, "phases": log.phases,
+    return {"rc": rc, "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "phases": log.phases,
             "peak": max(p["peak"] for p in log.phases.values()), "iovsim": iovsim.cli.__file__}
+
+
+def child_run(args: list[str]) -> dict:
+    """`iovsim run ARGS` in this process with its phases measured; the phase table and the peak."""
+    return measured_cli(["run", *args], run_phases())
 
 
 def child_passes(sizes: list[int], reps: int) -> dict:
@@ -152,9 +180,10 @@ def child_passes(sizes: list[int], reps: int) -> dict:
 
 
 # ---------------------------------------------------------------- the parent
-def measure(tree: Path, mode: str, payload: list) -> dict:
+def measure(tree: Path, mode: str, payload: list, script: str = __file__) -> dict:
+    """`script --child-MODE PAYLOAD` in a fresh interpreter with `tree`'s iovsim first; its JSON answer."""
     env = dict(os.environ, PYTHONPATH=str(tree))
-    cmd = [sys.executable, str(Path(__file__).resolve()), f"--child-{mode}", json.dumps(payload)]
+    cmd = [sys.executable, str(Path(script).resolve()), f"--child-{mode}", json.dumps(payload)]
     t0 = time.perf_counter()
     p = subprocess.run(cmd, env=env, cwd=tree, capture_output=True, text=True)
     if p.returncode != 0:
