@@ -124,8 +124,8 @@ class Experiment:
             with self._translated(in_run_folder=False):  # the scratch folder is not the user's
                 sites, _, radius = self._start_mobility(self.mobility)
                 self.close()
-                self.cfg.fl.tasks = build.available_tasks(self.cfg, self.progress.message)
-                learning = build.build_learning(self.cfg, self.progress, strategy, self.model)
+                self.cfg.fl.tasks, loaded = build.available_tasks(self.cfg, self.progress.message)
+                learning = build.build_learning(self.cfg, self.progress, strategy, self.model, loaded)
         finally:
             self.close()
         return {"rsus": len(sites), "coverage_radius_m": radius, "tasks": [t.name for t in self.cfg.fl.tasks],
@@ -246,8 +246,8 @@ class Experiment:
     def _build(self, mobility: build.Mobility, sites: list, channel, strategy) -> World:
         """The model, data and fleet; a restarted run's old outputs are cleared only once they all load."""
         cfg = self.cfg
-        cfg.fl.tasks = build.available_tasks(cfg, self.progress.message)
-        learning = build.build_learning(cfg, self.progress, strategy, self.model)
+        cfg.fl.tasks, loaded = build.available_tasks(cfg, self.progress.message)
+        learning = build.build_learning(cfg, self.progress, strategy, self.model, loaded)
         fleet = Fleet(cfg.seed, [t.share for t in cfg.devices], learning.shards)
         if self.restart:
             rundir.clear_outputs(self.run_dir, keep=("config.yaml", "sumo"))  # sumo/: this session's SUMO log

@@ -55,22 +55,26 @@ def build_mobility(cfg: ExperimentConfig, run_dir: Path, gui: bool, gui_args: li
     return Mobility(scenario, net, RouteAhead(net), session)
 
 
-def available_tasks(cfg: ExperimentConfig, message) -> list:
-    """The configured tasks without the optional ones whose data is absent (`message` says which)."""
+def available_tasks(cfg: ExperimentConfig, message) -> tuple[list, list]:
+    """The configured tasks without the optional ones whose data is absent (`message` says which), and
+    per task kept the TaskData the check loaded (None for a task that is not optional), so that
+    `build_learning` does not read and split those files a second time."""
     from iovsim.fl.data import DataError, load_task
 
-    keep = []
+    keep, loaded = [], []
     for tc in cfg.fl.tasks:
+        data = None
         if tc.optional:
             try:
-                load_task(tc, cfg.seed, cfg.base_dir)
+                data = load_task(tc, cfg.seed, cfg.base_dir)
             except (DataError, ImportError) as e:
                 message(f"optional task {tc.name} skipped: {e}")
                 continue
         keep.append(tc)
+        loaded.append(data)
     if not keep:
         raise RunError("no task left to train (every optional task's data is absent)")
-    return keep
+    return keep, loaded
 
 
 def load_task_named(cfg: ExperimentConfig, i: int):
@@ -135,9 +139,9 @@ def make_task_named(cfg: ExperimentConfig, model, i: int, data, message):
     return task
 
 
-def build_learning(cfg: ExperimentConfig, progress, strategy=None, model=None) -> Learning:
+def build_learning(cfg: ExperimentConfig, progress, strategy=None, model=None, loaded=None) -> Learning:
     """Model (or `model`, already loaded), task data (tokenized once), executor, shards, strategy and
-    initial global adapters."""
+    initial global adapters. `loaded`: per task, its TaskData when already loaded (`available_tasks`), else None."""
     from iovsim.engine.limits import (check_batch_size, check_device_memory, check_max_length, check_ranks,
                                       check_split_layer)
     from iovsim.fl.executors import make_executor
@@ -146,7 +150,8 @@ def build_learning(cfg: ExperimentConfig, progress, strategy=None, model=None) -
     fl = cfg.fl
     return_freed_memory()  # training passes' activations go back to the OS when freed (fl/heap.py)
     with progress.task("Loading model and data", total=len(fl.tasks) + 1) as t:
-        raw = [load_task_named(cfg, i) for i in range(len(fl.tasks))]  # first: a bad data file fails fast
+        loaded = loaded or [None] * len(fl.tasks)
+        raw = [d if d is not None else load_task_named(cfg, i) for i, d in enumerate(loaded)]  # first: fails fast
         if model is None:
             model = load_model(cfg)
         fl.target_modules = list(model.target_modules)
