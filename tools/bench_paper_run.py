@@ -32,6 +32,7 @@ from bench_memory import before_tree, measure, measured_cli, run_phases
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "sumo_scenarios" / "ucb_dual_paper.yaml"
+DEFAULT_OUT = REPO / "tools" / "results" / "bench_paper_run.md"
 PAPER = {"rounds": 30, "eval_every": 10, "runs": 20, "jobs": 2}   # the README's comparison
 
 
@@ -102,7 +103,7 @@ def main():
     ap.add_argument("--eval-every", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--before", help="git revision (or folder) of an iovsim to measure beside this checkout")
-    ap.add_argument("--out", default=str(REPO / "tools" / "results" / "bench_paper_run.md"))
+    ap.add_argument("--out", default=str(DEFAULT_OUT))
     ap.add_argument("--child-run", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child_run:
@@ -201,7 +202,8 @@ def markdown(a, results: dict, trees: dict, load0, load1) -> str:
     lines = ["# Where a run of the UCB-DUAL paper comparison spends its time (tools/bench_paper_run.py)", "",
              f"Command: `nice python tools/bench_paper_run.py --strategies {' '.join(a.strategies)} --rounds "
              f"{a.rounds} --eval-every {a.eval_every} --threads {a.threads}"
-             f"{f' --before {a.before}' if a.before else ''}`  ",
+             f"{f' --before {a.before}' if a.before else ''}"
+             f"{'' if Path(a.out) == DEFAULT_OUT else f' --out {os.path.relpath(a.out, REPO)}'}`  ",
              f"Config: sumo_scenarios/ucb_dual_paper.yaml as `iovsim compare` runs it, `fl.rounds={a.rounds}`, "
              f"`fl.eval_every={a.eval_every}`, `fl.threads={a.threads}`.  ",
              f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, Python "
