@@ -54,17 +54,20 @@ def _spawn_and_reap(argv: list[str], log_path: Path) -> dict:
     t0 = time.time()
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
-        peak = None
+        peak = cpu = None
         if hasattr(os, "wait4"):
             _, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)
             # Linux reports kilobytes, macOS bytes
             peak = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+            # CPU seconds beside the wall seconds: on a shared machine a run's wall time counts the
+            # time it waited for a core, its CPU time only the work
+            cpu = usage.ru_utime + usage.ru_stime
         else:
             proc.wait()
     rc = proc.returncode
     return {"pid": proc.pid, "host": socket.gethostname(), "argv": argv[1:], "returncode": rc,
-            "peak_rss_bytes": peak, "wall_time_s": time.time() - t0, "started": t0,
+            "peak_rss_bytes": peak, "wall_time_s": time.time() - t0, "cpu_time_s": cpu, "started": t0,
             "error": "" if rc == 0 else _error_line(log_path, rc)}
 
 
