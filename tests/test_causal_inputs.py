@@ -50,7 +50,7 @@ def test_a_malformed_jsonl_row_names_the_file_and_line(tmp_path, line, says):
 def test_instruction_rows_split_at_random_and_shard_equally(tmp_path):
     from iovsim.fl.data import task_shards
 
-    path = write_jsonl(tmp_path / "d.jsonl", ROWS + ROWS[:1])  # an exact duplicate is dropped
+    write_jsonl(tmp_path / "d.jsonl", ROWS + ROWS[:1])  # an exact duplicate is dropped
     data = load_task(TaskConfig(name="i", dataset="jsonl:d.jsonl", test_samples=2), seed=0, base_dir=tmp_path)
     assert data.label_names == [] and len(data.test_text) == 2 and len(data.train_text) == 4
     assert {r[0] for r in data.train_text + data.test_text} == {r["instruction"] for r in ROWS}

@@ -1,7 +1,6 @@
 """The strategies' rank conventions against the real peft model (alpha / r scaling, merged deltas)."""
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip("peft")
 

@@ -24,7 +24,6 @@ import math
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
