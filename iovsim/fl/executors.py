@@ -37,7 +37,9 @@ def make_executor(fl_cfg, model, tokenized_tasks: list):
                                  activation_bytes_per_token(model, tokenized_tasks))
     if model.device.type == "cpu":  # a pass's hidden states go back to the OS when freed (fl/heap.py)
         return_freed_memory(pass_mmap_threshold(tokens * int(model.config.hidden_size) * 4))
-    return BatchedExecutor(model, tokenized_tasks, precision=precision, max_tokens=tokens)
+    trainable = GPU_TRAINABLE_BYTES if model.device.type == "cuda" else CPU_TRAINABLE_BYTES
+    return BatchedExecutor(model, tokenized_tasks, precision=precision, max_tokens=tokens,
+                           max_trainable_bytes=trainable)
 
 
 CPU_MAX_TOKENS = 2048
@@ -53,6 +55,14 @@ SmolLM2-135M's 1.0 MB a token (30 layers, a gated MLP of 1,536) allows 398 token
 batch of the LLM configs (tools/results/bench_memory.md: its passes of 2,048 tokens kept 2 GB)."""
 GPU_PASS_BYTES = 12 * 2**30
 """The same on a GPU: above MiniLM's 65,536 tokens (9.7 GB by the count)."""
+
+
+CPU_TRAINABLE_BYTES = 512 * 2**20
+"""Trainable state (adapters, heads, gradients, AdamW moments) of the jobs a CPU trains at once
+(`batched.job_groups`): six rank-16 SmolLM2 adapters (78 MB each); MiniLM's rank-16 query/value
+adapter is 2.4 MB, so its rounds up to ~200 participants train in one group."""
+GPU_TRAINABLE_BYTES = 8 * 2**30
+"""The same on a GPU."""
 
 
 def activation_bytes_per_token(model, tasks: list) -> float:
