@@ -246,3 +246,27 @@ def test_batched_on_cuda_equals_cpu(setup):
         for key in s.state:
             torch.testing.assert_close(b.state[key], s.state[key], atol=1e-3, rtol=1e-2)
         assert b.loss_after == pytest.approx(s.loss_after, rel=1e-3)
+
+
+def test_jobs_train_in_groups_of_bounded_trainable_state(setup):
+    """`max_trainable_bytes` cuts a round's jobs into groups trained one after another: every job's
+    result is the one it gets in a single group (to rounding: its passes' company changes)."""
+    from iovsim.fl.batched import job_groups
+
+    model, tasks = setup
+    jobs = mixed_jobs(model)
+    # bytes by hand: 16 x (LoRA on query and value of 6 layers: 12 x rank x (384 + 384)) + the head (385 x classes)
+    need = [16 * (12 * r * 768 + 385 * c) for r, c in [(4, 3), (8, 5), (2, 3), (4, 5), (8, 3)]]
+    assert [len(g) for g in job_groups(jobs, float("inf"))] == [5]
+    assert [len(g) for g in job_groups(jobs, need[0] + need[1])] == [2, 2, 1]   # v2 + v3 fit, v4 does not
+    assert [len(g) for g in job_groups(jobs, 1)] == [1] * 5                     # a job larger than the bound: alone
+    done = []
+    whole = BatchedExecutor(model, tasks).train(jobs)
+    split = BatchedExecutor(model, tasks, max_trainable_bytes=need[0] + need[1]).train(
+        jobs, on_done=lambda j: done.append(j.vehicle_id))
+    assert sorted(done) == sorted(j.vehicle_id for j in jobs)
+    for a, b in zip(whole, split):
+        assert a.vehicle_id == b.vehicle_id and a.state.keys() == b.state.keys()
+        for key in a.state:
+            torch.testing.assert_close(b.state[key], a.state[key], atol=1e-5, rtol=1e-4)
+        assert b.loss_after == pytest.approx(a.loss_after, rel=1e-5)

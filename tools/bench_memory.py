@@ -8,13 +8,16 @@ at the start and the end of each, the kernel's RSS high-water mark (VmHWM) is re
 (`/proc/self/clear_refs`, Linux), so every phase and every gap between phases has its own peak and
 the run's peak is the largest of them. CPU seconds of the training phase are recorded beside it.
 
-Runs: the default experiment (sumo_scenarios/default.yaml) shortened to `--rounds` rounds and in full,
-and `--participants` participants per round (`mobility.fl_vehicles` = 2 x participants, one round,
-one local step). Before and after run alternately. Then a pass-size sweep in one process: the
-default run's training workload (8 jobs, 4 per task, 150-row shards, 5 steps, batch 16) through the
-batched executor at several `max_tokens_per_pass`, with peak RSS and CPU seconds of each.
+Runs: the experiment of `--config` (default: sumo_scenarios/default.yaml) shortened to `--rounds`
+rounds and in full, and `--participants` participants per round (`mobility.fl_vehicles` = 2 x
+participants, one round, one local step); `--threads` sets `fl.threads`. Before and after run
+alternately. Then, for the default config only, a pass-size sweep in one process: the default run's
+training workload (8 jobs, 4 per task, 150-row shards, 5 steps, batch 16) through the batched
+executor at several `max_tokens_per_pass`, with peak RSS and CPU seconds of each. The results go into
+the config's own section of the output file (bench_memory_report.write_section).
 
     nice python tools/bench_memory.py [--before 107ef91] [--rounds 2] [--full] [--participants 8 64 256]
+    nice python tools/bench_memory.py --config sumo_scenarios/llm_default.yaml --threads 1 --participants 8 64
 
 Linux only (VmHWM, clear_refs). The machine may be shared: memory figures do not depend on load,
 times do; CPU seconds are steadier than wall time on a loaded machine.
@@ -30,9 +33,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_memory_report import MiB, markdown, write_section
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_BEFORE = "107ef91"  # main before the memory change (glibc mmap threshold, CPU passes of 2,048 tokens)
-MiB = 2**20
 
 
 # ---------------------------------------------------------------- inside a measured process
@@ -54,28 +58,36 @@ def _reset_peak():
 class PhaseLog:
     """Per phase: count, largest RSS at entry, peak (VmHWM), wall and CPU seconds.
 
-    Phases may nest (a wrapped function called inside another): every stretch of time between two
-    phase boundaries is charged to the innermost phase open then, or to "between phases" when none is,
-    so the phases' seconds are exclusive and add up to the whole run. The RSS high-water mark is read
-    and reset at every boundary, so each stretch has its own peak."""
+    Phases may nest (a wrapped function called inside another, "model load: ..." inside "model
+    load"). Time is exclusive: every stretch between two phase boundaries is charged to the innermost
+    phase open then, or to "between phases" when none is, so the phases' seconds add up to the whole
+    run. Peaks are inclusive: the RSS high-water mark is read and reset at every boundary, and each
+    stretch's mark raises the peak of every phase open around it."""
 
     GAP = "between phases"
 
     def __init__(self):
         self.phases: dict[str, dict] = {}
-        self.stack: list[str] = []
+        self.stack: list[list] = []  # per open phase: [name, the largest mark seen inside it so far]
         self.mark = (time.perf_counter(), time.process_time())
         _reset_peak()
 
-    def _charge(self, name: str, rss_in: int = 0, count: int = 0):
-        """The stretch since the last boundary goes to `name`; a new stretch starts."""
-        t, c = time.perf_counter(), time.process_time()
-        self.add(name, rss_in, _status()["VmHWM"], t - self.mark[0], c - self.mark[1], count)
+    def _stretch(self) -> tuple[float, float, int]:
+        """Wall s, CPU s and the RSS high-water mark since the last boundary; a new stretch starts."""
+        t, c, hwm = time.perf_counter(), time.process_time(), _status()["VmHWM"]
+        out = (t - self.mark[0], c - self.mark[1], hwm)
+        for entry in self.stack:
+            entry[1] = max(entry[1], hwm)
         self.mark = (time.perf_counter(), time.process_time())
         _reset_peak()
+        return out
 
     def close_gap(self):
-        self._charge(self.stack[-1] if self.stack else self.GAP)
+        wall, cpu, hwm = self._stretch()
+        if self.stack:  # time of the open phase itself; its peak is added when it closes
+            self.add(self.stack[-1][0], 0, 0, wall, cpu, count=0)
+        else:
+            self.add(self.GAP, 0, hwm, wall, cpu, count=0)
 
     def add(self, name, rss_in, peak, wall_s, cpu_s, count=1):
         p = self.phases.setdefault(name, {"count": 0, "rss_in": 0, "peak": 0, "wall_s": 0.0, "cpu_s": 0.0})
@@ -87,18 +99,21 @@ class PhaseLog:
     def wrap(self, owner, attr: str, name: str):
         import functools
 
-        f = getattr(owner, attr)
+        f = getattr(owner, attr, None)
+        if f is None:  # a part one of the compared trees does not have
+            return
 
         @functools.wraps(f)
         def measured(*a, **k):
             self.close_gap()
-            self.stack.append(name)
+            self.stack.append([name, 0])
             rss_in = _status()["VmRSS"]
             try:
                 return f(*a, **k)
             finally:
-                self.stack.pop()
-                self._charge(name, rss_in, count=1)
+                wall, cpu, _ = self._stretch()
+                _, peak = self.stack.pop()
+                self.add(name, rss_in, peak, wall, cpu, count=1)
 
         setattr(owner, attr, measured)
 
@@ -117,7 +132,8 @@ def run_phases() -> list[tuple]:
             (experiment.Experiment, "_observe", "observe"),
             (experiment.Experiment, "_transfer", "round: SUMO steps"),
             (experiment, "train", "round: training"), (experiment, "aggregate_round", "round: aggregation"),
-            (experiment, "evaluate", "round: evaluation"), (report, "write_report", "report")]
+            (experiment, "evaluate", "round: evaluation"), (report, "write_report", "report"),
+            *causal_phases()]
 
 
 def measured_cli(args: list[str], phases: list[tuple]) -> dict:
@@ -137,6 +153,20 @@ def measured_cli(args: list[str], phases: list[tuple]) -> dict:
 def child_run(args: list[str]) -> dict:
     """`iovsim run ARGS` in this process with its phases measured; the phase table and the peak."""
     return measured_cli(["run", *args], run_phases())
+
+
+def causal_phases() -> list[tuple]:
+    """Parts of the model load (nested in "model load"): the checkpoint read (the causal LM's GGUF
+    dequantized) and the LoRA base's set-up (shared by both families); the set-up after it."""
+    import iovsim.engine.build as build
+    import iovsim.engine.limits as limits
+    import iovsim.fl.executors as executors
+    from iovsim.fl.families import causal_load, lora
+
+    return [(causal_load, "_load", "model load: read, dequantize, tokenizer"),
+            (lora.LoraModel, "__init__", "model load: frozen base set up"),
+            (build, "make_task_named", "tokenization (family's task)"), (executors, "make_executor", "executor set up"),
+            (build, "initial_global_states", "initial adapters"), (limits, "check_device_memory", "memory check")]
 
 
 def child_passes(sizes: list[int], reps: int) -> dict:
@@ -203,7 +233,9 @@ def before_tree(rev: str) -> tuple[Path, bool]:
 
 
 def run_args(kind: str, a, out_dir: Path, tag: str) -> list[str]:
-    args = ["--quiet", "--out", str(out_dir / tag)]
+    args = ([str((REPO / a.config).resolve())] if a.config else []) + ["--quiet", "--out", str(out_dir / tag)]
+    if a.threads:
+        args += ["--set", f"fl.threads={a.threads}"]
     if kind == "short":
         return args + ["--set", f"fl.rounds={a.rounds}"]
     if kind == "full":
@@ -223,10 +255,14 @@ def participants_of(run_dir: Path) -> int:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--before", default=DEFAULT_BEFORE, help="git revision (or folder) of the 'before' iovsim")
-    ap.add_argument("--rounds", type=int, default=2, help="rounds of the shortened default run")
-    ap.add_argument("--full", action="store_true", help="also the full default run (10 rounds), before and after")
+    ap.add_argument("--config", help="experiment YAML, relative to the repository (default: the default experiment); "
+                    "both sides run this checkout's file")
+    ap.add_argument("--threads", type=int, default=0, help="fl.threads of every run (0: the config's)")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds of the shortened run")
+    ap.add_argument("--full", action="store_true", help="also the full run (the config's rounds), before and after")
     ap.add_argument("--participants", type=int, nargs="*", default=[8, 64, 256])
-    ap.add_argument("--pass-sizes", type=int, nargs="*", default=[2048, 4096, 8192])
+    ap.add_argument("--pass-sizes", type=int, nargs="*", default=None,
+                    help="tokens per pass of the MiniLM sweep (default 2048 4096 8192; none with --config)")
     ap.add_argument("--pass-reps", type=int, default=3)
     ap.add_argument("--out", default=str(REPO / "tools" / "results" / "bench_memory.md"))
     ap.add_argument("--child-run", help=argparse.SUPPRESS)
@@ -239,6 +275,9 @@ def main():
         sizes, reps = json.loads(a.child_passes)
         print(json.dumps(child_passes(sizes, reps)))
         return
+    if a.pass_sizes is None:
+        a.pass_sizes = [] if a.config else [2048, 4096, 8192]
+    a.name = Path(a.config).stem if a.config else "default"
     load0 = os.getloadavg()
     tree, made = before_tree(a.before)
     trees = {"before": tree, "after": REPO}
@@ -250,8 +289,8 @@ def main():
                                   text=True).stdout.strip() or a.before
 
     def write():  # after every measurement: a stopped benchmark keeps what it measured
-        Path(a.out).write_text(markdown(a, [k for k in kinds if f"{k}-after" in results and f"{k}-before" in results],
-                                        results, passes, load0, os.getloadavg()))
+        done = [k for k in kinds if f"{k}-after" in results and f"{k}-before" in results]
+        write_section(Path(a.out), a.name, markdown(a, done, results, passes, load0, os.getloadavg()))
 
     try:
         for kind in kinds:
@@ -270,92 +309,7 @@ def main():
     finally:
         if made:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=False)
-    print(Path(a.out).read_text())
-
-
-# ---------------------------------------------------------------- the report
-def _mib(b) -> str:
-    return f"{b / MiB:.0f}"
-
-
-def metrics_diff(before_dir: str, after_dir: str) -> str:
-    """Largest absolute difference of accuracy and loss between two runs' metrics.csv."""
-    import csv
-
-    def rows(d):
-        with open(Path(d) / "metrics.csv", newline="") as f:
-            return list(csv.DictReader(f))
-
-    worst = {"accuracy": 0.0, "loss": 0.0}
-    b, c = rows(before_dir), rows(after_dir)
-    if len(b) != len(c):
-        return f"different row counts ({len(b)} vs {len(c)})"
-    for x, y in zip(b, c):
-        for k in worst:
-            if x[k] and y[k]:
-                worst[k] = max(worst[k], abs(float(x[k]) - float(y[k])))
-    return f"largest absolute difference: accuracy {worst['accuracy']:.2g}, loss {worst['loss']:.2g}"
-
-
-def markdown(a, kinds, results, passes, load0, load1) -> str:
-    import platform
-
-    import torch
-
-    label = {"short": f"default, {a.rounds} rounds", "full": "default, 10 rounds (full)"}
-    lines = ["# Peak memory of a run, before and after (tools/bench_memory.py)", "",
-             f"Command: `nice python tools/bench_memory.py --before {a.before_rev} --rounds {a.rounds}"
-             f"{' --full' if a.full else ''} --participants {' '.join(map(str, a.participants))}`  ",
-             f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, Python "
-             f"{platform.python_version()}; load average (1, 5, 15 min) before {', '.join(f'{x:.2f}' for x in load0)}, "
-             f"after {', '.join(f'{x:.2f}' for x in load1)} (a shared machine: memory does not depend on load, times do).  ",
-             f"Before = iovsim at `{a.before_rev}`; after = this checkout. Peak = the largest RSS high-water mark of any "
-             "phase (VmHWM, reset at every phase boundary), the run process's own (SUMO runs inside it, libsumo).", "",
-             "## Peak RSS per run", "",
-             "| run | participations | peak before [MiB] | peak after [MiB] | after / before | training CPU s before / after | results |",
-             "|---|---:|---:|---:|---:|---:|---|"]
-    for kind in kinds:
-        b, c = results[f"{kind}-before"], results[f"{kind}-after"]
-        name = label.get(kind, f"{kind} participants per round, 1 round, 1 local step")
-        tb, tc = b["phases"]["round: training"]["cpu_s"], c["phases"]["round: training"]["cpu_s"]
-        parts = f"{b['participants']}" + ("" if b["participants"] == c["participants"] else f" / {c['participants']}")
-        lines.append(f"| {name} | {parts} | {_mib(b['peak'])} ({b['peak'] / 1e9:.2f} GB) | {_mib(c['peak'])} "
-                     f"({c['peak'] / 1e9:.2f} GB) | {c['peak'] / b['peak']:.2f} | {tb:.0f} / {tc:.0f} | "
-                     f"{metrics_diff(b['run_dir'], c['run_dir'])} |")
-    lines += ["", "Participations: participants summed over the rounds (metrics.csv). The training CPU seconds "
-              "are measured on a shared machine (ratios only).", ""]
-    for kind in kinds:
-        b, c = results[f"{kind}-before"], results[f"{kind}-after"]
-        lines += [f"## Per phase: {label.get(kind, f'{kind} participants per round')}", "",
-                  "| phase | calls | RSS at entry before / after [MiB] | peak before / after [MiB] |", "|---|---:|---:|---:|"]
-        for name in b["phases"]:
-            p, q = b["phases"][name], c["phases"].get(name, {"rss_in": 0, "peak": 0, "count": 0})
-            lines.append(f"| {name} | {p['count']} | {_mib(p['rss_in'])} / {_mib(q['rss_in'])} | "
-                         f"{_mib(p['peak'])} / {_mib(q['peak'])} |")
-        lines.append("")
-    if passes:
-        lines += pass_lines(passes)
-    return "\n".join(lines) + "\n"
-
-
-def pass_lines(passes: dict) -> list[str]:
-    import statistics
-
-    sizes = passes["sizes"]
-    ref = max(sizes, key=int)
-    lines = ["## Tokens per pass (batched executor, the default round's training: 8 jobs x 5 steps x batch 16, "
-             "two tasks)", "",
-             f"One process, glibc mmap threshold fixed (fl/heap.py); RSS before training "
-             f"{_mib(passes['rss_before_train'])} MiB; the sizes ran alternately; median CPU s.", "",
-             "| max tokens per pass | peak RSS [MiB] | training's own [MiB] | CPU s | CPU vs largest | probe loss after, largest difference vs the largest pass |",
-             "|---:|---:|---:|---:|---:|---:|"]
-    ref_cpu = statistics.median(sizes[ref]["cpu_s"])
-    for s, v in sizes.items():
-        cpu = statistics.median(v["cpu_s"])
-        diff = max(abs(x - y) for x, y in zip(v["loss_after"], sizes[ref]["loss_after"]))
-        lines.append(f"| {s} | {_mib(v['peak'])} | {_mib(v['peak'] - passes['rss_before_train'])} | {cpu:.1f} | "
-                     f"{cpu / ref_cpu:.2f} | {diff:.1g} |")
-    return lines + [""]
+    print(markdown(a, [k for k in kinds if f"{k}-after" in results and f"{k}-before" in results], results, passes, load0, os.getloadavg()))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,11 @@ going after shorter ones stop; a job absent from a step gets no gradient and no 
 
 Passes hold at most `max_tokens` tokens (rows x width); batches are ordered by width before they
 are cut into passes, which lowers padding without changing which samples form a job's batch.
+A round's jobs train in groups whose trainable state (each job's adapter and head, their gradients
+and AdamW's two moments: 16 bytes a parameter) stays within `max_trainable_bytes`: a causal LM's
+rank-16 adapter is 78 MB of it, so 64 participants would otherwise hold 5 GB at once. Jobs are
+independent (own batches, own optimizer state), so the grouping moves at most float rounding, where
+it changes which jobs share a pass.
 No peft adapter is created: one base model is in memory whatever the number of jobs.
 """
 from __future__ import annotations
@@ -60,7 +65,7 @@ class BatchedExecutor:
     """Trains a round's jobs together on the shared family model; same seam as LocalExecutor."""
 
     def __init__(self, model, tasks: list, precision: str = "fp32",
-                 max_tokens: int = 8192, fused_lora: bool = True):
+                 max_tokens: int = 8192, fused_lora: bool = True, max_trainable_bytes: float = float("inf")):
         """`fused_lora`: in fp32 the LoRA path is added by its second matmul itself (`_lora_into`);
         False computes it apart and adds it (`_lora_alone`: the previous hook, kept for comparison;
         the same numbers, tested)."""
@@ -68,6 +73,7 @@ class BatchedExecutor:
         self.tasks = tasks
         self.precision = precision
         self.max_tokens = int(max_tokens)
+        self.max_trainable_bytes = float(max_trainable_bytes)
         self.fused_lora = bool(fused_lora)
         self._segments = None  # (slots, rows per segment) of the pass in flight
         for i, lin in enumerate(model.target_linears().values()):
@@ -165,6 +171,12 @@ class BatchedExecutor:
 
     # ------------------------------------------------------------------ the seam
     def train(self, jobs: list[TrainJob], on_done=None) -> list[TrainResult]:
+        results = []
+        for group in job_groups(jobs, self.max_trainable_bytes):
+            results += self._train_group(group, on_done)
+        return results
+
+    def _train_group(self, jobs: list[TrainJob], on_done=None) -> list[TrainResult]:
         if not jobs:
             return []
         slots = [_Slot(self.model, j.state, j.rank, trainable=True) for j in jobs]
@@ -247,3 +259,22 @@ class BatchedExecutor:
             sset.scores.add(rows, out, y)
         loss, acc = sset.scores.result()
         return EvalResult(acc, loss, sset.scores.num_examples)
+
+
+TRAINABLE_BYTES_PER_PARAM = 16
+"""fp32 value, gradient and AdamW's two moments (as costs.memory counts a job's trainable state)."""
+
+
+def job_groups(jobs: list[TrainJob], max_bytes: float) -> list[list[TrainJob]]:
+    """`jobs` in order, cut where a group's trainable state would exceed `max_bytes` (a job larger
+    than that trains alone)."""
+    groups, cur, used = [], [], 0.0
+    for j in jobs:
+        need = TRAINABLE_BYTES_PER_PARAM * sum(v.numel() for k, v in j.state.items()
+                                               if torch.is_tensor(v) and not k.endswith(".delta"))
+        if cur and used + need > max_bytes:
+            groups.append(cur)
+            cur, used = [], 0.0
+        cur.append(j)
+        used += need
+    return groups + ([cur] if cur else [])

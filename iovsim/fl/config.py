@@ -133,8 +133,9 @@ class FlConfig:
     stay fp32) on CUDA and on CPUs with AVX512-BF16/AMX; elsewhere it falls back to fp32 with a warning."""
     max_tokens_per_pass: int = field(default=0, metadata={"ge": 0, "le": 10**9})
     """Batched executor: most tokens (rows x width) in one forward/backward; bounds activation memory
-    (about 95 KiB per token for MiniLM in fp32). 0 = by device: 2,048 on a CPU (larger passes are no
-    faster there), 65,536 on a GPU."""
+    (about 95 KiB per token for MiniLM in fp32, 1.3 MiB for SmolLM2-135M). 0 = by device and model:
+    2,048 on a CPU (larger passes are no faster there), 65,536 on a GPU, fewer where the model's
+    activations by the cost model's count would pass 384 MiB (CPU) or 12 GiB (GPU): SmolLM2, 396 on a CPU."""
     ray_actors: int = field(default=0, metadata={"ge": 0, "le": 10**5})
     """With executor `ray`: number of training actors (0 = the cluster's CPUs // `threads`)."""
     ray_address: str = ""

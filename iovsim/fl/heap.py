@@ -20,7 +20,9 @@ import os
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
 MMAP_THRESHOLD_BYTES = 1 << 20
 """Blocks at least this large are mmapped and unmapped on free: every activation tensor of a
-training pass (>= 1,024 tokens x 384 x 4 bytes = 1.5 MiB), but not the many small ones."""
+training pass (>= 1,024 tokens x 384 x 4 bytes = 1.5 MiB), but not the many small ones. Smaller
+passes (a causal LM's, `executors.pass_mmap_threshold`) set it lower, to at least:"""
+MIN_MMAP_THRESHOLD_BYTES = 128 << 10
 
 
 def _glibc():
@@ -31,12 +33,12 @@ def _glibc():
         return None
 
 
-def return_freed_memory() -> bool:
-    """Fix glibc's mmap threshold at MMAP_THRESHOLD_BYTES for this process; True when it was set."""
+def return_freed_memory(threshold_bytes: int = MMAP_THRESHOLD_BYTES) -> bool:
+    """Fix glibc's mmap threshold at `threshold_bytes` for this process; True when it was set."""
     libc = _glibc()
     if libc is None or "MALLOC_MMAP_THRESHOLD_" in os.environ:
         return False
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, int(threshold_bytes)))
 
 
 def trim_heap() -> bool:

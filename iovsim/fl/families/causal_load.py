@@ -116,12 +116,23 @@ def _load(name: str, src: Source):
     return tok, model
 
 
+def sharing_copy(model):
+    """A new module tree of `model` whose parameters are new Parameter objects over the same tensors
+    (tied ones stay tied): each caller may wrap it in adapters and hooks, set requires_grad and swap
+    a weight (`LoraModel` merges deltas that way), and the weights are in memory once. Writing into a
+    weight in place would reach every copy: no caller does (`lora`)."""
+    import torch
+
+    memo = {id(p): torch.nn.Parameter(p.data, requires_grad=p.requires_grad) for p in model.parameters()}
+    return copy.deepcopy(model, memo)
+
+
 def load_causal(name: str):
-    """(tokenizer, model): the model is a fresh copy of the one loaded once per process, so each
-    caller may wrap it in adapters and hooks of its own."""
+    """(tokenizer, model): the model is loaded once per process; each caller gets a copy sharing its
+    weights (`sharing_copy`)."""
     src = resolve_source(name)
     key = (src.path, src.gguf_file)
     if key not in _CACHE:
         _CACHE[key] = _load(name, src)
     tok, pristine = _CACHE[key]
-    return tok, copy.deepcopy(pristine)
+    return tok, sharing_copy(pristine)

@@ -8,8 +8,12 @@ vehicle's or a task's adapter is a plain dict of tensors (strategies/base.py):
     <module>.lora_A (rank, in_features), <module>.lora_B (out_features, rank),
     <module>.delta (out_features, in_features), optional: merged into the frozen weight
 
+The frozen weights are never written: a merged delta is a new tensor swapped in for the weight
+(`merged_weight`) and the original swapped back, so the base may share its weight tensors with
+another model (`causal_load` hands out one set per process) and no second copy of them is kept.
+
 whatever the layer type: nn.Linear, or transformers' Conv1D (GPT-2), whose weight is stored
-transposed (in_features x out_features); `layer_dims` and `merge_delta` hide that difference.
+transposed (in_features x out_features); `layer_dims` and `merged_weight` hide that difference.
 """
 from __future__ import annotations
 
@@ -47,10 +51,10 @@ def layer_dims(module) -> tuple[int, int]:
     return int(module.in_features), int(module.out_features)
 
 
-def merge_delta(module, delta: torch.Tensor) -> None:
-    """weight += delta (out x in), transposed for a Conv1D's (in x out) weight."""
-    d = delta.to(module.weight.dtype).to(module.weight.device)
-    module.weight.add_(d.T if is_conv1d(module) else d)
+def merged_weight(module, weight: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    """A new tensor, `weight` + delta (out x in), transposed for a Conv1D's (in x out) weight."""
+    d = delta.to(weight.dtype).to(weight.device)
+    return weight.clone().add_(d.T if is_conv1d(module) else d)
 
 
 class LoraModel:
@@ -80,7 +84,7 @@ class LoraModel:
             raise ModelError(f"no linear layer named {', '.join(map(repr, missing))} in model {model_name}; "
                              f"its linear layers are: {', '.join(names)}", field="target_modules")
         mods = dict(base.named_modules())
-        self._base_weight = {n: mods[n].weight.detach().clone() for n in self.module_names}
+        self._base_weight = {n: mods[n].weight.data for n in self.module_names}  # the originals (not copies)
         self._delta_active = False
 
     @property
@@ -162,7 +166,8 @@ class LoraModel:
         return out
 
     def _apply_delta(self, state: dict):
-        """Merge any `<module>.delta` into the frozen weights (restoring the originals first)."""
+        """Each layer's weight: the original plus its `<module>.delta` in `state` (a new tensor), or the
+        original itself (the original tensors are never written)."""
         has = any(k.endswith(".delta") for k in state)
         if not has and not self._delta_active:
             return
@@ -170,9 +175,8 @@ class LoraModel:
         with torch.no_grad():
             for n, w0 in self._base_weight.items():
                 layer = mods[n].base_layer if hasattr(mods[n], "base_layer") else mods[n]
-                layer.weight.copy_(w0)
-                if f"{n}.delta" in state:
-                    merge_delta(layer, state[f"{n}.delta"].to(self.device))
+                delta = state.get(f"{n}.delta")
+                layer.weight.data = w0 if delta is None else merged_weight(layer, w0, delta.to(self.device))
         self._delta_active = has
 
     # ---------------------------------------------------------------- the bare base
