@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from iovsim.costs.memory import TRAINABLE_BYTES_PER_PARAM  # the memory check's count of a job's state
 from iovsim.fl.train import (EvalResult, TrainJob, TrainResult, draw_batch, finish_state, length_passes, lora_tail,
                              split_probe)
 
@@ -259,10 +260,6 @@ class BatchedExecutor:
             sset.scores.add(rows, out, y)
         loss, acc = sset.scores.result()
         return EvalResult(acc, loss, sset.scores.num_examples)
-
-
-TRAINABLE_BYTES_PER_PARAM = 16
-"""fp32 value, gradient and AdamW's two moments (as costs.memory counts a job's trainable state)."""
 
 
 def job_groups(jobs: list[TrainJob], max_bytes: float) -> list[list[TrainJob]]:

@@ -5,7 +5,7 @@ import warnings
 
 import torch
 
-from iovsim.fl.heap import return_freed_memory
+from iovsim.fl.heap import MIN_MMAP_THRESHOLD_BYTES, MMAP_THRESHOLD_BYTES, return_freed_memory
 from iovsim.fl.train import LocalExecutor
 
 
@@ -89,6 +89,4 @@ def pass_mmap_threshold(hidden_state_bytes: int) -> int:
     """glibc's mmap threshold for passes whose hidden states (tokens x hidden x 4 bytes) are this large:
     half of that, so that every hidden state a pass keeps is mapped and returned on free, and at most
     `heap.MMAP_THRESHOLD_BYTES` (MiniLM's 2,048-token passes: unchanged)."""
-    from iovsim.fl.heap import MMAP_THRESHOLD_BYTES, MIN_MMAP_THRESHOLD_BYTES
-
     return int(max(MIN_MMAP_THRESHOLD_BYTES, min(MMAP_THRESHOLD_BYTES, hidden_state_bytes // 2)))

@@ -20,9 +20,9 @@ import os
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
 MMAP_THRESHOLD_BYTES = 1 << 20
 """Blocks at least this large are mmapped and unmapped on free: every activation tensor of a
-training pass (>= 1,024 tokens x 384 x 4 bytes = 1.5 MiB), but not the many small ones. Smaller
-passes (a causal LM's, `executors.pass_mmap_threshold`) set it lower, to at least:"""
+training pass (>= 1,024 tokens x 384 x 4 bytes = 1.5 MiB), but not the many small ones."""
 MIN_MMAP_THRESHOLD_BYTES = 128 << 10
+"""The lowest threshold smaller passes set (a causal LM's, `executors.pass_mmap_threshold`)."""
 
 
 def _glibc():
