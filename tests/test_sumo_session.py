@@ -78,3 +78,25 @@ def test_only_vehicles_with_the_id_prefix_join_the_fleet(tmp_path):
         assert s.enrolled and all(v.startswith("truck") for v in s.enrolled), s.enrolled
     finally:
         s.close()
+
+
+def test_libsumo_needs_no_sumo_binary(tmp_path, monkeypatch):
+    """The libsumo wheel alone (no eclipse-sumo, so no bin/sumo) runs a session: the first word of the
+    command is only a program name to it. traci starts the binary, so it still needs one."""
+    import iovsim.mobility.sumo as sumo_mod
+
+    def no_binary(name="sumo"):
+        raise ScenarioError(f"SUMO binary {name} not found under /nowhere/bin")
+
+    monkeypatch.setattr(sumo_mod, "sumo_binary", no_binary)
+    s = SumoSession(a10kw(), seed=1, max_vehicles=3, out_dir=tmp_path, extra_args=["--ignore-route-errors", "true"])
+    assert s.command()[0] == "sumo"
+    s.start()
+    try:
+        s.run_until(30)
+        s.open_enrolment()
+        assert len(s.step().vehicle_ids) == 3
+    finally:
+        s.close()
+    with pytest.raises(ScenarioError, match="SUMO binary sumo not found"):
+        SumoSession(a10kw(), seed=1, backend="traci").command()

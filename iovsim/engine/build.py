@@ -109,7 +109,12 @@ def load_model(cfg: ExperimentConfig):
     there names its field. The config records the targets used (the family's defaults when empty)."""
     from iovsim.fl.families import ModelError, load_model as load
 
+    from iovsim.fl import gpu_share
+    from iovsim.fl.families.lora import pick_device
+
     fl = cfg.fl
+    # Before the weights go to the GPU, so that they count against this run's share of it
+    gpu_share.limit_process_memory(pick_device(fl.device), fl.gpu_memory_fraction)
     try:
         model = load(fl.model, fl.target_modules, fl.lora_alpha, device=fl.device, threads=fl.threads,
                      family=fl.family, causal_eval=fl.causal_eval)

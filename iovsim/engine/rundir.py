@@ -152,6 +152,11 @@ def summary(cfg: ExperimentConfig, net_file, logs, fleet_size: int, num_rsus: in
         out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     except ImportError:
         pass
+    from iovsim.fl.gpu_share import peak_allocated_bytes
+
+    gpu_peak = peak_allocated_bytes()
+    if gpu_peak is not None:  # only where the run used CUDA: a CPU run's summary is as before
+        out["peak_gpu_allocated_bytes"] = gpu_peak
     return out
 
 

@@ -124,6 +124,11 @@ class FlConfig:
     """torch CPU threads (0 = all cores)."""
     device: TorchDevice = "cpu"
     """torch device for real training: `cpu`, `cuda`, or `auto`."""
+    gpu_memory_fraction: float = field(default=0.0, metadata={"ge": 0, "le": 1})
+    """Share of the GPU's memory this run's process may allocate (torch's per-process memory fraction; the
+    batched executor's pass and trainable-state budgets shrink with it). 0 = the whole GPU, except under
+    `iovsim compare` / `sweep --jobs K` on the local backend, which gives each of its K runs at once 1/K
+    of the GPU (docs/models.md, one GPU shared by several runs). Ignored on a CPU."""
     executor: Executor = "batched"
     """Local training: `batched` trains a round's jobs together through one shared base model;
     `sequential` trains them one after another (the reference; both agree to rounding); `ray` spreads

@@ -5,6 +5,8 @@ import warnings
 
 import torch
 
+from iovsim.fl import gpu_share
+from iovsim.fl.gpu_share import GPU_PASS_BYTES, GPU_TRAINABLE_BYTES  # noqa: F401  (the GPU's budgets live there)
 from iovsim.fl.heap import MIN_MMAP_THRESHOLD_BYTES, MMAP_THRESHOLD_BYTES, return_freed_memory
 from iovsim.fl.train import LocalExecutor
 
@@ -33,11 +35,13 @@ def make_executor(fl_cfg, model, tokenized_tasks: list):
         # Emulated bf16 matmuls run ~20x slower than fp32 on AVX2 CPUs: not worth it.
         warnings.warn(f"fl.precision bf16: no native bf16 on this {model.device.type}; training in fp32")
         precision = "fp32"
+    pass_bytes, trainable = CPU_PASS_BYTES, CPU_TRAINABLE_BYTES
+    if model.device.type == "cuda":  # the process's share of the GPU (fl.gpu_memory_fraction) bounds both
+        pass_bytes, trainable = gpu_share.device_budgets(model.device, fl_cfg.gpu_memory_fraction)
     tokens = max_tokens_per_pass(fl_cfg.max_tokens_per_pass, model.device,
-                                 activation_bytes_per_token(model, tokenized_tasks))
+                                 activation_bytes_per_token(model, tokenized_tasks), pass_bytes)
     if model.device.type == "cpu":  # a pass's hidden states go back to the OS when freed (fl/heap.py)
         return_freed_memory(pass_mmap_threshold(tokens * int(model.config.hidden_size) * 4))
-    trainable = GPU_TRAINABLE_BYTES if model.device.type == "cuda" else CPU_TRAINABLE_BYTES
     return BatchedExecutor(model, tokenized_tasks, precision=precision, max_tokens=tokens,
                            max_trainable_bytes=trainable)
 
@@ -53,16 +57,15 @@ CPU_PASS_BYTES = 384 * 2**20
 (`costs.memory.activation_bytes_per_layer`, fp32): MiniLM's 2,048 tokens count 302 MB, below it;
 SmolLM2-135M's 1.0 MB a token (30 layers, a gated MLP of 1,536) allows 398 tokens, about one job's
 batch of the LLM configs (tools/results/bench_memory.md: its passes of 2,048 tokens kept 2 GB)."""
-GPU_PASS_BYTES = 12 * 2**30
-"""The same on a GPU: above MiniLM's 65,536 tokens (9.7 GB by the count)."""
+# The GPU's (gpu_share.GPU_PASS_BYTES, 12 GiB: above MiniLM's 65,536 tokens, 9.7 GB by the count) shrinks
+# with the process's share of the GPU (gpu_share.budgets).
 
 
 CPU_TRAINABLE_BYTES = 512 * 2**20
 """Trainable state (adapters, heads, gradients, AdamW moments) of the jobs a CPU trains at once
 (`batched.job_groups`): six rank-16 SmolLM2 adapters (78 MB each); MiniLM's rank-16 query/value
 adapter is 2.4 MB, so its rounds up to ~200 participants train in one group."""
-GPU_TRAINABLE_BYTES = 8 * 2**30
-"""The same on a GPU."""
+# The GPU's: gpu_share.GPU_TRAINABLE_BYTES (8 GiB), likewise bounded by the process's share.
 
 
 def activation_bytes_per_token(model, tasks: list) -> float:
@@ -74,12 +77,16 @@ def activation_bytes_per_token(model, tasks: list) -> float:
     return float(shape.num_layers * activation_bytes_per_layer(shape))
 
 
-def max_tokens_per_pass(configured: int, device: torch.device, bytes_per_token: float = 0.0) -> int:
+def max_tokens_per_pass(configured: int, device: torch.device, bytes_per_token: float = 0.0,
+                        pass_bytes: float | None = None) -> int:
     """`fl.max_tokens_per_pass`, or for 0 the device's default: its most tokens, fewer where they would
-    keep more than the device's pass bytes of activations (`bytes_per_token`, 0: not known)."""
+    keep more than `pass_bytes` of activations (None: the device's fixed budget; `bytes_per_token`, 0:
+    not known)."""
     if configured:
         return int(configured)
     most, budget = (GPU_MAX_TOKENS, GPU_PASS_BYTES) if device.type == "cuda" else (CPU_MAX_TOKENS, CPU_PASS_BYTES)
+    if pass_bytes is not None:
+        budget = pass_bytes
     if bytes_per_token > 0:
         return max(1, min(most, int(budget // bytes_per_token)))
     return most

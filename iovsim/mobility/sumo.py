@@ -99,7 +99,10 @@ class SumoSession:
 
     # ------------------------------------------------------------------ lifecycle
     def command(self) -> list[str]:
-        cmd = [sumo_binary("sumo-gui" if self.gui else "sumo")]
+        # libsumo runs SUMO in this process and reads the first word as a program name only: a machine
+        # with the libsumo wheel and no eclipse-sumo (no binary) runs it; traci starts the binary itself.
+        program = sumo_binary("sumo-gui" if self.gui else "sumo") if self.backend == "traci" else "sumo"
+        cmd = [program]
         cmd += self.scenario.command_args()
         cmd += ["--seed", str(self.seed), "--step-length", f"{self.step_length_s:g}",
                 "--begin", f"{self.begin_s:g}", "--end", f"{self.end_s:g}",

@@ -26,6 +26,22 @@ def default_threads(jobs: int) -> int:
     return max(1, available_cores() // max(1, jobs))
 
 
+def gpu_fraction(fl_cfg, jobs: int, runs: int, backend: str) -> float:
+    """Each run's share of the GPU, passed to the runs as `fl.gpu_memory_fraction`: 1/K where the local
+    backend runs K > 1 runs at once on a GPU (`fl.device` cuda, or auto on a machine with one) and the
+    config gives no share of its own; else 0, and nothing is passed (a CPU run's config stays as it was)."""
+    if backend != "local" or fl_cfg.gpu_memory_fraction or fl_cfg.device == "cpu" or min(jobs, runs) <= 1:
+        return 0.0
+    if fl_cfg.device == "auto":
+        import torch
+
+        if not torch.cuda.is_available():
+            return 0.0
+    from iovsim.fl.gpu_share import runs_share
+
+    return runs_share(jobs, runs)
+
+
 def run_groups(kind: str, group_label: str, config_path: Path, cfg, sets: dict, groups: list[tuple[str, dict]],
                seeds: str | None, out_dir: Path | None, baseline: str | None, *, jobs: int = 1,
                threads: int | None = None, backend: str = "local", address: str | None = None,
@@ -39,18 +55,21 @@ def run_groups(kind: str, group_label: str, config_path: Path, cfg, sets: dict, 
     if baseline not in labels:
         raise PlanError(f"--baseline {baseline}: expected one of {', '.join(labels)}")
     out_dir = Path(out_dir or cfg.output.runs_path() / f"{cfg.name}-{kind}")
-    records = run_plan(kind, group_label, config_path, sets, groups, parse_seeds(seeds, cfg.seed), out_dir,
+    seed_list = parse_seeds(seeds, cfg.seed)
+    records = run_plan(kind, group_label, config_path, sets, groups, seed_list, out_dir,
                        baseline=baseline, jobs=jobs, threads=threads, backend=backend, address=address,
                        memory_bytes=memory_bytes or DEFAULT_TASK_MEMORY_BYTES, report=cfg.output.report,
-                       progress=progress)
+                       progress=progress, gpu_share=gpu_fraction(cfg.fl, jobs, len(groups) * len(seed_list), backend))
     return out_dir, records
 
 
 def run_plan(kind: str, group_label: str, config_path: Path, sets: dict, groups: list[tuple[str, dict]],
              seeds: list[int], out_dir: Path, *, baseline: str | None = None, jobs: int = 1,
              threads: int | None = None, backend: str = "local", address: str | None = None,
-             memory_bytes: int = DEFAULT_TASK_MEMORY_BYTES, report: bool = True, progress=None) -> list[dict]:
-    """Bring every (group, seed) run to its end and write `<kind>.csv/.md`, `runs.csv`, `report.html`."""
+             memory_bytes: int = DEFAULT_TASK_MEMORY_BYTES, report: bool = True, progress=None,
+             gpu_share: float = 0.0) -> list[dict]:
+    """Bring every (group, seed) run to its end and write `<kind>.csv/.md`, `runs.csv`, `report.html`;
+    `gpu_share` > 0 is each run's `fl.gpu_memory_fraction` (`gpu_fraction`)."""
     out_dir = Path(out_dir)
     specs = make_specs(groups, seeds, out_dir)
     old_runs = record_plan(out_dir, identity(kind, config_path, sets), specs)
@@ -58,7 +77,8 @@ def run_plan(kind: str, group_label: str, config_path: Path, sets: dict, groups:
     if added and progress is not None:  # the folder now holds more than this command's tables show
         progress.message(added)
     threads = threads or default_threads(jobs)
-    execute_one = partial(execute, config_path=Path(config_path).resolve(), sets=sets, threads=threads)
+    execute_one = partial(execute, config_path=Path(config_path).resolve(), sets=sets, threads=threads,
+                          gpu_fraction=gpu_share)
     names = [g for g, _ in groups]
     done: dict[tuple, dict] = {}
 

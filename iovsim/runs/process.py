@@ -22,19 +22,23 @@ PROCESS_FILE = "process.json"
 LOG_FILE = "process.log"
 
 
-def child_argv(spec: RunSpec, config_path: Path, sets: dict, threads: int, state: str) -> list[str]:
-    """`iovsim run` for a fresh run (config + overrides + seed + threads) or `--resume` for an interrupted one."""
+def child_argv(spec: RunSpec, config_path: Path, sets: dict, threads: int, state: str,
+               gpu_fraction: float = 0.0) -> list[str]:
+    """`iovsim run` for a fresh run (config + overrides + seed + threads, and the run's share of the GPU
+    where one is given) or `--resume` for an interrupted one."""
     base = [sys.executable, "-m", "iovsim.runs.child", "run"]
     if state == "resume":
         return base + ["--resume", str(spec.run_dir), "--quiet"]
     fields = {**sets, **spec.overrides, "seed": spec.seed, "fl.threads": threads}
+    if gpu_fraction:
+        fields["fl.gpu_memory_fraction"] = gpu_fraction
     args = [str(Path(config_path).resolve())]
     for key, value in fields.items():
         args += ["--set", f"{key}={json.dumps(value)}"]  # JSON is YAML: the child reads the same value
     return base + args + ["--out", str(spec.run_dir), "--quiet"]
 
 
-def execute(spec: RunSpec, config_path: Path, sets: dict, threads: int) -> dict:
+def execute(spec: RunSpec, config_path: Path, sets: dict, threads: int, gpu_fraction: float = 0.0) -> dict:
     """Bring one run to its end: keep it if finished, resume it from its checkpoint, else start it over."""
     state = run_state(spec.run_dir)
     if state == "finished":
@@ -42,7 +46,7 @@ def execute(spec: RunSpec, config_path: Path, sets: dict, threads: int) -> dict:
     if state == "fresh" and spec.run_dir.exists():
         shutil.rmtree(spec.run_dir)  # no checkpoint: nothing in it can be continued
     spec.run_dir.mkdir(parents=True, exist_ok=True)
-    argv = child_argv(spec, config_path, sets, threads, state)
+    argv = child_argv(spec, config_path, sets, threads, state, gpu_fraction)
     attempt = _spawn_and_reap(argv, spec.run_dir / LOG_FILE)
     attempt.update(state=state, threads=threads)
     _append_attempt(spec.run_dir, attempt)
