@@ -44,3 +44,12 @@ def test_runs_are_placed_longest_first():
     assert proj.makespan([10, 10, 10, 10, 10], 2) == 30
     assert proj.makespan([3, 8, 4, 5], 2) == 11   # 8 | 5, then 4 beside the 5 (9), 3 beside the 8 (11)
     assert proj.makespan([7, 7, 7], 8) == 7       # more slots than runs: one wave
+
+
+def test_a_slice_with_one_kind_of_round_uses_it_for_both(tmp_path):
+    # 3 rounds evaluated every 2: rounds 2 and 3 are both evaluated (4 s); no plain round to measure
+    fake_run(tmp_path / "a" / "seed-1", 0.0, [10.0, 14.0, 18.0], wall=20.0, eval_every=2)
+    times = proj.run_times(tmp_path / "a" / "seed-1")
+    assert times["round_s"] == times["eval_round_s"] == pytest.approx(4)
+    assert times["fixed_s"] == pytest.approx(10 - 4 + 2)
+    assert proj.projected_run_s(times, 30, 10) == pytest.approx(8 + 30 * 4)
