@@ -24,6 +24,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 DRY=${BENCH_GPU_DRY:-0}
 RESULT=tools/results/bench_gpu$([ "$DRY" = 1 ] && echo _dry).md
+DRY_TESTS=40   # the dry run's test samples per task, and its run settings (also its reference run's, below)
+DRY_RUN_SETS=(--set fl.rounds=1 --set fl.participants_per_round=2 --set fl.local_steps=1 --set fl.threads=2)
 
 if [ "$DRY" = 1 ] && [ -z "${BENCH_GPU_INNER:-}" ]; then
   # The dry run: a copy of what a device call receives (the checkout and the carried parts) in a folder
@@ -39,6 +41,20 @@ if [ "$DRY" = 1 ] && [ -z "${BENCH_GPU_INNER:-}" ]; then
   (cd "$ROOT/repo" && BENCH_GPU_INNER=1 BENCH_GPU_SITE="$ROOT/site" BENCH_GPU_SYSLIBS="$ROOT/syslibs" \
     PYTHON="$ROOT/env/venv/bin/python" bash tools/bench_gpu.sh)
   status=$?
+  # The dry default run again with this checkout's own installation (eclipse-sumo's maps, the model and
+  # data wheels, the built-in dataset names): the staged stand-ins must change nothing
+  ref=("$HOST_PY" -m iovsim.cli run sumo_scenarios/default.yaml --set fl.device=cpu "${DRY_RUN_SETS[@]}"
+       --set "fl.tasks[0].test_samples=$DRY_TESTS" --set "fl.tasks[1].test_samples=$DRY_TESTS" --out "$ROOT/reference" --quiet)
+  {
+    echo; echo "## The staged stand-ins change nothing"; echo
+    echo "The dry default run once more with this checkout's own installation (\`${ref[*]:1}\`): "
+    if "${ref[@]}" && cmp -s "$ROOT/reference/metrics.csv" "$ROOT/repo/runs/gpu-default/metrics.csv" \
+        && cmp -s "$ROOT/reference/vehicles.csv" "$ROOT/repo/runs/gpu-default/vehicles.csv"; then
+      echo "its metrics.csv and vehicles.csv are byte-identical to the staged run's."
+    else
+      echo "**its metrics.csv or vehicles.csv differ from the staged run's** (or it failed)."; status=1
+    fi
+  } >> "$ROOT/repo/$RESULT"
   cp "$ROOT/repo/$RESULT" "$RESULT" && echo "wrote $RESULT (from $ROOT/repo)"
   exit $status
 fi
@@ -167,7 +183,7 @@ compare_slice() {  # 4 strategies x SLICE_SEEDS seeds, JOBS at once
 if [ "$DRY" = 1 ]; then
   MINILM=(--clients 2 --reps 1 --loop-cap 1 --threads 2 --precisions fp32 --steps 1 --batch 4)
   CAUSAL=(--clients 1 --reps 1 --loop-cap 1 --threads 2 --precisions fp32 --steps 1 --batch 2)
-  TINY=(--test-samples 40); RUN_SETS=(--set fl.rounds=1 --set fl.participants_per_round=2 --set fl.local_steps=1 --set fl.threads=2)
+  TINY=(--test-samples $DRY_TESTS); RUN_SETS=("${DRY_RUN_SETS[@]}")
   PAPER_ROUNDS=1; JOBS=2; SLICE_SEEDS=1; SLICE_ROUNDS=4; SLICE_EVAL=2   # rounds 2-4: evaluated, not, evaluated
   SLICE_SETS=(--set fl.participants_per_round=2 --set fl.local_steps=1)
 else
