@@ -3,6 +3,11 @@
 #
 #   bash tools/bench_gpu.sh                 # on the device, in the last call of tools/stage_gpu.sh's sequence
 #   BENCH_GPU_DRY=1 bash tools/bench_gpu.sh # here: the same steps on the CPU at tiny sizes -> bench_gpu_dry.md
+#     (9 min; needs `bash tools/stage_gpu.sh prepare --dry-wheels`). It shows that the parts join, the wheels
+#     install and every step runs from the stage alone, in a copy without ../shared and a Python with only
+#     the device's packages, and that a staged run equals one of the normal installation byte for byte. It
+#     cannot show: the cp312 builds of libsumo and pyproj (the dry run installs cp311 ones), the device's
+#     own versions (transformers 5.17, its pip, numba with numpy 2.5), its loader with the .debs, CUDA, or time.
 #
 # Steps, each under its own `timeout` inside one overall budget; a step's failure is written into the
 # .md and the next step runs:
