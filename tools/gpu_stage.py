@@ -25,7 +25,6 @@ import hashlib
 import importlib.metadata as md
 import json
 import math
-import os
 import shutil
 import subprocess
 import sys
