@@ -6,7 +6,7 @@ import warnings
 import torch
 
 from iovsim.fl import gpu_share
-from iovsim.fl.gpu_share import GPU_PASS_BYTES, GPU_TRAINABLE_BYTES  # noqa: F401  (the GPU's budgets live there)
+from iovsim.fl.gpu_share import GPU_PASS_BYTES
 from iovsim.fl.heap import MIN_MMAP_THRESHOLD_BYTES, MMAP_THRESHOLD_BYTES, return_freed_memory
 from iovsim.fl.train import LocalExecutor
 

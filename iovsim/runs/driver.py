@@ -32,12 +32,11 @@ def gpu_fraction(fl_cfg, jobs: int, runs: int, backend: str) -> float:
     config gives no share of its own; else 0, and nothing is passed (a CPU run's config stays as it was)."""
     if backend != "local" or fl_cfg.gpu_memory_fraction or fl_cfg.device == "cpu" or min(jobs, runs) <= 1:
         return 0.0
-    if fl_cfg.device == "auto":
-        import torch
-
-        if not torch.cuda.is_available():
-            return 0.0
+    from iovsim.fl.families.lora import pick_device  # resolves `auto` as the run will
     from iovsim.fl.gpu_share import runs_share
+
+    if pick_device(fl_cfg.device).type != "cuda":
+        return 0.0
 
     return runs_share(jobs, runs)
 
