@@ -23,6 +23,7 @@ import os
 import time
 from pathlib import Path
 
+import iovsim  # noqa: F401  (before torch: libgomp's wait policy as a run sets it, iovsim/__init__.py)
 import torch
 
 BEGIN, END = "<!-- efficiency: begin -->", "<!-- efficiency: end -->"

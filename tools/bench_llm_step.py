@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import iovsim  # noqa: F401  (before torch: libgomp's wait policy as a run sets it, iovsim/__init__.py)
 import torch
 
 REPO = Path(__file__).resolve().parents[1]

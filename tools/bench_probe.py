@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import iovsim  # noqa: F401  (before torch: libgomp's wait policy as a run sets it, iovsim/__init__.py)
 import torch
 import torch.nn.functional as F
 

@@ -15,6 +15,7 @@ it does execute), softmax, scaling and masking (not matmuls, as nowhere else in 
 """
 from __future__ import annotations
 
+import iovsim  # noqa: F401  (before torch: libgomp's wait policy as a run sets it, iovsim/__init__.py)
 import torch
 from torch.utils.flop_counter import FlopCounterMode, bmm_flop, sdpa_backward_flop_count, sdpa_flop_count
 
