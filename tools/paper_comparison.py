@@ -162,7 +162,8 @@ def report(out: Path) -> str:
              f"`iovsim compare {config.parent.name}/{config.name} --strategies {','.join(groups)} --baseline homolora "
              f"--seeds {len(seeds)} {sets} --jobs 2 --threads 1`: {len(finished)} of {len(recs)} runs finished "
              f"(seeds {', '.join(map(str, seeds))}); "
-             + (f"{wall_h:.1f} h of run wall time in all (two runs at a time); " if np.isfinite(wall_h) else "")
+             + (f"{wall_h:.1f} h of run wall time in all (two runs at a time; the attempts recorded in the runs' "
+                "process.json: one cut off by a session's end records none); " if np.isfinite(wall_h) else "")
              + f"{machine()}.", "", "## Across tasks", "", headline_note("homolora"), ""]
     header, rows = headline(table.rename(columns={"group": "strategy"}), "strategy", "homolora")
     lines += md_table(header, rows)
