@@ -30,7 +30,15 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-POLICIES = {"spin (libgomp's default: 300,000 turns)": "", "PASSIVE (iovsim's default)": "PASSIVE"}
+DEFAULT_SPIN = 300_000  # libgomp's GOMP_SPINCOUNT when neither it nor OMP_WAIT_POLICY is set
+
+
+def label(policy: str) -> str:
+    """`passive` (OMP_WAIT_POLICY=PASSIVE, no spinning) or a GOMP_SPINCOUNT (turns spun before sleeping)."""
+    if policy == "passive":
+        return "OMP_WAIT_POLICY=PASSIVE"
+    n = int(policy)
+    return f"GOMP_SPINCOUNT={n:,}" + (" (libgomp's default)" if n == DEFAULT_SPIN else "")
 SCENARIOS = ["alone", "two at once", "beside a busy process"]
 
 
@@ -64,14 +72,14 @@ def busy() -> None:
 
 
 def env_for(policy: str) -> dict:
-    """The child's environment: PASSIVE, or libgomp's default spin made explicit (GOMP_SPINCOUNT 300,000
-    without OMP_WAIT_POLICY, which iovsim leaves alone)."""
+    """The child's environment: OMP_WAIT_POLICY=PASSIVE, or a GOMP_SPINCOUNT without OMP_WAIT_POLICY
+    (either one set keeps iovsim's own default out)."""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     env["PYTHONPATH"] = str(REPO)
-    if policy:
-        env["OMP_WAIT_POLICY"] = policy
+    if policy == "passive":
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
     else:
-        env["GOMP_SPINCOUNT"] = "300000"
+        env["GOMP_SPINCOUNT"] = str(int(policy))
     env["OPENBLAS_NUM_THREADS"] = env["OMP_NUM_THREADS"] = "2"
     return env
 
@@ -83,7 +91,7 @@ def measure(scenario: str, policy: str, calls: int) -> list[list[float]]:
     hog = None
     if scenario == "beside a busy process":
         hog = subprocess.Popen([sys.executable, __file__, "--busy"],
-                               env={**env_for(""), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+                               env={**env_for(str(DEFAULT_SPIN)), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
         time.sleep(1.0)
     try:
         procs = [subprocess.Popen(cmd, env=env_for(policy), stdout=subprocess.PIPE, text=True) for _ in range(n)]
@@ -99,6 +107,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=2, help="runs of each scenario and policy, in turns")
     ap.add_argument("--calls", type=int, default=3, help="timed training calls per process")
+    ap.add_argument("--policies", nargs="+", default=[str(DEFAULT_SPIN), "passive"],
+                    help="GOMP_SPINCOUNT values and/or `passive`; the first is the baseline of the ratios")
     ap.add_argument("--out", default=str(REPO / "tools" / "results" / "bench_omp_wait.md"))
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--busy", action="store_true", help=argparse.SUPPRESS)
@@ -108,11 +118,11 @@ def main() -> None:
     if a.busy:
         return busy()
     load0 = os.getloadavg()[0]
-    res = {(s, p): [] for s in SCENARIOS for p in POLICIES}
+    res = {(s, p): [] for s in SCENARIOS for p in a.policies}
     for r in range(a.reps):
         for s in SCENARIOS:
-            for p in (list(POLICIES) if r % 2 == 0 else list(POLICIES)[::-1]):
-                res[(s, p)] += measure(s, POLICIES[p], a.calls)
+            for p in (a.policies if r % 2 == 0 else a.policies[::-1]):
+                res[(s, p)] += measure(s, p, a.calls)
                 print(s, p, [f"{w:.1f}" for w, _ in res[(s, p)]], flush=True)
     write(a, res, load0, os.getloadavg()[0])
 
@@ -121,21 +131,21 @@ def write(a, res: dict, load0: float, load1: float) -> None:
     import torch
 
     med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in res.items()}
-    spin, passive = list(POLICIES)
+    base = a.policies[0]
     lines = ["# OpenMP's wait policy on a shared CPU (tools/bench_omp_wait.py)", "",
-             f"Command: `python tools/bench_omp_wait.py --reps {a.reps} --calls {a.calls}`  ",
+             f"Command: `python tools/bench_omp_wait.py --reps {a.reps} --calls {a.calls} --policies {' '.join(a.policies)}`  ",
              f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} (libgomp), "
              f"CPU capability {torch.backends.cpu.get_cpu_capability()}; 1-minute load average {load0:.2f} at the "
              f"start, {load1:.2f} at the end (this tool's own processes included).", "",
              "Workload per call: the batched executor training 8 clients x 1 AdamW step x batch 16 tweets x 64 "
              "tokens, LoRA r=8, MiniLM, 2 torch threads per process. Median over every timed call of every "
              f"measured process ({a.reps} runs per line, in turns, {a.calls} calls each).", "",
-             "| scenario | policy | wall s per call | CPU s per call | wall: spin / PASSIVE |",
+             f"| scenario | policy | wall s per call | CPU s per call | speed-up against {label(base)} |",
              "| --- | --- | ---: | ---: | ---: |"]
     for s in SCENARIOS:
-        for p in POLICIES:
-            ratio = f"**{med[(s, spin)][0] / med[(s, passive)][0]:.2f}x**" if p == passive else ""
-            lines.append(f"| {s} | {p} | {med[(s, p)][0]:.2f} | {med[(s, p)][1]:.2f} | {ratio} |")
+        for p in a.policies:
+            ratio = "" if p == base else f"**{med[(s, base)][0] / med[(s, p)][0]:.2f}x**"
+            lines.append(f"| {s} | {label(p)} | {med[(s, p)][0]:.2f} | {med[(s, p)][1]:.2f} | {ratio} |")
     Path(a.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
