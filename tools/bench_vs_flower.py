@@ -198,7 +198,7 @@ def write(a, rows):
              f"{' '.join(map(str, a.clients))} --rounds {a.rounds} --steps {a.steps} --batch {a.batch} --shard {a.shard} "
              f"--threads {a.threads}`  ",
              f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, Python "
-             f"{platform.python_version()}, flwr {_flwr_version()}, OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY', 'unset')} (both sides); load average {os.getloadavg()[0]:.2f} at the end "
+             f"{platform.python_version()}, flwr {_flwr_version()}, OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY', 'unset')}, GOMP_SPINCOUNT {os.environ.get('GOMP_SPINCOUNT', 'unset')} (both sides); load average {os.getloadavg()[0]:.2f} at the end "
              "(a shared machine: both sides suffer the same load, they run one after the other).", "",
              f"Workload: MiniLM, LoRA r={RANK} on query/value, tweets (64 tokens), {a.shard}-row Dirichlet(0.5) shards, "
              f"{a.steps} steps x batch {a.batch} per client per round, every client every round, {a.rounds} rounds "
