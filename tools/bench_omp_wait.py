@@ -1,21 +1,21 @@
-"""OpenMP's wait policy under a shared CPU: torch's threads spinning at a barrier against sleeping there.
+"""OpenMP's wait policy on a shared CPU: how long torch's threads spin at a barrier before they sleep.
 
 torch's CPU build runs its intra-op threads on GNU OpenMP (libgomp). By default a thread that reaches
-the end of a parallel region first spins (GOMP_SPINCOUNT, 300,000 turns) before it sleeps. On a quiet
-machine that saves a wake-up; when another process holds a core, the spinning thread keeps the core
-from the thread it waits for. iovsim sets `OMP_WAIT_POLICY=PASSIVE` (sleep at once) unless the user
-set it or GOMP_SPINCOUNT (iovsim/__init__.py). This tool measures both policies on the same training workload, in child
-processes (libgomp reads the variable when torch loads it), in turns:
+the end of a parallel region first spins (GOMP_SPINCOUNT, 300,000 turns, ~3 ms) before it sleeps. On a
+quiet machine that saves a wake-up; when another process holds a core, the spinning thread keeps the
+core from the thread it waits for. iovsim sets GOMP_SPINCOUNT=3000 unless the user set it or
+OMP_WAIT_POLICY (iovsim/__init__.py). This tool measures spin counts and OMP_WAIT_POLICY=PASSIVE on the
+same training workload, in child processes (libgomp reads them when torch loads it), in turns:
 
 - alone: one process with 2 threads on the 2 cores;
 - two at once: two such processes started together (two runs, or `compare --jobs 2 --threads 2`);
 - beside a busy process: one process with 2 threads while a 1-thread process computes (a shared machine).
 
 Workload: the batched executor (its CPU default, 2,048 tokens a pass) training 8 clients x 1 AdamW step
-x batch 16 tweets padded to 64 tokens, LoRA r=8 on MiniLM (tools/bench_train.py's), 3 timed calls after
-a warm-up call; wall and CPU seconds of each call, median of the calls.
+x batch 16 tweets padded to 64 tokens, LoRA r=8 on MiniLM (tools/bench_train.py's), `--calls` timed
+calls after a warm-up call; wall and CPU seconds of each call, median of the calls.
 
-    python tools/bench_omp_wait.py [--reps 2] [--out tools/results/bench_omp_wait.md]
+    python tools/bench_omp_wait.py [--reps 2] [--calls 2] [--policies 300000 30000 3000 passive]
 """
 from __future__ import annotations
 
