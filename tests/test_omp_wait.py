@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("torch")
 
 
-def spin_count(code: str, **env) -> int | None:
+def spin_count(code: str, **env) -> int:
     base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     out = subprocess.run([sys.executable, "-c", code], env={**base, "OMP_DISPLAY_ENV": "verbose", **env},
                          capture_output=True, text=True, check=True)

@@ -15,7 +15,8 @@ Workload: the batched executor (its CPU default, 2,048 tokens a pass) training 8
 x batch 16 tweets padded to 64 tokens, LoRA r=8 on MiniLM (tools/bench_train.py's), `--calls` timed
 calls after a warm-up call; wall and CPU seconds of each call, median of the calls.
 
-    python tools/bench_omp_wait.py [--reps 2] [--calls 2] [--policies 300000 30000 3000 passive]
+    python tools/bench_omp_wait.py [--reps 2] [--calls 3] [--policies 300000 passive]   # the defaults
+    python tools/bench_omp_wait.py --reps 2 --calls 2 --policies 300000 30000 3000 passive  # results/bench_omp_wait.md
 """
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ def label(policy: str) -> str:
         return "OMP_WAIT_POLICY=PASSIVE"
     n = int(policy)
     return f"GOMP_SPINCOUNT={n:,}" + (" (libgomp's default)" if n == DEFAULT_SPIN else "")
+
+
 SCENARIOS = ["alone", "two at once", "beside a busy process"]
 
 

@@ -291,7 +291,8 @@ def write(a, peak, res, rss):
         f"CPU capability {torch.backends.cpu.get_cpu_capability()}"
         + (f", GPU {torch.cuda.get_device_name()}" if a.device == "cuda" else "") + ". 1-minute load average at the start "
         f"{a.load_start:.2f}, at the end {os.getloadavg()[0]:.2f} (the benchmark itself adds ~{a.threads}); the "
-        "methods ran interleaved after one untimed call of each (one-off set-up costs), so load from other processes hits them alike and the ratios are what counts.", "",
+        "methods ran interleaved after one untimed call of each (one-off set-up costs), so load from other "
+        "processes hits them alike and the ratios are what counts.", "",
         f"Workload: clients x {STEPS} AdamW steps x batch {BATCH} real tweets padded to {TOKENS} tokens, LoRA r={RANK} "
         f"on {RUN.get('targets', 'query/value')}, {'all-MiniLM-L6-v2' if a.model == 'minilm' else Path(a.model).name}, "
         f"{'/'.join(a.precisions)}. Samples/s counts training samples; the executors also run their "
